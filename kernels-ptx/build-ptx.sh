@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Compiles every kernels-ptx/src/main/cuda/*.cu to PTX for compute_90 (Hopper).
+# Called by Maven (generate-resources); usable by hand: build-ptx.sh SRC_DIR OUT_DIR
+set -euo pipefail
+src=${1:?source dir}; out=${2:?output dir}
+NVCC=${NVCC:-}
+if [ -z "$NVCC" ]; then
+  if command -v nvcc >/dev/null 2>&1; then NVCC=$(command -v nvcc)
+  elif [ -x /usr/local/cuda/bin/nvcc ]; then NVCC=/usr/local/cuda/bin/nvcc
+  else
+    echo "ERROR: nvcc not found. jnext compiles its CUDA kernels to PTX during the build." >&2
+    echo "       Install the CUDA 13 toolkit (nvcc) or set NVCC=/path/to/nvcc." >&2
+    exit 1
+  fi
+fi
+mkdir -p "$out"
+shopt -s nullglob
+files=("$src"/*.cu)
+[ ${#files[@]} -gt 0 ] || { echo "ERROR: no .cu files in $src" >&2; exit 1; }
+for f in "${files[@]}"; do
+  name=$(basename "$f" .cu)
+  dst="$out/$name.ptx"
+  # rebuild only when the source (or a shared header) is newer than the PTX
+  if [ -f "$dst" ] && [ "$dst" -nt "$f" ] && [ -z "$(find "$src" -name '*.cuh' -newer "$dst" -print -quit)" ]; then continue; fi
+  echo "nvcc: $name.cu -> $name.ptx"
+  "$NVCC" -ptx -arch=compute_90 -std=c++17 -O3 -lineinfo -I"$src" -o "$dst" "$f"
+done

@@ -1,0 +1,45 @@
+package dev.jnext.cli;
+
+import dev.jnext.JnextException;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+import java.io.PrintWriter;
+
+/** Entry point of {@code jnext.jar}: one picocli subcommand per verb. */
+@Command(name = "jnext", mixinStandardHelpOptions = true, version = "jnext 0.1.0",
+        description = "Qwen3-Next inference on NVIDIA GPUs from pure Java (FFM over the CUDA driver API).",
+        subcommands = {InfoCommand.class, CommandLine.HelpCommand.class})
+public final class Main {
+
+    /** Exit code for bad input or a failed CUDA call (a {@link JnextException}). */
+    public static final int EXIT_USER_ERROR = 2;
+    /** Exit code for an unexpected internal error. */
+    public static final int EXIT_INTERNAL_ERROR = 3;
+
+    public static void main(String[] args) {
+        System.exit(run(args));
+    }
+
+    public static int run(String... args) {
+        return commandLine().execute(args);
+    }
+
+    public static CommandLine commandLine() {
+        CommandLine cl = new CommandLine(new Main());
+        cl.setExecutionExceptionHandler((ex, cmd, parseResult) -> {
+            PrintWriter err = cmd.getErr();
+            if (ex instanceof JnextException) {
+                err.println("jnext: " + ex.getMessage());
+                err.flush();
+                return EXIT_USER_ERROR;
+            }
+            err.println("jnext: internal error: " + ex);
+            if (Boolean.getBoolean("jnext.trace")) ex.printStackTrace(err);
+            else err.println("(run with -Djnext.trace=true for the stack trace)");
+            err.flush();
+            return EXIT_INTERNAL_ERROR;
+        });
+        return cl;
+    }
+}
