@@ -15,6 +15,7 @@ file, $OUT/tokenizer_goldens.tar.gz, holding:
                    ids_no_special (add_special_tokens=False), ids_transformers (AutoTokenizer),
                    pieces (pre-tokenizer splits of the normalized text), decoded (decode with
                    special tokens kept), decoded_skip_special, decoded_transformers
+  decode.jsonl     random id sequences (single ids and runs) and their decoded text, lossy UTF-8 included
   chat.jsonl       per conversation x add_generation_prompt: the rendered prompt of
                    AutoTokenizer.apply_chat_template(..., tokenize=False) and its ids
   throughput.json  one-thread encode throughput of `tokenizers` on the benchmark corpus
@@ -152,6 +153,19 @@ def main():
             log(f"encoded {i + 1}/{len(rows)}")
     log(f"encoded {len(rows)} strings, {len(disagreements)} disagreements between tokenizers and transformers")
 
+    # Arbitrary id sequences: byte-level tokens that split characters, lossy UTF-8 repair, special tokens.
+    import random
+    rnd = random.Random(20250630)
+    vocab_total = raw.get_vocab_size(with_added_tokens=True)
+    decode_lines = []
+    for n in range(400):
+        length = 1 if n < 200 else rnd.randint(2, 24)
+        ids = [rnd.randrange(vocab_total) for _ in range(length)]
+        decode_lines.append(json.dumps({"ids": ids, "decoded": raw.decode(ids, skip_special_tokens=False),
+                                        "decoded_skip_special": raw.decode(ids, skip_special_tokens=True)},
+                                       ensure_ascii=True))
+    log(f"decode: {len(decode_lines)} random id sequences")
+
     with open(args.conversations, encoding="utf-8") as f:
         conversations = json.load(f)
     chat_lines = []
@@ -208,6 +222,7 @@ def main():
     files = {
         "encode.jsonl": "\n".join(encode_lines) + "\n",
         "chat.jsonl": "\n".join(chat_lines) + "\n",
+        "decode.jsonl": "\n".join(decode_lines) + "\n",
         "throughput.json": json.dumps(throughput, indent=1) + "\n",
         "meta.json": json.dumps(meta, indent=1, ensure_ascii=True) + "\n",
     }
