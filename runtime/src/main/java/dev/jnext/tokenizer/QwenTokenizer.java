@@ -84,6 +84,14 @@ public final class QwenTokenizer {
         return new QwenTokenizer(this, false);
     }
 
+    BytePairMerges merges() {
+        return merges;
+    }
+
+    int byteId(int b) {
+        return byteIds[b & 0xFF];
+    }
+
     /** Number of ids, added tokens included (151,669 for Qwen3). */
     public int vocabSize() {
         return tokens.length;
