@@ -1,0 +1,22 @@
+package dev.jnext.gpu;
+
+/** A device or pinned allocation did not fit: names what was requested and what was free. */
+public final class DeviceOutOfMemoryException extends CudaException {
+    private final long requestedBytes;
+    private final long freeBytes;
+
+    DeviceOutOfMemoryException(String what, long requestedBytes, long freeBytes, long totalBytes) {
+        super("out of " + what + " memory: requested " + Bytes.human(requestedBytes) + " (" + requestedBytes + " bytes), "
+                + Bytes.human(freeBytes) + " free of " + Bytes.human(totalBytes));
+        this.requestedBytes = requestedBytes;
+        this.freeBytes = freeBytes;
+    }
+
+    public long requestedBytes() {
+        return requestedBytes;
+    }
+
+    public long freeBytes() {
+        return freeBytes;
+    }
+}

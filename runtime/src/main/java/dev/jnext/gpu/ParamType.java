@@ -1,0 +1,21 @@
+package dev.jnext.gpu;
+
+/** A kernel parameter as PTX declares it: 64-bit (pointer or long), 32-bit integer, or 32-bit float. */
+public enum ParamType {
+    U64(8), U32(4), F32(4);
+
+    final int size;
+
+    ParamType(int size) {
+        this.size = size;
+    }
+
+    static ParamType fromPtx(String type, String kernel) {
+        return switch (type) {
+            case "u64", "s64", "b64" -> U64;
+            case "u32", "s32", "b32" -> U32;
+            case "f32" -> F32;
+            default -> throw new IllegalArgumentException("kernel " + kernel + ": unsupported PTX parameter type ." + type);
+        };
+    }
+}
