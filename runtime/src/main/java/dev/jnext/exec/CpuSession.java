@@ -1,0 +1,76 @@
+package dev.jnext.exec;
+
+import dev.jnext.JnextException;
+import dev.jnext.model.Qwen3NextModel;
+import dev.jnext.state.CpuState;
+
+import java.util.List;
+
+/**
+ * One sequence on the CPU reference backend: {@link #prefill} the prompt, then {@link #decode} one token at a
+ * time (or {@link #extend} by several). Holds the sequence's conv, recurrent and KV state; the model stays open
+ * and is closed by its owner.
+ *
+ * <pre>{@code
+ * try (Qwen3NextModel model = Qwen3NextModel.load(dir); CpuSession s = new CpuSession(model)) {
+ *     float[] logits = s.prefill(ids);          // [vocab], for the last prompt token
+ *     logits = s.decode(argmax(logits));         // [vocab], for the new token
+ * }
+ * }</pre>
+ */
+public final class CpuSession implements AutoCloseable {
+    private final CpuForward forward;
+    private final CpuState state;
+    private final int slot;
+    private boolean closed;
+
+    public CpuSession(Qwen3NextModel model) {
+        this.forward = new CpuForward(model);
+        this.state = forward.newState(1);
+        this.slot = state.allocate();
+    }
+
+    /** Starts a new sequence with {@code ids} (forgetting any previous one); returns the last token's logits. */
+    public float[] prefill(int[] ids) {
+        check();
+        state.reset(slot);
+        return extend(ids);
+    }
+
+    /** Appends one token; returns its logits [vocab]. */
+    public float[] decode(int id) {
+        return extend(new int[]{id});
+    }
+
+    /** Appends several tokens in one call (chunked prefill); returns the last one's logits [vocab]. */
+    public float[] extend(int[] ids) {
+        check();
+        return forward.forward(state, List.of(new CpuForward.SequenceInput(slot, ids)), false).getFirst();
+    }
+
+    /** Appends tokens and returns the logits of every one of them, [ids.length · vocab] row-major. */
+    public float[] extendAll(int[] ids) {
+        check();
+        return forward.forward(state, List.of(new CpuForward.SequenceInput(slot, ids)), true).getFirst();
+    }
+
+    /** Tokens consumed so far. */
+    public int position() {
+        return state.position(slot);
+    }
+
+    public int vocabSize() {
+        return forward.model().config().vocabSize();
+    }
+
+    private void check() {
+        if (closed) throw new JnextException("the CPU session is closed");
+    }
+
+    /** Drops the sequence state (the model is not closed). */
+    @Override
+    public void close() {
+        closed = true;
+        state.release(slot);
+    }
+}

@@ -1,0 +1,141 @@
+package dev.jnext.model;
+
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.jnext.JnextException;
+
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Collections;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * The tensors of a Hugging Face checkpoint directory: {@code model.safetensors}, or the shards listed by
+ * {@code model.safetensors.index.json}. Every file is memory-mapped into one shared arena that {@link #close()}
+ * releases; the heap never holds a file. If opening fails, everything mapped so far is released first.
+ */
+public final class Checkpoint implements AutoCloseable {
+
+    public static final String SINGLE_FILE = "model.safetensors";
+    public static final String INDEX_FILE = "model.safetensors.index.json";
+
+    private static final ObjectMapper JSON = new ObjectMapper()
+            .enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION);
+
+    private final Path dir;
+    private final Arena arena;
+    private final Map<String, Tensor> tensors;
+
+    private Checkpoint(Path dir, Arena arena, Map<String, Tensor> tensors) {
+        this.dir = dir;
+        this.arena = arena;
+        this.tensors = Collections.unmodifiableMap(tensors);
+    }
+
+    /** Opens and maps the checkpoint in {@code dir}. */
+    public static Checkpoint open(Path dir) {
+        Arena arena = Arena.ofShared();
+        try {
+            Map<String, Tensor> all = new LinkedHashMap<>();
+            Path index = dir.resolve(INDEX_FILE);
+            Path single = dir.resolve(SINGLE_FILE);
+            if (Files.isRegularFile(index)) {
+                Map<String, String> weightMap = readIndex(index);
+                Set<String> files = new LinkedHashSet<>(weightMap.values());
+                Map<String, String> seenIn = new LinkedHashMap<>();
+                for (String f : files) {
+                    Path shard = dir.resolve(f).normalize();
+                    if (!shard.startsWith(dir.normalize()) || !Files.isRegularFile(shard)) {
+                        throw new JnextException(index + ": shard \"" + f + "\" does not exist in " + dir);
+                    }
+                    for (Tensor t : SafeTensorsFile.map(shard, arena).values()) {
+                        String prev = seenIn.putIfAbsent(t.name(), f);
+                        if (prev != null) {
+                            throw new JnextException(dir + ": tensor '" + t.name() + "' appears in both " + prev
+                                    + " and " + f);
+                        }
+                        all.put(t.name(), t);
+                    }
+                }
+                for (Map.Entry<String, String> e : weightMap.entrySet()) {
+                    String actual = seenIn.get(e.getKey());
+                    if (!e.getValue().equals(actual)) {
+                        throw new JnextException(index + ": weight_map puts '" + e.getKey() + "' in " + e.getValue()
+                                + " but " + (actual == null ? "no shard holds it" : "it is in " + actual));
+                    }
+                }
+            } else if (Files.isRegularFile(single)) {
+                all.putAll(SafeTensorsFile.map(single, arena));
+            } else {
+                throw new JnextException(dir + ": no " + SINGLE_FILE + " or " + INDEX_FILE
+                        + " (expected a Hugging Face safetensors checkpoint)");
+            }
+            return new Checkpoint(dir, arena, all);
+        } catch (RuntimeException | Error e) {
+            arena.close();
+            throw e;
+        }
+    }
+
+    private static Map<String, String> readIndex(Path index) {
+        JsonNode root;
+        try {
+            root = JSON.readTree(Files.readString(index));
+        } catch (IOException e) {
+            throw new JnextException(index + ": not valid JSON: " + e.getMessage(), e);
+        }
+        JsonNode wm = root == null ? null : root.get("weight_map");
+        if (wm == null || !wm.isObject()) throw new JnextException(index + ": missing \"weight_map\" object");
+        Map<String, String> out = new LinkedHashMap<>();
+        for (Iterator<Map.Entry<String, JsonNode>> it = wm.fields(); it.hasNext(); ) {
+            Map.Entry<String, JsonNode> e = it.next();
+            if (!e.getValue().isTextual()) {
+                throw new JnextException(index + ": weight_map." + e.getKey() + " must be a file name, got " + e.getValue());
+            }
+            out.put(e.getKey(), e.getValue().asText());
+        }
+        if (out.isEmpty()) throw new JnextException(index + ": weight_map is empty");
+        return out;
+    }
+
+    public Path dir() {
+        return dir;
+    }
+
+    /** All tensors by name, in file order. */
+    public Map<String, Tensor> tensors() {
+        return tensors;
+    }
+
+    /** The tensor or null. */
+    public Tensor find(String name) {
+        return tensors.get(name);
+    }
+
+    /** The tensor, which must exist with exactly {@code shape}; the error names it and both shapes. */
+    public Tensor require(String name, int... shape) {
+        Tensor t = tensors.get(name);
+        if (t == null) {
+            throw new JnextException(dir + ": missing tensor '" + name + "' (expected shape "
+                    + java.util.Arrays.toString(shape) + ")");
+        }
+        if (!t.hasShape(shape)) {
+            throw new JnextException(dir + ": tensor '" + name + "' has shape " + t.shapeString() + ", expected "
+                    + java.util.Arrays.toString(shape));
+        }
+        return t;
+    }
+
+    /** Unmaps every file. Tensors of this checkpoint must not be used afterwards. */
+    @Override
+    public void close() {
+        if (arena.scope().isAlive()) arena.close();
+    }
+}

@@ -1,0 +1,62 @@
+package dev.jnext.model;
+
+import dev.jnext.JnextException;
+
+/** Element types jnext reads from and writes to safetensors files; anything else is rejected by name. */
+public enum DType {
+    F32(4, "float32"),
+    BF16(2, "bfloat16"),
+    F16(2, "float16");
+
+    private final int bytes;
+    private final String torchName;
+
+    DType(int bytes, String torchName) {
+        this.bytes = bytes;
+        this.torchName = torchName;
+    }
+
+    /** Size of one element in bytes. */
+    public int bytes() {
+        return bytes;
+    }
+
+    /** The name transformers writes in config.json ({@code dtype} / {@code torch_dtype}). */
+    public String torchName() {
+        return torchName;
+    }
+
+    /** The safetensors header name ({@code F32}, {@code BF16}, {@code F16}). */
+    public String safetensorsName() {
+        return name();
+    }
+
+    /** Parses a safetensors header dtype; {@code where} names the tensor for the error message. */
+    public static DType fromSafetensors(String name, String where) {
+        for (DType t : values()) {
+            if (t.name().equals(name)) return t;
+        }
+        throw new JnextException(where + ": unsupported dtype \"" + name + "\" (jnext reads F32, BF16 and F16)");
+    }
+
+    /** Parses a config.json dtype such as {@code "bfloat16"}; {@code field} names the key for the error message. */
+    public static DType fromTorchName(String name, String field) {
+        for (DType t : values()) {
+            if (t.torchName.equals(name) || t.name().equalsIgnoreCase(name)) return t;
+        }
+        throw new JnextException(field + ": unsupported dtype \"" + name + "\" (expected float32, bfloat16 or float16)");
+    }
+
+    /** bf16 bits (the high half of an fp32) to float. */
+    public static float bf16ToFloat(short bits) {
+        return Float.intBitsToFloat(bits << 16);
+    }
+
+    /** float to bf16 bits, round to nearest even (NaN stays NaN). */
+    public static short floatToBf16(float f) {
+        int bits = Float.floatToRawIntBits(f);
+        if ((bits & 0x7fffffff) > 0x7f800000) return (short) ((bits >>> 16) | 0x40);
+        int rounding = 0x7fff + ((bits >>> 16) & 1);
+        return (short) ((bits + rounding) >>> 16);
+    }
+}

@@ -1,0 +1,23 @@
+package dev.jnext.model;
+
+import dev.jnext.ops.RmsNorm;
+import dev.jnext.state.CpuState;
+import dev.jnext.state.SequenceSpan;
+
+import java.util.List;
+
+/** h = x + mixer(input_layernorm(x)); x' = h + ffn(post_attention_layernorm(h)). */
+public record DecoderLayer(int index, RmsNorm inputNorm, TokenMixer mixer, RmsNorm postAttentionNorm,
+                           FeedForward feedForward) {
+
+    /** Updates the residual stream x [rows, H] in place. */
+    public void forward(float[] x, int rows, List<SequenceSpan> spans, CpuState state) {
+        float[] h = inputNorm.forward(x, rows);
+        float[] m = new float[x.length];
+        mixer.forward(h, rows, spans, state, index, m);
+        for (int i = 0; i < x.length; i++) x[i] += m[i];
+        postAttentionNorm.forward(x, 0, rows, h, 0);
+        feedForward.forward(h, rows, m);
+        for (int i = 0; i < x.length; i++) x[i] += m[i];
+    }
+}
