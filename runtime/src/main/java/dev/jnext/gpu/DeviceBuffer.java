@@ -65,7 +65,11 @@ public final class DeviceBuffer implements AutoCloseable {
         return gpu;
     }
 
-    /** Synchronous host-to-device copy of all of {@code src} to the start of this buffer. */
+    /**
+     * Synchronous host-to-device copy of all of {@code src} to the start of this buffer: waits for all
+     * device work first and returns when the data is on the device (streams here are non-blocking, so
+     * the legacy stream's implicit ordering is not enough).
+     */
     public void copyFromHost(MemorySegment src) {
         copyFromHost(src, 0);
     }
@@ -74,10 +78,12 @@ public final class DeviceBuffer implements AutoCloseable {
         checkRange(dstOffset, src.byteSize());
         requireNative(src);
         gpu.bindThread();
+        Cuda.check(CudaDriver.cuCtxSynchronize(), "cuCtxSynchronize");
         Cuda.check(CudaDriver.cuMemcpyHtoD_v2(address() + dstOffset, src, src.byteSize()), "cuMemcpyHtoD_v2(" + label + ")");
+        Cuda.check(CudaDriver.cuCtxSynchronize(), "cuCtxSynchronize");
     }
 
-    /** Synchronous device-to-host copy into all of {@code dst}, from the start of this buffer. */
+    /** Synchronous device-to-host copy into all of {@code dst}: waits for all device work first. */
     public void copyToHost(MemorySegment dst) {
         copyToHost(dst, 0);
     }
@@ -86,6 +92,7 @@ public final class DeviceBuffer implements AutoCloseable {
         checkRange(srcOffset, dst.byteSize());
         requireNative(dst);
         gpu.bindThread();
+        Cuda.check(CudaDriver.cuCtxSynchronize(), "cuCtxSynchronize");
         Cuda.check(CudaDriver.cuMemcpyDtoH_v2(dst, address() + srcOffset, dst.byteSize()), "cuMemcpyDtoH_v2(" + label + ")");
     }
 

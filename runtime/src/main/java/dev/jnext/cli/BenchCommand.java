@@ -1,0 +1,47 @@
+package dev.jnext.cli;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import dev.jnext.bench.KernelBench;
+import dev.jnext.gpu.Gpu;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.concurrent.Callable;
+
+/** {@code jnext bench kernels}: GPU-event-timed benchmarks with the copy ceiling measured in the same run. */
+@Command(name = "bench", description = "Benchmarks on the GPU (CUDA-event timing, medians, ceilings measured in the same run).")
+public final class BenchCommand implements Callable<Integer> {
+    @Parameters(index = "0", description = "What to benchmark: ${COMPLETION-CANDIDATES}")
+    Suite suite;
+
+    @Option(names = "--device", defaultValue = "0", description = "CUDA device ordinal")
+    int ordinal;
+
+    @Option(names = "--json", description = "Also write every figure to this JSON file")
+    Path json;
+
+    enum Suite { kernels }
+
+    @Override
+    public Integer call() throws IOException {
+        try (Gpu gpu = Gpu.open(ordinal)) {
+            KernelBench bench = new KernelBench(gpu);
+            bench.runAll();
+            System.out.println("card: " + gpu.device().name() + " (" + gpu.device().smCount() + " SMs)");
+            System.out.print(bench.table());
+            if (json != null) {
+                Map<String, Object> out = new LinkedHashMap<>();
+                out.put("card", gpu.device().name());
+                out.putAll(bench.numbers());
+                new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValue(json.toFile(), out);
+            }
+        }
+        return 0;
+    }
+}

@@ -1,0 +1,79 @@
+package dev.jnext.gpu;
+
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+@Tag("gpu")
+class MemoryGpuTest {
+    @Test
+    void deviceReportsHopperProperties() {
+        Device d = GpuTestSupport.gpu().device();
+        assertTrue(d.smCount() > 0 && d.totalMemory() > (1L << 30), d.toString());
+        assertTrue(Cuda.driverVersion() >= 13000, "driver CUDA version " + Cuda.driverVersion());
+        System.out.println("[gpu] " + d + ", driver " + Cuda.driverVersion() + ", cublasLt " + Gemm.libraryVersion());
+    }
+
+    @Test
+    void memcpyRoundTripSyncAsyncPinnedAndDeviceToDevice() {
+        Gpu gpu = GpuTestSupport.gpu();
+        Stream s = GpuTestSupport.stream();
+        long before = gpu.liveBuffers();
+        int n = 1 << 20;
+        long[] data = new Random(1).longs(n).toArray();
+        try (Arena a = Arena.ofConfined();
+             DeviceBuffer d1 = gpu.allocate(8L * n, "d1");
+             DeviceBuffer d2 = gpu.allocate(8L * n, "d2");
+             PinnedBuffer pin = gpu.allocatePinned(8L * n)) {
+            MemorySegment host = a.allocateFrom(ValueLayout.JAVA_LONG, data);
+            d1.copyFromHost(host);
+            d2.fill((byte) 0x5a, s);
+            d2.copyFrom(d1, 0, 0, 8L * n, s);
+            d2.copyToHostAsync(pin.segment(), 0, s);
+            s.synchronize();
+            assertArrayEquals(data, pin.segment().toArray(ValueLayout.JAVA_LONG));
+            // partial copy at an offset
+            MemorySegment part = a.allocate(64);
+            d1.copyToHost(part, 8 * 100);
+            assertEquals(data[100], part.get(ValueLayout.JAVA_LONG, 0));
+            assertThrows(IndexOutOfBoundsException.class, () -> d1.copyToHost(part, 8L * n - 8));
+        }
+        assertEquals(before, gpu.liveBuffers());
+    }
+
+    @Test
+    void outOfMemoryNamesRequestedAndFreeBytes() {
+        Gpu gpu = GpuTestSupport.gpu();
+        long tooMuch = gpu.memoryInfo().total() * 2;
+        DeviceOutOfMemoryException e = assertThrows(DeviceOutOfMemoryException.class, () -> gpu.allocate(tooMuch, "huge"));
+        assertTrue(e.getMessage().contains("requested") && e.getMessage().contains("free of") && e.getMessage().contains("huge"),
+                e.getMessage());
+        assertEquals(tooMuch, e.requestedBytes());
+    }
+
+    @Test
+    void ptxJitErrorsCarryTheLog() {
+        assertThrows(IllegalStateException.class, () -> GpuTestSupport.gpu().loadModule("does_not_exist"));
+        CudaException e = assertThrows(CudaException.class, () -> GpuTestSupport.gpu().loadModule("broken_for_test"));
+        assertTrue(e.getMessage().contains("cuModuleLoadDataEx(broken_for_test.ptx)") && e.getMessage().contains("JIT log:")
+                && e.getMessage().contains("this_is_not_an_instruction"), e.getMessage());
+    }
+
+    @Test
+    void launchErrorsNameTheKernelAndConfiguration() {
+        var k = GpuTestSupport.kernels().kernel("bench", "empty_kernel");
+        CudaException e = assertThrows(CudaException.class,
+                () -> k.launch(GpuTestSupport.stream(), Dim3.of(1), Dim3.of(4096), 0, k.args().ptr(0).i32(1)));
+        assertTrue(e.getMessage().contains("cuLaunchKernel") && e.getMessage().contains("empty_kernel")
+                && e.getMessage().contains("block Dim3[x=4096"), e.getMessage());
+    }
+}

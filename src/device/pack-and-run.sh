@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Pack on the development machine, run on the GPU host.
+#
+#   src/device/pack-and-run.sh pack
+#       Builds the reactor (tests skipped), jlinks a Temurin 25 runtime, and packs into .pack/ (ignored, < 60 MiB):
+#       jre.tgz, jnext.jar (runnable, all dependencies), jnext-tests.jar (test classes + fixtures), jnext-jmh.jar,
+#       lib/ (JUnit console launcher, JMH and its dependencies).
+#
+#   src/device/pack-and-run.sh run [--tests] [--test-select ARGS] [--bench] [--jmh REGEX] [--jmh-args ARGS]
+#                                  [--cli "ARGS"] [--anchors SECTIONS]
+#       On the GPU host (no Java there): unpacks the runtime under /tmp and runs, in this order,
+#       the gpu-tagged JUnit tests, `jnext bench kernels`, JMH benchmarks matching REGEX, a jnext CLI command,
+#       and peer anchors (python3 .anchors/anchor.py SECTION for each of e.g. "ceil fla"; needs .anchors/ carried).
+#       Results go to $OUT (junit reports, bench.json, jmh.json, anchors_*.json); a short summary is printed last.
+set -uo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+pack="$root/.pack"
+
+do_pack() {
+  set -e
+  export JAVA_HOME=${JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}
+  cd "$root"
+  mvn -B -ntp -q package -DskipTests
+  mkdir -p "$pack/lib"
+  if [ ! -f "$pack/jre.tgz" ]; then
+    rm -rf "$pack/jre"
+    "$JAVA_HOME/bin/jlink" --add-modules java.base,java.logging,java.management,jdk.management,jdk.unsupported,java.xml,java.sql,jdk.zipfs \
+      --strip-debug --no-header-files --no-man-pages --compress=zip-9 --output "$pack/jre"
+    tar -C "$pack" -czf "$pack/jre.tgz" jre
+    rm -rf "$pack/jre"
+  fi
+  cp runtime/target/jnext.jar "$pack/jnext.jar"
+  cp runtime/target/jnext-runtime-*-tests.jar "$pack/jnext-tests.jar"
+  cp jmh/target/jnext-jmh-*.jar "$pack/jnext-jmh.jar"
+  for a in org.junit.platform:junit-platform-console-standalone:1.14.1 org.openjdk.jmh:jmh-core:1.37 \
+           net.sf.jopt-simple:jopt-simple:5.0.4 org.apache.commons:commons-math3:3.6.1; do
+    [ -n "$(ls "$pack/lib/$(echo "$a" | cut -d: -f2)"-*.jar 2>/dev/null)" ] || \
+      mvn -B -ntp -q -N dependency:copy -Dartifact="$a" -DoutputDirectory="$pack/lib"
+  done
+  du -sh "$pack"; ls -la "$pack" "$pack/lib"
+}
+
+do_run() {
+  local tests=0 select="" bench=0 jmh="" jmhargs="" cli="" anchors=""
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --tests) tests=1 ;;
+      --test-select) select="$2"; shift ;;
+      --bench) bench=1 ;;
+      --jmh) jmh="$2"; shift ;;
+      --jmh-args) jmhargs="$2"; shift ;;
+      --cli) cli="$2"; shift ;;
+      --anchors) anchors="$2"; shift ;;
+      *) echo "unknown option $1" >&2; exit 2 ;;
+    esac
+    shift
+  done
+  OUT=${OUT:-/tmp/jnext-out}; mkdir -p "$OUT"
+  [ -f "$pack/jre.tgz" ] || { echo "no $pack/jre.tgz: run 'pack' on the development machine and carry .pack" >&2; exit 2; }
+  local jre=/tmp/jnext-jre
+  rm -rf "$jre" && mkdir -p "$jre" && tar -C "$jre" -xzf "$pack/jre.tgz"
+  local java="$jre/jre/bin/java -XX:+UseParallelGC --enable-native-access=ALL-UNNAMED"
+  local summary="$OUT/summary.txt"; : > "$summary"
+  nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.mem --format=csv,noheader | sed 's/^/card: /' | tee -a "$summary"
+  local rc=0
+
+  if [ $tests = 1 ]; then
+    local sel=${select:-"--scan-class-path $pack/jnext-tests.jar --include-tag gpu"}
+    # shellcheck disable=SC2086
+    $java -jar "$pack"/lib/junit-platform-console-standalone-*.jar execute \
+      --class-path "$pack/jnext.jar:$pack/jnext-tests.jar" $sel \
+      --fail-if-no-tests --details=tree --disable-banner --disable-ansi-colors --reports-dir "$OUT/junit" > "$OUT/gpu-tests.log" 2>&1
+    local trc=$?
+    grep -E "✘|MethodSource|=>|Exception|expected" "$OUT/gpu-tests.log" | head -60
+    echo "--- gpu tests (exit $trc):" | tee -a "$summary"
+    grep -E "tests (successful|failed|aborted|skipped|found)|containers failed" "$OUT/gpu-tests.log" | tee -a "$summary"
+    [ $trc = 0 ] || rc=1
+  fi
+  if [ $bench = 1 ]; then
+    $java -jar "$pack/jnext.jar" bench kernels --json "$OUT/bench.json" > "$OUT/bench.log" 2>&1 || rc=1
+    echo "--- jnext bench kernels:" >> "$summary"; cat "$OUT/bench.log" >> "$summary"
+  fi
+  if [ -n "$jmh" ]; then
+    local cp="$pack/jnext.jar:$pack/jnext-jmh.jar:$(ls "$pack"/lib/*.jar | grep -v junit | tr '\n' ':')"
+    # shellcheck disable=SC2086
+    $java -cp "$cp" org.openjdk.jmh.Main "$jmh" -rf json -rff "$OUT/jmh.json" -jvm "$jre/jre/bin/java" $jmhargs > "$OUT/jmh.log" 2>&1 || rc=1
+    echo "--- jmh:" >> "$summary"; sed -n '/^Benchmark /,$p' "$OUT/jmh.log" >> "$summary"
+  fi
+  if [ -n "$cli" ]; then
+    echo "--- jnext $cli:" >> "$summary"
+    # shellcheck disable=SC2086
+    $java -jar "$pack/jnext.jar" $cli > "$OUT/cli.log" 2>&1 || rc=1
+    tail -40 "$OUT/cli.log" >> "$summary"
+  fi
+  for sec in $anchors; do
+    [ -f "$root/.anchors/anchor.py" ] || { echo "anchors: carry .anchors (anchor.py + pylib/)" | tee -a "$summary"; break; }
+    (cd "$root/.anchors" && PYTHONPATH="$root/.anchors/pylib" OUT="$OUT" python3 anchor.py "$sec" > "$OUT/anchors_$sec.log" 2>&1) || rc=1
+    echo "--- anchor $sec:" >> "$summary"; tail -25 "$OUT/anchors_$sec.log" >> "$summary"
+  done
+  echo; echo "================ summary ================"; cat "$summary"
+  return $rc
+}
+
+case "${1:-}" in
+  pack) do_pack ;;
+  run) shift; do_run "$@" ;;
+  *) sed -n '2,16p' "$0"; exit 2 ;;
+esac
