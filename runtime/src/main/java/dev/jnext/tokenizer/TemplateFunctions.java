@@ -1,0 +1,92 @@
+package dev.jnext.tokenizer;
+
+import java.time.ZonedDateTime;
+import java.time.format.TextStyle;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+
+/** Functions Hugging Face's template environment provides, registered as jinjava functions. */
+public final class TemplateFunctions {
+    private TemplateFunctions() {}
+
+    /** Raised by a template's {@code raise_exception(message)} (e.g. "Conversation roles must alternate"). */
+    public static final class TemplateRaised extends RuntimeException {
+        TemplateRaised(String message) {
+            super(message);
+        }
+    }
+
+    public static Object raiseException(Object message) {
+        throw new TemplateRaised(String.valueOf(message));
+    }
+
+    /** Python's {@code seq[start:stop:step]} for lists and strings ({@link JinjaRewriter} calls it). */
+    public static Object slice(Object seq, Object start, Object stop, Object step) {
+        int st = step == null ? 1 : ((Number) step).intValue();
+        if (st == 0) throw new TemplateRaised("slice step cannot be zero");
+        List<Object> items = new ArrayList<>();
+        String text = seq instanceof CharSequence cs ? cs.toString() : null;
+        if (text != null) text.codePoints().forEach(items::add);
+        else if (seq instanceof Iterable<?> it) for (Object o : it) items.add(o);
+        else throw new TemplateRaised("cannot slice " + (seq == null ? "none" : seq.getClass().getSimpleName()));
+        int n = items.size();
+        int lo, hi;
+        if (st > 0) {
+            lo = bound(start, n, 0, 0, n);
+            hi = bound(stop, n, n, 0, n);
+        } else {
+            lo = bound(start, n, n - 1, -1, n - 1);
+            hi = bound(stop, n, -1, -1, n - 1);
+        }
+        List<Object> out = new ArrayList<>();
+        for (int i = lo; st > 0 ? i < hi : i > hi; i += st) out.add(items.get(i));
+        if (text == null) return out;
+        StringBuilder b = new StringBuilder();
+        for (Object cp : out) b.appendCodePoint((Integer) cp);
+        return b.toString();
+    }
+
+    private static int bound(Object v, int n, int dflt, int min, int max) {
+        if (v == null) return dflt;
+        int i = ((Number) v).intValue();
+        if (i < 0) i += n;
+        return Math.max(min, Math.min(max, i));
+    }
+
+    /** Python's {@code datetime.now().strftime(format)} for the directives chat templates use. */
+    public static String strftimeNow(String format) {
+        ZonedDateTime t = ZonedDateTime.now();
+        StringBuilder b = new StringBuilder();
+        for (int i = 0; i < format.length(); i++) {
+            char c = format.charAt(i);
+            if (c != '%' || i + 1 == format.length()) {
+                b.append(c);
+                continue;
+            }
+            char d = format.charAt(++i);
+            boolean noPad = d == '-' && i + 1 < format.length();
+            if (noPad) d = format.charAt(++i);
+            String pad2 = noPad ? "%d" : "%02d";
+            switch (d) {
+                case 'Y' -> b.append(t.getYear());
+                case 'y' -> b.append(String.format("%02d", t.getYear() % 100));
+                case 'm' -> b.append(String.format(pad2, t.getMonthValue()));
+                case 'd' -> b.append(String.format(pad2, t.getDayOfMonth()));
+                case 'H' -> b.append(String.format(pad2, t.getHour()));
+                case 'I' -> b.append(String.format(pad2, (t.getHour() + 11) % 12 + 1));
+                case 'M' -> b.append(String.format(pad2, t.getMinute()));
+                case 'S' -> b.append(String.format(pad2, t.getSecond()));
+                case 'p' -> b.append(t.getHour() < 12 ? "AM" : "PM");
+                case 'j' -> b.append(String.format(noPad ? "%d" : "%03d", t.getDayOfYear()));
+                case 'B' -> b.append(t.getMonth().getDisplayName(TextStyle.FULL, Locale.ENGLISH));
+                case 'b' -> b.append(t.getMonth().getDisplayName(TextStyle.SHORT, Locale.ENGLISH));
+                case 'A' -> b.append(t.getDayOfWeek().getDisplayName(TextStyle.FULL, Locale.ENGLISH));
+                case 'a' -> b.append(t.getDayOfWeek().getDisplayName(TextStyle.SHORT, Locale.ENGLISH));
+                case '%' -> b.append('%');
+                default -> b.append('%').append(d);
+            }
+        }
+        return b.toString();
+    }
+}
