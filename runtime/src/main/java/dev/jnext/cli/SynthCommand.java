@@ -1,0 +1,92 @@
+package dev.jnext.cli;
+
+import dev.jnext.model.DType;
+import dev.jnext.model.ModelConfig;
+import dev.jnext.model.SyntheticCheckpoint;
+import me.tongfei.progressbar.ProgressBar;
+import me.tongfei.progressbar.ProgressBarBuilder;
+import me.tongfei.progressbar.ProgressBarStyle;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+
+/** {@code jnext synth}: a random Qwen3-Next checkpoint in the Hugging Face layout, streamed to disk. */
+@Command(name = "synth", mixinStandardHelpOptions = true,
+        description = "Write a random Qwen3-Next checkpoint (config.json, sharded safetensors, index) for tests and benchmarks.")
+public final class SynthCommand implements Callable<Integer> {
+
+    enum Preset {
+        tiny("tiny"), next_80b_a3b("next-80b-a3b");
+        final String name;
+
+        Preset(String name) {
+            this.name = name;
+        }
+
+        @Override
+        public String toString() {
+            return name;
+        }
+    }
+
+    enum Dtype { bf16, f32 }
+
+    @Option(names = "--preset", required = true, converter = PresetConverter.class,
+            description = "tiny (a few MB, every block) or next-80b-a3b (the 80B-A3B per-layer geometry)")
+    Preset preset;
+
+    @Option(names = "--layers", description = "number of decoder layers (default: the preset's; every 4th is full attention)")
+    Integer layers;
+
+    @Option(names = "--experts", description = "routed experts per MoE layer (default: the preset's; top-k is capped at it)")
+    Integer experts;
+
+    @Option(names = "--seed", defaultValue = "0", description = "random seed (default: ${DEFAULT-VALUE})")
+    long seed;
+
+    @Option(names = "--dtype", defaultValue = "bf16", description = "bf16 or f32 (default: ${DEFAULT-VALUE})")
+    Dtype dtype;
+
+    @Option(names = "--shard-size-mb", defaultValue = "2048", description = "largest shard in MiB (default: ${DEFAULT-VALUE})")
+    long shardMb;
+
+    @Option(names = "--experts-layout", defaultValue = "hub",
+            description = "hub (experts.{e}.gate_proj ...) or fused (experts.gate_up_proj [E,2I,H]) (default: ${DEFAULT-VALUE})")
+    String layout;
+
+    @Option(names = "--out", required = true, description = "output directory (created; must not hold a checkpoint)")
+    Path out;
+
+    static final class PresetConverter implements picocli.CommandLine.ITypeConverter<Preset> {
+        @Override
+        public Preset convert(String value) {
+            for (Preset p : Preset.values()) if (p.name.equals(value)) return p;
+            throw new picocli.CommandLine.TypeConversionException("expected tiny or next-80b-a3b, got " + value);
+        }
+    }
+
+    @Override
+    public Integer call() {
+        DType dt = dtype == Dtype.bf16 ? DType.BF16 : DType.F32;
+        SyntheticCheckpoint.ExpertLayout el = switch (layout) {
+            case "hub" -> SyntheticCheckpoint.ExpertLayout.HUB;
+            case "fused" -> SyntheticCheckpoint.ExpertLayout.FUSED;
+            default -> throw new dev.jnext.JnextException("--experts-layout must be hub or fused, got " + layout);
+        };
+        if (shardMb <= 0) throw new dev.jnext.JnextException("--shard-size-mb must be positive, got " + shardMb);
+        ModelConfig config = SyntheticCheckpoint.preset(preset.name, layers, experts, dt);
+        var options = new SyntheticCheckpoint.Options(config, dt, seed, shardMb << 20, el);
+        long total = SyntheticCheckpoint.dataBytes(options);
+        long start = System.nanoTime();
+        try (ProgressBar bar = new ProgressBarBuilder().setTaskName("synth " + preset.name)
+                .setInitialMax(total).setUnit(" MiB", 1 << 20).setStyle(ProgressBarStyle.ASCII)
+                .setUpdateIntervalMillis(500).build()) {
+            SyntheticCheckpoint.write(out, options, bar::stepBy);
+        }
+        System.out.printf("wrote %s: %d layers, %d experts, %s, %.1f MiB in %.1f s%n", out, config.numHiddenLayers(),
+                config.numExperts(), dt, total / 1048576.0, (System.nanoTime() - start) / 1e9);
+        return 0;
+    }
+}

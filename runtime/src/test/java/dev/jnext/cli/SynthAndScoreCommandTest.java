@@ -1,0 +1,120 @@
+package dev.jnext.cli;
+
+import dev.jnext.exec.CpuSession;
+import dev.jnext.model.Checkpoint;
+import dev.jnext.model.DType;
+import dev.jnext.model.LayerType;
+import dev.jnext.model.ModelConfig;
+import dev.jnext.model.Npy;
+import dev.jnext.model.Qwen3NextModel;
+import dev.jnext.model.SyntheticCheckpoint;
+import dev.jnext.tokenizer.TestTokenizers;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import picocli.CommandLine;
+
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class SynthAndScoreCommandTest {
+
+    record Result(int code, String out, String err) {}
+
+    static Result run(String... args) {
+        CommandLine cl = Main.commandLine();
+        StringWriter err = new StringWriter();
+        cl.setErr(new PrintWriter(err));
+        var oldOut = System.out;
+        var buf = new java.io.ByteArrayOutputStream();
+        System.setOut(new java.io.PrintStream(buf, true));
+        try {
+            int code = cl.execute(args);
+            return new Result(code, buf.toString(), err.toString());
+        } finally {
+            System.setOut(oldOut);
+        }
+    }
+
+    @Test
+    void synthWritesALoadableShardedCheckpointAndScoreMatchesTheLibrary(@TempDir Path tmp) throws Exception {
+        Path dir = tmp.resolve("m");
+        Result s = run("synth", "--preset", "tiny", "--layers", "4", "--experts", "5", "--seed", "3", "--dtype", "f32",
+                "--shard-size-mb", "1", "--out", dir.toString());
+        assertEquals(0, s.code(), s.err());
+        assertTrue(Files.isRegularFile(dir.resolve(Checkpoint.INDEX_FILE)));
+        assertTrue(Files.readString(dir.resolve("config.json")).contains("\"rope_parameters\""));
+        try (var files = Files.list(dir)) {
+            assertTrue(files.filter(p -> p.toString().endsWith(".safetensors")).count() >= 2);
+        }
+        int[] ids = {5, 17, 200, 3, 3, 99, 12};
+        float[] expected;
+        try (Qwen3NextModel m = Qwen3NextModel.load(dir); CpuSession session = new CpuSession(m)) {
+            assertEquals(5, m.config().numExperts());
+            assertEquals(LayerType.FULL_ATTENTION, m.config().layerType(3));
+            expected = session.extendAll(ids);
+        }
+        Path npy = tmp.resolve("logits.npy");
+        Result r = run("score", "--model", dir.toString(), "--ids", "5,17,200,3,3,99,12", "--logits-out", npy.toString(),
+                "--device", "cpu");
+        assertEquals(0, r.code(), r.err());
+        Npy.Array logits = Npy.read(npy);
+        assertArrayEquals(new int[]{7, 256}, logits.shape());
+        assertArrayEquals(expected, logits.floats());
+        // the printed log-probs are log-softmax of the previous row at the next id
+        double sum = 0;
+        String[] lines = r.out().split("\n");
+        for (int t = 1; t < ids.length; t++) {
+            double lp = ScoreCommand.logSoftmaxAt(expected, (t - 1) * 256, 256, ids[t]);
+            assertTrue(lp < 0);
+            assertEquals(t + "\t" + ids[t] + "\t" + String.format("%.6f", lp), lines[t + 1]);
+            sum += lp;
+        }
+        assertTrue(r.out().contains(String.format("perplexity: %.6f", Math.exp(-sum / 6))), r.out());
+    }
+
+    @Test
+    void synthRefusesToOverwriteAndScoreRejectsBadInput(@TempDir Path tmp) {
+        Path dir = tmp.resolve("m");
+        assertEquals(0, run("synth", "--preset", "tiny", "--out", dir.toString()).code());
+        Result again = run("synth", "--preset", "tiny", "--out", dir.toString());
+        assertEquals(2, again.code());
+        assertTrue(again.err().contains("already holds config.json; choose an empty directory"), again.err());
+        Result cuda = run("score", "--model", dir.toString(), "--ids", "1,2", "--device", "cuda");
+        assertEquals(2, cuda.code());
+        assertEquals("jnext: --device cuda: the CUDA runner is not available yet; use --device cpu", cuda.err().trim());
+        Result badId = run("score", "--model", dir.toString(), "--ids", "1,256");
+        assertEquals("jnext: token id 256 at position 1 is outside the vocabulary 0..255", badId.err().trim());
+        Result noTok = run("score", "--model", dir.toString(), "--text", "hi");
+        assertEquals("jnext: " + dir + ": no tokenizer.json, which --text needs (or pass --ids)", noTok.err().trim());
+        Result preset = run("synth", "--preset", "huge", "--out", tmp.resolve("x").toString());
+        assertTrue(preset.code() != 0 && preset.err().contains("expected tiny or next-80b-a3b"), preset.err());
+    }
+
+    @Test
+    void scoreTextUsesTheModelDirectorysTokenizer(@TempDir Path tmp) throws Exception {
+        // a narrow model with the real Qwen vocabulary, so the Qwen3 tokenizer's ids are valid
+        ModelConfig c = new ModelConfig(151936, 16, 24, 2, 2, 1, 8, 1, 2, 4, 4, 4, 2, 1, 8, 8, 1, List.of(), true,
+                List.of(LayerType.LINEAR_ATTENTION, LayerType.FULL_ATTENTION), 1e6, 0.5, 1e-6f, 4096, false,
+                DType.BF16, null, List.of());
+        Path dir = tmp.resolve("m");
+        SyntheticCheckpoint.write(dir, new SyntheticCheckpoint.Options(c, DType.BF16, 1, 1L << 30,
+                SyntheticCheckpoint.ExpertLayout.HUB), n -> { });
+        Files.copy(TestTokenizers.qwen3Dir().resolve("tokenizer.json"), dir.resolve("tokenizer.json"));
+        int[] ids = TestTokenizers.qwen3().encode("Hello world, hello jnext!");
+        Result text = run("score", "--model", dir.toString(), "--text", "Hello world, hello jnext!");
+        assertEquals(0, text.code(), text.err());
+        StringBuilder idArg = new StringBuilder();
+        for (int id : ids) idArg.append(idArg.isEmpty() ? "" : ",").append(id);
+        Result byIds = run("score", "--model", dir.toString(), "--ids", idArg.toString());
+        String perplexity = byIds.out().lines().filter(l -> l.startsWith("tokens:")).findFirst().orElseThrow();
+        assertTrue(text.out().contains(perplexity), text.out());
+        assertTrue(text.out().contains("\t world"), text.out());
+    }
+}
