@@ -7,10 +7,11 @@
 #       lib/ (JUnit console launcher, JMH and its dependencies).
 #
 #   src/device/pack-and-run.sh run [--tests] [--test-select ARGS] [--bench] [--jmh REGEX] [--jmh-args ARGS]
-#                                  [--cli "ARGS"] [--anchors SECTIONS]
+#                                  [--cli "ARGS"] [--anchors SECTIONS] [--launch-anchor]
 #       On the GPU host (no Java there): unpacks the runtime under /tmp and runs, in this order,
 #       the gpu-tagged JUnit tests, `jnext bench kernels`, JMH benchmarks matching REGEX, a jnext CLI command,
-#       and peer anchors (python3 .anchors/anchor.py SECTION for each of e.g. "ceil fla"; needs .anchors/ carried).
+#       peer anchors (python3 .anchors/anchor.py SECTION for each of e.g. "ceil fla"; needs .anchors/ carried) and
+#       the C launch-cost anchor (src/reference/launch_anchor.cu, built there with nvcc).
 #       Results go to $OUT (junit reports, bench.json, jmh.json, anchors_*.json); a short summary is printed last.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -41,7 +42,7 @@ do_pack() {
 }
 
 do_run() {
-  local tests=0 select="" bench=0 jmh="" jmhargs="" cli="" anchors=""
+  local tests=0 select="" bench=0 jmh="" jmhargs="" cli="" anchors="" launch_anchor=0
   while [ $# -gt 0 ]; do
     case "$1" in
       --tests) tests=1 ;;
@@ -51,6 +52,7 @@ do_run() {
       --jmh-args) jmhargs="$2"; shift ;;
       --cli) cli="$2"; shift ;;
       --anchors) anchors="$2"; shift ;;
+      --launch-anchor) launch_anchor=1 ;;
       *) echo "unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -92,11 +94,20 @@ do_run() {
     $java -jar "$pack/jnext.jar" $cli > "$OUT/cli.log" 2>&1 || rc=1
     tail -40 "$OUT/cli.log" >> "$summary"
   fi
+  if [ $launch_anchor = 1 ]; then
+    echo "--- C launch anchor (src/reference/launch_anchor.cu):" >> "$summary"
+    (nvcc -O2 -arch=sm_90 -o /tmp/launch_anchor "$root/src/reference/launch_anchor.cu" -lcuda && /tmp/launch_anchor) \
+      > "$OUT/launch_anchor.json" 2>&1 || rc=1
+    cat "$OUT/launch_anchor.json" >> "$summary"
+  fi
   for sec in $anchors; do
     [ -f "$root/.anchors/anchor.py" ] || { echo "anchors: carry .anchors (anchor.py + pylib/)" | tee -a "$summary"; break; }
     (cd "$root/.anchors" && PYTHONPATH="$root/.anchors/pylib" OUT="$OUT" python3 anchor.py "$sec" > "$OUT/anchors_$sec.log" 2>&1) || rc=1
     echo "--- anchor $sec:" >> "$summary"; tail -25 "$OUT/anchors_$sec.log" >> "$summary"
   done
+  # at most 8 files come back from the host: keep the summary and JSON figures, pack the logs
+  (cd "$OUT" && tar -czf logs.tgz --exclude=logs.tgz --exclude='*.json' --exclude=summary.txt . 2>/dev/null \
+     && find . -mindepth 1 -not -name logs.tgz -not -name '*.json' -not -name summary.txt -delete)
   echo; echo "================ summary ================"; cat "$summary"
   return $rc
 }

@@ -5,6 +5,7 @@ import dev.jnext.kernels.RmsNormKernel;
 import dev.jnext.kernels.SiluMulKernel;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
 import java.util.Random;
@@ -18,7 +19,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 
 /**
  * Each Foundation kernel against its CPU reference on random inputs, outputs poisoned with NaN first.
- * Tolerance: the kernels compute in fp32 like the references but sum in another order, so a value may
+ * Tolerance: the kernels compute in fp32 like the references but sum in another order (and use rsqrtf), so a value may
  * land on the other side of a bf16 rounding boundary: 1 ulp per bf16 rounding on the path.
  */
 @Tag("gpu")
@@ -47,10 +48,9 @@ class KernelParityGpuTest {
         }
     }
 
-    @ParameterizedTest(name = "rows={0}")
-    @ValueSource(ints = {1, 32, 263, 1000, 131072})
-    void gatedRmsNormAllRowsPerBlockVariantsAreIdenticalAndMatchTheReference(int rows) {
-        int d = 128;
+    @ParameterizedTest(name = "rows={0} dim={1}")
+    @CsvSource({"1, 128", "32, 128", "263, 128", "1000, 128", "131072, 128", "77, 24", "300, 256"})
+    void gatedRmsNormAllRowsPerBlockVariantsAreIdenticalAndMatchTheReference(int rows, int d) {
         Random rnd = new Random(1000 + rows);
         short[] x = randomBf16(rnd, rows * d, 2), z = randomBf16(rnd, rows * d, 2), w = randomBf16(rnd, d, 1);
         Stream s = GpuTestSupport.stream();
@@ -71,7 +71,8 @@ class KernelParityGpuTest {
         }
         assertArrayEquals(outs[0], outs[1], "1 vs 2 rows per block: bitwise");
         assertArrayEquals(outs[0], outs[2], "1 vs 4 rows per block: bitwise");
-        assertBf16Close(GatedRmsNormKernel.reference(x, z, w, rows, d, EPS), outs[0], 2, "gated rmsnorm");
+        // three bf16 roundings on the path (n, w·n, out): a 1-ulp difference in n can grow to 3 ulp at the output
+        assertBf16Close(GatedRmsNormKernel.reference(x, z, w, rows, d, EPS), outs[0], 3, "gated rmsnorm");
     }
 
     @ParameterizedTest(name = "rows={0}")
