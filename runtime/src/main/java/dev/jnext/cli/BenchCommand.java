@@ -2,9 +2,12 @@ package dev.jnext.cli;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
+import dev.jnext.bench.GdnChunkBench;
 import dev.jnext.bench.KernelBench;
 import dev.jnext.gpu.Gpu;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.ITypeConverter;
+import picocli.CommandLine.TypeConversionException;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
@@ -14,10 +17,10 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.concurrent.Callable;
 
-/** {@code jnext bench kernels}: GPU-event-timed benchmarks with the copy ceiling measured in the same run. */
+/** {@code jnext bench kernels|gdn-chunk}: GPU-event-timed benchmarks with the copy ceiling measured in the same run. */
 @Command(name = "bench", description = "Benchmarks on the GPU (CUDA-event timing, medians, ceilings measured in the same run).")
 public final class BenchCommand implements Callable<Integer> {
-    @Parameters(index = "0", description = "What to benchmark: ${COMPLETION-CANDIDATES}")
+    @Parameters(index = "0", description = "What to benchmark: kernels, gdn-chunk", converter = SuiteConverter.class)
     Suite suite;
 
     @Option(names = "--device", defaultValue = "0", description = "CUDA device ordinal")
@@ -26,19 +29,50 @@ public final class BenchCommand implements Callable<Integer> {
     @Option(names = "--json", description = "Also write every figure to this JSON file")
     Path json;
 
-    enum Suite { kernels }
+    enum Suite {
+        kernels("kernels"), gdnChunk("gdn-chunk");
+
+        final String label;
+
+        Suite(String label) {
+            this.label = label;
+        }
+    }
+
+    static final class SuiteConverter implements ITypeConverter<Suite> {
+        @Override
+        public Suite convert(String value) {
+            for (Suite s : Suite.values()) if (s.label.equals(value)) return s;
+            throw new TypeConversionException("unknown suite '" + value + "' (expected one of: kernels, gdn-chunk)");
+        }
+    }
 
     @Override
     public Integer call() throws IOException {
         try (Gpu gpu = Gpu.open(ordinal)) {
-            KernelBench bench = new KernelBench(gpu);
-            bench.runAll();
+            String table;
+            Map<String, Double> numbers;
+            switch (suite) {
+                case kernels -> {
+                    KernelBench bench = new KernelBench(gpu);
+                    bench.runAll();
+                    table = bench.table();
+                    numbers = bench.numbers();
+                }
+                case gdnChunk -> {
+                    GdnChunkBench bench = new GdnChunkBench(gpu);
+                    bench.runAll();
+                    table = bench.table();
+                    numbers = bench.numbers();
+                }
+                default -> throw new IllegalStateException("suite " + suite);
+            }
             System.out.println("card: " + gpu.device().name() + " (" + gpu.device().smCount() + " SMs)");
-            System.out.print(bench.table());
+            System.out.print(table);
             if (json != null) {
                 Map<String, Object> out = new LinkedHashMap<>();
                 out.put("card", gpu.device().name());
-                out.putAll(bench.numbers());
+                out.putAll(numbers);
                 new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValue(json.toFile(), out);
             }
         }
