@@ -2,12 +2,11 @@ package dev.jnext.cli;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
+import dev.jnext.bench.GdnBench;
 import dev.jnext.bench.GdnChunkBench;
 import dev.jnext.bench.KernelBench;
 import dev.jnext.gpu.Gpu;
 import picocli.CommandLine.Command;
-import picocli.CommandLine.ITypeConverter;
-import picocli.CommandLine.TypeConversionException;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
@@ -17,10 +16,10 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.concurrent.Callable;
 
-/** {@code jnext bench kernels|gdn-chunk}: GPU-event-timed benchmarks with the copy ceiling measured in the same run. */
+/** {@code jnext bench kernels}: GPU-event-timed benchmarks with the copy ceiling measured in the same run. */
 @Command(name = "bench", description = "Benchmarks on the GPU (CUDA-event timing, medians, ceilings measured in the same run).")
 public final class BenchCommand implements Callable<Integer> {
-    @Parameters(index = "0", description = "What to benchmark: kernels, gdn-chunk", converter = SuiteConverter.class)
+    @Parameters(index = "0", description = "What to benchmark: ${COMPLETION-CANDIDATES}")
     Suite suite;
 
     @Option(names = "--device", defaultValue = "0", description = "CUDA device ordinal")
@@ -30,20 +29,12 @@ public final class BenchCommand implements Callable<Integer> {
     Path json;
 
     enum Suite {
-        kernels("kernels"), gdnChunk("gdn-chunk");
+        kernels, gdn_decode, gdn_chunk;
 
-        final String label;
-
-        Suite(String label) {
-            this.label = label;
-        }
-    }
-
-    static final class SuiteConverter implements ITypeConverter<Suite> {
+        /** The name on the command line: {@code gdn-decode} (picocli matches enum constants by toString). */
         @Override
-        public Suite convert(String value) {
-            for (Suite s : Suite.values()) if (s.label.equals(value)) return s;
-            throw new TypeConversionException("unknown suite '" + value + "' (expected one of: kernels, gdn-chunk)");
+        public String toString() {
+            return name().replace('_', '-');
         }
     }
 
@@ -59,13 +50,19 @@ public final class BenchCommand implements Callable<Integer> {
                     table = bench.table();
                     numbers = bench.numbers();
                 }
-                case gdnChunk -> {
+                case gdn_decode -> {
+                    GdnBench bench = new GdnBench(gpu);
+                    bench.runAll();
+                    table = bench.table();
+                    numbers = bench.numbers();
+                }
+                case gdn_chunk -> {
                     GdnChunkBench bench = new GdnChunkBench(gpu);
                     bench.runAll();
                     table = bench.table();
                     numbers = bench.numbers();
                 }
-                default -> throw new IllegalStateException("suite " + suite);
+                default -> throw new IllegalStateException("unknown suite " + suite);
             }
             System.out.println("card: " + gpu.device().name() + " (" + gpu.device().smCount() + " SMs)");
             System.out.print(table);
