@@ -14,6 +14,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The PTX built by kernels-ptx is on the classpath, for compute_90, with the entry points and signatures the launchers use. */
 class PtxResourcesTest {
+    private static final List<ParamType> PREFILL = List.of(U64, U64, U64, U64, U32, U64, U64, U32, U64, U64, U32, U32, U32, U32, F32);
+    private static final List<ParamType> DECODE = List.of(U64, U64, U64, U64, U32, U64, U32, U32, U32, U32, F32, U64, U64);
     private static final Map<String, Map<String, List<ParamType>>> EXPECTED = Map.of(
             "rmsnorm", Map.of(
                     "rmsnorm_bf16", List.of(U64, U64, U64, U32, U32, F32),
@@ -23,7 +25,18 @@ class PtxResourcesTest {
                     "gated_rmsnorm_bf16_r2", List.of(U64, U64, U64, U64, U32, U32, F32),
                     "gated_rmsnorm_bf16_r4", List.of(U64, U64, U64, U64, U32, U32, F32)),
             "silu_mul", Map.of("silu_mul_bf16", List.of(U64, U64, U32, U32)),
-            "bench", Map.of("empty_kernel", List.of(U64, U32)));
+            "bench", Map.of("empty_kernel", List.of(U64, U32)),
+            "attention_prep", Map.of("attention_prep_bf16", List.of(U64, U32, U64, U64, U32, U64, U64, U64, U32,
+                    U64, U64, U64, U32, U32, U32, U32, U32, F32, U64, U64, U64)),
+            "attention_prefill", Map.of(
+                    "attention_prefill_hd256", PREFILL, "attention_prefill_hd128", PREFILL,
+                    "attention_prefill_hd64", PREFILL, "attention_prefill_hd32", PREFILL),
+            "attention_decode", Map.of(
+                    "attention_decode_hd256_g1", DECODE, "attention_decode_hd256_g2", DECODE,
+                    "attention_decode_hd128_g1", DECODE, "attention_decode_hd128_g2", DECODE,
+                    "attention_decode_hd64_g1", DECODE, "attention_decode_hd64_g2", DECODE,
+                    "attention_decode_hd32_g1", DECODE, "attention_decode_hd32_g2", DECODE,
+                    "attention_decode_combine", List.of(U64, U64, U64, U32, U32, U32, U32, U64, U64, U32, U32)));
 
     @Test
     void everyModuleHasItsEntriesWithTheExpectedSignatures() {
