@@ -104,6 +104,9 @@ public final class GenerateCommand implements Callable<Integer> {
             throw new JnextException(tokDir.resolve("tokenizer.json") + " is missing"
                     + (tokenizerDir == null ? ": this checkpoint has no tokenizer (synthetic ones have none); pass --tokenizer DIR" : ""));
         }
+        if (prompt == null && System.console() != null && System.console().isTerminal()) {
+            throw new JnextException("no prompt: pass --prompt TEXT or pipe it on stdin");
+        }
         String text = prompt != null ? prompt : readStdin();
         if (text.isEmpty() && !chat) throw new JnextException("no prompt: pass --prompt TEXT or pipe it on stdin");
 
@@ -136,6 +139,7 @@ public final class GenerateCommand implements Callable<Integer> {
             Generator.Result r = new Generator(tokenizer).generate(sequence, ids, options, piece -> {
                 out.print(piece);
                 out.flush();
+                if (out.checkError()) throw new JnextException("stdout was closed; generation stopped");
             });
             out.println();
             out.flush();
