@@ -119,8 +119,7 @@ public final class GenerateCommand implements Callable<Integer> {
             if (system != null) messages.add(ChatMessage.system(system));
             messages.add(ChatMessage.user(text));
             ChatTemplate template = ChatTemplate.load(tokDir);
-            promptText = template.render(messages.stream().map(m -> Map.<String, Object>of("role", m.role(), "content", m.content())).toList(),
-                    null, true, noThinking ? Map.of("enable_thinking", false) : Map.of());
+            promptText = template.render(messages, true, noThinking ? Map.of("enable_thinking", false) : Map.of());
         }
         int[] ids = tokenizer.encode(promptText);
         long t1 = System.nanoTime();
@@ -129,8 +128,7 @@ public final class GenerateCommand implements Callable<Integer> {
             long t2 = System.nanoTime();
             Set<Integer> eos = new LinkedHashSet<>(generationConfig.eosTokenIds());
             eos.addAll(m.config().eosTokenIds());
-            tokenizerConfig.eosToken().flatMap(t -> tokenizer.idOf(t).isPresent() ? java.util.Optional.of(tokenizer.idOf(t).getAsInt()) : java.util.Optional.empty())
-                    .ifPresent(eos::add);
+            tokenizerConfig.eosToken().ifPresent(t -> tokenizer.idOf(t).ifPresent(eos::add));
             SamplingParams sampling = sampling(generationConfig);
             err.printf("jnext: loaded %s in %.2f s (cpu), tokenizer in %.2f s; prompt %d tokens; %s; eos %s%n",
                     model, (t2 - t1) / 1e9, (t1 - t0) / 1e9, ids.length, describe(sampling), eos);
