@@ -3,6 +3,7 @@ package dev.jnext.cli;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import dev.jnext.bench.GdnBench;
+import dev.jnext.bench.GdnChunkBench;
 import dev.jnext.bench.KernelBench;
 import dev.jnext.gpu.Gpu;
 import picocli.CommandLine.Command;
@@ -28,7 +29,7 @@ public final class BenchCommand implements Callable<Integer> {
     Path json;
 
     enum Suite {
-        kernels, gdn_decode;
+        kernels, gdn_decode, gdn_chunk;
 
         /** The name on the command line: {@code gdn-decode} (picocli matches enum constants by toString). */
         @Override
@@ -51,6 +52,12 @@ public final class BenchCommand implements Callable<Integer> {
                 }
                 case gdn_decode -> {
                     GdnBench bench = new GdnBench(gpu);
+                    bench.runAll();
+                    table = bench.table();
+                    numbers = bench.numbers();
+                }
+                case gdn_chunk -> {
+                    GdnChunkBench bench = new GdnChunkBench(gpu);
                     bench.runAll();
                     table = bench.table();
                     numbers = bench.numbers();

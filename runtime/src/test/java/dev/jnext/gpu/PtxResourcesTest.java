@@ -24,6 +24,10 @@ class PtxResourcesTest {
                     "gated_rmsnorm_bf16_r4", List.of(U64, U64, U64, U64, U32, U32, F32)),
             "silu_mul", Map.of("silu_mul_bf16", List.of(U64, U64, U32, U32)),
             "bench", Map.of("empty_kernel", List.of(U64, U32)),
+            "gated_delta_rule_chunked", Map.of(
+                    "gdr_chunk_prep_d128", List.of(U64, U32, U64, U64, U64, U64, U32, U32, U32, U32, F32, U64, U64, U64),
+                    "gdr_chunk_state_d128_w2", List.of(U64, U32, U64, U64, U64, U32, U32, U32, U32, U64, U64, U64, U64, U64),
+                    "gdr_recurrent", List.of(U64, U32, U64, U64, U64, U64, U32, U32, U32, U32, U32, F32, U64, U64)),
             "gdn_recurrent", gdnRecurrent(),
             "causal_conv1d", causalConv1d(),
             "gdn_gating", Map.of("gdn_split_gating", List.of(U64, U64, U64, U64, U64, U64, U64, U64, U32, U32, U32, U32, U32)));
