@@ -3,6 +3,8 @@ package dev.jnext.cli;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import dev.jnext.bench.AttentionBench;
+import dev.jnext.bench.GdnBench;
+import dev.jnext.bench.GdnChunkBench;
 import dev.jnext.bench.KernelBench;
 import dev.jnext.gpu.Gpu;
 import picocli.CommandLine.Command;
@@ -27,7 +29,15 @@ public final class BenchCommand implements Callable<Integer> {
     @Option(names = "--json", description = "Also write every figure to this JSON file")
     Path json;
 
-    enum Suite { kernels, attention }
+    enum Suite {
+        kernels, gdn_decode, gdn_chunk, attention;
+
+        /** The name on the command line: {@code gdn-decode} (picocli matches enum constants by toString). */
+        @Override
+        public String toString() {
+            return name().replace('_', '-');
+        }
+    }
 
     @Override
     public Integer call() throws IOException {
@@ -35,18 +45,31 @@ public final class BenchCommand implements Callable<Integer> {
             String table;
             Map<String, Double> numbers;
             switch (suite) {
+                case kernels -> {
+                    KernelBench bench = new KernelBench(gpu);
+                    bench.runAll();
+                    table = bench.table();
+                    numbers = bench.numbers();
+                }
+                case gdn_decode -> {
+                    GdnBench bench = new GdnBench(gpu);
+                    bench.runAll();
+                    table = bench.table();
+                    numbers = bench.numbers();
+                }
+                case gdn_chunk -> {
+                    GdnChunkBench bench = new GdnChunkBench(gpu);
+                    bench.runAll();
+                    table = bench.table();
+                    numbers = bench.numbers();
+                }
                 case attention -> {
                     AttentionBench bench = new AttentionBench(gpu);
                     bench.runAll();
                     table = bench.table();
                     numbers = bench.numbers();
                 }
-                default -> {
-                    KernelBench bench = new KernelBench(gpu);
-                    bench.runAll();
-                    table = bench.table();
-                    numbers = bench.numbers();
-                }
+                default -> throw new IllegalStateException("unknown suite " + suite);
             }
             System.out.println("card: " + gpu.device().name() + " (" + gpu.device().smCount() + " SMs)");
             System.out.print(table);

@@ -39,6 +39,19 @@ class ChatTemplateTest {
     }
 
     @Test
+    void loopNeighboursAsJinja() {
+        String t = "{% for m in messages %}[{{ loop.previtem.content if loop.previtem is defined else '-' }}"
+                + "{{ m.content }}{{ loop.nextitem.content if loop.nextitem is defined else '-' }}]"
+                + "{% for c in ['x', 'y'] %}{{ loop.previtem if loop.previtem is defined else '' }}{% endfor %}{% endfor %}";
+        assertEquals("[-ab]x[abc]x[bc-]x", render(t, THREE));
+    }
+
+    @Test
+    void generationBlocksRenderTheirBody() {
+        assertEquals("<a>b</a>", render("{% for m in messages[1:2] %}<a>{% generation %}{{ m.content }}{% endgeneration %}</a>{% endfor %}", THREE));
+    }
+
+    @Test
     void pythonStringMethods() {
         String t = "{{ messages[0].content.split('</think>')[-1].lstrip('\\n') }}|{{ 'a|b|'.split('|') | length }}"
                 + "|{{ '  x '.strip() }}|{{ 'xxhixx'.strip('x') }}|{{ 'ab'.startswith('a') }}|{{ 'ab'.endswith(('x', 'b')) }}"
