@@ -28,9 +28,9 @@ public final class PrefillAttentionKernel {
         if (smem > 48 * 1024) kernel.allowDynamicSharedMemory(smem);
     }
 
-    /** Q tile + double-buffered K and V tiles. */
+    /** Q tile, double-buffered K and V tiles, the P tile and the warp pairs' row max/sum exchange (attention_prefill.cu). */
     static int sharedBytes(int headDim) {
-        return (BLOCK_ROWS + 4 * KvPages.PAGE_TOKENS) * headDim * 2;
+        return (BLOCK_ROWS + 4 * KvPages.PAGE_TOKENS) * headDim * 2 + BLOCK_ROWS * KvPages.PAGE_TOKENS * 2 + 2 * 2 * BLOCK_ROWS * 4;
     }
 
     /** Query tokens per block: 128 rows / G heads. */

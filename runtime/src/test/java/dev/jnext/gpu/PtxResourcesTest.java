@@ -34,7 +34,7 @@ class PtxResourcesTest {
             Map.entry("causal_conv1d", causalConv1d()),
             Map.entry("gdn_gating", Map.of("gdn_split_gating", List.of(U64, U64, U64, U64, U64, U64, U64, U64, U32, U32, U32, U32, U32))),
             Map.entry("attention_prep", Map.of("attention_prep_bf16", List.of(U64, U32, U64, U64, U32, U64, U64, U64, U32,
-                    U64, U64, U64, U32, U32, U32, U32, U32, F32, U64, U64, U64))),
+                    U64, U64, U64, U32, U32, U32, U32, U32, U32, F32, U64, U64, U64))),
             Map.entry("attention_prefill", Map.of(
                     "attention_prefill_hd256", PREFILL, "attention_prefill_hd128", PREFILL,
                     "attention_prefill_hd64", PREFILL, "attention_prefill_hd32", PREFILL)),

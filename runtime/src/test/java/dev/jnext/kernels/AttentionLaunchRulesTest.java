@@ -34,7 +34,8 @@ class AttentionLaunchRulesTest {
         assertEquals(new dev.jnext.gpu.Dim3(512, 1, 2), PrefillAttentionKernel.grid(g, 1, 8192));
         assertEquals(new dev.jnext.gpu.Dim3(7, 3, 2), PrefillAttentionKernel.grid(g, 3, 100));
         assertEquals(8, PrefillAttentionKernel.tokensPerBlock(new AttentionGeometry(32, 2, 128, 64)));
-        assertEquals(192 * 1024, PrefillAttentionKernel.sharedBytes(256), "Q 64 KB + 2 x (K 32 KB + V 32 KB)");
+        assertEquals(192 * 1024 + 16 * 1024 + 2048, PrefillAttentionKernel.sharedBytes(256),
+                "Q 64 KB + 2 x (K 32 KB + V 32 KB) + P 16 KB + row max/sum exchange");
     }
 
     @Test
