@@ -237,7 +237,7 @@ extern "C" __global__ void __launch_bounds__(COMBINE_THREADS, 8) attention_decod
     const float* __restrict__ o_part, const float* __restrict__ lse_part, const int* __restrict__ past_len, int num_seqs,
     int num_heads, int head_dim, int splits, bf16* __restrict__ out, const bf16* __restrict__ gate, int gate_tok_stride,
     int gate_head_stride) {
-    extern __shared__ float weight[];  // [splits], then partial sums [groups][head_dim]
+    extern __shared__ float weight[];  // [splits rounded up to 4], then partial sums [groups][head_dim]
     __shared__ float red[COMBINE_THREADS / 32];
     const int item = blockIdx.x;
     const int b = item / num_heads, h = item % num_heads;
@@ -274,7 +274,7 @@ extern "C" __global__ void __launch_bounds__(COMBINE_THREADS, 8) attention_decod
 
     const int quads = head_dim / 4, groups = COMBINE_THREADS / quads;
     const int q = tid % quads, grp = tid / quads;
-    float* partial = weight + splits;
+    float* partial = weight + ((splits + 3) & ~3);  // 16-byte aligned for the float4 accesses
     if (grp < groups) {
         float acc[4] = {0.f, 0.f, 0.f, 0.f};
         const float* src = o_part + (size_t)item * splits * head_dim + q * 4;

@@ -62,7 +62,7 @@ public final class DecodeAttentionKernel implements AutoCloseable {
 
     /** The split weights, then one partial sum per group of threads (128 / (headDim / 4) groups). */
     static int combineSharedBytes(int headDim, int splits) {
-        return 4 * (splits + COMBINE_THREADS / (headDim / 4) * headDim);
+        return 4 * ((splits + 3) / 4 * 4 + COMBINE_THREADS / (headDim / 4) * headDim);
     }
 
     static int blocksPerSm(int smemPerBlock, int smemOptin) {
