@@ -181,8 +181,8 @@ __device__ __forceinline__ T block_exclusive_scan(T v, T* warp_buf, T& total) {
 }
 
 // Probability mass of a key relative to the largest logit, formed as the CPU Sampler does: exp(l/T - max/T).
-__device__ __forceinline__ float key_mass(unsigned key, float inv_t, float max_scaled) {
-    return expf(key_value(key) * inv_t - max_scaled);
+__device__ __forceinline__ float key_mass(unsigned key, float temperature, float max_scaled) {
+    return expf(key_value(key) / temperature - max_scaled);
 }
 // 2^-40 fixed point: integer sums are exact, so every total is independent of the summation order.
 __device__ __forceinline__ unsigned long long fixed_mass(float m) { return (unsigned long long)__float2ull_rn(m * FIX_SCALE); }
@@ -203,7 +203,7 @@ __device__ __forceinline__ void fine_histogram(const bf16* l, int vocab, int bin
     __syncthreads();
 }
 
-extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS)
+extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS, 1)
 sample_rows(const bf16* __restrict__ logits, int stride, int vocab, const float4* __restrict__ params,
             unsigned long long* __restrict__ rng, int* __restrict__ out_ids) {
     __shared__ SampleShared sh;
@@ -251,8 +251,7 @@ sample_rows(const bf16* __restrict__ logits, int stride, int vocab, const float4
         return;
     }
     const unsigned max_key = (unsigned)(best >> 32);
-    const float inv_t = 1.0f / temperature;
-    const float max_scaled = key_value(max_key) * inv_t;
+    const float max_scaled = key_value(max_key) / temperature;
 
     // pass B: coarse histogram: counts and fixed-point masses per bin of 32 keys
     for (int i = tid * 8; i < vocab; i += SAMPLE_THREADS * 8) {
@@ -263,7 +262,7 @@ sample_rows(const bf16* __restrict__ logits, int stride, int vocab, const float4
             if (j < n) {
                 unsigned key = order_key(b[j]);
                 atomicAdd(&sh.cnt[key >> COARSE_SHIFT], 1u);
-                unsigned long long q = fixed_mass(key_mass(key, inv_t, max_scaled));
+                unsigned long long q = fixed_mass(key_mass(key, temperature, max_scaled));
                 if (q) atomicAdd(&sh.mass[key >> COARSE_SHIFT], q);
             }
         }
@@ -311,12 +310,12 @@ sample_rows(const bf16* __restrict__ logits, int stride, int vocab, const float4
             unsigned long long z = sh.z;
             while (sh.fine[lo] < need) {
                 const unsigned key = ((unsigned)k_bin << COARSE_SHIFT) | lo;
-                z += (unsigned long long)sh.fine[lo] * fixed_mass(key_mass(key, inv_t, max_scaled));
+                z += (unsigned long long)sh.fine[lo] * fixed_mass(key_mass(key, temperature, max_scaled));
                 need -= sh.fine[lo--];
             }
             sh.kstar = ((unsigned)k_bin << COARSE_SHIFT) | lo;
             sh.cstar = need;
-            sh.z = z + (unsigned long long)need * fixed_mass(key_mass(sh.kstar, inv_t, max_scaled));
+            sh.z = z + (unsigned long long)need * fixed_mass(key_mass(sh.kstar, temperature, max_scaled));
         }
     } else if (tid == 0) {
         sh.kstar = 0;  // no candidate has key 0 (that pattern is a NaN)
@@ -353,7 +352,7 @@ sample_rows(const bf16* __restrict__ logits, int stride, int vocab, const float4
                         if (key == sh.kstar) c = sh.cstar;
                     }
                     if (c == 0) continue;
-                    const unsigned long long q = fixed_mass(key_mass(key, inv_t, max_scaled));
+                    const unsigned long long q = fixed_mass(key_mass(key, temperature, max_scaled));
                     if (cum + (unsigned long long)c * q >= target) {
                         // the j-th id of this key is kept iff cum + j*q < target
                         unsigned long long keep = q == 0 ? c : (target - cum + q - 1) / q;
@@ -384,7 +383,7 @@ sample_rows(const bf16* __restrict__ logits, int stride, int vocab, const float4
                 const unsigned key = order_key(b[j]);
                 if (key == kstar) n_eq++;
                 else if (key > kstar) {
-                    const float m = key_mass(key, inv_t, max_scaled);
+                    const float m = key_mass(key, temperature, max_scaled);
                     if (m >= min_p) m_above += fixed_mass(m);
                 }
             }
@@ -392,7 +391,7 @@ sample_rows(const bf16* __restrict__ logits, int stride, int vocab, const float4
     }
     unsigned eq_total;
     const unsigned eq_before = block_exclusive_scan<unsigned>(n_eq, sh.scan32, eq_total);
-    const float m_star = key_mass(kstar, inv_t, max_scaled);
+    const float m_star = key_mass(kstar, temperature, max_scaled);
     const bool star_ok = kstar != 0 && m_star >= min_p;
     const unsigned long long q_star = fixed_mass(m_star);
     const unsigned eq_kept = star_ok && eq_before < cstar ? min(n_eq, cstar - eq_before) : 0u;
@@ -415,7 +414,7 @@ sample_rows(const bf16* __restrict__ logits, int stride, int vocab, const float4
                 if (star_ok && eq_seen < cstar) q = q_star;
                 eq_seen++;
             } else if (key > kstar) {
-                const float m = key_mass(key, inv_t, max_scaled);
+                const float m = key_mass(key, temperature, max_scaled);
                 if (m >= min_p) q = fixed_mass(m);
             }
             if (q > 0 && u < cum + q) { sh.result = i; break; }

@@ -3,6 +3,7 @@ package dev.jnext.cli;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import dev.jnext.bench.KernelBench;
+import dev.jnext.bench.MoeBench;
 import dev.jnext.gpu.Gpu;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -26,19 +27,33 @@ public final class BenchCommand implements Callable<Integer> {
     @Option(names = "--json", description = "Also write every figure to this JSON file")
     Path json;
 
-    enum Suite { kernels }
+    enum Suite { kernels, moe }
 
     @Override
     public Integer call() throws IOException {
         try (Gpu gpu = Gpu.open(ordinal)) {
-            KernelBench bench = new KernelBench(gpu);
-            bench.runAll();
+            String table;
+            Map<String, Double> numbers;
+            switch (suite) {
+                case moe -> {
+                    MoeBench bench = new MoeBench(gpu);
+                    bench.runAll();
+                    table = bench.table();
+                    numbers = bench.numbers();
+                }
+                default -> {
+                    KernelBench bench = new KernelBench(gpu);
+                    bench.runAll();
+                    table = bench.table();
+                    numbers = bench.numbers();
+                }
+            }
             System.out.println("card: " + gpu.device().name() + " (" + gpu.device().smCount() + " SMs)");
-            System.out.print(bench.table());
+            System.out.print(table);
             if (json != null) {
                 Map<String, Object> out = new LinkedHashMap<>();
                 out.put("card", gpu.device().name());
-                out.putAll(bench.numbers());
+                out.putAll(numbers);
                 new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValue(json.toFile(), out);
             }
         }
