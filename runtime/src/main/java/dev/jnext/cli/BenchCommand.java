@@ -2,6 +2,7 @@ package dev.jnext.cli;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
+import dev.jnext.bench.AttentionBench;
 import dev.jnext.bench.GdnBench;
 import dev.jnext.bench.GdnChunkBench;
 import dev.jnext.bench.KernelBench;
@@ -29,7 +30,7 @@ public final class BenchCommand implements Callable<Integer> {
     Path json;
 
     enum Suite {
-        kernels, gdn_decode, gdn_chunk;
+        kernels, gdn_decode, gdn_chunk, attention;
 
         /** The name on the command line: {@code gdn-decode} (picocli matches enum constants by toString). */
         @Override
@@ -58,6 +59,12 @@ public final class BenchCommand implements Callable<Integer> {
                 }
                 case gdn_chunk -> {
                     GdnChunkBench bench = new GdnChunkBench(gpu);
+                    bench.runAll();
+                    table = bench.table();
+                    numbers = bench.numbers();
+                }
+                case attention -> {
+                    AttentionBench bench = new AttentionBench(gpu);
                     bench.runAll();
                     table = bench.table();
                     numbers = bench.numbers();
