@@ -4,6 +4,10 @@
 set -euo pipefail
 src=${1:?source dir}; out=${2:?output dir}
 NVCC=${NVCC:-}
+if [ -n "$NVCC" ] && ! [ -x "$NVCC" ]; then
+  echo "ERROR: NVCC=$NVCC is not an executable nvcc." >&2
+  exit 1
+fi
 if [ -z "$NVCC" ]; then
   if command -v nvcc >/dev/null 2>&1; then NVCC=$(command -v nvcc)
   elif [ -x /usr/local/cuda/bin/nvcc ]; then NVCC=/usr/local/cuda/bin/nvcc

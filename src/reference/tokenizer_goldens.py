@@ -83,6 +83,35 @@ def measure(fn, docs, total_bytes, min_seconds):
     return {"rounds": rounds, "seconds": elapsed, "mb_per_s": total_bytes * rounds / elapsed / 1e6}
 
 
+def measure_throughput(raw, rows, bench_seconds, version):
+    docs = bench_corpus_documents(rows)
+    total = sum(len(d.encode("utf-8")) for d in docs)
+    joined = "\n".join(docs)
+    joined_bytes = len(joined.encode("utf-8"))
+    log(f"throughput: {len(docs)} documents, {total} UTF-8 bytes; one thread, {bench_seconds}s per figure")
+    per_doc = measure(lambda ds: [raw.encode(d, add_special_tokens=False) for d in ds], docs, total, bench_seconds)
+    batch = measure(lambda ds: raw.encode_batch(ds, add_special_tokens=False), docs, total, bench_seconds)
+    whole = measure(lambda ds: raw.encode(joined, add_special_tokens=False), docs, joined_bytes, bench_seconds)
+    decode_ids = [raw.encode(d, add_special_tokens=False).ids for d in docs]
+    decoded = measure(lambda ds: [raw.decode(i, skip_special_tokens=False) for i in decode_ids], docs, total, bench_seconds)
+    throughput = {
+        "what": "tokenizers.Tokenizer.encode on src/reference/tokenizer_corpus.jsonl, RAYON_NUM_THREADS=1",
+        "documents": len(docs), "bytes": total, "joined_bytes": joined_bytes,
+        "encode_each_document": per_doc, "encode_batch": batch, "encode_joined_with_newlines": whole,
+        "decode_each_document": decoded,
+        "cpu": platform.processor() or platform.machine(), "python": platform.python_version(),
+        "tokenizers": version,
+    }
+    try:
+        with open("/proc/cpuinfo") as f:
+            throughput["cpu"] = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    log(f"throughput MB/s: each document {per_doc['mb_per_s']:.2f}, batch {batch['mb_per_s']:.2f}, "
+        f"joined {whole['mb_per_s']:.2f}, decode {decoded['mb_per_s']:.2f} ({throughput['cpu']})")
+    return throughput
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--tokenizer-dir", default=".cache/tokenizer-qwen3")
@@ -90,6 +119,8 @@ def main():
     ap.add_argument("--conversations", default="src/reference/chat_conversations.json")
     ap.add_argument("--out", default=os.environ.get("OUT", "out"))
     ap.add_argument("--bench-seconds", type=float, default=5.0)
+    ap.add_argument("--throughput-only", action="store_true",
+                    help="only time tokenizers (writes $OUT/tokenizer_throughput.json), e.g. beside the JMH TokenizerBenchmark")
     args = ap.parse_args()
 
     tok_dir = pathlib.Path(args.tokenizer_dir)
@@ -126,6 +157,12 @@ def main():
 
     rows = read_corpus(args.corpus)
     log(f"corpus: {len(rows)} strings from {args.corpus}")
+    if args.throughput_only:
+        throughput = measure_throughput(raw, rows, args.bench_seconds, tokenizers.__version__)
+        target = out_dir / "tokenizer_throughput.json"
+        target.write_text(json.dumps(throughput, indent=1) + "\n")
+        log(f"wrote {target}")
+        return
     disagreements = []
     encode_lines = []
     for i, row in enumerate(rows):
@@ -187,28 +224,7 @@ def main():
                                           "prompt": prompt, "ids": ids}, ensure_ascii=True))
     log(f"chat: {len(chat_lines)} rendered prompts, {len(chat_errors)} errors")
 
-    docs = bench_corpus_documents(rows)
-    total = sum(len(d.encode("utf-8")) for d in docs)
-    joined = "\n".join(docs)
-    joined_bytes = len(joined.encode("utf-8"))
-    log(f"throughput: {len(docs)} documents, {total} UTF-8 bytes; one thread, {args.bench_seconds}s per figure")
-    per_doc = measure(lambda ds: [raw.encode(d, add_special_tokens=False) for d in ds], docs, total, args.bench_seconds)
-    batch = measure(lambda ds: raw.encode_batch(ds, add_special_tokens=False), docs, total, args.bench_seconds)
-    whole = measure(lambda ds: raw.encode(joined, add_special_tokens=False), docs, joined_bytes, args.bench_seconds)
-    throughput = {
-        "what": "tokenizers.Tokenizer.encode on src/reference/tokenizer_corpus.jsonl, RAYON_NUM_THREADS=1",
-        "documents": len(docs), "bytes": total, "joined_bytes": joined_bytes,
-        "encode_each_document": per_doc, "encode_batch": batch, "encode_joined_with_newlines": whole,
-        "cpu": platform.processor() or platform.machine(), "python": platform.python_version(),
-        "tokenizers": tokenizers.__version__,
-    }
-    try:
-        with open("/proc/cpuinfo") as f:
-            throughput["cpu"] = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    log(f"throughput MB/s: each document {per_doc['mb_per_s']:.2f}, batch {batch['mb_per_s']:.2f}, "
-        f"joined {whole['mb_per_s']:.2f} ({throughput['cpu']})")
+    throughput = measure_throughput(raw, rows, args.bench_seconds, tokenizers.__version__)
 
     meta = {
         "tokenizers": tokenizers.__version__, "transformers": transformers.__version__,

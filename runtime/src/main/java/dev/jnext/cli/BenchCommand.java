@@ -2,6 +2,9 @@ package dev.jnext.cli;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
+import dev.jnext.bench.AttentionBench;
+import dev.jnext.bench.GdnBench;
+import dev.jnext.bench.GdnChunkBench;
 import dev.jnext.bench.KernelBench;
 import dev.jnext.bench.MoeBench;
 import dev.jnext.gpu.Gpu;
@@ -27,7 +30,15 @@ public final class BenchCommand implements Callable<Integer> {
     @Option(names = "--json", description = "Also write every figure to this JSON file")
     Path json;
 
-    enum Suite { kernels, moe }
+    enum Suite {
+        kernels, gdn_decode, gdn_chunk, attention, moe;
+
+        /** The name on the command line: {@code gdn-decode} (picocli matches enum constants by toString). */
+        @Override
+        public String toString() {
+            return name().replace('_', '-');
+        }
+    }
 
     @Override
     public Integer call() throws IOException {
@@ -35,18 +46,37 @@ public final class BenchCommand implements Callable<Integer> {
             String table;
             Map<String, Double> numbers;
             switch (suite) {
+                case kernels -> {
+                    KernelBench bench = new KernelBench(gpu);
+                    bench.runAll();
+                    table = bench.table();
+                    numbers = bench.numbers();
+                }
                 case moe -> {
                     MoeBench bench = new MoeBench(gpu);
                     bench.runAll();
                     table = bench.table();
                     numbers = bench.numbers();
                 }
-                default -> {
-                    KernelBench bench = new KernelBench(gpu);
+                case gdn_decode -> {
+                    GdnBench bench = new GdnBench(gpu);
                     bench.runAll();
                     table = bench.table();
                     numbers = bench.numbers();
                 }
+                case gdn_chunk -> {
+                    GdnChunkBench bench = new GdnChunkBench(gpu);
+                    bench.runAll();
+                    table = bench.table();
+                    numbers = bench.numbers();
+                }
+                case attention -> {
+                    AttentionBench bench = new AttentionBench(gpu);
+                    bench.runAll();
+                    table = bench.table();
+                    numbers = bench.numbers();
+                }
+                default -> throw new IllegalStateException("unknown suite " + suite);
             }
             System.out.println("card: " + gpu.device().name() + " (" + gpu.device().smCount() + " SMs)");
             System.out.print(table);

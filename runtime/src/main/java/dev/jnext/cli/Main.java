@@ -4,12 +4,16 @@ import dev.jnext.JnextException;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
+import java.io.FileDescriptor;
+import java.io.FileOutputStream;
+import java.io.OutputStreamWriter;
 import java.io.PrintWriter;
+import java.nio.charset.StandardCharsets;
 
 /** Entry point of {@code jnext.jar}: one picocli subcommand per verb. */
 @Command(name = "jnext", mixinStandardHelpOptions = true, version = "jnext 0.1.0",
         description = "Qwen3-Next inference on NVIDIA GPUs from pure Java (FFM over the CUDA driver API).",
-        subcommands = {InfoCommand.class, BenchCommand.class, SynthCommand.class, ScoreCommand.class, CommandLine.HelpCommand.class})
+        subcommands = {InfoCommand.class, BenchCommand.class, SynthCommand.class, ScoreCommand.class, GenerateCommand.class, TokenizeCommand.class, CommandLine.HelpCommand.class})
 public final class Main {
 
     /** Exit code for bad input or a failed CUDA call (a {@link JnextException}). */
@@ -27,6 +31,9 @@ public final class Main {
 
     public static CommandLine commandLine() {
         CommandLine cl = new CommandLine(new Main());
+        // UTF-8 whatever the platform's default: generated text and JSON are rarely ASCII
+        cl.setOut(new PrintWriter(new OutputStreamWriter(new FileOutputStream(FileDescriptor.out), StandardCharsets.UTF_8), true));
+        cl.setErr(new PrintWriter(new OutputStreamWriter(new FileOutputStream(FileDescriptor.err), StandardCharsets.UTF_8), true));
         cl.setExecutionExceptionHandler((ex, cmd, parseResult) -> {
             PrintWriter err = cmd.getErr();
             if (ex instanceof JnextException) {

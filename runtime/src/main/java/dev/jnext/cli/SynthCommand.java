@@ -43,6 +43,10 @@ public final class SynthCommand implements Callable<Integer> {
     @Option(names = "--experts", description = "routed experts per MoE layer (default: the preset's; top-k is capped at it)")
     Integer experts;
 
+    @Option(names = "--vocab-size", description = "vocabulary size (default: the preset's; 151936 fits the Qwen3 tokenizer, "
+            + "which `jnext generate --tokenizer` then can use)")
+    Integer vocabSize;
+
     @Option(names = "--seed", defaultValue = "0", description = "random seed (default: ${DEFAULT-VALUE})")
     long seed;
 
@@ -77,6 +81,7 @@ public final class SynthCommand implements Callable<Integer> {
         };
         if (shardMb <= 0) throw new dev.jnext.JnextException("--shard-size-mb must be positive, got " + shardMb);
         ModelConfig config = SyntheticCheckpoint.preset(preset.name, layers, experts, dt);
+        if (vocabSize != null) config = withVocabSize(config, vocabSize);
         var options = new SyntheticCheckpoint.Options(config, dt, seed, shardMb << 20, el);
         long total = SyntheticCheckpoint.dataBytes(options);
         long start = System.nanoTime();
@@ -88,5 +93,17 @@ public final class SynthCommand implements Callable<Integer> {
         System.out.printf("wrote %s: %d layers, %d experts, %s, %.1f MiB in %.1f s%n", out, config.numHiddenLayers(),
                 config.numExperts(), dt, total / 1048576.0, (System.nanoTime() - start) / 1e9);
         return 0;
+    }
+
+    /** The preset with another vocabulary; Qwen's BOS/EOS ids are set when the vocabulary holds them. */
+    private static ModelConfig withVocabSize(ModelConfig c, int vocab) {
+        if (vocab < 1) throw new dev.jnext.JnextException("--vocab-size must be at least 1, got " + vocab);
+        return new ModelConfig(vocab, c.hiddenSize(), c.intermediateSize(), c.numHiddenLayers(), c.numAttentionHeads(),
+                c.numKeyValueHeads(), c.headDim(), c.linearNumKeyHeads(), c.linearNumValueHeads(), c.linearKeyHeadDim(),
+                c.linearValueHeadDim(), c.linearConvKernelDim(), c.numExperts(), c.numExpertsPerTok(),
+                c.moeIntermediateSize(), c.sharedExpertIntermediateSize(), c.decoderSparseStep(), c.mlpOnlyLayers(),
+                c.normTopkProb(), c.layerTypes(), c.ropeTheta(), c.partialRotaryFactor(), c.rmsNormEps(),
+                c.maxPositionEmbeddings(), c.tieWordEmbeddings(), c.dtype(), vocab > 151643 ? Integer.valueOf(151643) : null,
+                vocab > 151645 ? java.util.List.of(151645) : java.util.List.of());
     }
 }

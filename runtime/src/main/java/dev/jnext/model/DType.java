@@ -46,17 +46,4 @@ public enum DType {
         }
         throw new JnextException(field + ": unsupported dtype \"" + name + "\" (expected float32, bfloat16 or float16)");
     }
-
-    /** bf16 bits (the high half of an fp32) to float. */
-    public static float bf16ToFloat(short bits) {
-        return Float.intBitsToFloat(bits << 16);
-    }
-
-    /** float to bf16 bits, round to nearest even (NaN stays NaN). */
-    public static short floatToBf16(float f) {
-        int bits = Float.floatToRawIntBits(f);
-        if ((bits & 0x7fffffff) > 0x7f800000) return (short) ((bits >>> 16) | 0x40);
-        int rounding = 0x7fff + ((bits >>> 16) & 1);
-        return (short) ((bits + rounding) >>> 16);
-    }
 }

@@ -1,5 +1,6 @@
 package dev.jnext.model;
 
+import dev.jnext.numeric.Bf16;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.jnext.JnextException;
@@ -290,7 +291,7 @@ public final class SyntheticCheckpoint {
             float v = p.init() == Init.A_LOG ? (float) Math.log(1.0 + 15.0 * (u + 1f) / 2f) : mean + halfWidth * u;
             switch (dtype) {
                 case F32 -> b.putFloat(v);
-                case BF16 -> b.putShort(DType.floatToBf16(v));
+                case BF16 -> b.putShort(Bf16.fromFloat(v));
                 case F16 -> b.putShort(Float.floatToFloat16(v));
             }
         }

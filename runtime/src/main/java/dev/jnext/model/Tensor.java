@@ -1,5 +1,6 @@
 package dev.jnext.model;
 
+import dev.jnext.numeric.Bf16;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
@@ -50,7 +51,7 @@ public record Tensor(String name, DType dtype, int[] shape, MemorySegment data) 
     public float getFloat(long i) {
         return switch (dtype) {
             case F32 -> data.get(F32_LE, i * 4);
-            case BF16 -> DType.bf16ToFloat(data.get(I16_LE, i * 2));
+            case BF16 -> Bf16.toFloat(data.get(I16_LE, i * 2));
             case F16 -> Float.float16ToFloat(data.get(I16_LE, i * 2));
         };
     }
@@ -74,7 +75,7 @@ public record Tensor(String name, DType dtype, int[] shape, MemorySegment data) 
             case F32 -> MemorySegment.copy(src, F32_LE, firstElement * 4, dst, dstOffset, count);
             case BF16 -> {
                 for (int i = 0; i < count; i++) {
-                    dst[dstOffset + i] = DType.bf16ToFloat(src.get(I16_LE, (firstElement + i) * 2));
+                    dst[dstOffset + i] = Bf16.toFloat(src.get(I16_LE, (firstElement + i) * 2));
                 }
             }
             case F16 -> {

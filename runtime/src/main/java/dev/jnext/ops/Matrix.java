@@ -1,5 +1,6 @@
 package dev.jnext.ops;
 
+import dev.jnext.numeric.Bf16;
 import dev.jnext.model.DType;
 import dev.jnext.model.Tensor;
 
@@ -69,7 +70,7 @@ public record Matrix(String name, MemorySegment data, DType dtype, int rows, int
         long i = (long) r * cols + c;
         return switch (dtype) {
             case F32 -> data.get(F32_LE, i * 4);
-            case BF16 -> DType.bf16ToFloat(data.get(I16_LE, i * 2));
+            case BF16 -> Bf16.toFloat(data.get(I16_LE, i * 2));
             case F16 -> Float.float16ToFloat(data.get(I16_LE, i * 2));
         };
     }

@@ -6,7 +6,6 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.text.Normalizer;
 import java.util.Arrays;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.OptionalInt;
@@ -39,9 +38,7 @@ public final class QwenTokenizer {
         tokens = json.vocab();
         nfc = json.nfc();
         addedTokens = json.addedTokens();
-        ids = new HashMap<>(tokens.length * 2);
-        for (int id = 0; id < tokens.length; id++) if (tokens[id] != null) ids.putIfAbsent(tokens[id], id);
-        for (AddedToken t : addedTokens) ids.put(t.content(), t.id());
+        ids = json.ids();
         special = new boolean[tokens.length];
         for (AddedToken t : addedTokens) special[t.id()] = t.special();
         tokenBytes = new byte[tokens.length][];

@@ -23,14 +23,19 @@ import java.util.Map;
  * then ByteLevel, BPE without byte fallback, ByteLevel decoder); anything else is refused by name
  * rather than tokenized differently from Hugging Face.
  */
-record TokenizerJson(String[] vocab, int[] mergeLefts, int[] mergeRights, int[] mergeResults,
+record TokenizerJson(String[] vocab, Map<String, Integer> ids, int[] mergeLefts, int[] mergeRights, int[] mergeResults,
                      List<AddedToken> addedTokens, boolean nfc) {
 
     private static final ObjectMapper JSON = new ObjectMapper();
+    // 151k vocabulary keys: interning or canonicalizing them as field names costs more than the parse itself
+    private static final JsonFactory FACTORY = JsonFactory.builder()
+            .disable(JsonFactory.Feature.INTERN_FIELD_NAMES)
+            .disable(JsonFactory.Feature.CANONICALIZE_FIELD_NAMES)
+            .build();
 
     static TokenizerJson read(Path file) {
         try (InputStream in = Files.newInputStream(file);
-             JsonParser p = new JsonFactory().createParser(in)) {
+             JsonParser p = FACTORY.createParser(in)) {
             return parse(p, file);
         } catch (NoSuchFileException e) {
             throw new JnextException(file + ": no such file (a Hugging Face tokenizer.json is expected; "
@@ -119,7 +124,8 @@ record TokenizerJson(String[] vocab, int[] mergeLefts, int[] mergeRights, int[] 
             rights[r] = b;
             results[r] = ab;
         }
-        return new TokenizerJson(tokens, lefts, rights, results, List.copyOf(addedTokens), nfc);
+        for (AddedToken t : addedTokens) vocab.put(t.content(), t.id());
+        return new TokenizerJson(tokens, vocab, lefts, rights, results, List.copyOf(addedTokens), nfc);
     }
 
     private static Map<String, Integer> readVocab(JsonParser p, Path file) throws IOException {

@@ -14,6 +14,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The PTX built by kernels-ptx is on the classpath, for compute_90, with the entry points and signatures the launchers use. */
 class PtxResourcesTest {
+    private static final List<ParamType> PREFILL = List.of(U64, U64, U64, U64, U32, U64, U64, U32, U64, U64, U32, U32, U32, U32, F32);
+    private static final List<ParamType> DECODE = List.of(U64, U64, U64, U64, U32, U64, U32, U32, U32, U32, F32, U64, U64);
     private static final Map<String, Map<String, List<ParamType>>> EXPECTED = Map.ofEntries(
             Map.entry("rmsnorm", Map.of(
                     "rmsnorm_bf16", List.of(U64, U64, U64, U32, U32, F32),
@@ -41,7 +43,43 @@ class PtxResourcesTest {
                     "argmax_partial", List.of(U64, U32, U32, U32, U64),
                     "argmax_final", List.of(U64, U32, U64),
                     "philox_blocks", List.of(U64, U64, U64, U32),
-                    "sample_rows", List.of(U64, U32, U32, U64, U64, U64))));
+                    "sample_rows", List.of(U64, U32, U32, U64, U64, U64))),
+            Map.entry("gated_delta_rule_chunked", Map.of(
+                    "gdr_chunk_prep_d128", List.of(U64, U32, U64, U64, U64, U64, U32, U32, U32, U32, F32, U64, U64, U64),
+                    "gdr_chunk_state_d128_w2", List.of(U64, U32, U64, U64, U64, U32, U32, U32, U32, U64, U64, U64, U64, U64),
+                    "gdr_recurrent", List.of(U64, U32, U64, U64, U64, U64, U32, U32, U32, U32, U32, F32, U64, U64))),
+            Map.entry("gdn_recurrent", gdnRecurrent()),
+            Map.entry("causal_conv1d", causalConv1d()),
+            Map.entry("gdn_gating", Map.of("gdn_split_gating", List.of(U64, U64, U64, U64, U64, U64, U64, U64, U32, U32, U32, U32, U32))),
+            Map.entry("attention_prep", Map.of("attention_prep_bf16", List.of(U64, U32, U64, U64, U32, U64, U64, U64, U32,
+                    U64, U64, U64, U32, U32, U32, U32, U32, F32, U64, U64, U64))),
+            Map.entry("attention_prefill", Map.of(
+                    "attention_prefill_hd256", PREFILL, "attention_prefill_hd128", PREFILL,
+                    "attention_prefill_hd64", PREFILL, "attention_prefill_hd32", PREFILL)),
+            Map.entry("attention_decode", Map.of(
+                    "attention_decode_hd256_g1", DECODE, "attention_decode_hd256_g2", DECODE,
+                    "attention_decode_hd128_g1", DECODE, "attention_decode_hd128_g2", DECODE,
+                    "attention_decode_hd64_g1", DECODE, "attention_decode_hd64_g2", DECODE,
+                    "attention_decode_hd32_g1", DECODE, "attention_decode_hd32_g2", DECODE,
+                    "attention_decode_combine", List.of(U64, U64, U64, U32, U32, U32, U32, U64, U64, U32, U32))));
+
+    /** qkv, beta|ba, g, A_log, dt_bias, state, slots, out; batch, Hk, Hv, dk, dv: for both paths and the three gate modes. */
+    private static Map<String, List<ParamType>> gdnRecurrent() {
+        List<ParamType> sig = List.of(U64, U64, U64, U64, U64, U64, U64, U64, U32, U32, U32, U32, U32);
+        Map<String, List<ParamType>> m = new java.util.HashMap<>();
+        for (String path : List.of("k128", "any")) for (String mode : List.of("f32", "bf16", "fused")) m.put("gdn_recurrent_" + path + "_" + mode, sig);
+        return m;
+    }
+
+    /** prefill: x, w, state, cu_seqlens, slots, out, batch, channels; update: x, w, state, slots, out, channels; K = 2, 3, 4. */
+    private static Map<String, List<ParamType>> causalConv1d() {
+        Map<String, List<ParamType>> m = new java.util.HashMap<>();
+        for (int k = 2; k <= 4; k++) {
+            m.put("causal_conv1d_prefill_k" + k, List.of(U64, U64, U64, U64, U64, U64, U32, U32));
+            m.put("causal_conv1d_update_k" + k, List.of(U64, U64, U64, U64, U64, U32));
+        }
+        return m;
+    }
 
     @Test
     void everyModuleHasItsEntriesWithTheExpectedSignatures() {

@@ -1,5 +1,6 @@
 package dev.jnext.model;
 
+import dev.jnext.numeric.Bf16;
 import dev.jnext.JnextException;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -46,7 +47,7 @@ class SafeTensorsTest {
     void readsF32Bf16AndF16Values() throws IOException {
         ByteBuffer data = ByteBuffer.allocate(16).order(ByteOrder.LITTLE_ENDIAN);
         data.putFloat(1.5f).putFloat(-2.25f);
-        data.putShort(DType.floatToBf16(3.0f)).putShort(DType.floatToBf16(-0.5f));
+        data.putShort(Bf16.fromFloat(3.0f)).putShort(Bf16.fromFloat(-0.5f));
         data.putShort(Float.floatToFloat16(0.75f)).putShort(Float.floatToFloat16(-8f));
         String header = "{\"__metadata__\":{\"format\":\"pt\"},"
                 + "\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"

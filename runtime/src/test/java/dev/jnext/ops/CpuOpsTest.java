@@ -1,5 +1,6 @@
 package dev.jnext.ops;
 
+import dev.jnext.numeric.Bf16;
 import org.junit.jupiter.api.Test;
 
 import java.util.List;
@@ -160,7 +161,7 @@ class CpuOpsTest {
         java.lang.foreign.MemorySegment bf = java.lang.foreign.MemorySegment.ofArray(new short[6]);
         java.lang.foreign.MemorySegment hf = java.lang.foreign.MemorySegment.ofArray(new short[6]);
         for (int i = 0; i < 6; i++) {
-            bf.setAtIndex(java.lang.foreign.ValueLayout.JAVA_SHORT, i, dev.jnext.model.DType.floatToBf16(w[i]));
+            bf.setAtIndex(java.lang.foreign.ValueLayout.JAVA_SHORT, i, dev.jnext.numeric.Bf16.fromFloat(w[i]));
             hf.setAtIndex(java.lang.foreign.ValueLayout.JAVA_SHORT, i, Float.floatToFloat16(w[i]));
         }
         float[] x = {1f, 2f, 3f};
@@ -169,6 +170,6 @@ class CpuOpsTest {
                 new Matrix("b", bf, dev.jnext.model.DType.BF16, 2, 3), new Matrix("h", hf, dev.jnext.model.DType.F16, 2, 3)}) {
             assertArrayEquals(expect, new Linear(m).forward(x, 1), 1e-6f, m.name());
         }
-        assertTrue(Float.isNaN(dev.jnext.model.DType.bf16ToFloat(dev.jnext.model.DType.floatToBf16(Float.NaN))));
+        assertTrue(Float.isNaN(dev.jnext.numeric.Bf16.toFloat(dev.jnext.numeric.Bf16.fromFloat(Float.NaN))));
     }
 }

@@ -1,0 +1,60 @@
+package dev.jnext.engine;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.jnext.JnextException;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+
+/**
+ * A checkpoint's {@code generation_config.json}: its end-of-sequence ids and the sampling defaults its
+ * authors recommend (used when the caller does not choose). Every field is optional.
+ */
+public record GenerationConfig(List<Integer> eosTokenIds, Optional<Float> temperature, Optional<Integer> topK,
+                               Optional<Float> topP, Optional<Float> minP, Optional<Float> repetitionPenalty,
+                               Optional<Boolean> doSample) {
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    public static GenerationConfig none() {
+        return new GenerationConfig(List.of(), Optional.empty(), Optional.empty(), Optional.empty(), Optional.empty(),
+                Optional.empty(), Optional.empty());
+    }
+
+    /** Reads {@code dir/generation_config.json}; a missing file gives {@link #none()}. */
+    public static GenerationConfig read(Path dir) {
+        Path file = dir.resolve("generation_config.json");
+        if (!Files.isRegularFile(file)) return none();
+        JsonNode n;
+        try {
+            n = JSON.readTree(file.toFile());
+        } catch (IOException e) {
+            throw new JnextException(file + ": not valid JSON: " + e.getMessage(), e);
+        }
+        List<Integer> eos = new ArrayList<>();
+        JsonNode e = n.path("eos_token_id");
+        if (e.isInt()) eos.add(e.asInt());
+        else if (e.isArray()) for (JsonNode x : e) {
+            if (!x.isInt()) throw new JnextException(file + ": eos_token_id must be an integer or a list of integers, got " + e);
+            eos.add(x.asInt());
+        } else if (!e.isMissingNode() && !e.isNull()) {
+            throw new JnextException(file + ": eos_token_id must be an integer or a list of integers, got " + e);
+        }
+        return new GenerationConfig(List.copyOf(eos), number(n, "temperature", file).map(Double::floatValue),
+                number(n, "top_k", file).map(Double::intValue), number(n, "top_p", file).map(Double::floatValue),
+                number(n, "min_p", file).map(Double::floatValue), number(n, "repetition_penalty", file).map(Double::floatValue),
+                n.path("do_sample").isBoolean() ? Optional.of(n.path("do_sample").asBoolean()) : Optional.empty());
+    }
+
+    private static Optional<Double> number(JsonNode n, String field, Path file) {
+        JsonNode v = n.path(field);
+        if (v.isMissingNode() || v.isNull()) return Optional.empty();
+        if (!v.isNumber()) throw new JnextException(file + ": " + field + " must be a number, got " + v);
+        return Optional.of(v.asDouble());
+    }
+}

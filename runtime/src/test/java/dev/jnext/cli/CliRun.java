@@ -1,0 +1,26 @@
+package dev.jnext.cli;
+
+import java.io.ByteArrayInputStream;
+import java.io.InputStream;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.charset.StandardCharsets;
+
+/** Runs the jnext CLI in-process with a given stdin and captures stdout, stderr and the exit code. */
+record CliRun(int exitCode, String out, String err) {
+
+    static synchronized CliRun run(String stdin, String... args) {
+        InputStream savedIn = System.in;
+        StringWriter out = new StringWriter(), err = new StringWriter();
+        try {
+            System.setIn(new ByteArrayInputStream(stdin.getBytes(StandardCharsets.UTF_8)));
+            var cl = Main.commandLine();
+            cl.setOut(new PrintWriter(out, true));
+            cl.setErr(new PrintWriter(err, true));
+            int code = cl.execute(args);
+            return new CliRun(code, out.toString(), err.toString());
+        } finally {
+            System.setIn(savedIn);
+        }
+    }
+}
