@@ -6,6 +6,7 @@ import dev.jnext.bench.AttentionBench;
 import dev.jnext.bench.GdnBench;
 import dev.jnext.bench.GdnChunkBench;
 import dev.jnext.bench.KernelBench;
+import dev.jnext.bench.MoeBench;
 import dev.jnext.gpu.Gpu;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -30,7 +31,7 @@ public final class BenchCommand implements Callable<Integer> {
     Path json;
 
     enum Suite {
-        kernels, gdn_decode, gdn_chunk, attention;
+        kernels, gdn_decode, gdn_chunk, attention, moe;
 
         /** The name on the command line: {@code gdn-decode} (picocli matches enum constants by toString). */
         @Override
@@ -47,6 +48,12 @@ public final class BenchCommand implements Callable<Integer> {
             switch (suite) {
                 case kernels -> {
                     KernelBench bench = new KernelBench(gpu);
+                    bench.runAll();
+                    table = bench.table();
+                    numbers = bench.numbers();
+                }
+                case moe -> {
+                    MoeBench bench = new MoeBench(gpu);
                     bench.runAll();
                     table = bench.table();
                     numbers = bench.numbers();

@@ -26,6 +26,24 @@ class PtxResourcesTest {
                     "gated_rmsnorm_bf16_r4", List.of(U64, U64, U64, U64, U32, U32, F32))),
             Map.entry("silu_mul", Map.of("silu_mul_bf16", List.of(U64, U64, U32, U32))),
             Map.entry("bench", Map.of("empty_kernel", List.of(U64, U32))),
+            Map.entry("moe_route", Map.of("moe_route_topk", List.of(U64, U32, U64, U64, U32, U32, U32, U32))),
+            Map.entry("moe_align", Map.of(
+                    "moe_align_count", List.of(U64, U64, U32, U32),
+                    "moe_align_offsets", List.of(U64, U64, U64, U64, U32, U32, U32, U32),
+                    "moe_align_scatter", List.of(U64, U64, U64, U64, U64, U32, U32))),
+            Map.entry("moe_gemm", Map.of(
+                    "moe_gemm_gate_up", List.of(U64, U64, U64, U64, U64, U32, U32, U32),
+                    "moe_gemm_down", List.of(U64, U64, U64, U64, U64, U64, U32, U32))),
+            Map.entry("moe_combine", Map.of("moe_combine", List.of(U64, U64, U64, U32, U64, U32, U32, U32))),
+            Map.entry("moe_decode", Map.of(
+                    "moe_decode_gate_up", List.of(U64, U64, U64, U64, U64, U32, U32, U32, U32),
+                    "moe_decode_down", List.of(U64, U64, U64, U64, U64, U64, U32, U64, U32, U32, U32, U32))),
+            Map.entry("embedding", Map.of("embedding_gather", List.of(U64, U64, U64, U32, U32, U32))),
+            Map.entry("sampling", Map.of(
+                    "argmax_partial", List.of(U64, U32, U32, U32, U64),
+                    "argmax_final", List.of(U64, U32, U64),
+                    "philox_blocks", List.of(U64, U64, U64, U32),
+                    "sample_rows", List.of(U64, U32, U32, U64, U64, U64))),
             Map.entry("gated_delta_rule_chunked", Map.of(
                     "gdr_chunk_prep_d128", List.of(U64, U32, U64, U64, U64, U64, U32, U32, U32, U32, F32, U64, U64, U64),
                     "gdr_chunk_state_d128_w2", List.of(U64, U32, U64, U64, U64, U32, U32, U32, U32, U64, U64, U64, U64, U64),
