@@ -79,7 +79,12 @@ public final class ChatTemplate {
 
     /** Renders plain role/content messages. */
     public String render(List<ChatMessage> messages, boolean addGenerationPrompt) {
-        return render(messages.stream().map(ChatMessage::toMap).toList(), null, addGenerationPrompt, Map.of());
+        return render(messages, addGenerationPrompt, Map.of());
+    }
+
+    /** Renders plain role/content messages with extra template variables (e.g. enable_thinking=false). */
+    public String render(List<ChatMessage> messages, boolean addGenerationPrompt, Map<String, ?> extraVariables) {
+        return render(messages.stream().map(ChatMessage::toMap).toList(), null, addGenerationPrompt, extraVariables);
     }
 
     /**

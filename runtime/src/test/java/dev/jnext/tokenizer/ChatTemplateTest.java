@@ -75,6 +75,8 @@ class ChatTemplateTest {
         assertEquals("{\"name\": \"f\", \"n\": 1.5e-07, \"list\": [1, true, \"é\\n\\\"q\\\"\"], \"empty\": {}}",
                 PythonJson.dumps(tool, null, false));
         assertEquals("[\n  1,\n  [\n    2\n  ]\n]", PythonJson.dumps(List.of(1, List.of(2)), 2, false));
+        assertEquals("{\n  \"role\": \"user\",\n  \"content\": \"a\"\n}|{\"content\": \"a\", \"role\": \"user\"}",
+                render("{{ messages[0] | tojson(indent=2) }}|{{ messages[0] | tojson(sort_keys=true) }}", THREE));
         assertEquals("100.0 0.0001 1e-05 1e+16 -2.5", String.join(" ", PythonJson.floatRepr(100), PythonJson.floatRepr(1e-4),
                 PythonJson.floatRepr(1e-5), PythonJson.floatRepr(1e16), PythonJson.floatRepr(-2.5)));
     }
