@@ -87,6 +87,25 @@ extern __shared__ __align__(16) unsigned char gdr_smem[];
 #define CB_EL (CB_FL + CH * 4)
 #define CB_BYTES (CB_EL + 16)
 
+// Rows F..L−1 of one column of a forward substitution with the strictly lower A (fp32, rows of CH + 4):
+// x_i = init(i) − Σ_{F≤j<i} A_ij x_j, four partial sums per row.
+template <int F, int L, typename Init>
+__device__ __forceinline__ void solve_rows(const float (*a)[CH + 4], float (&x)[CH], Init init) {
+#pragma unroll
+    for (int i = F; i < L; i++) {
+        float acc[4] = {init(i), 0.f, 0.f, 0.f};
+#pragma unroll
+        for (int jj = F; jj < i; jj += 4) {
+            const float4 av = *reinterpret_cast<const float4*>(&a[i][jj]);
+            acc[0] -= av.x * x[jj];
+            if (jj + 1 < i) acc[1] -= av.y * x[jj + 1];
+            if (jj + 2 < i) acc[2] -= av.z * x[jj + 2];
+            if (jj + 3 < i) acc[3] -= av.w * x[jj + 3];
+        }
+        x[i] = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Prep: one block (128 threads) per (chunk id, key head); handles the Hv/Hk value heads of that key head.
 
@@ -102,10 +121,12 @@ struct PrepSmem {
 // ChunkedDeltaRuleKernel.PREP_SMEM_BYTES must cover this
 static_assert(sizeof(PrepSmem) <= 56 * 1024, "prep shared memory");
 
-extern "C" __global__ void __launch_bounds__(128, 4) gdr_chunk_prep_d128(
-        const bf16* __restrict__ qkv, int qkv_ld, const float* __restrict__ beta, const float* __restrict__ g,
-        const int* __restrict__ cu, const int* __restrict__ slots, int nseq, int tokens, int Hk, int Hv, float scale,
-        unsigned char* __restrict__ cb_out) {
+// MODE != 0 leaves stages out, for timing experiments only: 1 = no inversion, 2 = no A, P or inversion.
+template <int MODE>
+__device__ __forceinline__ void prep_body(const bf16* __restrict__ qkv, int qkv_ld, const float* __restrict__ beta,
+                                          const float* __restrict__ g, const int* __restrict__ cu,
+                                          const int* __restrict__ slots, int nseq, int tokens, int Hk, int Hv, float scale,
+                                          unsigned char* __restrict__ cb_out) {
     PrepSmem& sm = *reinterpret_cast<PrepSmem*>(gdr_smem);
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int gq = lane >> 2, tq = lane & 3;  // MMA fragment coordinates
@@ -235,7 +256,7 @@ extern "C" __global__ void __launch_bounds__(128, 4) gdr_chunk_prep_d128(
                 if (i == 0) *reinterpret_cast<float4*>(blk + CB_EL) = make_float4(__expf(gl), 0.f, 0.f, 0.f);
             }
         }
-        for (int j = 0; j < nh; j++) {
+        for (int j = 0; j < (MODE == 2 ? 0 : nh); j++) {
             const float bi0 = sm.beta[j][warp * 16 + gq], bi1 = sm.beta[j][warp * 16 + gq + 8];
             const float gi0 = sm.gam[j][warp * 16 + gq], gi1 = sm.gam[j][warp * 16 + gq + 8];
             const float ki0 = sm.rk[warp * 16 + gq], ki1 = sm.rk[warp * 16 + gq + 8];
@@ -271,42 +292,71 @@ extern "C" __global__ void __launch_bounds__(128, 4) gdr_chunk_prep_d128(
             for (int idx = tid; idx < CH * CB_LD / 8; idx += 128)
                 reinterpret_cast<uint4*>(dst)[idx] = reinterpret_cast<const uint4*>(&sm.p[j][0][0])[idx];
         }
-        if ((warp >> 1) < nh) {
-            // T = (I + A)⁻¹ by forward substitution, one column per lane: x_i = δ_ic − Σ_{j<i} A_ij x_j.
-            // Warp 2j owns columns 0..31 and warp 2j+1 columns 32..63, whose rows and terms below 32 are all zero.
-            const int j = warp >> 1, c = (warp & 1) * 32 + lane;
-            const float(*a)[CH + 4] = sm.u.a[j];
-            bf16* dst = reinterpret_cast<bf16*>(cb_out + ((long)id * Hv + kh * r + hp + j) * CB_BYTES) + c;
-            const float bc = sm.beta[j][c];
-            float x[CH];
-            auto solve = [&](auto from) {
-                constexpr int F = decltype(from)::value;
+        // T = (I + A)⁻¹ by forward substitution, one column per lane: x_i = δ_ic − Σ_{j<i} A_ij x_j, split at row 32 so
+        // that no lane runs the whole 64-row chain: (1) warp 2j solves rows 0..31 of columns 0..31, warp 2j+1 rows
+        // 32..63 of columns 32..63 (rows above a column's index are zero); (2) both warps form the coupling
+        // C = A[32.., ..32]·X[..32, ..32]; (3) warp 2j solves rows 32..63 of columns 0..31 starting from −C.
+        __syncthreads();  // P is out: its staging space holds X and C
+        const int j = warp >> 1, hw = warp & 1;
+        const bool inv = MODE == 0 && j < nh;
+        const float(*a)[CH + 4] = sm.u.a[j];
+        float(*xm)[33] = reinterpret_cast<float(*)[33]>(&sm.p[j][0][0]);  // X [32][33], then C [32][33]
+        float(*cm)[33] = xm + 32;
+        bf16* dst = reinterpret_cast<bf16*>(cb_out + ((long)id * Hv + kh * r + hp + j) * CB_BYTES) + hw * 32 + lane;
+        const float bc = inv ? sm.beta[j][hw * 32 + lane] : 0.f;
+        float x[CH];
+        if (inv) {
+            if (hw == 0) {
+                solve_rows<0, 32>(a, x, [&](int i) { return i == lane ? 1.f : 0.f; });
 #pragma unroll
-                for (int i = F; i < CH; i++) {
-                    float acc[4] = {i == c ? 1.f : 0.f, 0.f, 0.f, 0.f};
+                for (int i = 0; i < 32; i++) xm[i][lane] = x[i];
+            } else {  // columns 32..63: rows below 32 are zero, rows 32.. solved from the identity
+                solve_rows<32, CH>(a, x, [&](int i) { return i == 32 + lane ? 1.f : 0.f; });
 #pragma unroll
-                    for (int jj = F; jj < i; jj += 4) {
-                        const float4 av = *reinterpret_cast<const float4*>(&a[i][jj]);
-                        acc[0] -= av.x * x[jj];
-                        if (jj + 1 < i) acc[1] -= av.y * x[jj + 1];
-                        if (jj + 2 < i) acc[2] -= av.z * x[jj + 2];
-                        if (jj + 3 < i) acc[3] -= av.w * x[jj + 3];
-                    }
-                    x[i] = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+                for (int i = 0; i < CH; i++) dst[i * CB_LD] = __float2bfloat16_rn(i < 32 ? 0.f : x[i] * bc);
+            }
+        }
+        __syncthreads();
+        if (inv) {  // C[r][c] = Σ_{k<32} A[32 + r][k]·X[k][c]: lane = column c, warp hw = rows 16hw..16hw+15
+            float xc[32];
+#pragma unroll
+            for (int k = 0; k < 32; k++) xc[k] = xm[k][lane];
+#pragma unroll
+            for (int rr = 0; rr < 16; rr++) {
+                const int row = 16 * hw + rr;
+                float acc[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+                for (int k = 0; k < 32; k += 4) {
+                    const float4 av = *reinterpret_cast<const float4*>(&a[32 + row][k]);
+                    acc[0] += av.x * xc[k];
+                    acc[1] += av.y * xc[k + 1];
+                    acc[2] += av.z * xc[k + 2];
+                    acc[3] += av.w * xc[k + 3];
                 }
+                cm[row][lane] = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+            }
+        }
+        __syncthreads();
+        if (inv && hw == 0) {
+            solve_rows<32, CH>(a, x, [&](int i) { return -cm[i - 32][lane]; });
 #pragma unroll
-                for (int i = 0; i < CH; i++) dst[i * CB_LD] = __float2bfloat16_rn(i < F ? 0.f : x[i] * bc);
-            };
-            if (warp & 1) solve(std::integral_constant<int, 32>{}); else solve(std::integral_constant<int, 0>{});
+            for (int i = 0; i < CH; i++) dst[i * CB_LD] = __float2bfloat16_rn((i < 32 ? xm[i][lane] : x[i]) * bc);
         }
         __syncthreads();
     }
 }
 
+extern "C" __global__ void __launch_bounds__(128, 4) gdr_chunk_prep_d128(
+        const bf16* __restrict__ qkv, int qkv_ld, const float* __restrict__ beta, const float* __restrict__ g,
+        const int* __restrict__ cu, const int* __restrict__ slots, int nseq, int tokens, int Hk, int Hv, float scale,
+        unsigned char* __restrict__ cb_out) {
+    prep_body<0>(qkv, qkv_ld, beta, g, cu, slots, nseq, tokens, Hk, Hv, scale, cb_out);
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // State pass: one block per (sequence, value head, 32 value columns), 5 warps with fixed roles:
 //   warp 0      loader: each chunk's q/k/v rows (cp.async, 16 B per lane) and its chunk block (one bulk copy) into a
-//               3-stage ring;
+//               2-stage ring (measured faster than 3 stages);
 //   warps 1, 2  state: pair p = warp − 1 keeps Sᵀ for value columns 16p..16p+15 as 16 m16n8 fp32 accumulator tiles
 //               and runs the dependent chain X = V − fk ⊙ K̂S,  V' = Tβ·X,  S ← el·S + (fl ⊙ V')ᵀK of every chunk;
 //   warps 3, 4  output: O = fq ⊙ (Q·S) + P·V' from the Sᵀ and V' fragments that the state warp of pair warp − 3
@@ -315,7 +365,7 @@ extern "C" __global__ void __launch_bounds__(128, 4) gdr_chunk_prep_d128(
 // Stage ring and handover are synchronised with mbarriers (full/empty per stage, full/empty per handover slot);
 // arrivals are one elected lane per warp after __syncwarp.
 
-#define NSTAGE 3
+#define NSTAGE 2
 #define V_LD 40  // 32 value columns + 8
 
 struct StateStage {
@@ -332,7 +382,7 @@ struct StateSmem {
     uint64_t full[NSTAGE], empty[NSTAGE], hfull[2][2], hempty[2][2];
 };
 // ChunkedDeltaRuleKernel.STATE_SMEM_BYTES must cover this
-static_assert(sizeof(StateSmem) <= 204 * 1024, "state pass shared memory");
+static_assert(sizeof(StateSmem) <= 150 * 1024, "state pass shared memory");
 static_assert(sizeof(StateStage) % 16 == 0 && CB_BYTES % 16 == 0, "bulk copies move 16-byte multiples");
 
 __device__ __forceinline__ void mbar_init(uint64_t* b, int count) {

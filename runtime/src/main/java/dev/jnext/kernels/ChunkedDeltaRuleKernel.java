@@ -20,8 +20,8 @@ import dev.jnext.ops.GatedDeltaRule;
  * <p>{@link Path#CHUNKED} (dk = 128, dv a multiple of 32) is fla's chunked WY form with bf16 tensor-core
  * operands and fp32 state and accumulation: a parallel pass over (chunk, key head) builds each chunk's matrices
  * T·diag(β) = (I + A)⁻¹·diag(β) and P and its per-token decay factors into scratch ("chunk blocks"), then one block
- * per (sequence, value head, 32 value columns) carries the state through the chunks on chip (a loader warp, two state
- * warps on the dependent chain, two output warps). {@link Path#RECURRENT} (any dk ≤ 128, any dv) steps token by
+ * per (sequence, value head, 32 value columns) carries the state through the chunks on chip (a loader warp, two
+ * state warps on the dependent chain, two output warps). {@link Path#RECURRENT} (any dk ≤ 128, any dv) steps token by
  * token in fp32.
  * Scratch is allocated once, here, for {@link Config#maxTokens()} and {@link Config#maxSequences()}: a launch
  * allocates nothing and reads no device value on the host, so it can be captured into a CUDA graph.
@@ -38,7 +38,7 @@ public final class ChunkedDeltaRuleKernel implements AutoCloseable {
     static final int RECURRENT_THREADS = 256;
     /** Dynamic shared memory: static_asserts in the .cu keep the structs within these. */
     static final int PREP_SMEM_BYTES = 56 * 1024;
-    static final int STATE_SMEM_BYTES = 204 * 1024;
+    static final int STATE_SMEM_BYTES = 150 * 1024;
     /** Bytes of one chunk block (the .cu's CB_BYTES): Tβ and P as bf16 [64][72], fk, fq, fl fp32 [64], el + padding. */
     static final int CHUNK_BLOCK_BYTES = 2 * CHUNK * (CHUNK + 8) * 2 + 3 * CHUNK * 4 + 16;
 
