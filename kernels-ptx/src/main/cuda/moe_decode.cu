@@ -6,7 +6,8 @@
 //                                                                 + bf16(bf16(sigmoid(g_t)) · bf16(act_sh·Wsd[h])) )
 // Weights: gate_up [E, 2I, H] (gate rows then up rows), down [E, H, I]; shared gate_up [2I, H], shared down [H, I]
 // (0 = no shared expert). One warp per output; each lane streams 16-byte pieces of the weight rows.
-// Constraints (checked by the launcher): hidden % 8 == 0, inter % 16 == 0.
+// Constraints (checked by the launcher): hidden % 8 == 0, inter % 16 == 0, inter <= 512 (moe_decode_down keeps a
+// whole weight row of 8 experts in registers).
 #include "common.cuh"
 
 #define DEC_THREADS 256
@@ -44,6 +45,19 @@ moe_decode_gate_up(const bf16* __restrict__ x, const int* __restrict__ topk_ids,
         token = slot - pairs;
         w = shared_gate_up;
     }
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int col0 = blockIdx.x * (DEC_WARPS * DEC_COLS_PER_WARP) + warp * DEC_COLS_PER_WARP;
+    // rows of this warp: gate col0, up col0, gate col0+1, up col0+1
+    const bf16* rows[4] = {w + (long)col0 * hidden, w + (long)(inter + col0) * hidden, w + (long)(col0 + 1) * hidden,
+                           w + (long)(inter + col0 + 1) * hidden};
+    // the first group of weight loads is issued before x is staged: both round trips overlap
+    bf16x8 wv[4][4];
+#pragma unroll
+    for (int q = 0; q < 4; q++) {
+        const int c = lane * 8 + q * 256;
+#pragma unroll
+        for (int r = 0; r < 4; r++) wv[q][r] = c < hidden ? ldg_stream(rows[r] + c) : bf16x8{};
+    }
     for (int c = threadIdx.x * 8; c < hidden; c += DEC_THREADS * 8) {
         float f[8];
         unpack8(*reinterpret_cast<const bf16x8*>(x + (long)token * hidden + c), f);
@@ -51,32 +65,31 @@ moe_decode_gate_up(const bf16* __restrict__ x, const int* __restrict__ topk_ids,
         for (int j = 0; j < 8; j++) xs[c + j] = f[j];
     }
     __syncthreads();
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int col0 = blockIdx.x * (DEC_WARPS * DEC_COLS_PER_WARP) + warp * DEC_COLS_PER_WARP;
-    float sg[DEC_COLS_PER_WARP], su[DEC_COLS_PER_WARP];
+    float acc[4] = {0.f, 0.f, 0.f, 0.f};
+    for (int c0 = lane * 8; c0 < hidden; c0 += 1024) {
 #pragma unroll
-    for (int j = 0; j < DEC_COLS_PER_WARP; j++) sg[j] = su[j] = 0.f;
-#pragma unroll 2
-    for (int c = lane * 8; c < hidden; c += 256) {
-        bf16x8 wg[DEC_COLS_PER_WARP], wu[DEC_COLS_PER_WARP];
+        for (int q = 0; q < 4; q++) {
+            const int c = c0 + q * 256;
+            if (c < hidden) {
+                float xv[8];
 #pragma unroll
-        for (int j = 0; j < DEC_COLS_PER_WARP; j++) {
-            wg[j] = ldg_stream(w + (long)(col0 + j) * hidden + c);
-            wu[j] = ldg_stream(w + (long)(inter + col0 + j) * hidden + c);
+                for (int j = 0; j < 8; j++) xv[j] = xs[c + j];
+#pragma unroll
+                for (int r = 0; r < 4; r++) acc[r] += dot8(wv[q][r], xv);
+            }
         }
-        float xv[8];
+        // next group of 4 chunks (16 loads in flight per lane)
 #pragma unroll
-        for (int q = 0; q < 8; q++) xv[q] = xs[c + q];
+        for (int q = 0; q < 4; q++) {
+            const int c = c0 + 1024 + q * 256;
 #pragma unroll
-        for (int j = 0; j < DEC_COLS_PER_WARP; j++) {
-            sg[j] += dot8(wg[j], xv);
-            su[j] += dot8(wu[j], xv);
+            for (int r = 0; r < 4; r++) wv[q][r] = c < hidden ? ldg_stream(rows[r] + c) : bf16x8{};
         }
     }
 #pragma unroll
     for (int j = 0; j < DEC_COLS_PER_WARP; j++) {
-        const float g = round_bf16(warp_sum(sg[j]));
-        const float u = round_bf16(warp_sum(su[j]));
+        const float g = round_bf16(warp_sum(acc[2 * j]));
+        const float u = round_bf16(warp_sum(acc[2 * j + 1]));
         if (lane == j) act[(long)slot * inter + col0 + j] = __float2bfloat16_rn(round_bf16(silu_f32(g)) * u);
     }
 }
@@ -91,7 +104,23 @@ moe_decode_down(const bf16* __restrict__ act, const int* __restrict__ topk_ids, 
     const int t = blockIdx.y;
     const int pairs = tokens * topk;
     const bool has_shared = shared_down != nullptr;
-    const int nrows = topk + (has_shared ? 1 : 0);
+    const int nrows = topk + (has_shared ? 1 : 0);  // row topk: the shared expert
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int h = blockIdx.x * DEC_WARPS + warp;
+    // weight row h of the first 8 experts: loads issued before the activations are staged (both round trips overlap)
+    auto row_of = [&](int k) -> const bf16* {
+        return k < topk ? w_down + ((long)topk_ids[(long)t * topk + k] * hidden + h) * inter : shared_down + (long)h * inter;
+    };
+    bf16x8 wv[8][2];
+#pragma unroll
+    for (int q = 0; q < 8; q++) {
+        const bf16* w = q < nrows ? row_of(q) : nullptr;
+#pragma unroll
+        for (int j = 0; j < 2; j++) {
+            const int c = lane * 8 + j * 256;
+            wv[q][j] = w != nullptr && c < inter ? ldg_stream(w + c) : bf16x8{};
+        }
+    }
     for (int i = threadIdx.x * 8; i < nrows * inter; i += DEC_THREADS * 8) {
         const int k = i / inter, c = i - k * inter;
         const long slot = k < topk ? (long)t * topk + k : pairs + t;
@@ -101,40 +130,43 @@ moe_decode_down(const bf16* __restrict__ act, const int* __restrict__ topk_ids, 
         for (int j = 0; j < 8; j++) as[i + j] = f[j];
     }
     __syncthreads();
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int h = blockIdx.x * DEC_WARPS + warp;
-    float acc = 0.f;
-    // groups of 4 experts: their weight loads are all in flight before the first reduction
-    for (int k0 = 0; k0 < topk; k0 += 4) {
-        float s[4] = {0.f, 0.f, 0.f, 0.f};
-        const bf16* w[4];
+    float acc = 0.f, shared_y = 0.f;
+    for (int k0 = 0; k0 < nrows; k0 += 8) {
+        float s[8];
 #pragma unroll
-        for (int q = 0; q < 4; q++) {
-            const int k = min(k0 + q, topk - 1);
-            w[q] = w_down + ((long)topk_ids[(long)t * topk + k] * hidden + h) * inter;
+        for (int q = 0; q < 8; q++) s[q] = 0.f;
+#pragma unroll
+        for (int j = 0; j < 2; j++) {
+            const int c = lane * 8 + j * 256;
+            if (c < inter) {
+#pragma unroll
+                for (int q = 0; q < 8; q++) if (k0 + q < nrows) s[q] += dot8(wv[q][j], as + (k0 + q) * inter + c);
+            }
         }
-        for (int c = lane * 8; c < inter; c += 256) {
-            bf16x8 wv[4];
+        // prefetch the next group before reducing this one
+        if (k0 + 8 < nrows) {
 #pragma unroll
-            for (int q = 0; q < 4; q++) wv[q] = k0 + q < topk ? ldg_stream(w[q] + c) : bf16x8{};
+            for (int q = 0; q < 8; q++) {
+                const bf16* w = k0 + 8 + q < nrows ? row_of(k0 + 8 + q) : nullptr;
 #pragma unroll
-            for (int q = 0; q < 4; q++) s[q] += dot8(wv[q], as + min(k0 + q, topk - 1) * inter + c);
+                for (int j = 0; j < 2; j++) {
+                    const int c = lane * 8 + j * 256;
+                    wv[q][j] = w != nullptr && c < inter ? ldg_stream(w + c) : bf16x8{};
+                }
+            }
         }
 #pragma unroll
-        for (int q = 0; q < 4; q++) {
+        for (int q = 0; q < 8; q++) {
+            const int k = k0 + q;
             const float y = round_bf16(warp_sum(s[q]));
-            if (k0 + q < topk) acc += round_bf16(y * __bfloat162float(topk_weights[(long)t * topk + k0 + q]));
+            if (k < topk) acc += round_bf16(y * __bfloat162float(topk_weights[(long)t * topk + k]));
+            else if (k == topk && has_shared) shared_y = y;
         }
     }
     float o = acc;
     if (has_shared) {
-        const bf16* w = shared_down + (long)h * inter;
-        float s = 0.f;
-#pragma unroll 2
-        for (int c = lane * 8; c < inter; c += 256) s += dot8(ldg_stream(w + c), as + topk * inter + c);
-        const float y = round_bf16(warp_sum(s));
         const float sg = round_bf16(sigmoid_f32(__bfloat162float(gate_logits[(long)t * gate_stride])));
-        o = round_bf16(acc) + round_bf16(sg * y);
+        o = round_bf16(acc) + round_bf16(sg * shared_y);
     }
     if (lane == 0) out[(long)t * hidden + h] = __float2bfloat16_rn(o);
 }

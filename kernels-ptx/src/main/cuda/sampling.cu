@@ -8,10 +8,11 @@
 // ordered by logit descending, equal logits by id ascending; temperature T scales the logits; top-k keeps the first k;
 // top-p keeps the shortest prefix whose softmax mass (over the top-k set) reaches top_p; min-p keeps logits whose
 // probability is at least min_p times the largest; then one draw proportional to the probabilities of the kept set.
-// bf16 logits have 2^16 possible values, so the cut-offs are found on a 16-bit ordered key: a 256-bin histogram of the
-// high byte, then 256-bin histograms of the low byte inside the bins where top-k and top-p end (radix select). Masses
-// exp((l - max) / T) are accumulated as 2^-40 fixed-point integers, so every sum is exact and order-independent
-// (deterministic). The kept set is {key > K*} plus the first c* ids with key == K*; the draw is an inverse CDF in id
+// bf16 logits have 2^16 possible values, so the cut-offs come from an exact histogram of 16-bit ordered keys (the
+// 57,344 keys below the largest, in shared memory: every key with nonzero mass), scanned from the top by the whole
+// block. Masses exp(l/T - max/T) are 2^-40 fixed-point integers, so every sum is exact and order-independent
+// (deterministic). Three passes over the row: max, histogram, draw. The kept set is {key > K*} plus the first c*
+// ids with key == K*; the draw is an inverse CDF in id
 // order with a Philox4x32-10 number: key = the row's seed, counter = the row's offset, which the kernel increments
 // (state in device memory: a replayed graph draws fresh numbers without a host-side seed).
 //   params [rows] float4: (temperature (0 = greedy), top_k as float (0 = off), top_p (1 = off), min_p (0 = off))
@@ -132,24 +133,17 @@ extern "C" __global__ void philox_blocks(const uint4* __restrict__ counter, cons
 
 // ---------------------------------------------------------------------------------------------- stochastic
 
-#define COARSE_SHIFT 5
-#define COARSE_BINS (65536 >> COARSE_SHIFT)  // 2048 bins of 32 consecutive keys (about a quarter octave)
-#define FINE_BINS (1 << COARSE_SHIFT)
-#define BINS_PER_THREAD (COARSE_BINS / SAMPLE_THREADS)
+#define WINDOW_PER_THREAD 56
+#define WINDOW (SAMPLE_THREADS * WINDOW_PER_THREAD)  // 57,344 keys below the largest: every key with nonzero mass
+                                                    // unless |logits| / T spans ~220 octaves
 
 struct SampleShared {
-    unsigned cnt[COARSE_BINS];
-    unsigned long long mass[COARSE_BINS];
-    unsigned fine[FINE_BINS];
     unsigned long long best[SAMPLE_WARPS];
     unsigned long long scan64[SAMPLE_WARPS];
     unsigned scan32[SAMPLE_WARPS];
     unsigned long long z;       // mass of the top-k set
-    unsigned long long cum;     // mass before the top-p bin
     int flag;
     int result;
-    int k_bin, p_bin;
-    unsigned k_need;            // candidates still needed inside k_bin
     unsigned kstar, cstar;      // the kept set: key > kstar, plus the first cstar ids with key == kstar
 };
 
@@ -187,35 +181,22 @@ __device__ __forceinline__ float key_mass(unsigned key, float temperature, float
 // 2^-40 fixed point: integer sums are exact, so every total is independent of the summation order.
 __device__ __forceinline__ unsigned long long fixed_mass(float m) { return (unsigned long long)__float2ull_rn(m * FIX_SCALE); }
 
-// Fine histogram (FINE_BINS keys) of the candidates whose coarse bin is `bin`.
-__device__ __forceinline__ void fine_histogram(const bf16* l, int vocab, int bin, unsigned* fine) {
-    for (int i = threadIdx.x; i < FINE_BINS; i += SAMPLE_THREADS) fine[i] = 0;
-    __syncthreads();
-    for (int i = threadIdx.x * 8; i < vocab; i += SAMPLE_THREADS * 8) {
-        unsigned short b[8];
-        int n = load8(l, i, vocab, b);
-#pragma unroll
-        for (int j = 0; j < 8; j++) {
-            unsigned key = order_key(b[j]);
-            if (j < n && (int)(key >> COARSE_SHIFT) == bin) atomicAdd(&fine[key & (FINE_BINS - 1)], 1u);
-        }
-    }
-    __syncthreads();
-}
-
+// One 1024-thread block per row; dynamic shared memory: the WINDOW-bin key histogram (u32).
 extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS, 1)
 sample_rows(const bf16* __restrict__ logits, int stride, int vocab, const float4* __restrict__ params,
             unsigned long long* __restrict__ rng, int* __restrict__ out_ids) {
     __shared__ SampleShared sh;
+    extern __shared__ unsigned hist[];  // hist[d] = candidates with key == max_key - d
     const int row = blockIdx.x, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const bf16* l = logits + (long)row * stride;
     const float4 p = params[row];
     const float temperature = p.x, top_p = p.z, min_p = p.w;
     const int top_k = (int)p.y;
 
-    // pass A: largest key (lowest id among equals) and the NaN check; clear the histograms meanwhile
-    for (int i = tid; i < COARSE_BINS; i += SAMPLE_THREADS) { sh.cnt[i] = 0; sh.mass[i] = 0; }
-    if (tid == 0) { sh.flag = 0; sh.result = -1; sh.k_bin = -1; sh.p_bin = -1; sh.cum = 0; sh.z = 0; }
+    // pass A: largest key (lowest id among equals) and the NaN check; clear the histogram meanwhile
+    if (temperature > 0.f)
+        for (int i = tid; i < WINDOW; i += SAMPLE_THREADS) hist[i] = 0;
+    if (tid == 0) { sh.flag = 0; sh.result = -1; }
     unsigned long long best = 0;
     bool nan = false;
     for (int i = tid * 8; i < vocab; i += SAMPLE_THREADS * 8) {
@@ -253,74 +234,53 @@ sample_rows(const bf16* __restrict__ logits, int stride, int vocab, const float4
     const unsigned max_key = (unsigned)(best >> 32);
     const float max_scaled = key_value(max_key) / temperature;
 
-    // pass B: coarse histogram: counts and fixed-point masses per bin of 32 keys
+    // pass B: exact key histogram over the window below the largest key (integer counts: order-independent)
     for (int i = tid * 8; i < vocab; i += SAMPLE_THREADS * 8) {
         unsigned short b[8];
         int n = load8(l, i, vocab, b);
 #pragma unroll
         for (int j = 0; j < 8; j++) {
-            if (j < n) {
-                unsigned key = order_key(b[j]);
-                atomicAdd(&sh.cnt[key >> COARSE_SHIFT], 1u);
-                unsigned long long q = fixed_mass(key_mass(key, temperature, max_scaled));
-                if (q) atomicAdd(&sh.mass[key >> COARSE_SHIFT], q);
-            }
+            const unsigned d = max_key - order_key(b[j]);
+            if (j < n && d < WINDOW) atomicAdd(&hist[d], 1u);
         }
     }
     __syncthreads();
-    // descending scans over the bins: thread t owns bins COARSE_BINS-1-BINS_PER_THREAD*t ... (highest keys first)
-    unsigned c_own[BINS_PER_THREAD];
-    unsigned long long m_own[BINS_PER_THREAD];
+    // descending scans: thread t owns d in [t*56, t*56+56), i.e. keys max_key - d, highest first
+    const int d0 = tid * WINDOW_PER_THREAD;
     unsigned c_sum = 0;
     unsigned long long m_sum = 0;
-#pragma unroll
-    for (int j = 0; j < BINS_PER_THREAD; j++) {
-        const int bin = COARSE_BINS - 1 - (BINS_PER_THREAD * tid + j);
-        c_own[j] = sh.cnt[bin];
-        m_own[j] = sh.mass[bin];
-        c_sum += c_own[j];
-        m_sum += m_own[j];
+    for (int j = 0; j < WINDOW_PER_THREAD; j++) {
+        const unsigned c = hist[d0 + j];
+        if (c) {
+            c_sum += c;
+            if (d0 + j <= (int)max_key) m_sum += (unsigned long long)c * fixed_mass(key_mass(max_key - (d0 + j), temperature, max_scaled));
+        }
     }
     unsigned c_total;
     unsigned long long m_total;
     const unsigned c_before = block_exclusive_scan<unsigned>(c_sum, sh.scan32, c_total);
     const unsigned long long m_before = block_exclusive_scan<unsigned long long>(m_sum, sh.scan64, m_total);
 
-    // top-k: the coarse bin holding the k-th candidate, then its fine histogram
-    const bool use_k = top_k > 0 && top_k < vocab;
-    if (use_k) {
+    // top-k: the thread whose keys hold the k-th candidate finds its key and the mass of the top-k set
+    const bool use_k = top_k > 0 && (unsigned)top_k < c_total;
+    if (tid == 0) { sh.kstar = 0; sh.cstar = 0; sh.z = m_total; }  // no cut: key 0 is a NaN pattern, never a candidate
+    __syncthreads();
+    if (use_k && c_before < (unsigned)top_k && (unsigned)top_k <= c_before + c_sum) {
         unsigned above = c_before;
-        unsigned long long mass_above = m_before;
-#pragma unroll
-        for (int j = 0; j < BINS_PER_THREAD; j++) {
-            if (above < (unsigned)top_k && (unsigned)top_k <= above + c_own[j]) {
-                sh.k_bin = COARSE_BINS - 1 - (BINS_PER_THREAD * tid + j);
-                sh.k_need = (unsigned)top_k - above;
-                sh.z = mass_above;  // mass of the bins above k_bin; the fine part is added below
+        unsigned long long mass = m_before;
+        for (int j = 0; j < WINDOW_PER_THREAD; j++) {
+            const unsigned c = hist[d0 + j];
+            const unsigned key = max_key - (d0 + j);
+            const unsigned long long q = c ? fixed_mass(key_mass(key, temperature, max_scaled)) : 0;
+            if (above + c >= (unsigned)top_k) {
+                sh.kstar = key;
+                sh.cstar = (unsigned)top_k - above;
+                sh.z = mass + (unsigned long long)sh.cstar * q;
+                break;
             }
-            above += c_own[j];
-            mass_above += m_own[j];
+            above += c;
+            mass += (unsigned long long)c * q;
         }
-        __syncthreads();
-        const int k_bin = sh.k_bin;
-        fine_histogram(l, vocab, k_bin, sh.fine);
-        if (tid == 0) {
-            unsigned need = sh.k_need;
-            int lo = FINE_BINS - 1;
-            unsigned long long z = sh.z;
-            while (sh.fine[lo] < need) {
-                const unsigned key = ((unsigned)k_bin << COARSE_SHIFT) | lo;
-                z += (unsigned long long)sh.fine[lo] * fixed_mass(key_mass(key, temperature, max_scaled));
-                need -= sh.fine[lo--];
-            }
-            sh.kstar = ((unsigned)k_bin << COARSE_SHIFT) | lo;
-            sh.cstar = need;
-            sh.z = z + (unsigned long long)need * fixed_mass(key_mass(sh.kstar, temperature, max_scaled));
-        }
-    } else if (tid == 0) {
-        sh.kstar = 0;  // no candidate has key 0 (that pattern is a NaN)
-        sh.cstar = 0;
-        sh.z = m_total;
     }
     __syncthreads();
 
@@ -328,43 +288,28 @@ sample_rows(const bf16* __restrict__ logits, int stride, int vocab, const float4
     if (top_p < 1.0f) {
         unsigned long long target = (unsigned long long)((double)top_p * (double)sh.z);
         if (target < 1) target = 1;
-        const int k_bin = use_k ? sh.k_bin : -1;
-        unsigned long long mass_above = m_before;
-#pragma unroll
-        for (int j = 0; j < BINS_PER_THREAD; j++) {
-            const int bin = COARSE_BINS - 1 - (BINS_PER_THREAD * tid + j);
-            // bins above the top-k bin count whole; the top-k bin itself is resolved with its fine histogram
-            if (bin > k_bin && mass_above < target && target <= mass_above + m_own[j]) { sh.p_bin = bin; sh.cum = mass_above; }
-            if (bin == k_bin && mass_above < target) { sh.p_bin = bin; sh.cum = mass_above; }
-            mass_above += m_own[j];
+        const unsigned kk = sh.kstar, kc = sh.cstar;
+        __syncthreads();
+        if (m_before < target && target <= m_before + m_sum) {
+            unsigned long long mass = m_before;
+            for (int j = 0; j < WINDOW_PER_THREAD; j++) {
+                const unsigned key = max_key - (d0 + j);
+                if (use_k && key < kk) break;
+                unsigned c = hist[d0 + j];
+                if (use_k && key == kk) c = kc;
+                if (c == 0) continue;
+                const unsigned long long q = fixed_mass(key_mass(key, temperature, max_scaled));
+                if (mass + (unsigned long long)c * q >= target) {
+                    // the j-th id of this key is kept iff mass + j*q < target
+                    const unsigned long long keep = q == 0 ? c : (target - mass + q - 1) / q;
+                    sh.kstar = key;
+                    sh.cstar = (unsigned)(keep < c ? (keep < 1 ? 1 : keep) : c);
+                    break;
+                }
+                mass += (unsigned long long)c * q;
+            }
         }
         __syncthreads();
-        const int p_bin = sh.p_bin;
-        if (p_bin >= 0) {
-            if (p_bin != k_bin) fine_histogram(l, vocab, p_bin, sh.fine);
-            if (tid == 0) {
-                unsigned long long cum = sh.cum;
-                for (int lo = FINE_BINS - 1; lo >= 0; lo--) {
-                    const unsigned key = ((unsigned)p_bin << COARSE_SHIFT) | lo;
-                    unsigned c = sh.fine[lo];
-                    if (p_bin == k_bin) {
-                        if (key < sh.kstar) break;
-                        if (key == sh.kstar) c = sh.cstar;
-                    }
-                    if (c == 0) continue;
-                    const unsigned long long q = fixed_mass(key_mass(key, temperature, max_scaled));
-                    if (cum + (unsigned long long)c * q >= target) {
-                        // the j-th id of this key is kept iff cum + j*q < target
-                        unsigned long long keep = q == 0 ? c : (target - cum + q - 1) / q;
-                        sh.kstar = key;
-                        sh.cstar = (unsigned)(keep < c ? (keep < 1 ? 1 : keep) : c);
-                        break;
-                    }
-                    cum += (unsigned long long)c * q;
-                }
-            }
-            __syncthreads();
-        }
     }
     const unsigned kstar = sh.kstar, cstar = sh.cstar;
 
@@ -372,6 +317,7 @@ sample_rows(const bf16* __restrict__ logits, int stride, int vocab, const float4
     // min-p: probability >= min_p times the largest, i.e. mass >= min_p (the largest has mass 1).
     const int seg = ((vocab + SAMPLE_THREADS - 1) / SAMPLE_THREADS + 7) / 8 * 8;
     const int seg_begin = min(vocab, tid * seg), seg_end = min(vocab, seg_begin + seg);
+    const unsigned lowest = max_key >= WINDOW ? max_key - (WINDOW - 1) : 0u;  // keys below the window have no mass
     unsigned n_eq = 0;
     unsigned long long m_above = 0;
     for (int i = seg_begin; i < seg_end; i += 8) {
@@ -382,7 +328,7 @@ sample_rows(const bf16* __restrict__ logits, int stride, int vocab, const float4
             if (j < n) {
                 const unsigned key = order_key(b[j]);
                 if (key == kstar) n_eq++;
-                else if (key > kstar) {
+                else if (key > kstar && key >= lowest) {
                     const float m = key_mass(key, temperature, max_scaled);
                     if (m >= min_p) m_above += fixed_mass(m);
                 }
@@ -392,7 +338,7 @@ sample_rows(const bf16* __restrict__ logits, int stride, int vocab, const float4
     unsigned eq_total;
     const unsigned eq_before = block_exclusive_scan<unsigned>(n_eq, sh.scan32, eq_total);
     const float m_star = key_mass(kstar, temperature, max_scaled);
-    const bool star_ok = kstar != 0 && m_star >= min_p;
+    const bool star_ok = kstar != 0 && kstar >= lowest && m_star >= min_p;
     const unsigned long long q_star = fixed_mass(m_star);
     const unsigned eq_kept = star_ok && eq_before < cstar ? min(n_eq, cstar - eq_before) : 0u;
     const unsigned long long mine = m_above + (unsigned long long)eq_kept * q_star;
@@ -413,7 +359,7 @@ sample_rows(const bf16* __restrict__ logits, int stride, int vocab, const float4
             if (key == kstar) {
                 if (star_ok && eq_seen < cstar) q = q_star;
                 eq_seen++;
-            } else if (key > kstar) {
+            } else if (key > kstar && key >= lowest) {
                 const float m = key_mass(key, temperature, max_scaled);
                 if (m >= min_p) q = fixed_mass(m);
             }

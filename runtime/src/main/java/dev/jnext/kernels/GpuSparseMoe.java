@@ -68,7 +68,8 @@ public final class GpuSparseMoe implements AutoCloseable {
         if (maxTokens < 1) throw new IllegalArgumentException("moe: maxTokens must be >= 1, got " + maxTokens);
         this.shape = shape;
         this.maxTokens = maxTokens;
-        this.decodeMaxTokens = Math.min(decodeMaxTokens, maxTokens);
+        // experts wider than the decode kernels take the grouped GEMMs at every size
+        this.decodeMaxTokens = shape.inter() > MoeDecodeKernel.MAX_INTER ? 0 : Math.min(decodeMaxTokens, maxTokens);
         this.gemm = gemm;
         this.router = new MoeRouterKernel(lib);
         this.grouping = new ExpertGrouping(lib);
@@ -166,11 +167,24 @@ public final class GpuSparseMoe implements AutoCloseable {
 
     /** The two grouped GEMMs of the prefill path on the grouping of the last {@link #prefill} of {@code tokens} rows. */
     public void expertGemms(Stream s, Weights w, long x, int tokens) {
+        expertGateUp(s, w, x, tokens);
+        expertDown(s, w, tokens);
+    }
+
+    /** The gate_up + SiLU grouped GEMM alone (benchmarks). */
+    public void expertGateUp(Stream s, Weights w, long x, int tokens) {
         checkTokens(tokens);
         if (contrib == null) throw new IllegalStateException("moe: built for decode only (maxTokens <= decodeMaxTokens)");
         int tiles = ExpertGrouping.maxTiles(tokens * shape.topK(), shape.experts(), MoeExpertGemm.BLOCK_M);
         experts.launchGateUp(s, x, sortedPairs.address(), tileExpert.address(), tiles, w.gateUp(), act.address(), shape.topK(),
                 shape.hidden(), shape.inter());
+    }
+
+    /** The down grouped GEMM alone (benchmarks). */
+    public void expertDown(Stream s, Weights w, int tokens) {
+        checkTokens(tokens);
+        if (contrib == null) throw new IllegalStateException("moe: built for decode only (maxTokens <= decodeMaxTokens)");
+        int tiles = ExpertGrouping.maxTiles(tokens * shape.topK(), shape.experts(), MoeExpertGemm.BLOCK_M);
         experts.launchDown(s, act.address(), sortedPairs.address(), tileExpert.address(), tiles, w.down(), topkWeights.address(),
                 contrib.address(), shape.hidden(), shape.inter());
     }

@@ -15,6 +15,8 @@ public final class MoeDecodeKernel {
     static final int COLS_PER_BLOCK = 16;  // gate_up: 8 warps x 2 activation columns
     static final int ROWS_PER_BLOCK = 8;   // down: 8 warps x 1 output row
     public static final int MAX_TOP_K = 32;
+    /** The down kernel holds a whole weight row of 8 experts in registers. */
+    public static final int MAX_INTER = 512;
 
     private final Kernel gateUp;
     private final Kernel down;
@@ -61,6 +63,8 @@ public final class MoeDecodeKernel {
         if (tokens < 1 || tokens > 65535) throw new IllegalArgumentException("moe decode: tokens must be in [1, 65535], got " + tokens);
         if (topK < 1 || topK > MAX_TOP_K) throw new IllegalArgumentException("moe decode: top-k must be in [1, " + MAX_TOP_K + "], got " + topK);
         if (hidden < 8 || hidden % 8 != 0) throw new IllegalArgumentException("moe decode: hidden must be a positive multiple of 8, got " + hidden);
-        if (inter < 16 || inter % 16 != 0) throw new IllegalArgumentException("moe decode: expert width must be a positive multiple of 16, got " + inter);
+        if (inter < 16 || inter % 16 != 0 || inter > MAX_INTER) {
+            throw new IllegalArgumentException("moe decode: expert width must be a positive multiple of 16 up to " + MAX_INTER + ", got " + inter);
+        }
     }
 }

@@ -19,39 +19,55 @@ import dev.jnext.numeric.Bf16;
 public final class MoeExpertGemm {
     /** Tile height: the grouping's segment padding. */
     public static final int BLOCK_M = 128;
-    static final int BLOCK_N = 128;
     static final int BLOCK_K = 64;
-    static final int STAGES = 3;
     static final int THREADS = 256;
-    static final int SMEM_BYTES = STAGES * (BLOCK_M + BLOCK_N) * BLOCK_K * 2;
 
-    private final Kernel gateUp;
-    private final Kernel down;
+    /** Shared memory of a tile width: 3 stages of 128 + 128 rows, or 4 stages of 128 + 256 rows, of BLOCK_K bf16. */
+    static int smemBytes(int blockN) {
+        return (blockN == 256 ? 4 : 3) * (BLOCK_M + blockN) * BLOCK_K * 2;
+    }
+
+    private final Kernel gateUp128, gateUp256, down128, down256;
 
     public MoeExpertGemm(KernelLibrary lib) {
-        this.gateUp = lib.kernel("moe_gemm", "moe_gemm_gate_up").allowDynamicSharedMemory(SMEM_BYTES);
-        this.down = lib.kernel("moe_gemm", "moe_gemm_down").allowDynamicSharedMemory(SMEM_BYTES);
+        this.gateUp128 = lib.kernel("moe_gemm", "moe_gemm_gate_up_n128").allowDynamicSharedMemory(smemBytes(128));
+        this.gateUp256 = lib.kernel("moe_gemm", "moe_gemm_gate_up_n256").allowDynamicSharedMemory(smemBytes(256));
+        this.down128 = lib.kernel("moe_gemm", "moe_gemm_down_n128").allowDynamicSharedMemory(smemBytes(128));
+        this.down256 = lib.kernel("moe_gemm", "moe_gemm_down_n256").allowDynamicSharedMemory(smemBytes(256));
+    }
+
+    /** The wide tile (256 weight rows) when the shape allows it, else 128. */
+    static int gateUpTileN(int inter) {
+        return inter % 128 == 0 ? 256 : 128;
+    }
+
+    static int downTileN(int hidden) {
+        return hidden % 256 == 0 ? 256 : 128;
     }
 
     /** {@code x [tokens, H]}, sorted rows from the grouping → {@code act [maxTiles·BLOCK_M, I]} (sorted order). */
     public void launchGateUp(Stream s, long x, long sortedPairs, long tileExpert, int maxTiles, long gateUpWeights, long act,
                              int topK, int hidden, int inter) {
         checkShape(hidden, inter, maxTiles);
-        gateUp.args().ptr(x).ptr(sortedPairs).ptr(tileExpert).ptr(gateUpWeights).ptr(act).i32(topK).i32(hidden).i32(inter);
-        gateUp.launch(s, Dim3.of(inter / (BLOCK_N / 2), maxTiles), Dim3.of(THREADS), SMEM_BYTES);
+        int bn = gateUpTileN(inter);
+        Kernel k = bn == 256 ? gateUp256 : gateUp128;
+        k.args().ptr(x).ptr(sortedPairs).ptr(tileExpert).ptr(gateUpWeights).ptr(act).i32(topK).i32(hidden).i32(inter);
+        k.launch(s, Dim3.of(inter / (bn / 2), maxTiles), Dim3.of(THREADS), smemBytes(bn));
     }
 
     /** {@code act} (sorted order) → {@code contrib [pairs, H]} (pair order), weighted by {@code topkWeights [pairs]}. */
     public void launchDown(Stream s, long act, long sortedPairs, long tileExpert, int maxTiles, long downWeights, long topkWeights,
                            long contrib, int hidden, int inter) {
         checkShape(hidden, inter, maxTiles);
-        down.args().ptr(act).ptr(sortedPairs).ptr(tileExpert).ptr(downWeights).ptr(topkWeights).ptr(contrib).i32(hidden).i32(inter);
-        down.launch(s, Dim3.of(hidden / BLOCK_N, maxTiles), Dim3.of(THREADS), SMEM_BYTES);
+        int bn = downTileN(hidden);
+        Kernel k = bn == 256 ? down256 : down128;
+        k.args().ptr(act).ptr(sortedPairs).ptr(tileExpert).ptr(downWeights).ptr(topkWeights).ptr(contrib).i32(hidden).i32(inter);
+        k.launch(s, Dim3.of(hidden / bn, maxTiles), Dim3.of(THREADS), smemBytes(bn));
     }
 
     static void checkShape(int hidden, int inter, int maxTiles) {
-        if (hidden < BLOCK_N || hidden % BLOCK_N != 0) {
-            throw new IllegalArgumentException("moe grouped GEMM: hidden must be a positive multiple of " + BLOCK_N + ", got " + hidden);
+        if (hidden < 128 || hidden % 128 != 0) {
+            throw new IllegalArgumentException("moe grouped GEMM: hidden must be a positive multiple of 128, got " + hidden);
         }
         if (inter < BLOCK_K || inter % BLOCK_K != 0) {
             throw new IllegalArgumentException("moe grouped GEMM: expert width must be a positive multiple of " + BLOCK_K + ", got " + inter);

@@ -23,6 +23,8 @@ public final class SamplingKernel implements AutoCloseable {
     static final int ARGMAX_PARTS = 32;
     static final int PARAMS_BYTES = 16;
     static final int RNG_BYTES = 16;
+    /** sample_rows' key histogram: 57,344 u32 bins below the largest logit's key (dynamic shared memory). */
+    static final int SAMPLE_SMEM_BYTES = 1024 * 56 * 4;
 
     /** One row's sampling parameters: temperature 0 is greedy; topK 0, topP 1 and minP 0 are off. */
     public record RowParams(float temperature, int topK, float topP, float minP) {
@@ -48,7 +50,7 @@ public final class SamplingKernel implements AutoCloseable {
         if (maxRows < 1) throw new IllegalArgumentException("sampling: maxRows must be >= 1, got " + maxRows);
         this.partial = lib.kernel("sampling", "argmax_partial");
         this.finalArgmax = lib.kernel("sampling", "argmax_final");
-        this.sample = lib.kernel("sampling", "sample_rows");
+        this.sample = lib.kernel("sampling", "sample_rows").allowDynamicSharedMemory(SAMPLE_SMEM_BYTES);
         this.maxRows = maxRows;
         this.partials = lib.gpu().allocate(8L * ARGMAX_PARTS * maxRows, "sampling.argmax_partials");
     }
@@ -67,7 +69,7 @@ public final class SamplingKernel implements AutoCloseable {
     public void sample(Stream s, long logits, int stride, int vocab, int rows, long params, long rng, long outIds) {
         check(stride, vocab, rows);
         sample.args().ptr(logits).i32(stride).i32(vocab).ptr(params).ptr(rng).ptr(outIds);
-        sample.launch(s, Dim3.of(rows), Dim3.of(1024), 0);
+        sample.launch(s, Dim3.of(rows), Dim3.of(1024), SAMPLE_SMEM_BYTES);
     }
 
     private void check(int stride, int vocab, int rows) {

@@ -151,6 +151,7 @@ class MoeAndSamplingReferenceTest {
         assertThrows(IllegalArgumentException.class, () -> MoeDecodeKernel.check(1, 10, 2044, 512));
         assertThrows(IllegalArgumentException.class, () -> MoeDecodeKernel.check(1, 40, 2048, 512));
         assertThrows(IllegalArgumentException.class, () -> MoeDecodeKernel.check(0, 10, 2048, 512));
+        assertThrows(IllegalArgumentException.class, () -> MoeDecodeKernel.check(1, 10, 2048, 1024));
         MoeDecodeKernel.check(8, 10, 2048, 512);
         assertThrows(IllegalArgumentException.class, () -> new GpuSparseMoe.Shape(2048, 512, 10, 512, 256, true));
         assertThrows(IllegalArgumentException.class, () -> new GpuSparseMoe.Shape(2048, 2048, 10, 512, 512, true));
