@@ -23,6 +23,12 @@ __device__ __forceinline__ float dot8(const bf16x8& w, const float* x) {
     return s;
 }
 
+// 16-byte load (dereferencing a bf16x8 directly compiles to four 4-byte loads)
+__device__ __forceinline__ bf16x8 ld8(const bf16* p) {
+    uint4 v = *reinterpret_cast<const uint4*>(p);
+    return *reinterpret_cast<bf16x8*>(&v);
+}
+
 __device__ __forceinline__ bf16x8 ldg_stream(const bf16* p) {
     // weights are read once per step: keep them from evicting activations in L1
     uint4 v = __ldcs(reinterpret_cast<const uint4*>(p));
@@ -60,7 +66,7 @@ moe_decode_gate_up(const bf16* __restrict__ x, const int* __restrict__ topk_ids,
     }
     for (int c = threadIdx.x * 8; c < hidden; c += DEC_THREADS * 8) {
         float f[8];
-        unpack8(*reinterpret_cast<const bf16x8*>(x + (long)token * hidden + c), f);
+        unpack8(ld8(x + (long)token * hidden + c), f);
 #pragma unroll
         for (int j = 0; j < 8; j++) xs[c + j] = f[j];
     }
@@ -96,67 +102,77 @@ moe_decode_gate_up(const bf16* __restrict__ x, const int* __restrict__ topk_ids,
 
 __device__ __forceinline__ float sigmoid_f32(float x) { return 1.0f / (1.0f + expf(-x)); }
 
-extern "C" __global__ void __launch_bounds__(DEC_THREADS)
+#define DOWN_GROUP 6  // expert rows whose loads are in flight together (12 x 16 bytes per lane)
+
+extern "C" __global__ void __launch_bounds__(DEC_THREADS, 2)
 moe_decode_down(const bf16* __restrict__ act, const int* __restrict__ topk_ids, const bf16* __restrict__ topk_weights,
                 const bf16* __restrict__ w_down, const bf16* __restrict__ shared_down, const bf16* __restrict__ gate_logits,
                 int gate_stride, bf16* __restrict__ out, int tokens, int topk, int hidden, int inter) {
     extern __shared__ __align__(16) float as[];  // [topk (+1)][inter] fp32: this token's activations
+    __shared__ const bf16* rows[33];            // weight row h of each expert (row topk: the shared expert)
     const int t = blockIdx.y;
     const int pairs = tokens * topk;
     const bool has_shared = shared_down != nullptr;
-    const int nrows = topk + (has_shared ? 1 : 0);  // row topk: the shared expert
+    const int nrows = topk + (has_shared ? 1 : 0);
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int h = blockIdx.x * DEC_WARPS + warp;
-    // weight row h of the first 8 experts: loads issued before the activations are staged (both round trips overlap)
-    auto row_of = [&](int k) -> const bf16* {
-        return k < topk ? w_down + ((long)topk_ids[(long)t * topk + k] * hidden + h) * inter : shared_down + (long)h * inter;
-    };
-    bf16x8 wv[8][2];
+    const int h0 = blockIdx.x * DEC_WARPS;
+    // row pointers of the block's first row; a warp adds (h - h0) rows. The first group's ids are read directly
+    // (one round trip), its weight loads issued before the activations are staged (overlapping round trips).
+    const bf16* first[DOWN_GROUP];
 #pragma unroll
-    for (int q = 0; q < 8; q++) {
-        const bf16* w = q < nrows ? row_of(q) : nullptr;
+    for (int q = 0; q < DOWN_GROUP; q++) {
+        const int k = min(q, nrows - 1);
+        first[q] = k < topk ? w_down + ((long)__ldg(topk_ids + (long)t * topk + k) * hidden + h) * inter : shared_down + (long)h * inter;
+    }
+    bf16x8 wv[DOWN_GROUP][2];
+#pragma unroll
+    for (int q = 0; q < DOWN_GROUP; q++)
 #pragma unroll
         for (int j = 0; j < 2; j++) {
             const int c = lane * 8 + j * 256;
-            wv[q][j] = w != nullptr && c < inter ? ldg_stream(w + c) : bf16x8{};
+            wv[q][j] = (q < nrows && c < inter) ? ldg_stream(first[q] + c) : bf16x8{};
         }
-    }
+    if (threadIdx.x < nrows)
+        rows[threadIdx.x] = threadIdx.x < topk ? w_down + ((long)topk_ids[(long)t * topk + threadIdx.x] * hidden + h0) * inter
+                                               : shared_down + (long)h0 * inter;
     for (int i = threadIdx.x * 8; i < nrows * inter; i += DEC_THREADS * 8) {
         const int k = i / inter, c = i - k * inter;
         const long slot = k < topk ? (long)t * topk + k : pairs + t;
         float f[8];
-        unpack8(*reinterpret_cast<const bf16x8*>(act + slot * inter + c), f);
+        unpack8(ld8(act + slot * inter + c), f);
 #pragma unroll
         for (int j = 0; j < 8; j++) as[i + j] = f[j];
     }
     __syncthreads();
+    const long dh = (long)(h - h0) * inter;
     float acc = 0.f, shared_y = 0.f;
-    for (int k0 = 0; k0 < nrows; k0 += 8) {
-        float s[8];
+    for (int k0 = 0; k0 < nrows; k0 += DOWN_GROUP) {
+        float s[DOWN_GROUP];
 #pragma unroll
-        for (int q = 0; q < 8; q++) s[q] = 0.f;
+        for (int q = 0; q < DOWN_GROUP; q++) {
+            s[q] = 0.f;
 #pragma unroll
-        for (int j = 0; j < 2; j++) {
-            const int c = lane * 8 + j * 256;
-            if (c < inter) {
-#pragma unroll
-                for (int q = 0; q < 8; q++) if (k0 + q < nrows) s[q] += dot8(wv[q][j], as + (k0 + q) * inter + c);
+            for (int j = 0; j < 2; j++) {
+                const int c = lane * 8 + j * 256;
+                if (c < inter) s[q] += dot8(wv[q][j], as + min(k0 + q, nrows - 1) * inter + c);
             }
         }
-        // prefetch the next group before reducing this one
-        if (k0 + 8 < nrows) {
+        // issue the next group's loads (branch-free, predicated) before this group's reductions
+        if (k0 + DOWN_GROUP < nrows) {
 #pragma unroll
-            for (int q = 0; q < 8; q++) {
-                const bf16* w = k0 + 8 + q < nrows ? row_of(k0 + 8 + q) : nullptr;
+            for (int q = 0; q < DOWN_GROUP; q++) {
+                const int k = k0 + DOWN_GROUP + q;
+                const bf16* w = rows[min(k, nrows - 1)] + dh;
 #pragma unroll
                 for (int j = 0; j < 2; j++) {
                     const int c = lane * 8 + j * 256;
-                    wv[q][j] = w != nullptr && c < inter ? ldg_stream(w + c) : bf16x8{};
+                    wv[q][j] = (k < nrows && c < inter) ? ldg_stream(w + c) : bf16x8{};
                 }
             }
         }
 #pragma unroll
-        for (int q = 0; q < 8; q++) {
+        for (int q = 0; q < DOWN_GROUP; q++) {
             const int k = k0 + q;
             const float y = round_bf16(warp_sum(s[q]));
             if (k < topk) acc += round_bf16(y * __bfloat162float(topk_weights[(long)t * topk + k]));

@@ -137,8 +137,12 @@ extern "C" __global__ void philox_blocks(const uint4* __restrict__ counter, cons
 #define WINDOW (SAMPLE_THREADS * WINDOW_PER_THREAD)  // 57,344 keys below the largest: every key with nonzero mass
                                                     // unless |logits| / T spans ~220 octaves
 
+#define MAX_CHUNKS 24   // per-(chunk, thread) masses kept for vocabularies up to 24 x 8192 = 196,608 ids
+#define EQ_CAP 4096     // ids tied at the cut-off key kept in a list (larger ties take a slow, exact walk)
+
 struct SampleShared {
     unsigned long long best[SAMPLE_WARPS];
+    unsigned eq_count;
     unsigned long long scan64[SAMPLE_WARPS];
     unsigned scan32[SAMPLE_WARPS];
     unsigned long long z;       // mass of the top-k set
@@ -199,6 +203,7 @@ sample_rows(const bf16* __restrict__ logits, int stride, int vocab, const float4
     if (tid == 0) { sh.flag = 0; sh.result = -1; }
     unsigned long long best = 0;
     bool nan = false;
+#pragma unroll 4
     for (int i = tid * 8; i < vocab; i += SAMPLE_THREADS * 8) {
         unsigned short b[8];
         int n = load8(l, i, vocab, b);
@@ -235,6 +240,7 @@ sample_rows(const bf16* __restrict__ logits, int stride, int vocab, const float4
     const float max_scaled = key_value(max_key) / temperature;
 
     // pass B: exact key histogram over the window below the largest key (integer counts: order-independent)
+#pragma unroll 4
     for (int i = tid * 8; i < vocab; i += SAMPLE_THREADS * 8) {
         unsigned short b[8];
         int n = load8(l, i, vocab, b);
@@ -313,58 +319,94 @@ sample_rows(const bf16* __restrict__ logits, int stride, int vocab, const float4
     }
     const unsigned kstar = sh.kstar, cstar = sh.cstar;
 
-    // pass E: inverse CDF in id order; thread t owns the contiguous ids [t*seg, (t+1)*seg).
+    // pass E (coalesced: chunk j, thread t holds ids j*8192 + 8t .. +8). The kept set in draw order: first every kept
+    // candidate with key > K* (order: thread, then chunk, then id), then the c* kept candidates with key == K* in id
+    // order. Per (chunk, thread) masses go to shared memory (the histogram is no longer needed) so that the thread
+    // where the draw lands finds its chunk without rereading the row; ids with key == K* go to a list.
     // min-p: probability >= min_p times the largest, i.e. mass >= min_p (the largest has mass 1).
-    const int seg = ((vocab + SAMPLE_THREADS - 1) / SAMPLE_THREADS + 7) / 8 * 8;
-    const int seg_begin = min(vocab, tid * seg), seg_end = min(vocab, seg_begin + seg);
     const unsigned lowest = max_key >= WINDOW ? max_key - (WINDOW - 1) : 0u;  // keys below the window have no mass
-    unsigned n_eq = 0;
+    const int chunks = (vocab + SAMPLE_THREADS * 8 - 1) / (SAMPLE_THREADS * 8);
+    const bool keep_chunks = chunks <= MAX_CHUNKS;
+    unsigned long long* chunk_mass = reinterpret_cast<unsigned long long*>(hist);         // [MAX_CHUNKS][1024]
+    int* eq_list = reinterpret_cast<int*>(chunk_mass + MAX_CHUNKS * SAMPLE_THREADS);     // [EQ_CAP]
+    __syncthreads();  // everyone is done reading the histogram
+    if (tid == 0) sh.eq_count = 0;
+    __syncthreads();
     unsigned long long m_above = 0;
-    for (int i = seg_begin; i < seg_end; i += 8) {
+#pragma unroll 4
+    for (int j = 0; j < chunks; j++) {
+        const int i = j * SAMPLE_THREADS * 8 + tid * 8;
         unsigned short b[8];
-        int n = load8(l, i, seg_end, b);
+        const int n = i < vocab ? load8(l, i, vocab, b) : 0;
+        unsigned long long m_chunk = 0;
 #pragma unroll
-        for (int j = 0; j < 8; j++) {
-            if (j < n) {
-                const unsigned key = order_key(b[j]);
-                if (key == kstar) n_eq++;
-                else if (key > kstar && key >= lowest) {
+        for (int e = 0; e < 8; e++) {
+            if (e < n) {
+                const unsigned key = order_key(b[e]);
+                if (key == kstar) {
+                    const unsigned at = atomicAdd(&sh.eq_count, 1u);
+                    if (at < EQ_CAP) eq_list[at] = i + e;
+                } else if (key > kstar && key >= lowest) {
                     const float m = key_mass(key, temperature, max_scaled);
-                    if (m >= min_p) m_above += fixed_mass(m);
+                    if (m >= min_p) m_chunk += fixed_mass(m);
                 }
             }
         }
+        if (keep_chunks) chunk_mass[j * SAMPLE_THREADS + tid] = m_chunk;
+        m_above += m_chunk;
     }
-    unsigned eq_total;
-    const unsigned eq_before = block_exclusive_scan<unsigned>(n_eq, sh.scan32, eq_total);
+    unsigned long long above_total;
+    const unsigned long long before = block_exclusive_scan<unsigned long long>(m_above, sh.scan64, above_total);
     const float m_star = key_mass(kstar, temperature, max_scaled);
     const bool star_ok = kstar != 0 && kstar >= lowest && m_star >= min_p;
     const unsigned long long q_star = fixed_mass(m_star);
-    const unsigned eq_kept = star_ok && eq_before < cstar ? min(n_eq, cstar - eq_before) : 0u;
-    const unsigned long long mine = m_above + (unsigned long long)eq_kept * q_star;
-    unsigned long long total;
-    const unsigned long long before = block_exclusive_scan<unsigned long long>(mine, sh.scan64, total);
+    const unsigned eq_total = sh.eq_count;
+    const unsigned eq_kept = star_ok ? min(cstar, eq_total) : 0u;
+    const unsigned long long total = above_total + (unsigned long long)eq_kept * q_star;
 
     // one Philox draw: u uniform in [0, total)
     const unsigned long long seed = rng[2 * row], offset = rng[2 * row + 1];
     const uint4 r = philox4x32_10(make_uint4((unsigned)offset, (unsigned)(offset >> 32), 0u, 0u),
                                   make_uint2((unsigned)seed, (unsigned)(seed >> 32)));
     const unsigned long long u = __umul64hi(((unsigned long long)r.x << 32) | r.y, total);
-    if (u >= before && u < before + mine) {
-        unsigned long long cum = before;
-        unsigned eq_seen = eq_before;
-        for (int i = seg_begin; i < seg_end; i++) {
-            const unsigned key = order_key(__bfloat16_as_ushort(l[i]));
-            unsigned long long q = 0;
-            if (key == kstar) {
-                if (star_ok && eq_seen < cstar) q = q_star;
-                eq_seen++;
-            } else if (key > kstar && key >= lowest) {
-                const float m = key_mass(key, temperature, max_scaled);
-                if (m >= min_p) q = fixed_mass(m);
+    if (u < above_total) {
+        if (u >= before && u < before + m_above) {  // the draw lands among this thread's candidates
+            unsigned long long cum = before;
+            for (int j = 0; j < chunks; j++) {
+                const unsigned long long m_chunk = keep_chunks ? chunk_mass[j * SAMPLE_THREADS + tid] : ~0ull;
+                if (keep_chunks && u >= cum + m_chunk) { cum += m_chunk; continue; }
+                const int i = j * SAMPLE_THREADS * 8 + tid * 8;
+                unsigned short b[8];
+                const int n = i < vocab ? load8(l, i, vocab, b) : 0;
+                bool found = false;
+                for (int e = 0; e < n; e++) {
+                    const unsigned key = order_key(b[e]);
+                    if (key > kstar && key >= lowest) {
+                        const float m = key_mass(key, temperature, max_scaled);
+                        const unsigned long long q = m >= min_p ? fixed_mass(m) : 0ull;
+                        if (q > 0 && u < cum + q) { sh.result = i + e; found = true; break; }
+                        cum += q;
+                    }
+                }
+                if (found) break;
             }
-            if (q > 0 && u < cum + q) { sh.result = i; break; }
-            cum += q;
+        }
+    } else {
+        // the (u - above) / q*-th kept id with key == K*, in id order
+        const unsigned want = (unsigned)((u - above_total) / q_star);
+        if (eq_total <= EQ_CAP) {
+            for (unsigned x = tid; x < eq_total; x += SAMPLE_THREADS) {
+                const int id = eq_list[x];
+                unsigned rank = 0;
+                for (unsigned y = 0; y < eq_total; y++) rank += eq_list[y] < id;
+                if (rank == want) sh.result = id;
+            }
+        } else if (tid == 0) {
+            // more tied candidates than the list holds (a degenerate row): walk the row in id order
+            unsigned seen = 0;
+            for (int i = 0; i < vocab; i++) {
+                if (order_key(__bfloat16_as_ushort(l[i])) == kstar && seen++ == want) { sh.result = i; break; }
+            }
         }
     }
     __syncthreads();

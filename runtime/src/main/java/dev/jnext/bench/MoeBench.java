@@ -8,6 +8,7 @@ import dev.jnext.gpu.Stream;
 import dev.jnext.kernels.GpuSparseMoe;
 import dev.jnext.kernels.KernelLibrary;
 import dev.jnext.kernels.MoeDecodeKernel;
+import dev.jnext.kernels.MoeExpertGemm;
 import dev.jnext.kernels.SamplingKernel;
 import dev.jnext.numeric.Bf16;
 
@@ -64,8 +65,10 @@ public final class MoeBench {
             decode(s, timer, lib, gemm, 512, 1);
             decode(s, timer, lib, gemm, 512, 8);
             decode(s, timer, lib, gemm, 64, 1);
-            prefill(s, timer, lib, gemm, 64, 4096);
-            prefill(s, timer, lib, gemm, 512, 4096);
+            for (MoeExpertGemm.Engine engine : MoeExpertGemm.Engine.values()) {
+                prefill(s, timer, lib, gemm, 64, 4096, engine);
+                prefill(s, timer, lib, gemm, 512, 4096, engine);
+            }
             sampling(s, timer, lib, 1);
             sampling(s, timer, lib, 64);
         }
@@ -231,8 +234,8 @@ public final class MoeBench {
         }
     }
 
-    private void prefill(Stream s, GpuTimer timer, KernelLibrary lib, Gemm gemm, int experts, int tokens) {
-        try (Layer layer = Layer.random(gpu, experts); GpuSparseMoe moe = new GpuSparseMoe(lib, gemm, layer.shape(), tokens, 8);
+    private void prefill(Stream s, GpuTimer timer, KernelLibrary lib, Gemm gemm, int experts, int tokens, MoeExpertGemm.Engine engine) {
+        try (Layer layer = Layer.random(gpu, experts); GpuSparseMoe moe = new GpuSparseMoe(lib, gemm, layer.shape(), tokens, 8, engine);
              DeviceBuffer x = gpu.allocate(2L * tokens * HIDDEN, "x"); DeviceBuffer out = gpu.allocate(2L * tokens * HIDDEN, "out")) {
             fillRandom(x, 1.7, 20 + experts);
             double pairFlops = (double) tokens * TOP_K * 6.0 * HIDDEN * INTER;
@@ -242,29 +245,29 @@ public final class MoeBench {
                 g.upload(s);
                 double ms = timer.medianMillis(() -> g.replay(s), 5, 30);
                 double tf = blockFlops / ms / 1e9;
-                String key = "moe_prefill_E" + experts + "_T" + tokens;
+                String key = "moe_prefill_E" + experts + "_T" + tokens + "_" + engine;
                 numbers.put(key + "_block_us", ms * 1e3);
                 numbers.put(key + "_block_TFLOPs", tf);
-                rows.add(new KernelBench.Row("MoE prefill block (graph)", "T=" + tokens + " E=" + experts, ms * 1e3,
+                rows.add(new KernelBench.Row("MoE prefill block (graph)", "T=" + tokens + " E=" + experts + " " + engine, ms * 1e3,
                         fmt("%.0f TFLOP/s", tf), pct(tf / BF16_PEAK_TFLOPS) + " pk", "router+grouping+experts+shared+combine"));
             }
             // the grouped GEMMs alone, on the grouping of the last forward
             double msGateUp = timer.medianMillis(() -> moe.expertGateUp(s, layer.weights(), x.address(), tokens), 5, 30);
             double msDown = timer.medianMillis(() -> moe.expertDown(s, layer.weights(), tokens), 5, 30);
-            String key0 = "moe_prefill_E" + experts + "_T" + tokens;
+            String key0 = "moe_prefill_E" + experts + "_T" + tokens + "_" + engine;
             numbers.put(key0 + "_gate_up_us", msGateUp * 1e3);
             numbers.put(key0 + "_down_us", msDown * 1e3);
-            rows.add(new KernelBench.Row("  grouped GEMM gate_up+SiLU", "T=" + tokens + " E=" + experts, msGateUp * 1e3,
+            rows.add(new KernelBench.Row("  grouped GEMM gate_up+SiLU", "T=" + tokens + " E=" + experts + " " + engine, msGateUp * 1e3,
                     fmt("%.0f TFLOP/s", pairFlops * 2 / 3 / msGateUp / 1e9), pct(pairFlops * 2 / 3 / msGateUp / 1e9 / BF16_PEAK_TFLOPS) + " pk", ""));
-            rows.add(new KernelBench.Row("  grouped GEMM down (weighted)", "T=" + tokens + " E=" + experts, msDown * 1e3,
+            rows.add(new KernelBench.Row("  grouped GEMM down (weighted)", "T=" + tokens + " E=" + experts + " " + engine, msDown * 1e3,
                     fmt("%.0f TFLOP/s", pairFlops / 3 / msDown / 1e9), pct(pairFlops / 3 / msDown / 1e9 / BF16_PEAK_TFLOPS) + " pk", ""));
             double ms = timer.medianMillis(() -> moe.expertGemms(s, layer.weights(), x.address(), tokens), 5, 30);
             double tf = pairFlops / ms / 1e9;
             double weightBytes = 3.0 * HIDDEN * INTER * 2 * experts;
-            String key = "moe_prefill_E" + experts + "_T" + tokens;
+            String key = "moe_prefill_E" + experts + "_T" + tokens + "_" + engine;
             numbers.put(key + "_gemms_us", ms * 1e3);
             numbers.put(key + "_gemms_TFLOPs", tf);
-            rows.add(new KernelBench.Row("MoE grouped GEMMs (gate_up+down)", "T=" + tokens + " E=" + experts, ms * 1e3,
+            rows.add(new KernelBench.Row("MoE grouped GEMMs (gate_up+down)", "T=" + tokens + " E=" + experts + " " + engine, ms * 1e3,
                     fmt("%.0f TFLOP/s", tf), pct(tf / BF16_PEAK_TFLOPS) + " pk",
                     fmt("target >= 50%% of peak; weight-read floor %.0f us", weightBytes / copyTBps / 1e6)));
         }

@@ -65,6 +65,10 @@ public final class GpuSparseMoe implements AutoCloseable {
     private final DeviceBuffer act, contrib, sharedGateUpOut, sharedAct, sharedOut;
 
     public GpuSparseMoe(KernelLibrary lib, Gemm gemm, Shape shape, int maxTokens, int decodeMaxTokens) {
+        this(lib, gemm, shape, maxTokens, decodeMaxTokens, MoeExpertGemm.Engine.MMA_SYNC);
+    }
+
+    public GpuSparseMoe(KernelLibrary lib, Gemm gemm, Shape shape, int maxTokens, int decodeMaxTokens, MoeExpertGemm.Engine engine) {
         if (maxTokens < 1) throw new IllegalArgumentException("moe: maxTokens must be >= 1, got " + maxTokens);
         this.shape = shape;
         this.maxTokens = maxTokens;
@@ -73,7 +77,7 @@ public final class GpuSparseMoe implements AutoCloseable {
         this.gemm = gemm;
         this.router = new MoeRouterKernel(lib);
         this.grouping = new ExpertGrouping(lib);
-        this.experts = new MoeExpertGemm(lib);
+        this.experts = new MoeExpertGemm(lib, engine);
         this.combine = new MoeCombineKernel(lib);
         this.decode = new MoeDecodeKernel(lib);
         this.siluMul = new SiluMulKernel(lib);

@@ -27,13 +27,41 @@ public final class MoeExpertGemm {
         return (blockN == 256 ? 4 : 3) * (BLOCK_M + blockN) * BLOCK_K * 2;
     }
 
+    /**
+     * Which tensor-core instruction does the products: {@code MMA_SYNC} (warp-level mma.sync, compute_90 PTX, the
+     * portable path) or {@code WGMMA} (Hopper warpgroup MMA from shared memory, moe_gemm_sm90a.cu, compute_90a PTX;
+     * shapes it does not tile fall back to mma.sync). Both give the same rounding points; the fp32 sums may differ.
+     */
+    public enum Engine { MMA_SYNC, WGMMA }
+
+    /** wgmma kernels: 128 x 256 x 64 tiles, 4 stages, plus 1 KiB to align the swizzled tiles. */
+    static final int WGMMA_SMEM_BYTES = 4 * (128 + 256) * 64 * 2 + 1024;
+
+    private final Engine engine;
     private final Kernel gateUp128, gateUp256, down128, down256;
+    private final Kernel gateUpWgmma, downWgmma;
 
     public MoeExpertGemm(KernelLibrary lib) {
+        this(lib, Engine.MMA_SYNC);
+    }
+
+    public MoeExpertGemm(KernelLibrary lib, Engine engine) {
+        this.engine = engine;
         this.gateUp128 = lib.kernel("moe_gemm", "moe_gemm_gate_up_n128").allowDynamicSharedMemory(smemBytes(128));
         this.gateUp256 = lib.kernel("moe_gemm", "moe_gemm_gate_up_n256").allowDynamicSharedMemory(smemBytes(256));
         this.down128 = lib.kernel("moe_gemm", "moe_gemm_down_n128").allowDynamicSharedMemory(smemBytes(128));
         this.down256 = lib.kernel("moe_gemm", "moe_gemm_down_n256").allowDynamicSharedMemory(smemBytes(256));
+        if (engine == Engine.WGMMA) {
+            this.gateUpWgmma = lib.kernel("moe_gemm_sm90a", "moe_gemm_gate_up_wgmma").allowDynamicSharedMemory(WGMMA_SMEM_BYTES);
+            this.downWgmma = lib.kernel("moe_gemm_sm90a", "moe_gemm_down_wgmma").allowDynamicSharedMemory(WGMMA_SMEM_BYTES);
+        } else {
+            this.gateUpWgmma = null;
+            this.downWgmma = null;
+        }
+    }
+
+    public Engine engine() {
+        return engine;
     }
 
     /** The wide tile (256 weight rows) when the shape allows it, else 128. */
@@ -50,9 +78,9 @@ public final class MoeExpertGemm {
                              int topK, int hidden, int inter) {
         checkShape(hidden, inter, maxTiles);
         int bn = gateUpTileN(inter);
-        Kernel k = bn == 256 ? gateUp256 : gateUp128;
+        Kernel k = bn == 256 ? (gateUpWgmma != null ? gateUpWgmma : gateUp256) : gateUp128;
         k.args().ptr(x).ptr(sortedPairs).ptr(tileExpert).ptr(gateUpWeights).ptr(act).i32(topK).i32(hidden).i32(inter);
-        k.launch(s, Dim3.of(inter / (bn / 2), maxTiles), Dim3.of(THREADS), smemBytes(bn));
+        k.launch(s, Dim3.of(inter / (bn / 2), maxTiles), Dim3.of(THREADS), k == gateUpWgmma ? WGMMA_SMEM_BYTES : smemBytes(bn));
     }
 
     /** {@code act} (sorted order) → {@code contrib [pairs, H]} (pair order), weighted by {@code topkWeights [pairs]}. */
@@ -60,9 +88,9 @@ public final class MoeExpertGemm {
                            long contrib, int hidden, int inter) {
         checkShape(hidden, inter, maxTiles);
         int bn = downTileN(hidden);
-        Kernel k = bn == 256 ? down256 : down128;
+        Kernel k = bn == 256 ? (downWgmma != null ? downWgmma : down256) : down128;
         k.args().ptr(act).ptr(sortedPairs).ptr(tileExpert).ptr(downWeights).ptr(topkWeights).ptr(contrib).i32(hidden).i32(inter);
-        k.launch(s, Dim3.of(hidden / bn, maxTiles), Dim3.of(THREADS), smemBytes(bn));
+        k.launch(s, Dim3.of(hidden / bn, maxTiles), Dim3.of(THREADS), k == downWgmma ? WGMMA_SMEM_BYTES : smemBytes(bn));
     }
 
     static void checkShape(int hidden, int inter, int maxTiles) {

@@ -36,6 +36,9 @@ class PtxResourcesTest {
                     "moe_gemm_gate_up_n256", List.of(U64, U64, U64, U64, U64, U32, U32, U32),
                     "moe_gemm_down_n128", List.of(U64, U64, U64, U64, U64, U64, U32, U32),
                     "moe_gemm_down_n256", List.of(U64, U64, U64, U64, U64, U64, U32, U32))),
+            Map.entry("moe_gemm_sm90a", Map.of(
+                    "moe_gemm_gate_up_wgmma", List.of(U64, U64, U64, U64, U64, U32, U32, U32),
+                    "moe_gemm_down_wgmma", List.of(U64, U64, U64, U64, U64, U64, U32, U32))),
             Map.entry("moe_combine", Map.of("moe_combine", List.of(U64, U64, U64, U32, U64, U32, U32, U32))),
             Map.entry("moe_decode", Map.of(
                     "moe_decode_gate_up", List.of(U64, U64, U64, U64, U64, U32, U32, U32, U32),
