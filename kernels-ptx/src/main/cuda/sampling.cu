@@ -1,7 +1,7 @@
 // On-device sampling over bf16 logits rows [rows, stride] (ids < vocab are candidates); token ids written to device
 // memory, so a decode step's graph ends with the next tokens and no host work.
 //
-// Greedy, two levels: argmax_partial (grid (parts, rows): each block its slice) then argmax_final (one warp per row).
+// Greedy, two levels in one launch: argmax_rows (grid (parts, rows); the last block of a row reduces the partials).
 // Ties go to the lowest id; a row with a NaN logit yields -1 (the host reports the broken model).
 //
 // Stochastic (sample_rows, one 1024-thread block per row), the CPU Sampler's semantics without a sort: candidates are
@@ -61,11 +61,41 @@ __device__ __forceinline__ int load8(const bf16* row, int i, int vocab, unsigned
     return n < 0 ? 0 : n;
 }
 
+// Calls f(piece, bits[8], n) for each 16-byte piece of a row this thread owns: piece p = threadIdx.x + 1024 j holds
+// ids 8p .. 8p + 7 (n of them valid: the last piece may be short). Four loads are issued before any is used.
+template <typename F>
+__device__ __forceinline__ void row_pieces(const bf16* l, int vocab, F&& f) {
+    const int full = vocab / 8;
+    const uint4* v = reinterpret_cast<const uint4*>(l);
+    int p = threadIdx.x;
+    for (; p + 3 * SAMPLE_THREADS < full; p += 4 * SAMPLE_THREADS) {
+        uint4 q[4];
+#pragma unroll
+        for (int u = 0; u < 4; u++) q[u] = v[p + u * SAMPLE_THREADS];
+#pragma unroll
+        for (int u = 0; u < 4; u++) f(p + u * SAMPLE_THREADS, reinterpret_cast<const unsigned short*>(&q[u]), 8);
+    }
+    for (; p < full; p += SAMPLE_THREADS) {
+        uint4 q = v[p];
+        f(p, reinterpret_cast<const unsigned short*>(&q), 8);
+    }
+    if (p == full && vocab % 8 != 0) {
+        unsigned short b[8];
+        const int n = vocab - 8 * full;
+#pragma unroll
+        for (int j = 0; j < 8; j++) b[j] = j < n ? __bfloat16_as_ushort(l[8 * full + j]) : 0;
+        f(p, b, n);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------- greedy (two levels)
 
+// Grid (parts, rows): each block reduces its slice to a packed (key, id) partial; the last block of a row to finish
+// (a per-row counter in device memory, reset by that block) reduces the row's partials in a fixed order.
 extern "C" __global__ void __launch_bounds__(ARGMAX_THREADS)
-argmax_partial(const bf16* __restrict__ logits, int stride, int vocab, int part_len, unsigned long long* __restrict__ partial) {
-    const int row = blockIdx.y, part = blockIdx.x;
+argmax_rows(const bf16* __restrict__ logits, int stride, int vocab, int part_len, unsigned long long* __restrict__ partial,
+            unsigned* __restrict__ counters, int* __restrict__ out_ids) {
+    const int row = blockIdx.y, part = blockIdx.x, parts = gridDim.x;
     const bf16* l = logits + (long)row * stride;
     const int begin = part * part_len, end = min(vocab, begin + part_len);
     unsigned long long best = 0;
@@ -83,7 +113,7 @@ argmax_partial(const bf16* __restrict__ logits, int stride, int vocab, int part_
         }
     }
     __shared__ unsigned long long wbest[ARGMAX_THREADS / 32];
-    __shared__ int any_nan;
+    __shared__ int any_nan, last;
     if (threadIdx.x == 0) any_nan = 0;
     __syncthreads();
     if (nan) any_nan = 1;
@@ -93,22 +123,25 @@ argmax_partial(const bf16* __restrict__ logits, int stride, int vocab, int part_
     if (threadIdx.x == 0) {
         unsigned long long b = 0;
         for (int w = 0; w < ARGMAX_THREADS / 32; w++) b = wbest[w] > b ? wbest[w] : b;
-        partial[(long)row * gridDim.x + part] = any_nan ? ~0ull : b;  // all ones: NaN marker
+        partial[(long)row * parts + part] = any_nan ? ~0ull : b;  // all ones: NaN marker
+        __threadfence();
+        last = atomicAdd(&counters[row], 1u) == (unsigned)parts - 1;
     }
-}
-
-extern "C" __global__ void __launch_bounds__(32)
-argmax_final(const unsigned long long* __restrict__ partial, int parts, int* __restrict__ out_ids) {
-    const int row = blockIdx.x;
-    unsigned long long best = 0;
-    bool nan = false;
+    __syncthreads();
+    if (!last || threadIdx.x >= 32) return;
+    __threadfence();
+    unsigned long long b = 0;
+    bool row_nan = false;
     for (int p = threadIdx.x; p < parts; p += 32) {
-        unsigned long long v = partial[(long)row * parts + p];
-        if (v == ~0ull) nan = true; else best = v > best ? v : best;
+        unsigned long long v = __ldcg(partial + (long)row * parts + p);
+        if (v == ~0ull) row_nan = true; else b = v > b ? v : b;
     }
-    best = warp_max_u64(best);
-    nan = __any_sync(0xffffffffu, nan);
-    if (threadIdx.x == 0) out_ids[row] = nan ? -1 : (int)(0xffffffffu - (unsigned)(best & 0xffffffffu));
+    b = warp_max_u64(b);
+    row_nan = __any_sync(0xffffffffu, row_nan);
+    if (threadIdx.x == 0) {
+        out_ids[row] = row_nan ? -1 : (int)(0xffffffffu - (unsigned)(b & 0xffffffffu));
+        counters[row] = 0;  // ready for the next launch (or graph replay)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------- Philox4x32-10
@@ -203,19 +236,16 @@ sample_rows(const bf16* __restrict__ logits, int stride, int vocab, const float4
     if (tid == 0) { sh.flag = 0; sh.result = -1; }
     unsigned long long best = 0;
     bool nan = false;
-#pragma unroll 4
-    for (int i = tid * 8; i < vocab; i += SAMPLE_THREADS * 8) {
-        unsigned short b[8];
-        int n = load8(l, i, vocab, b);
+    row_pieces(l, vocab, [&](int piece, const unsigned short* b, int n) {
 #pragma unroll
         for (int j = 0; j < 8; j++) {
             if (j < n) {
                 nan |= bf16_is_nan(b[j]);
-                unsigned long long c = pack_best(order_key(b[j]), i + j);
+                const unsigned long long c = pack_best(order_key(b[j]), 8 * piece + j);
                 best = c > best ? c : best;
             }
         }
-    }
+    });
     best = warp_max_u64(best);
     __syncthreads();
     if (lane == 0) sh.best[warp] = best;
@@ -240,16 +270,13 @@ sample_rows(const bf16* __restrict__ logits, int stride, int vocab, const float4
     const float max_scaled = key_value(max_key) / temperature;
 
     // pass B: exact key histogram over the window below the largest key (integer counts: order-independent)
-#pragma unroll 4
-    for (int i = tid * 8; i < vocab; i += SAMPLE_THREADS * 8) {
-        unsigned short b[8];
-        int n = load8(l, i, vocab, b);
+    row_pieces(l, vocab, [&](int, const unsigned short* b, int n) {
 #pragma unroll
         for (int j = 0; j < 8; j++) {
             const unsigned d = max_key - order_key(b[j]);
             if (j < n && d < WINDOW) atomicAdd(&hist[d], 1u);
         }
-    }
+    });
     __syncthreads();
     // descending scans: thread t owns d in [t*56, t*56+56), i.e. keys max_key - d, highest first
     const int d0 = tid * WINDOW_PER_THREAD;
@@ -325,7 +352,8 @@ sample_rows(const bf16* __restrict__ logits, int stride, int vocab, const float4
     // where the draw lands finds its chunk without rereading the row; ids with key == K* go to a list.
     // min-p: probability >= min_p times the largest, i.e. mass >= min_p (the largest has mass 1).
     const unsigned lowest = max_key >= WINDOW ? max_key - (WINDOW - 1) : 0u;  // keys below the window have no mass
-    const int chunks = (vocab + SAMPLE_THREADS * 8 - 1) / (SAMPLE_THREADS * 8);
+    const int pieces = (vocab + 7) / 8;
+    const int chunks = (pieces + SAMPLE_THREADS - 1) / SAMPLE_THREADS;
     const bool keep_chunks = chunks <= MAX_CHUNKS;
     unsigned long long* chunk_mass = reinterpret_cast<unsigned long long*>(hist);         // [MAX_CHUNKS][1024]
     int* eq_list = reinterpret_cast<int*>(chunk_mass + MAX_CHUNKS * SAMPLE_THREADS);     // [EQ_CAP]
@@ -333,11 +361,7 @@ sample_rows(const bf16* __restrict__ logits, int stride, int vocab, const float4
     if (tid == 0) sh.eq_count = 0;
     __syncthreads();
     unsigned long long m_above = 0;
-#pragma unroll 4
-    for (int j = 0; j < chunks; j++) {
-        const int i = j * SAMPLE_THREADS * 8 + tid * 8;
-        unsigned short b[8];
-        const int n = i < vocab ? load8(l, i, vocab, b) : 0;
+    row_pieces(l, vocab, [&](int piece, const unsigned short* b, int n) {
         unsigned long long m_chunk = 0;
 #pragma unroll
         for (int e = 0; e < 8; e++) {
@@ -345,16 +369,16 @@ sample_rows(const bf16* __restrict__ logits, int stride, int vocab, const float4
                 const unsigned key = order_key(b[e]);
                 if (key == kstar) {
                     const unsigned at = atomicAdd(&sh.eq_count, 1u);
-                    if (at < EQ_CAP) eq_list[at] = i + e;
+                    if (at < EQ_CAP) eq_list[at] = 8 * piece + e;
                 } else if (key > kstar && key >= lowest) {
                     const float m = key_mass(key, temperature, max_scaled);
                     if (m >= min_p) m_chunk += fixed_mass(m);
                 }
             }
         }
-        if (keep_chunks) chunk_mass[j * SAMPLE_THREADS + tid] = m_chunk;
+        if (keep_chunks) chunk_mass[piece] = m_chunk;  // piece = chunk * 1024 + thread
         m_above += m_chunk;
-    }
+    });
     unsigned long long above_total;
     const unsigned long long before = block_exclusive_scan<unsigned long long>(m_above, sh.scan64, above_total);
     const float m_star = key_mass(kstar, temperature, max_scaled);
@@ -373,11 +397,13 @@ sample_rows(const bf16* __restrict__ logits, int stride, int vocab, const float4
         if (u >= before && u < before + m_above) {  // the draw lands among this thread's candidates
             unsigned long long cum = before;
             for (int j = 0; j < chunks; j++) {
-                const unsigned long long m_chunk = keep_chunks ? chunk_mass[j * SAMPLE_THREADS + tid] : ~0ull;
+                const int piece = j * SAMPLE_THREADS + tid;
+                if (piece >= pieces) break;
+                const unsigned long long m_chunk = keep_chunks ? chunk_mass[piece] : ~0ull;
                 if (keep_chunks && u >= cum + m_chunk) { cum += m_chunk; continue; }
-                const int i = j * SAMPLE_THREADS * 8 + tid * 8;
+                const int i = 8 * piece;
                 unsigned short b[8];
-                const int n = i < vocab ? load8(l, i, vocab, b) : 0;
+                const int n = load8(l, i, vocab, b);
                 bool found = false;
                 for (int e = 0; e < n; e++) {
                     const unsigned key = order_key(b[e]);

@@ -186,14 +186,15 @@ public final class MoeBench {
         int rr = GpuSparseMoe.routerRows(layer.shape());
         try (DeviceBuffer dIds = gpu.allocate(4L * ids.length, "ids"); DeviceBuffer dW = gpu.allocate(2L * ids.length, "w");
              DeviceBuffer gates = gpu.allocate(2L * batch * rr, "gate_logits");
-             DeviceBuffer act = gpu.allocate(2L * MoeDecodeKernel.actRows(batch, TOP_K, true) * INTER, "act")) {
+             DeviceBuffer act = gpu.allocate(2L * MoeDecodeKernel.actRows(batch, TOP_K, true) * INTER, "act");
+             DeviceBuffer contrib = gpu.allocate(2L * MoeDecodeKernel.actRows(batch, TOP_K, true) * HIDDEN, "contrib")) {
             try (Arena a = Arena.ofConfined()) {
                 dIds.copyFromHost(a.allocateFrom(ValueLayout.JAVA_INT, ids));
             }
             fillRandom(dW, 0.1, 7);
             fillRandom(gates, 1, 8);
             double bytes = (distinct / (double) sets + 1) * 3.0 * HIDDEN * INTER * 2;
-            String[] parts = {"both", "gate_up", "down"};
+            String[] parts = {"both", "gate_up", "down"};  // down = down GEMV + combine
             for (String part : parts) {
                 try (CudaGraph g = CudaGraph.capture(s, st -> {
                     for (int i = 0; i < sets; i++) {
@@ -205,7 +206,7 @@ public final class MoeBench {
                         }
                         if (!part.equals("gate_up")) {
                             k.launchDown(st, act.address(), idi, wi, layer.down().address(), layer.sharedDown().address(), gates.address(), rr,
-                                    out.address(), batch, TOP_K, HIDDEN, INTER);
+                                    contrib.address(), out.address(), batch, TOP_K, HIDDEN, INTER);
                         }
                     }
                 })) {

@@ -62,10 +62,11 @@ public final class GpuSparseMoe implements AutoCloseable {
     private final SiluMulKernel siluMul;
     private final List<DeviceBuffer> owned = new ArrayList<>();
     private final DeviceBuffer logits, topkIds, topkWeights, chunkCounts, expertStart, sortedPairs, pairRow, tileExpert;
-    private final DeviceBuffer act, contrib, sharedGateUpOut, sharedAct, sharedOut;
+    private final DeviceBuffer act, contrib, decodeContrib, sharedGateUpOut, sharedAct, sharedOut;
 
+    /** With the Hopper (wgmma) grouped GEMMs; {@link MoeExpertGemm.Engine#MMA_SYNC} is the portable alternative. */
     public GpuSparseMoe(KernelLibrary lib, Gemm gemm, Shape shape, int maxTokens, int decodeMaxTokens) {
-        this(lib, gemm, shape, maxTokens, decodeMaxTokens, MoeExpertGemm.Engine.MMA_SYNC);
+        this(lib, gemm, shape, maxTokens, decodeMaxTokens, MoeExpertGemm.Engine.WGMMA);
     }
 
     public GpuSparseMoe(KernelLibrary lib, Gemm gemm, Shape shape, int maxTokens, int decodeMaxTokens, MoeExpertGemm.Engine engine) {
@@ -97,6 +98,8 @@ public final class GpuSparseMoe implements AutoCloseable {
             tileExpert = alloc(gpu, 4L * maxTiles, "moe.tile_expert");
             act = alloc(gpu, 2L * actRows * i, "moe.act");
             contrib = maxTokens > this.decodeMaxTokens ? alloc(gpu, 2L * pairs * h, "moe.contrib") : null;
+            decodeContrib = alloc(gpu, 2L * Math.max(1, MoeDecodeKernel.actRows(this.decodeMaxTokens, shape.topK(), shape.hasShared())) * h,
+                    "moe.decode_contrib");
             boolean denseShared = shape.hasShared() && maxTokens > this.decodeMaxTokens;
             sharedGateUpOut = denseShared ? alloc(gpu, 4L * maxTokens * shape.sharedInter(), "moe.shared_gate_up") : null;
             sharedAct = denseShared ? alloc(gpu, 2L * maxTokens * shape.sharedInter(), "moe.shared_act") : null;
@@ -148,7 +151,7 @@ public final class GpuSparseMoe implements AutoCloseable {
         long sgu = shape.hasShared() ? w.sharedGateUp() : 0, sd = shape.hasShared() ? w.sharedDown() : 0;
         decode.launchGateUp(s, x, topkIds.address(), w.gateUp(), sgu, act.address(), tokens, shape.topK(), shape.hidden(), shape.inter());
         decode.launchDown(s, act.address(), topkIds.address(), topkWeights.address(), w.down(), sd, sharedGateLogits(), routerRows(shape),
-                out, tokens, shape.topK(), shape.hidden(), shape.inter());
+                decodeContrib.address(), out, tokens, shape.topK(), shape.hidden(), shape.inter());
     }
 
     public void prefill(Stream s, Weights w, long x, long out, int tokens) {
