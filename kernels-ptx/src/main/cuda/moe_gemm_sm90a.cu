@@ -1,7 +1,7 @@
 // Hopper (sm_90a) variant of moe_gemm.cu's grouped GEMMs: the same rows, tiles, rounding points and outputs, with
 // the products on wgmma (warpgroup MMA reading both operands straight from shared memory) instead of mma.sync.
 // Built for compute_90a (build-ptx.sh compiles *_sm90a.cu so); the mma.sync kernels stay the portable path.
-// CTA tile 128 x 256 x 64, 4-stage cp.async pipeline; two warpgroups, each m64n256k16 over 64 rows. Shared tiles
+// CTA tile 128 x 256 x 64, 4-stage cp.async pipeline (2 tiles ahead, one wgmma batch in flight); two warpgroups, each m64n256k16 over 64 rows. Shared tiles
 // are K-major rows of 64 bf16 (128 bytes) with 16-byte chunks XOR-swizzled by row % 8: the 128-byte-swizzle
 // canonical layout wgmma reads (8-row groups 1024 bytes apart).
 //   moe_gemm_gate_up_wgmma  as moe_gemm_gate_up_n256 (I % 128 == 0, H % 64 == 0)
@@ -12,6 +12,7 @@
 #define WG_BN 256
 #define WG_BK 64
 #define WG_STAGES 4
+#define WG_PREFETCH (WG_STAGES - 2)
 #define WG_THREADS 256
 #define WG_STAGE_BYTES ((WG_BM + WG_BN) * WG_BK * 2)
 
@@ -38,7 +39,8 @@ __device__ __forceinline__ unsigned long long smem_desc(unsigned addr) {
 
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void wgmma_wait0() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void wgmma_wait() { asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory"); }
 __device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
 
 __device__ __forceinline__ void wgmma_m64n256k16(float (&d)[128], unsigned long long desc_a, unsigned long long desc_b) {
@@ -68,16 +70,18 @@ __device__ __forceinline__ void wg_mainloop(float (&d)[128], unsigned sbase, con
 #pragma unroll
         for (int i = 0; i < WG_BN / 32; i++) cp_async16(sb + tile_offset(row0 + 32 * i, chunk), b_first + i * b_step + koff, true);
     };
+    // copies run WG_PREFETCH tiles ahead and one wgmma batch stays in flight: the stage a copy overwrites was read by
+    // the batch two tiles back, which wgmma_wait<1> has retired before the barrier that precedes the copy
 #pragma unroll
-    for (int s = 0; s < WG_STAGES - 1; s++) {
+    for (int s = 0; s < WG_PREFETCH; s++) {
         if (s < k_tiles) load_stage(s, s);
         cp_async_commit();
     }
     for (int kt = 0; kt < k_tiles; kt++) {
-        cp_async_wait<WG_STAGES - 2>();
+        cp_async_wait<WG_PREFETCH - 1>();
         fence_proxy_async();  // cp.async wrote the stage through the generic proxy; wgmma reads it through the async one
         __syncthreads();
-        const int pf = kt + WG_STAGES - 1;
+        const int pf = kt + WG_PREFETCH;
         if (pf < k_tiles) load_stage(pf % WG_STAGES, pf);
         cp_async_commit();
         const unsigned sa = sbase + (kt % WG_STAGES) * WG_STAGE_BYTES + wg * 64 * WG_BK * 2;
@@ -86,8 +90,9 @@ __device__ __forceinline__ void wg_mainloop(float (&d)[128], unsigned sbase, con
 #pragma unroll
         for (int kk = 0; kk < WG_BK / 16; kk++) wgmma_m64n256k16(d, smem_desc(sa + kk * 32), smem_desc(sb + kk * 32));
         wgmma_commit();
-        wgmma_wait0();  // the stage is overwritten by a later iteration's copies
+        wgmma_wait<1>();
     }
+    wgmma_wait<0>();
     cp_async_wait<0>();
     __syncthreads();  // the pipeline's shared memory is reused by the epilogue
 }
