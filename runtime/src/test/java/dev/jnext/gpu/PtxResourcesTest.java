@@ -36,11 +36,11 @@ class PtxResourcesTest {
         return m;
     }
 
-    /** prefill: x, w, state, cu_seqlens, slots, out, batch, channels; update: x, w, state, slots, out, channels; K = 2, 3, 4. */
+    /** prefill: x, w, state, cu_seqlens, slots, out, batch, channels, chunk; update: x, w, state, slots, out, channels; K = 2, 3, 4. */
     private static Map<String, List<ParamType>> causalConv1d() {
         Map<String, List<ParamType>> m = new java.util.HashMap<>();
         for (int k = 2; k <= 4; k++) {
-            m.put("causal_conv1d_prefill_k" + k, List.of(U64, U64, U64, U64, U64, U64, U32, U32));
+            m.put("causal_conv1d_prefill_k" + k, List.of(U64, U64, U64, U64, U64, U64, U32, U32, U32));
             m.put("causal_conv1d_update_k" + k, List.of(U64, U64, U64, U64, U64, U32));
         }
         return m;
