@@ -38,6 +38,8 @@ do_pack() {
     [ -n "$(ls "$pack/lib/$(echo "$a" | cut -d: -f2)"-*.jar 2>/dev/null)" ] || \
       mvn -B -ntp -q -N dependency:copy -Dartifact="$a" -DoutputDirectory="$pack/lib"
   done
+  # the Qwen3 test tokenizer (fetched by the build into .cache/) travels compressed: 11 MB of JSON -> ~2 MB
+  if [ -f .cache/tokenizer-qwen3/tokenizer.json ]; then tar -C .cache -czf "$pack/tokenizer-qwen3.tgz" tokenizer-qwen3; fi
   du -sh "$pack"; ls -la "$pack" "$pack/lib"
 }
 
@@ -59,6 +61,9 @@ do_run() {
   done
   OUT=${OUT:-/tmp/jnext-out}; mkdir -p "$OUT"
   [ -f "$pack/jre.tgz" ] || { echo "no $pack/jre.tgz: run 'pack' on the development machine and carry .pack" >&2; exit 2; }
+  if [ -f "$pack/tokenizer-qwen3.tgz" ] && [ ! -f "$root/.cache/tokenizer-qwen3/tokenizer.json" ]; then
+    mkdir -p "$root/.cache" && tar -C "$root/.cache" -xzf "$pack/tokenizer-qwen3.tgz"
+  fi
   local jre=/tmp/jnext-jre
   rm -rf "$jre" && mkdir -p "$jre" && tar -C "$jre" -xzf "$pack/jre.tgz"
   local java="$jre/jre/bin/java -XX:+UseParallelGC --enable-native-access=ALL-UNNAMED"

@@ -2,8 +2,11 @@ package dev.jnext.cli;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
+import dev.jnext.bench.AttentionBench;
 import dev.jnext.bench.GdnBench;
+import dev.jnext.bench.GdnChunkBench;
 import dev.jnext.bench.KernelBench;
+import dev.jnext.bench.MoeBench;
 import dev.jnext.gpu.Gpu;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -28,7 +31,7 @@ public final class BenchCommand implements Callable<Integer> {
     Path json;
 
     enum Suite {
-        kernels, gdn_decode;
+        kernels, gdn_decode, gdn_chunk, attention, moe;
 
         /** The name on the command line: {@code gdn-decode} (picocli matches enum constants by toString). */
         @Override
@@ -49,8 +52,26 @@ public final class BenchCommand implements Callable<Integer> {
                     table = bench.table();
                     numbers = bench.numbers();
                 }
+                case moe -> {
+                    MoeBench bench = new MoeBench(gpu);
+                    bench.runAll();
+                    table = bench.table();
+                    numbers = bench.numbers();
+                }
                 case gdn_decode -> {
                     GdnBench bench = new GdnBench(gpu);
+                    bench.runAll();
+                    table = bench.table();
+                    numbers = bench.numbers();
+                }
+                case gdn_chunk -> {
+                    GdnChunkBench bench = new GdnChunkBench(gpu);
+                    bench.runAll();
+                    table = bench.table();
+                    numbers = bench.numbers();
+                }
+                case attention -> {
+                    AttentionBench bench = new AttentionBench(gpu);
                     bench.runAll();
                     table = bench.table();
                     numbers = bench.numbers();

@@ -104,6 +104,9 @@ public final class GenerateCommand implements Callable<Integer> {
             throw new JnextException(tokDir.resolve("tokenizer.json") + " is missing"
                     + (tokenizerDir == null ? ": this checkpoint has no tokenizer (synthetic ones have none); pass --tokenizer DIR" : ""));
         }
+        if (prompt == null && System.console() != null && System.console().isTerminal()) {
+            throw new JnextException("no prompt: pass --prompt TEXT or pipe it on stdin");
+        }
         String text = prompt != null ? prompt : readStdin();
         if (text.isEmpty() && !chat) throw new JnextException("no prompt: pass --prompt TEXT or pipe it on stdin");
 
@@ -116,8 +119,7 @@ public final class GenerateCommand implements Callable<Integer> {
             if (system != null) messages.add(ChatMessage.system(system));
             messages.add(ChatMessage.user(text));
             ChatTemplate template = ChatTemplate.load(tokDir);
-            promptText = template.render(messages.stream().map(m -> Map.<String, Object>of("role", m.role(), "content", m.content())).toList(),
-                    null, true, noThinking ? Map.of("enable_thinking", false) : Map.of());
+            promptText = template.render(messages, true, noThinking ? Map.of("enable_thinking", false) : Map.of());
         }
         int[] ids = tokenizer.encode(promptText);
         long t1 = System.nanoTime();
@@ -126,8 +128,7 @@ public final class GenerateCommand implements Callable<Integer> {
             long t2 = System.nanoTime();
             Set<Integer> eos = new LinkedHashSet<>(generationConfig.eosTokenIds());
             eos.addAll(m.config().eosTokenIds());
-            tokenizerConfig.eosToken().flatMap(t -> tokenizer.idOf(t).isPresent() ? java.util.Optional.of(tokenizer.idOf(t).getAsInt()) : java.util.Optional.empty())
-                    .ifPresent(eos::add);
+            tokenizerConfig.eosToken().ifPresent(t -> tokenizer.idOf(t).ifPresent(eos::add));
             SamplingParams sampling = sampling(generationConfig);
             err.printf("jnext: loaded %s in %.2f s (cpu), tokenizer in %.2f s; prompt %d tokens; %s; eos %s%n",
                     model, (t2 - t1) / 1e9, (t1 - t0) / 1e9, ids.length, describe(sampling), eos);
@@ -136,6 +137,7 @@ public final class GenerateCommand implements Callable<Integer> {
             Generator.Result r = new Generator(tokenizer).generate(sequence, ids, options, piece -> {
                 out.print(piece);
                 out.flush();
+                if (out.checkError()) throw new JnextException("stdout was closed; generation stopped");
             });
             out.println();
             out.flush();

@@ -69,11 +69,9 @@ public final class Sampler {
 
     private int draw(float[] l) {
         int n = l.length;
-        // candidates sorted by logit, descending (ties by lower id); a packed key sorts fast
-        long[] order = new long[n];
-        for (int i = 0; i < n; i++) order[i] = ((long) descendingKey(l[i]) << 32) | i;
-        Arrays.sort(order);
         int keep = params.topK() > 0 ? Math.min(params.topK(), n) : n;
+        // candidates sorted by logit, descending (ties by lower id), as packed keys
+        long[] order = keep < n / 8 ? smallestKeys(l, keep) : allKeysSorted(l);
         float t = params.temperature();
         float max = l[(int) order[0]] / t;
         double[] p = new double[keep];
@@ -106,6 +104,47 @@ public final class Sampler {
             if (u < 0) return (int) order[r];
         }
         return (int) order[keep - 1];
+    }
+
+    private static long key(float[] l, int i) {
+        return ((long) descendingKey(l[i]) << 32) | i;
+    }
+
+    private static long[] allKeysSorted(float[] l) {
+        long[] order = new long[l.length];
+        for (int i = 0; i < l.length; i++) order[i] = key(l, i);
+        Arrays.sort(order);
+        return order;
+    }
+
+    /** The k smallest keys (the top-k tokens), sorted, through a max-heap of size k: n log k instead of n log n. */
+    private static long[] smallestKeys(float[] l, int k) {
+        long[] heap = new long[k];
+        for (int i = 0; i < k; i++) {
+            long v = key(l, i);
+            int j = i;
+            while (j > 0 && heap[(j - 1) >>> 1] < v) {
+                heap[j] = heap[(j - 1) >>> 1];
+                j = (j - 1) >>> 1;
+            }
+            heap[j] = v;
+        }
+        for (int i = k; i < l.length; i++) {
+            long v = key(l, i);
+            if (v >= heap[0]) continue;
+            int j = 0;
+            while (true) {
+                int c = 2 * j + 1;
+                if (c >= k) break;
+                if (c + 1 < k && heap[c + 1] > heap[c]) c++;
+                if (heap[c] <= v) break;
+                heap[j] = heap[c];
+                j = c;
+            }
+            heap[j] = v;
+        }
+        Arrays.sort(heap);
+        return heap;
     }
 
     /** A signed int whose ascending order is the float's descending order. */

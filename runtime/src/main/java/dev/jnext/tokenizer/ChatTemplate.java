@@ -21,8 +21,9 @@ import java.util.Map;
  * A checkpoint's Jinja chat template rendered with jinjava the way Hugging Face's
  * {@code apply_chat_template(..., tokenize=False)} renders it: trim_blocks and lstrip_blocks on,
  * {@code {{-}}} whitespace control, Python string and dict methods ({@link PythonMethods}), extended
- * slices ({@link JinjaRewriter}), {@code tojson} as Python's json.dumps, {@code raise_exception} and
- * {@code strftime_now}, and the special tokens as variables. Thread-safe.
+ * slices and keyword arguments ({@link JinjaRewriter}), {@code loop.previtem}/{@code nextitem},
+ * {@code tojson} as Python's json.dumps, {@code raise_exception}, {@code strftime_now}, the
+ * {@code {% generation %}} block, and the special tokens as variables. Thread-safe.
  */
 public final class ChatTemplate {
     private final String source;
@@ -59,6 +60,8 @@ public final class ChatTemplate {
         globals.registerFunction(new ELFunctionDefinition("", JinjaRewriter.FUNCTION, TemplateFunctions.class, "slice",
                 Object.class, Object.class, Object.class, Object.class));
         globals.registerFilter(new TojsonFilter());
+        globals.registerTag(new LoopNeighbours.TrackingForTag());
+        globals.registerTag(new GenerationTag());
     }
 
     /** The template of a checkpoint or tokenizer folder (chat_template.jinja or tokenizer_config.json). */
@@ -76,7 +79,12 @@ public final class ChatTemplate {
 
     /** Renders plain role/content messages. */
     public String render(List<ChatMessage> messages, boolean addGenerationPrompt) {
-        return render(messages.stream().map(ChatMessage::toMap).toList(), null, addGenerationPrompt, Map.of());
+        return render(messages, addGenerationPrompt, Map.of());
+    }
+
+    /** Renders plain role/content messages with extra template variables (e.g. enable_thinking=false). */
+    public String render(List<ChatMessage> messages, boolean addGenerationPrompt, Map<String, ?> extraVariables) {
+        return render(messages.stream().map(ChatMessage::toMap).toList(), null, addGenerationPrompt, extraVariables);
     }
 
     /**
@@ -139,6 +147,28 @@ public final class ChatTemplate {
             Object indent = kwargs.getOrDefault("indent", args.length > 0 ? args[0] : null);
             boolean sortKeys = Boolean.TRUE.equals(kwargs.get("sort_keys"));
             return PythonJson.dumps(var, indent == null ? null : ((Number) indent).intValue(), sortKeys);
+        }
+    }
+
+    /** Hugging Face's {@code {% generation %}...{% endgeneration %}} (marks assistant text for masks): renders its body. */
+    private static final class GenerationTag implements com.hubspot.jinjava.lib.tag.Tag {
+        private static final long serialVersionUID = 1L;
+
+        @Override
+        public String getName() {
+            return "generation";
+        }
+
+        @Override
+        public String getEndTagName() {
+            return "endgeneration";
+        }
+
+        @Override
+        public String interpret(com.hubspot.jinjava.tree.TagNode tagNode, JinjavaInterpreter interpreter) {
+            StringBuilder out = new StringBuilder();
+            for (com.hubspot.jinjava.tree.Node child : tagNode.getChildren()) out.append(child.render(interpreter).getValue());
+            return out.toString();
         }
     }
 }

@@ -13,8 +13,9 @@ import java.util.Map;
 /**
  * Python's str and dict methods for jinjava, which otherwise offers only Java's: chat templates call
  * {@code content.startswith('<tool_response>')}, {@code content.split('</think>')[-1].lstrip('\n')},
- * {@code tool.items()}. Resolves method calls on strings and maps with Python semantics; everything else
- * falls through to jinjava's own resolvers.
+ * {@code tool.items()}. Resolves method calls on strings and maps with Python semantics, and
+ * {@code loop.previtem} / {@code loop.nextitem} ({@link LoopNeighbours}); everything else falls through to
+ * jinjava's own resolvers.
  */
 final class PythonMethods extends ELResolver {
     private static final Object UNHANDLED = new Object();
@@ -174,6 +175,21 @@ final class PythonMethods extends ELResolver {
 
     @Override
     public Object getValue(ELContext context, Object base, Object property) {
+        if (base instanceof com.hubspot.jinjava.util.ForLoop && property != null) {
+            switch (property.toString()) {
+                case "previtem" -> {
+                    context.setPropertyResolved(true);
+                    return LoopNeighbours.previous();
+                }
+                case "nextitem" -> {
+                    context.setPropertyResolved(true);
+                    return LoopNeighbours.next();
+                }
+                default -> {
+                    return null;
+                }
+            }
+        }
         return null;
     }
 

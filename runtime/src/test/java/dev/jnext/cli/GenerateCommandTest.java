@@ -53,6 +53,20 @@ class GenerateCommandTest {
     }
 
     @Test
+    void samplingDefaultsAndEosIdsComeFromGenerationConfig() throws Exception {
+        Path withConfig = work.resolve("with-generation-config");
+        Files.createDirectories(withConfig);
+        for (Path f : Files.newDirectoryStream(model)) Files.copy(f, withConfig.resolve(f.getFileName()));
+        Files.writeString(withConfig.resolve("generation_config.json"),
+                "{\"do_sample\": true, \"eos_token_id\": [151645, 151643], \"temperature\": 0.7, \"top_k\": 20, \"top_p\": 0.8}");
+        CliRun r = CliRun.run("", "generate", "--model", withConfig.toString(), "--tokenizer", tokenizer, "--prompt", "hi",
+                "--max-new-tokens", "3", "--top-k", "5");
+        assertEquals(0, r.exitCode(), r.err());
+        assertTrue(r.err().contains("temperature=0.7 top-k=5 top-p=0.8"), r.err()); // the command line wins over the file
+        assertTrue(r.err().contains("eos [151645, 151643]"), r.err());
+    }
+
+    @Test
     void cudaIsRefusedUntilTheRunnerExists() {
         CliRun r = CliRun.run("", "generate", "--model", model.toString(), "--tokenizer", tokenizer, "--prompt", "hi", "--device", "cuda");
         assertEquals(Main.EXIT_USER_ERROR, r.exitCode());

@@ -87,6 +87,21 @@ class SamplerTest {
     }
 
     @Test
+    void topKOnALargeVocabularyDrawsExactlyLikeTheFullSort() {
+        // k < n/8 takes the heap path; the same draws must come out as with k = n (full sort) restricted by hand
+        float[] l = randomLogits(151_936, 4);
+        Integer[] idx = new Integer[l.length];
+        for (int i = 0; i < l.length; i++) idx[i] = i;
+        java.util.Arrays.sort(idx, (x, y) -> l[y] != l[x] ? Float.compare(l[y], l[x]) : Integer.compare(x, y));
+        float[] masked = new float[l.length];
+        java.util.Arrays.fill(masked, Float.NEGATIVE_INFINITY);
+        for (int r = 0; r < 40; r++) masked[idx[r]] = l[idx[r]];
+        Sampler heap = new Sampler(params(1.3f, 40, 1, 0, 77), l.length);
+        Sampler full = new Sampler(params(1.3f, 0, 1, 0, 77), l.length); // k = 0: the full sort
+        for (int i = 0; i < 200; i++) assertEquals(full.next(masked), heap.next(l));
+    }
+
+    @Test
     void topPKeepsTheSmallestSetReachingP() {
         // probabilities 0.5, 0.25, 0.125, 0.0625, 0.0625
         float[] l = {(float) Math.log(8), (float) Math.log(4), (float) Math.log(2), 0, 0};

@@ -14,19 +14,54 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The PTX built by kernels-ptx is on the classpath, for compute_90, with the entry points and signatures the launchers use. */
 class PtxResourcesTest {
-    private static final Map<String, Map<String, List<ParamType>>> EXPECTED = Map.of(
-            "rmsnorm", Map.of(
+    private static final List<ParamType> PREFILL = List.of(U64, U64, U64, U64, U32, U64, U64, U32, U64, U64, U32, U32, U32, U32, F32);
+    private static final List<ParamType> DECODE = List.of(U64, U64, U64, U64, U32, U64, U32, U32, U32, U32, F32, U64, U64);
+    private static final Map<String, Map<String, List<ParamType>>> EXPECTED = Map.ofEntries(
+            Map.entry("rmsnorm", Map.of(
                     "rmsnorm_bf16", List.of(U64, U64, U64, U32, U32, F32),
-                    "add_rmsnorm_bf16", List.of(U64, U64, U64, U64, U32, U32, F32)),
-            "gated_rmsnorm", Map.of(
+                    "add_rmsnorm_bf16", List.of(U64, U64, U64, U64, U32, U32, F32))),
+            Map.entry("gated_rmsnorm", Map.of(
                     "gated_rmsnorm_bf16_r1", List.of(U64, U64, U64, U64, U32, U32, F32),
                     "gated_rmsnorm_bf16_r2", List.of(U64, U64, U64, U64, U32, U32, F32),
-                    "gated_rmsnorm_bf16_r4", List.of(U64, U64, U64, U64, U32, U32, F32)),
-            "silu_mul", Map.of("silu_mul_bf16", List.of(U64, U64, U32, U32)),
-            "bench", Map.of("empty_kernel", List.of(U64, U32)),
-            "gdn_recurrent", gdnRecurrent(),
-            "causal_conv1d", causalConv1d(),
-            "gdn_gating", Map.of("gdn_split_gating", List.of(U64, U64, U64, U64, U64, U64, U64, U64, U32, U32, U32, U32, U32)));
+                    "gated_rmsnorm_bf16_r4", List.of(U64, U64, U64, U64, U32, U32, F32))),
+            Map.entry("silu_mul", Map.of("silu_mul_bf16", List.of(U64, U64, U32, U32))),
+            Map.entry("bench", Map.of("empty_kernel", List.of(U64, U32))),
+            Map.entry("moe_route", Map.of("moe_route_topk", List.of(U64, U32, U64, U64, U32, U32, U32, U32))),
+            Map.entry("moe_align", Map.of(
+                    "moe_align_count", List.of(U64, U64, U32, U32),
+                    "moe_align_offsets", List.of(U64, U64, U64, U64, U32, U32, U32, U32),
+                    "moe_align_scatter", List.of(U64, U64, U64, U64, U64, U32, U32))),
+            Map.entry("moe_gemm", Map.of(
+                    "moe_gemm_gate_up", List.of(U64, U64, U64, U64, U64, U32, U32, U32),
+                    "moe_gemm_down", List.of(U64, U64, U64, U64, U64, U64, U32, U32))),
+            Map.entry("moe_combine", Map.of("moe_combine", List.of(U64, U64, U64, U32, U64, U32, U32, U32))),
+            Map.entry("moe_decode", Map.of(
+                    "moe_decode_gate_up", List.of(U64, U64, U64, U64, U64, U32, U32, U32, U32),
+                    "moe_decode_down", List.of(U64, U64, U64, U64, U64, U64, U32, U64, U32, U32, U32, U32))),
+            Map.entry("embedding", Map.of("embedding_gather", List.of(U64, U64, U64, U32, U32, U32))),
+            Map.entry("sampling", Map.of(
+                    "argmax_partial", List.of(U64, U32, U32, U32, U64),
+                    "argmax_final", List.of(U64, U32, U64),
+                    "philox_blocks", List.of(U64, U64, U64, U32),
+                    "sample_rows", List.of(U64, U32, U32, U64, U64, U64))),
+            Map.entry("gated_delta_rule_chunked", Map.of(
+                    "gdr_chunk_prep_d128", List.of(U64, U32, U64, U64, U64, U64, U32, U32, U32, U32, F32, U64),
+                    "gdr_chunk_state_d128", List.of(U64, U32, U64, U64, U32, U32, U32, U32, U64, U64, U64),
+                    "gdr_recurrent", List.of(U64, U32, U64, U64, U64, U64, U32, U32, U32, U32, U32, F32, U64, U64))),
+            Map.entry("gdn_recurrent", gdnRecurrent()),
+            Map.entry("causal_conv1d", causalConv1d()),
+            Map.entry("gdn_gating", Map.of("gdn_split_gating", List.of(U64, U64, U64, U64, U64, U64, U64, U64, U32, U32, U32, U32, U32))),
+            Map.entry("attention_prep", Map.of("attention_prep_bf16", List.of(U64, U32, U64, U64, U32, U64, U64, U64, U32,
+                    U64, U64, U64, U32, U32, U32, U32, U32, U32, F32, U64, U64, U64))),
+            Map.entry("attention_prefill", Map.of(
+                    "attention_prefill_hd256", PREFILL, "attention_prefill_hd128", PREFILL,
+                    "attention_prefill_hd64", PREFILL, "attention_prefill_hd32", PREFILL)),
+            Map.entry("attention_decode", Map.of(
+                    "attention_decode_hd256_g1", DECODE, "attention_decode_hd256_g2", DECODE,
+                    "attention_decode_hd128_g1", DECODE, "attention_decode_hd128_g2", DECODE,
+                    "attention_decode_hd64_g1", DECODE, "attention_decode_hd64_g2", DECODE,
+                    "attention_decode_hd32_g1", DECODE, "attention_decode_hd32_g2", DECODE,
+                    "attention_decode_combine", List.of(U64, U64, U64, U32, U32, U32, U32, U64, U64, U32, U32))));
 
     /** qkv, beta|ba, g, A_log, dt_bias, state, slots, out; batch, Hk, Hv, dk, dv: for both paths and the three gate modes. */
     private static Map<String, List<ParamType>> gdnRecurrent() {

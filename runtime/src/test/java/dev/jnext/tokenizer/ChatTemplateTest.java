@@ -39,6 +39,19 @@ class ChatTemplateTest {
     }
 
     @Test
+    void loopNeighboursAsJinja() {
+        String t = "{% for m in messages %}[{{ loop.previtem.content if loop.previtem is defined else '-' }}"
+                + "{{ m.content }}{{ loop.nextitem.content if loop.nextitem is defined else '-' }}]"
+                + "{% for c in ['x', 'y'] %}{{ loop.previtem if loop.previtem is defined else '' }}{% endfor %}{% endfor %}";
+        assertEquals("[-ab]x[abc]x[bc-]x", render(t, THREE));
+    }
+
+    @Test
+    void generationBlocksRenderTheirBody() {
+        assertEquals("<a>b</a>", render("{% for m in messages[1:2] %}<a>{% generation %}{{ m.content }}{% endgeneration %}</a>{% endfor %}", THREE));
+    }
+
+    @Test
     void pythonStringMethods() {
         String t = "{{ messages[0].content.split('</think>')[-1].lstrip('\\n') }}|{{ 'a|b|'.split('|') | length }}"
                 + "|{{ '  x '.strip() }}|{{ 'xxhixx'.strip('x') }}|{{ 'ab'.startswith('a') }}|{{ 'ab'.endswith(('x', 'b')) }}"
@@ -62,6 +75,8 @@ class ChatTemplateTest {
         assertEquals("{\"name\": \"f\", \"n\": 1.5e-07, \"list\": [1, true, \"é\\n\\\"q\\\"\"], \"empty\": {}}",
                 PythonJson.dumps(tool, null, false));
         assertEquals("[\n  1,\n  [\n    2\n  ]\n]", PythonJson.dumps(List.of(1, List.of(2)), 2, false));
+        assertEquals("{\n  \"role\": \"user\",\n  \"content\": \"a\"\n}|{\"content\": \"a\", \"role\": \"user\"}",
+                render("{{ messages[0] | tojson(indent=2) }}|{{ messages[0] | tojson(sort_keys=true) }}", THREE));
         assertEquals("100.0 0.0001 1e-05 1e+16 -2.5", String.join(" ", PythonJson.floatRepr(100), PythonJson.floatRepr(1e-4),
                 PythonJson.floatRepr(1e-5), PythonJson.floatRepr(1e16), PythonJson.floatRepr(-2.5)));
     }

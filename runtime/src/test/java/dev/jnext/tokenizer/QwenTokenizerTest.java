@@ -76,6 +76,31 @@ class QwenTokenizerTest {
     }
 
     @Test
+    void concurrentEncodersShareTheWordCacheSafely() throws Exception {
+        List<String> texts = new ArrayList<>();
+        for (var row : Goldens.lines("encode.jsonl")) texts.add(row.get("text").asText());
+        QwenTokenizer fresh = tok.withoutWordCache(); // reference ids, computed without any cache
+        List<int[]> expected = texts.stream().map(fresh::encode).toList();
+        QwenTokenizer shared = QwenTokenizer.load(TestTokenizers.qwen3Dir());
+        try (var pool = java.util.concurrent.Executors.newFixedThreadPool(4)) {
+            List<java.util.concurrent.Future<Boolean>> results = new ArrayList<>();
+            for (int t = 0; t < 4; t++) {
+                int offset = t;
+                results.add(pool.submit(() -> {
+                    for (int round = 0; round < 5; round++) {
+                        for (int i = 0; i < texts.size(); i++) {
+                            int k = (i * 7 + offset * 13 + round) % texts.size();
+                            if (!java.util.Arrays.equals(expected.get(k), shared.encode(texts.get(k)))) return false;
+                        }
+                    }
+                    return true;
+                }));
+            }
+            for (var f : results) assertTrue(f.get());
+        }
+    }
+
+    @Test
     void unknownIdsAreRefusedByName() {
         var e = assertThrows(JnextException.class, () -> tok.decode(new int[] {1, 151669}));
         assertTrue(e.getMessage().contains("token id 151669"), e.getMessage());

@@ -1,0 +1,221 @@
+package dev.jnext.bench;
+
+import dev.jnext.gpu.CudaGraph;
+import dev.jnext.gpu.DeviceBuffer;
+import dev.jnext.gpu.Gpu;
+import dev.jnext.gpu.Stream;
+import dev.jnext.kernels.AttentionGeometry;
+import dev.jnext.kernels.AttentionPrepKernel;
+import dev.jnext.kernels.DecodeAttentionKernel;
+import dev.jnext.kernels.KernelLibrary;
+import dev.jnext.kernels.PrefillAttentionKernel;
+import dev.jnext.numeric.Bf16;
+import dev.jnext.state.AttentionBatch;
+import dev.jnext.state.KvPages;
+import dev.jnext.state.PageTable;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+
+/**
+ * {@code jnext bench attention}: the full-attention kernels at the Qwen3-Next-80B geometry (16 query heads, 2 KV heads,
+ * head_dim 256, rotary 64), timed with CUDA events (median after warm-up), random bf16 data.
+ * <ul>
+ *   <li>Prefill, one sequence of T tokens, causal, output gate on: FLOPs counted as 4·(T²/2)·hd·heads (Q·Kᵀ and P·V over
+ *       the causal half; the diagonal tiles' extra work is not counted). Rate over the card's bf16 dense peak, 762 TFLOP/s
+ *       measured by torch on the host H100 (KERNELS.md).</li>
+ *   <li>Decode, B sequences of C cached tokens each (the new token's K/V included), split kernel + combine captured in a
+ *       graph as a decode step runs them: bytes = B·C·kvHeads·hd·2 (K and V)·2 B, i.e. 2 KB per token; the q, gate and
+ *       output bytes are negligible and not counted. Rate over the device copy ceiling measured in the same run. Working
+ *       sets smaller than 128 MB are rotated among several copies so L2 (50 MB) cannot hold them.</li>
+ *   <li>The q/k prep (norm + RoPE + KV write) at T tokens: bytes = the q halves of q_proj's output, k and v read, q and the
+ *       K/V rows written.</li>
+ * </ul>
+ */
+public final class AttentionBench {
+    /** bf16 dense peak of the host H100, measured by torch (KERNELS.md, 2026-11-27). */
+    public static final double PEAK_TFLOPS = 762;
+    private static final AttentionGeometry GEOMETRY = new AttentionGeometry(16, 2, 256, 64);
+    private static final long ROTATE_BYTES = 128L << 20;
+
+    private final Gpu gpu;
+    private final List<KernelBench.Row> rows = new ArrayList<>();
+    private final Map<String, Double> numbers = new LinkedHashMap<>();
+    private double copyTBps;
+
+    public AttentionBench(Gpu gpu) {
+        this.gpu = gpu;
+    }
+
+    public List<KernelBench.Row> rows() {
+        return rows;
+    }
+
+    public Map<String, Double> numbers() {
+        return numbers;
+    }
+
+    public void runAll() {
+        try (Stream s = gpu.createStream(); GpuTimer timer = new GpuTimer(gpu, s); KernelLibrary lib = new KernelLibrary(gpu)) {
+            copyCeiling(s, timer);
+            for (int t : new int[] {1024, 4096, 8192}) prefill(s, timer, lib, t);
+            prep(s, timer, lib, 8192);
+            for (int b : new int[] {1, 32}) {
+                for (int c : new int[] {4096, 32768}) decode(s, timer, lib, b, c);
+            }
+        }
+    }
+
+    private void copyCeiling(Stream s, GpuTimer timer) {
+        long bytes = 1L << 30;
+        try (DeviceBuffer a = gpu.allocate(bytes, "copy.src"); DeviceBuffer b = gpu.allocate(bytes, "copy.dst")) {
+            a.fill((byte) 1, s);
+            double ms = timer.medianMillis(() -> b.copyFrom(a, 0, 0, bytes, s), 3, 20);
+            copyTBps = 2.0 * bytes / ms / 1e9;
+            numbers.put("copy_TBps", copyTBps);
+            rows.add(new KernelBench.Row("device copy (ceiling)", "1 GiB", ms * 1e3, fmt("%.2f TB/s", copyTBps), "100%", "read + write"));
+        }
+    }
+
+    private void prefill(Stream s, GpuTimer timer, KernelLibrary lib, int t) {
+        AttentionGeometry g = GEOMETRY;
+        int w = g.heads() * g.headDim();
+        int pagesNeeded = (t + KvPages.PAGE_TOKENS - 1) / KvPages.PAGE_TOKENS;
+        try (KvPages pages = KvPages.allocate(gpu, new KvPages.Geometry(1, g.kvHeads(), g.headDim(), pagesNeeded));
+             AttentionBatch batch = new AttentionBatch(gpu, 1, pagesNeeded);
+             DeviceBuffer q = gpu.allocate(2L * t * w, "q"); DeviceBuffer qg = gpu.allocate(4L * t * w, "qg");
+             DeviceBuffer out = gpu.allocate(2L * t * w, "out")) {
+            randomFill(pages.buffer(), 1);
+            randomFill(q, 2);
+            randomFill(qg, 3);
+            PageTable table = pages.newSequence();
+            table.reserve(t);
+            batch.stage(List.of(new AttentionBatch.Sequence(table, 0, t)), s);
+            PrefillAttentionKernel k = new PrefillAttentionKernel(lib, g);
+            double ms = timer.medianMillis(() -> k.launch(s, q.address(), pages, 0, batch, out.address(),
+                    qg.address(2L * g.headDim()), 2 * w, 2 * g.headDim()), 3, 20);
+            double flops = 4.0 * ((double) t * t / 2) * g.headDim() * g.heads();
+            double tflops = flops / ms / 1e9;
+            numbers.put("prefill_T" + t + "_us", ms * 1e3);
+            numbers.put("prefill_T" + t + "_TFLOPs", tflops);
+            rows.add(new KernelBench.Row("prefill attention (causal, gate)", t + " tok, 16/2 x 256", ms * 1e3,
+                    fmt("%.0f TFLOP/s", tflops), fmt("%.0f%% pk", 100 * tflops / PEAK_TFLOPS),
+                    t == 8192 ? "target >= 300 TFLOP/s" : ""));
+        }
+    }
+
+    private void prep(Stream s, GpuTimer timer, KernelLibrary lib, int t) {
+        AttentionGeometry g = GEOMETRY;
+        int w = g.heads() * g.headDim(), kvw = g.kvHeads() * g.headDim();
+        int pagesNeeded = (t + KvPages.PAGE_TOKENS - 1) / KvPages.PAGE_TOKENS;
+        try (KvPages pages = KvPages.allocate(gpu, new KvPages.Geometry(1, g.kvHeads(), g.headDim(), pagesNeeded));
+             AttentionBatch batch = new AttentionBatch(gpu, 1, pagesNeeded);
+             AttentionPrepKernel k = new AttentionPrepKernel(lib, g, 1e7, 1e-6f);
+             DeviceBuffer qg = gpu.allocate(4L * t * w, "qg"); DeviceBuffer kv = gpu.allocate(4L * t * kvw, "kv");
+             DeviceBuffer norms = gpu.allocate(4L * g.headDim(), "norm weights"); DeviceBuffer q = gpu.allocate(2L * t * w, "q")) {
+            randomFill(qg, 4);
+            randomFill(kv, 5);
+            randomFill(norms, 6);
+            PageTable table = pages.newSequence();
+            table.reserve(t);
+            batch.stage(List.of(new AttentionBatch.Sequence(table, 0, t)), s);
+            double ms = timer.medianMillis(() -> k.launch(s, qg.address(), kv.address(), kv.address(2L * kvw), 2 * kvw,
+                    norms.address(), norms.address(2L * g.headDim()), batch, pages, 0, q.address(), t), 3, 20);
+            double bytes = 2.0 * t * (w + 2 * kvw) * 2;
+            double tbps = bytes / ms / 1e9;
+            numbers.put("prep_T" + t + "_us", ms * 1e3);
+            numbers.put("prep_T" + t + "_TBps", tbps);
+            rows.add(new KernelBench.Row("q/k norm + RoPE + KV write", t + " tok", ms * 1e3, fmt("%.2f TB/s", tbps),
+                    pct(tbps / copyTBps), ""));
+        }
+    }
+
+    private void decode(Stream s, GpuTimer timer, KernelLibrary lib, int batchSize, int context) {
+        AttentionGeometry g = GEOMETRY;
+        int w = g.heads() * g.headDim();
+        long bytes = (long) batchSize * context * g.kvHeads() * g.headDim() * 2 * 2;
+        int sets = (int) Math.max(1, Math.min(16, (ROTATE_BYTES + bytes - 1) / bytes));
+        int pagesPerSeq = (context + KvPages.PAGE_TOKENS - 1) / KvPages.PAGE_TOKENS;
+        int totalPages = sets * batchSize * pagesPerSeq;
+        List<AttentionBatch> batches = new ArrayList<>();
+        List<CudaGraph> graphs = new ArrayList<>();
+        try (KvPages pages = KvPages.allocate(gpu, new KvPages.Geometry(1, g.kvHeads(), g.headDim(), totalPages));
+             DecodeAttentionKernel k = new DecodeAttentionKernel(lib, g, batchSize);
+             DeviceBuffer q = gpu.allocate(2L * batchSize * w, "q"); DeviceBuffer gate = gpu.allocate(2L * batchSize * w, "gate");
+             DeviceBuffer out = gpu.allocate(2L * batchSize * w, "out")) {
+            randomFill(pages.buffer(), 7);
+            randomFill(q, 8);
+            randomFill(gate, 9);
+            for (int set = 0; set < sets; set++) {
+                List<AttentionBatch.Sequence> seqs = new ArrayList<>();
+                for (int b = 0; b < batchSize; b++) {
+                    PageTable table = pages.newSequence();
+                    table.reserve(context);
+                    seqs.add(new AttentionBatch.Sequence(table, context - 1, 1));
+                }
+                AttentionBatch batch = new AttentionBatch(gpu, batchSize, pagesPerSeq);
+                batches.add(batch);
+                batch.stage(seqs, s);
+                graphs.add(CudaGraph.capture(s, st -> k.launch(st, q.address(), pages, 0, batch, out.address(), gate.address(), w,
+                        g.headDim())));
+            }
+            for (CudaGraph graph : graphs) graph.upload(s);
+            int[] turn = {0};
+            double ms = timer.medianMillis(() -> graphs.get(turn[0]++ % sets).replay(s), 10, 100);
+            double tbps = bytes / ms / 1e9;
+            String key = "decode_B" + batchSize + "_C" + context;
+            numbers.put(key + "_us", ms * 1e3);
+            numbers.put(key + "_TBps", tbps);
+            numbers.put(key + "_splits", (double) k.splitsFor(batchSize));
+            rows.add(new KernelBench.Row("decode attention (graph, gate)", "B" + batchSize + " x " + context + " ctx", ms * 1e3,
+                    fmt("%.2f TB/s", tbps), pct(tbps / copyTBps),
+                    fmt("%d splits%s; target >= 80%%", k.splitsFor(batchSize), sets > 1 ? ", " + sets + " rotated sets" : "")));
+        } finally {
+            for (CudaGraph graph : graphs) graph.close();
+            for (AttentionBatch b : batches) b.close();
+        }
+    }
+
+    /** Fills a buffer with pseudo-random bf16 values in about [−2, 2] (a fixed 16 MB pattern per seed, repeated). */
+    private void randomFill(DeviceBuffer buf, int seed) {
+        long chunk = Math.min(buf.bytes(), 16L << 20) & ~1L;
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment host = a.allocate(chunk);
+            long x = 0x9E3779B97F4A7C15L * (seed + 1);
+            for (long i = 0; i < chunk / 2; i++) {
+                x ^= x << 13;
+                x ^= x >>> 7;
+                x ^= x << 17;
+                float v = (float) ((x >>> 40) / (double) (1L << 24) * 4 - 2);
+                host.setAtIndex(ValueLayout.JAVA_SHORT, i, Bf16.fromFloat(v));
+            }
+            for (long off = 0; off < buf.bytes(); off += chunk) {
+                long n = Math.min(chunk, buf.bytes() - off) & ~1L;
+                if (n > 0) buf.copyFromHost(host.asSlice(0, n), off);
+            }
+        }
+    }
+
+    private static String pct(double f) {
+        return fmt("%.0f%%", 100 * f);
+    }
+
+    private static String fmt(String f, Object... a) {
+        return String.format(Locale.ROOT, f, a);
+    }
+
+    public String table() {
+        StringBuilder sb = new StringBuilder();
+        sb.append(fmt("%-36s %-22s %10s  %-16s %-8s %s%n", "benchmark", "shape", "us", "rate", "of ceil", "note"));
+        for (KernelBench.Row r : rows) {
+            sb.append(fmt("%-36s %-22s %10.2f  %-16s %-8s %s%n", r.name(), r.shape(), r.micros(), r.rate(), r.ofCeiling(), r.note()));
+        }
+        return sb.toString();
+    }
+}

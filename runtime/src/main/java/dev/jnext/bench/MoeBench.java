@@ -1,0 +1,309 @@
+package dev.jnext.bench;
+
+import dev.jnext.gpu.CudaGraph;
+import dev.jnext.gpu.DeviceBuffer;
+import dev.jnext.gpu.Gemm;
+import dev.jnext.gpu.Gpu;
+import dev.jnext.gpu.Stream;
+import dev.jnext.kernels.GpuSparseMoe;
+import dev.jnext.kernels.KernelLibrary;
+import dev.jnext.kernels.MoeDecodeKernel;
+import dev.jnext.kernels.SamplingKernel;
+import dev.jnext.numeric.Bf16;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
+import java.util.SplittableRandom;
+
+/**
+ * {@code jnext bench moe}: the MoE block and on-device sampling, CUDA-event medians of graph replays, random bf16 data.
+ * <ul>
+ *   <li>Decode (batch 1 and 8, 512 experts, 80B geometry): bytes that must move = each distinct selected expert's
+ *       gate_up + down (3·H·I·2 B) + the shared expert (3·H·I·2 B) + the router (routerRows·H·2 B); % of the device copy
+ *       ceiling measured in the same run. Inputs rotate over 16 token sets, so the selected experts change every
+ *       replay and nothing stays in L2.</li>
+ *   <li>Prefill (4,096 tokens; 64 experts as in the 8-layer benchmark checkpoint, and 512): useful FLOPs =
+ *       tokens·topK·6·H·I for the grouped GEMMs (gate_up 4·H·I, down 2·H·I per pair); the whole block adds the router
+ *       and the shared expert (2·H·routerRows + 6·H·Is per token); % of 762 TFLOP/s (torch bf16 GEMM on the H100).</li>
+ *   <li>Sampling over 151,936 logits: greedy (two-level argmax) and top-k 50 / top-p 0.9 / T 0.7, at 1 and 64 rows.</li>
+ * </ul>
+ */
+public final class MoeBench {
+    static final double BF16_PEAK_TFLOPS = 762;
+    private static final int HIDDEN = 2048, INTER = 512, TOP_K = 10, VOCAB = 151936;
+
+    private final Gpu gpu;
+    private final List<KernelBench.Row> rows = new ArrayList<>();
+    private final Map<String, Double> numbers = new LinkedHashMap<>();
+    private double copyTBps;
+
+    public MoeBench(Gpu gpu) {
+        this.gpu = gpu;
+    }
+
+    public List<KernelBench.Row> rows() {
+        return rows;
+    }
+
+    public Map<String, Double> numbers() {
+        return numbers;
+    }
+
+    public void runAll() {
+        try (Stream s = gpu.createStream(); GpuTimer timer = new GpuTimer(gpu, s); KernelLibrary lib = new KernelLibrary(gpu);
+             Gemm gemm = new Gemm(gpu)) {
+            copyCeiling(s, timer);
+            decode(s, timer, lib, gemm, 512, 1);
+            decode(s, timer, lib, gemm, 512, 8);
+            decode(s, timer, lib, gemm, 64, 1);
+            prefill(s, timer, lib, gemm, 64, 4096);
+            prefill(s, timer, lib, gemm, 512, 4096);
+            sampling(s, timer, lib, 1);
+            sampling(s, timer, lib, 64);
+        }
+    }
+
+    private void copyCeiling(Stream s, GpuTimer timer) {
+        long bytes = 1L << 30;
+        try (DeviceBuffer a = gpu.allocate(bytes, "copy.src"); DeviceBuffer b = gpu.allocate(bytes, "copy.dst")) {
+            a.fill((byte) 1, s);
+            double ms = timer.medianMillis(() -> b.copyFrom(a, 0, 0, bytes, s), 3, 20);
+            copyTBps = 2.0 * bytes / ms / 1e9;
+            numbers.put("copy_TBps", copyTBps);
+            rows.add(new KernelBench.Row("device copy (ceiling)", "1 GiB", ms * 1e3, fmt("%.2f TB/s", copyTBps), "100%", "read + write"));
+        }
+    }
+
+    /** Random bf16 in ±1·scale: a 16 MiB random pool tiled over the buffer at shifting offsets (never zeros). */
+    private static void fillRandom(DeviceBuffer b, double scale, long seed) {
+        int pool = 8 << 20;
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment host = a.allocate(2L * pool);
+            SplittableRandom r = new SplittableRandom(seed);
+            for (int i = 0; i < pool; i++) {
+                short v;
+                do v = Bf16.fromFloat((float) ((r.nextDouble() * 2 - 1) * scale)); while (v == 0);
+                host.setAtIndex(ValueLayout.JAVA_SHORT, i, v);
+            }
+            long elems = b.bytes() / 2;
+            for (long at = 0, k = 0; at < elems; k++) {
+                long shift = (k * 7919) % (pool / 2);
+                long n = Math.min(pool - shift, elems - at);
+                b.copyFromHost(host.asSlice(2 * shift, 2 * n), 2 * at);
+                at += n;
+            }
+        }
+    }
+
+    private record Layer(GpuSparseMoe.Shape shape, DeviceBuffer router, DeviceBuffer gateUp, DeviceBuffer down,
+                         DeviceBuffer sharedGateUp, DeviceBuffer sharedDown) implements AutoCloseable {
+        static Layer random(Gpu gpu, int experts) {
+            GpuSparseMoe.Shape shape = new GpuSparseMoe.Shape(HIDDEN, experts, TOP_K, INTER, INTER, true);
+            DeviceBuffer r = gpu.allocate(2L * GpuSparseMoe.routerRows(shape) * HIDDEN, "router");
+            DeviceBuffer gu = gpu.allocate(2L * experts * 2 * INTER * HIDDEN, "gate_up");
+            DeviceBuffer d = gpu.allocate(2L * experts * HIDDEN * INTER, "down");
+            DeviceBuffer sgu = gpu.allocate(2L * 2 * INTER * HIDDEN, "shared_gate_up");
+            DeviceBuffer sd = gpu.allocate(2L * HIDDEN * INTER, "shared_down");
+            fillRandom(r, 2.0 / Math.sqrt(HIDDEN) * Math.sqrt(3), 1);
+            fillRandom(gu, 1.7 / Math.sqrt(HIDDEN) * Math.sqrt(3), 2);
+            fillRandom(d, 1.7 / Math.sqrt(INTER) * Math.sqrt(3), 3);
+            fillRandom(sgu, 1.7 / Math.sqrt(HIDDEN) * Math.sqrt(3), 4);
+            fillRandom(sd, 1.7 / Math.sqrt(INTER) * Math.sqrt(3), 5);
+            return new Layer(shape, r, gu, d, sgu, sd);
+        }
+
+        GpuSparseMoe.Weights weights() {
+            return new GpuSparseMoe.Weights(router.address(), gateUp.address(), down.address(), sharedGateUp.address(), sharedDown.address());
+        }
+
+        @Override
+        public void close() {
+            for (DeviceBuffer b : new DeviceBuffer[]{router, gateUp, down, sharedGateUp, sharedDown}) b.close();
+        }
+    }
+
+    private void decode(Stream s, GpuTimer timer, KernelLibrary lib, Gemm gemm, int experts, int batch) {
+        int sets = 16;
+        try (Layer layer = Layer.random(gpu, experts); GpuSparseMoe moe = new GpuSparseMoe(lib, gemm, layer.shape(), batch, batch);
+             DeviceBuffer x = gpu.allocate(2L * sets * batch * HIDDEN, "x"); DeviceBuffer out = gpu.allocate(2L * batch * HIDDEN, "out")) {
+            fillRandom(x, 1.7, 10 + batch);
+            moe.forward(s, layer.weights(), x.address(), out.address(), batch);  // plans the GEMMs outside capture
+            CudaGraph[] graphs = new CudaGraph[sets];
+            long distinctSum = 0;
+            try {
+                for (int i = 0; i < sets; i++) {
+                    long xi = x.address() + 2L * i * batch * HIDDEN;
+                    graphs[i] = CudaGraph.capture(s, st -> moe.forward(st, layer.weights(), xi, out.address(), batch));
+                    graphs[i].upload(s);
+                    graphs[i].replay(s);
+                    distinctSum += distinctExperts(moe, batch);
+                }
+                int[] turn = {0};
+                double ms = timer.medianMillis(() -> graphs[turn[0]++ % sets].replay(s), 20, 400);
+                double expertBytes = 3.0 * HIDDEN * INTER * 2;
+                double bytes = (distinctSum / (double) sets + 1) * expertBytes + 2.0 * GpuSparseMoe.routerRows(layer.shape()) * HIDDEN;
+                double tbps = bytes / ms / 1e9;
+                String key = "moe_decode_E" + experts + "_B" + batch;
+                numbers.put(key + "_us", ms * 1e3);
+                numbers.put(key + "_TBps", tbps);
+                rows.add(new KernelBench.Row("MoE decode block (graph)", "B=" + batch + " E=" + experts + " k=10", ms * 1e3,
+                        fmt("%.2f TB/s (%.1f MB)", tbps, bytes / 1e6), pct(tbps / copyTBps), "router GEMM + top-k + 2 expert kernels"));
+                decodeExperts(s, timer, lib, layer, batch, x, out, key);
+            } finally {
+                for (CudaGraph g : graphs) if (g != null) g.close();
+            }
+        }
+    }
+
+    /** The two decode expert kernels alone, each replay with another token set and another random routing. */
+    private void decodeExperts(Stream s, GpuTimer timer, KernelLibrary lib, Layer layer, int batch, DeviceBuffer x, DeviceBuffer out,
+                               String key) {
+        int sets = 16, experts = layer.shape().experts();
+        MoeDecodeKernel k = new MoeDecodeKernel(lib);
+        SplittableRandom r = new SplittableRandom(99 + batch);
+        int[] ids = new int[sets * batch * TOP_K];
+        long distinct = 0;
+        for (int set = 0; set < sets; set++) {
+            Set<Integer> seen = new HashSet<>();
+            for (int t = 0; t < batch; t++) {
+                Set<Integer> mine = new HashSet<>();
+                for (int j = 0; j < TOP_K; j++) {
+                    int e;
+                    do e = r.nextInt(experts); while (!mine.add(e));
+                    ids[(set * batch + t) * TOP_K + j] = e;
+                    seen.add(e);
+                }
+            }
+            distinct += seen.size();
+        }
+        int rr = GpuSparseMoe.routerRows(layer.shape());
+        try (DeviceBuffer dIds = gpu.allocate(4L * ids.length, "ids"); DeviceBuffer dW = gpu.allocate(2L * ids.length, "w");
+             DeviceBuffer gates = gpu.allocate(2L * batch * rr, "gate_logits");
+             DeviceBuffer act = gpu.allocate(2L * MoeDecodeKernel.actRows(batch, TOP_K, true) * INTER, "act")) {
+            try (Arena a = Arena.ofConfined()) {
+                dIds.copyFromHost(a.allocateFrom(ValueLayout.JAVA_INT, ids));
+            }
+            fillRandom(dW, 0.1, 7);
+            fillRandom(gates, 1, 8);
+            CudaGraph[] graphs = new CudaGraph[sets];
+            try {
+                for (int i = 0; i < sets; i++) {
+                    long xi = x.address() + 2L * i * batch * HIDDEN, idi = dIds.address() + 4L * i * batch * TOP_K;
+                    long wi = dW.address() + 2L * i * batch * TOP_K;
+                    graphs[i] = CudaGraph.capture(s, st -> {
+                        k.launchGateUp(st, xi, idi, layer.gateUp().address(), layer.sharedGateUp().address(), act.address(), batch, TOP_K, HIDDEN, INTER);
+                        k.launchDown(st, act.address(), idi, wi, layer.down().address(), layer.sharedDown().address(), gates.address(), rr,
+                                out.address(), batch, TOP_K, HIDDEN, INTER);
+                    });
+                    graphs[i].upload(s);
+                }
+                int[] turn = {0};
+                double ms = timer.medianMillis(() -> graphs[turn[0]++ % sets].replay(s), 20, 400);
+                double bytes = (distinct / (double) sets + 1) * 3.0 * HIDDEN * INTER * 2;
+                double tbps = bytes / ms / 1e9;
+                numbers.put(key + "_experts_us", ms * 1e3);
+                numbers.put(key + "_experts_TBps", tbps);
+                rows.add(new KernelBench.Row("MoE decode experts (2 kernels)", "B=" + batch + " E=" + experts + " k=10", ms * 1e3,
+                        fmt("%.2f TB/s (%.1f MB)", tbps, bytes / 1e6), pct(tbps / copyTBps), "target >= 80% of copy"));
+            } finally {
+                for (CudaGraph g : graphs) if (g != null) g.close();
+            }
+        }
+    }
+
+    private int distinctExperts(GpuSparseMoe moe, int batch) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment host = a.allocate(4L * batch * TOP_K);
+            gpu.synchronize();
+            moe.topkIds().copyToHost(host.asSlice(0, host.byteSize()));
+            Set<Integer> set = new HashSet<>();
+            for (int i = 0; i < batch * TOP_K; i++) set.add(host.getAtIndex(ValueLayout.JAVA_INT, i));
+            return set.size();
+        }
+    }
+
+    private void prefill(Stream s, GpuTimer timer, KernelLibrary lib, Gemm gemm, int experts, int tokens) {
+        try (Layer layer = Layer.random(gpu, experts); GpuSparseMoe moe = new GpuSparseMoe(lib, gemm, layer.shape(), tokens, 8);
+             DeviceBuffer x = gpu.allocate(2L * tokens * HIDDEN, "x"); DeviceBuffer out = gpu.allocate(2L * tokens * HIDDEN, "out")) {
+            fillRandom(x, 1.7, 20 + experts);
+            double pairFlops = (double) tokens * TOP_K * 6.0 * HIDDEN * INTER;
+            double blockFlops = pairFlops + (double) tokens * (2.0 * HIDDEN * GpuSparseMoe.routerRows(layer.shape()) + 6.0 * HIDDEN * INTER);
+            moe.forward(s, layer.weights(), x.address(), out.address(), tokens);  // plans the GEMMs outside capture
+            try (CudaGraph g = CudaGraph.capture(s, st -> moe.forward(st, layer.weights(), x.address(), out.address(), tokens))) {
+                g.upload(s);
+                double ms = timer.medianMillis(() -> g.replay(s), 5, 30);
+                double tf = blockFlops / ms / 1e9;
+                String key = "moe_prefill_E" + experts + "_T" + tokens;
+                numbers.put(key + "_block_us", ms * 1e3);
+                numbers.put(key + "_block_TFLOPs", tf);
+                rows.add(new KernelBench.Row("MoE prefill block (graph)", "T=" + tokens + " E=" + experts, ms * 1e3,
+                        fmt("%.0f TFLOP/s", tf), pct(tf / BF16_PEAK_TFLOPS) + " pk", "router+grouping+experts+shared+combine"));
+            }
+            // the grouped GEMMs alone, on the grouping of the last forward
+            double ms = timer.medianMillis(() -> moe.expertGemms(s, layer.weights(), x.address(), tokens), 5, 30);
+            double tf = pairFlops / ms / 1e9;
+            double weightBytes = 3.0 * HIDDEN * INTER * 2 * experts;
+            String key = "moe_prefill_E" + experts + "_T" + tokens;
+            numbers.put(key + "_gemms_us", ms * 1e3);
+            numbers.put(key + "_gemms_TFLOPs", tf);
+            rows.add(new KernelBench.Row("MoE grouped GEMMs (gate_up+down)", "T=" + tokens + " E=" + experts, ms * 1e3,
+                    fmt("%.0f TFLOP/s", tf), pct(tf / BF16_PEAK_TFLOPS) + " pk",
+                    fmt("target >= 50%% of peak; weight-read floor %.0f us", weightBytes / copyTBps / 1e6)));
+        }
+    }
+
+    private void sampling(Stream s, GpuTimer timer, KernelLibrary lib, int batch) {
+        try (SamplingKernel k = new SamplingKernel(lib, batch); DeviceBuffer logits = gpu.allocate(2L * batch * VOCAB, "logits");
+             DeviceBuffer ids = gpu.allocate(4L * batch, "ids"); DeviceBuffer params = gpu.allocate(16L * batch, "params");
+             DeviceBuffer rng = gpu.allocate(16L * batch, "rng")) {
+            fillRandom(logits, 8, 30 + batch);
+            try (Arena a = Arena.ofConfined()) {
+                MemorySegment hp = a.allocate(16L * batch), hr = a.allocate(16L * batch);
+                for (int r = 0; r < batch; r++) {
+                    SamplingKernel.writeParams(hp, r, new SamplingKernel.RowParams(0.7f, 50, 0.9f, 0f));
+                    SamplingKernel.writeRng(hr, r, 1234 + r, 0);
+                }
+                params.copyFromHost(hp);
+                rng.copyFromHost(hr);
+            }
+            double bytes = 2.0 * batch * VOCAB;
+            try (CudaGraph g = CudaGraph.capture(s, st -> k.greedy(st, logits.address(), VOCAB, VOCAB, batch, ids.address()))) {
+                double ms = timer.medianMillis(() -> g.replay(s), 20, 200);
+                numbers.put("sample_greedy_rows" + batch + "_us", ms * 1e3);
+                rows.add(new KernelBench.Row("sampling greedy (graph)", batch + " x " + VOCAB, ms * 1e3,
+                        fmt("%.2f TB/s", bytes / ms / 1e9), pct(bytes / ms / 1e9 / copyTBps), "two-level argmax"));
+            }
+            try (CudaGraph g = CudaGraph.capture(s, st -> k.sample(st, logits.address(), VOCAB, VOCAB, batch, params.address(), rng.address(), ids.address()))) {
+                double ms = timer.medianMillis(() -> g.replay(s), 20, 200);
+                numbers.put("sample_topk_topp_rows" + batch + "_us", ms * 1e3);
+                rows.add(new KernelBench.Row("sampling T/top-k/top-p (graph)", batch + " x " + VOCAB, ms * 1e3,
+                        fmt("%.2f TB/s", bytes / ms / 1e9), "", "T 0.7, k 50, p 0.9; Philox in graph"));
+            }
+        }
+    }
+
+    private static String pct(double f) {
+        return fmt("%.0f%%", 100 * f);
+    }
+
+    private static String fmt(String f, Object... a) {
+        return String.format(Locale.ROOT, f, a);
+    }
+
+    public String table() {
+        StringBuilder sb = new StringBuilder();
+        sb.append(fmt("%-38s %-22s %10s  %-28s %-8s %s%n", "benchmark", "shape", "us", "rate", "of ceil", "note"));
+        for (KernelBench.Row r : rows) {
+            sb.append(fmt("%-38s %-22s %10.2f  %-28s %-8s %s%n", r.name(), r.shape(), r.micros(), r.rate(), r.ofCeiling(), r.note()));
+        }
+        return sb.toString();
+    }
+}

@@ -1,0 +1,66 @@
+package dev.jnext.kernels;
+
+import dev.jnext.gpu.Dim3;
+import dev.jnext.gpu.Kernel;
+import dev.jnext.gpu.Stream;
+
+/**
+ * The decode expert MLPs (kernels-ptx/moe_decode.cu): bandwidth-bound GEMVs over the selected experts only, with the
+ * expert ids read from device memory (graph-capturable). The shared expert, when given, runs as one more slot per token
+ * and is combined in the down kernel, so a whole MoE block after the router is two launches.
+ * Bytes that must move per token: topK·3·H·I·2 (+ 3·H·I·2 shared) of weights. Same rounding points as the prefill path.
+ */
+public final class MoeDecodeKernel {
+    static final int THREADS = 256;
+    static final int COLS_PER_BLOCK = 16;  // gate_up: 8 warps x 2 activation columns
+    static final int ROWS_PER_BLOCK = 8;   // down: 8 warps x 1 output row
+    public static final int MAX_TOP_K = 32;
+
+    private final Kernel gateUp;
+    private final Kernel down;
+
+    public MoeDecodeKernel(KernelLibrary lib) {
+        this.gateUp = lib.kernel("moe_decode", "moe_decode_gate_up");
+        this.down = lib.kernel("moe_decode", "moe_decode_down");
+    }
+
+    /** Activation rows that {@link #launchGateUp} writes: one per (token, k), then one per token for the shared expert. */
+    public static int actRows(int tokens, int topK, boolean shared) {
+        return tokens * topK + (shared ? tokens : 0);
+    }
+
+    /** {@code x [tokens, H]}, ids [tokens·topK] → {@code act [actRows, I]}. {@code sharedGateUp} [2I, H] or 0. */
+    public void launchGateUp(Stream s, long x, long topkIds, long gateUpWeights, long sharedGateUp, long act, int tokens, int topK,
+                             int hidden, int inter) {
+        check(tokens, topK, hidden, inter);
+        int slots = actRows(tokens, topK, sharedGateUp != 0);
+        int smem = hidden * 4;
+        if (smem > 48 * 1024) throw new IllegalArgumentException("moe decode: hidden " + hidden + " exceeds 12288");
+        gateUp.args().ptr(x).ptr(topkIds).ptr(gateUpWeights).ptr(sharedGateUp).ptr(act).i32(tokens).i32(topK).i32(hidden).i32(inter);
+        gateUp.launch(s, Dim3.of(inter / COLS_PER_BLOCK, slots), Dim3.of(THREADS), smem);
+    }
+
+    /**
+     * {@code act} → {@code out [tokens, H]} = routed sum (+ gated shared expert when {@code sharedDown} [H, I] is given,
+     * with its gate logit at {@code gateLogits + t·gateStride}).
+     */
+    public void launchDown(Stream s, long act, long topkIds, long topkWeights, long downWeights, long sharedDown, long gateLogits,
+                           int gateStride, long out, int tokens, int topK, int hidden, int inter) {
+        check(tokens, topK, hidden, inter);
+        if (sharedDown != 0 && (gateLogits == 0 || gateStride < 1)) {
+            throw new IllegalArgumentException("moe decode: a shared expert needs its gate logits and a positive stride");
+        }
+        int smem = (topK + (sharedDown != 0 ? 1 : 0)) * inter * 4;
+        if (smem > 48 * 1024) throw new IllegalArgumentException("moe decode: (top-k + 1) x expert width too large: " + smem + " bytes");
+        down.args().ptr(act).ptr(topkIds).ptr(topkWeights).ptr(downWeights).ptr(sharedDown).ptr(gateLogits).i32(gateStride).ptr(out)
+                .i32(tokens).i32(topK).i32(hidden).i32(inter);
+        down.launch(s, Dim3.of(hidden / ROWS_PER_BLOCK, tokens), Dim3.of(THREADS), smem);
+    }
+
+    static void check(int tokens, int topK, int hidden, int inter) {
+        if (tokens < 1 || tokens > 65535) throw new IllegalArgumentException("moe decode: tokens must be in [1, 65535], got " + tokens);
+        if (topK < 1 || topK > MAX_TOP_K) throw new IllegalArgumentException("moe decode: top-k must be in [1, " + MAX_TOP_K + "], got " + topK);
+        if (hidden < 8 || hidden % 8 != 0) throw new IllegalArgumentException("moe decode: hidden must be a positive multiple of 8, got " + hidden);
+        if (inter < 16 || inter % 16 != 0) throw new IllegalArgumentException("moe decode: expert width must be a positive multiple of 16, got " + inter);
+    }
+}

@@ -1,0 +1,168 @@
+package dev.jnext.kernels;
+
+import dev.jnext.gpu.DeviceBuffer;
+import dev.jnext.gpu.Dim3;
+import dev.jnext.gpu.Kernel;
+import dev.jnext.gpu.Stream;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.Arrays;
+
+/**
+ * On-device sampling of the next token ids from bf16 logits rows (kernels-ptx/sampling.cu); the ids stay in device
+ * memory. Greedy: a two-level argmax (lowest id on ties; a row with a NaN logit gives −1). Stochastic: temperature,
+ * top-k, top-p, min-p with the CPU Sampler's semantics, found by radix select on the bf16 keys (no sort), and a
+ * Philox4x32-10 draw whose (seed, offset) state lives in device memory and advances on every call, so a replayed graph
+ * samples fresh numbers with no host-side seed.
+ *
+ * <p>Per-row device arrays: {@code params [rows]} of 4 floats ({@link #writeParams}) and {@code rng [rows]} of 2 u64
+ * (seed, offset; {@link #writeRng}). The greedy scratch is allocated here for {@code maxRows}.
+ */
+public final class SamplingKernel implements AutoCloseable {
+    static final int ARGMAX_PARTS = 32;
+    static final int PARAMS_BYTES = 16;
+    static final int RNG_BYTES = 16;
+
+    /** One row's sampling parameters: temperature 0 is greedy; topK 0, topP 1 and minP 0 are off. */
+    public record RowParams(float temperature, int topK, float topP, float minP) {
+        public RowParams {
+            if (!(temperature >= 0) || !Float.isFinite(temperature)) throw new IllegalArgumentException("temperature must be >= 0, got " + temperature);
+            if (topK < 0 || topK > (1 << 24)) throw new IllegalArgumentException("top-k must be in [0, 2^24], got " + topK);
+            if (!(topP > 0 && topP <= 1)) throw new IllegalArgumentException("top-p must be in (0, 1], got " + topP);
+            if (!(minP >= 0 && minP < 1)) throw new IllegalArgumentException("min-p must be in [0, 1), got " + minP);
+        }
+
+        public static RowParams greedy() {
+            return new RowParams(0, 0, 1, 0);
+        }
+    }
+
+    private final Kernel partial;
+    private final Kernel finalArgmax;
+    private final Kernel sample;
+    private final int maxRows;
+    private final DeviceBuffer partials;
+
+    public SamplingKernel(KernelLibrary lib, int maxRows) {
+        if (maxRows < 1) throw new IllegalArgumentException("sampling: maxRows must be >= 1, got " + maxRows);
+        this.partial = lib.kernel("sampling", "argmax_partial");
+        this.finalArgmax = lib.kernel("sampling", "argmax_final");
+        this.sample = lib.kernel("sampling", "sample_rows");
+        this.maxRows = maxRows;
+        this.partials = lib.gpu().allocate(8L * ARGMAX_PARTS * maxRows, "sampling.argmax_partials");
+    }
+
+    /** {@code outIds[r] = argmax(logits[r, 0:vocab])} (lowest id on ties, −1 if the row has a NaN). */
+    public void greedy(Stream s, long logits, int stride, int vocab, int rows, long outIds) {
+        check(stride, vocab, rows);
+        int partLen = ((vocab + ARGMAX_PARTS - 1) / ARGMAX_PARTS + 7) / 8 * 8;
+        partial.args().ptr(logits).i32(stride).i32(vocab).i32(partLen).ptr(partials.address());
+        partial.launch(s, Dim3.of(ARGMAX_PARTS, rows), Dim3.of(256), 0);
+        finalArgmax.args().ptr(partials.address()).i32(ARGMAX_PARTS).ptr(outIds);
+        finalArgmax.launch(s, Dim3.of(rows), Dim3.of(32), 0);
+    }
+
+    /** One token per row following {@code params[r]}; advances {@code rng[r]}'s offset by one for sampled rows. */
+    public void sample(Stream s, long logits, int stride, int vocab, int rows, long params, long rng, long outIds) {
+        check(stride, vocab, rows);
+        sample.args().ptr(logits).i32(stride).i32(vocab).ptr(params).ptr(rng).ptr(outIds);
+        sample.launch(s, Dim3.of(rows), Dim3.of(1024), 0);
+    }
+
+    private void check(int stride, int vocab, int rows) {
+        if (rows < 1 || rows > maxRows) throw new IllegalArgumentException("sampling: rows must be in [1, " + maxRows + "], got " + rows);
+        if (vocab < 1 || vocab > stride) throw new IllegalArgumentException("sampling: vocab must be in [1, stride " + stride + "], got " + vocab);
+        if (stride % 8 != 0) throw new IllegalArgumentException("sampling: the logits row stride must be a multiple of 8, got " + stride);
+    }
+
+    /** Encodes row {@code row}'s parameters into a host staging segment for {@code params}. */
+    public static void writeParams(MemorySegment host, int row, RowParams p) {
+        long o = (long) row * PARAMS_BYTES;
+        host.set(ValueLayout.JAVA_FLOAT_UNALIGNED, o, p.temperature());
+        host.set(ValueLayout.JAVA_FLOAT_UNALIGNED, o + 4, (float) p.topK());
+        host.set(ValueLayout.JAVA_FLOAT_UNALIGNED, o + 8, p.topP());
+        host.set(ValueLayout.JAVA_FLOAT_UNALIGNED, o + 12, p.minP());
+    }
+
+    /** Encodes row {@code row}'s generator state (a request's seed, and how many draws it has made). */
+    public static void writeRng(MemorySegment host, int row, long seed, long offset) {
+        host.set(ValueLayout.JAVA_LONG_UNALIGNED, (long) row * RNG_BYTES, seed);
+        host.set(ValueLayout.JAVA_LONG_UNALIGNED, (long) row * RNG_BYTES + 8, offset);
+    }
+
+    @Override
+    public void close() {
+        partials.close();
+    }
+
+    // ------------------------------------------------------------------------------------------ CPU references
+
+    /** Greedy reference: the first id of the largest logit; −1 when any logit is NaN. */
+    public static int referenceArgmax(float[] logits, int vocab) {
+        int best = 0;
+        for (int i = 0; i < vocab; i++) {
+            if (Float.isNaN(logits[i])) return -1;
+            if (logits[i] > logits[best]) best = i;
+        }
+        return best;
+    }
+
+    /**
+     * The distribution a stochastic row samples from, as the CPU Sampler forms it: candidates ordered by logit
+     * (descending, ties by lower id), top-k, softmax of logit/T over the top-k set, top-p (shortest prefix reaching
+     * top_p), min-p; the kept probabilities renormalised, 0 elsewhere.
+     */
+    public static double[] referenceDistribution(float[] logits, int vocab, RowParams p) {
+        Integer[] order = new Integer[vocab];
+        for (int i = 0; i < vocab; i++) order[i] = i;
+        Arrays.sort(order, (a, b) -> logits[a] != logits[b] ? Float.compare(logits[b], logits[a]) : Integer.compare(a, b));
+        int keep = p.topK() > 0 ? Math.min(p.topK(), vocab) : vocab;
+        float t = p.temperature();
+        float max = logits[order[0]] / t;
+        double[] q = new double[keep];
+        double sum = 0;
+        for (int r = 0; r < keep; r++) {
+            q[r] = Math.exp(logits[order[r]] / t - max);
+            sum += q[r];
+        }
+        for (int r = 0; r < keep; r++) q[r] /= sum;
+        if (p.topP() < 1f) {
+            double cumulative = 0;
+            int r = 0;
+            while (r < keep) {
+                cumulative += q[r++];
+                if (cumulative >= p.topP()) break;
+            }
+            keep = Math.max(1, r);
+        }
+        if (p.minP() > 0f) {
+            double floor = p.minP() * q[0];
+            int r = 1;
+            while (r < keep && q[r] >= floor) r++;
+            keep = r;
+        }
+        double total = 0;
+        for (int r = 0; r < keep; r++) total += q[r];
+        double[] dist = new double[vocab];
+        for (int r = 0; r < keep; r++) dist[order[r]] = q[r] / total;
+        return dist;
+    }
+
+    /** Philox4x32-10 (Random123): 10 rounds on a 128-bit counter with a 64-bit key. */
+    public static int[] philox(int[] counter, int[] key) {
+        int c0 = counter[0], c1 = counter[1], c2 = counter[2], c3 = counter[3], k0 = key[0], k1 = key[1];
+        for (int r = 0; r < 10; r++) {
+            long p0 = (0xD2511F53L) * (c0 & 0xffffffffL);
+            long p1 = (0xCD9E8D57L) * (c2 & 0xffffffffL);
+            int hi0 = (int) (p0 >>> 32), lo0 = (int) p0, hi1 = (int) (p1 >>> 32), lo1 = (int) p1;
+            c0 = hi1 ^ c1 ^ k0;
+            c1 = lo1;
+            c2 = hi0 ^ c3 ^ k1;
+            c3 = lo0;
+            k0 += 0x9E3779B9;
+            k1 += 0xBB67AE85;
+        }
+        return new int[]{c0, c1, c2, c3};
+    }
+}

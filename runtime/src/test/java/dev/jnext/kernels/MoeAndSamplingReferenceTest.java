@@ -1,0 +1,166 @@
+package dev.jnext.kernels;
+
+import dev.jnext.JnextException;
+import dev.jnext.numeric.Bf16;
+import dev.jnext.ops.Matrix;
+import dev.jnext.ops.SparseMoe;
+import dev.jnext.ops.SwiGluMlp;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The CPU references of the MoE, embedding and sampling kernels, and their launchers' argument checks (no GPU). */
+class MoeAndSamplingReferenceTest {
+
+    /** bf16 router logits with many exact ties (a few distinct values), as 512 experts produce in bf16. */
+    static short[] tiedLogits(Random rnd, int rows, int stride, int experts) {
+        short[] l = new short[rows * stride];
+        for (int r = 0; r < rows; r++) {
+            float[] palette = new float[3 + rnd.nextInt(6)];
+            for (int i = 0; i < palette.length; i++) palette[i] = (float) rnd.nextGaussian() * 2;
+            for (int e = 0; e < stride; e++) {
+                float v = e < experts && rnd.nextInt(3) == 0 ? palette[rnd.nextInt(palette.length)] : (float) rnd.nextGaussian() * 2;
+                l[r * stride + e] = Bf16.fromFloat(v);
+            }
+        }
+        return l;
+    }
+
+    private static SparseMoe tinyMoe(int experts, int topK, boolean norm) {
+        Matrix one = Matrix.ofFloats("w", new float[]{1f}, 1, 1);
+        List<SwiGluMlp> list = new ArrayList<>();
+        for (int e = 0; e < experts; e++) list.add(new SwiGluMlp(one, one, one));
+        return new SparseMoe(Matrix.ofFloats("router", new float[experts], experts, 1), list, topK, norm,
+                new SwiGluMlp(one, one, one), one);
+    }
+
+    @ParameterizedTest(name = "renorm={0}")
+    @ValueSource(booleans = {true, false})
+    void routerReferenceIsSparseMoeRouteOnBf16Logits(boolean renorm) {
+        Random rnd = new Random(11);
+        int rows = 40, experts = 64, topK = 10, stride = 72;
+        short[] logits = tiedLogits(rnd, rows, stride, experts);
+        MoeRouterKernel.Routes routes = MoeRouterKernel.reference(logits, stride, rows, experts, topK, renorm);
+        SparseMoe moe = tinyMoe(experts, topK, renorm);
+        int ties = 0;
+        for (int r = 0; r < rows; r++) {
+            float[] f = new float[experts];
+            for (int e = 0; e < experts; e++) f[e] = Bf16.toFloat(logits[r * stride + e]);
+            SparseMoe.Routing ref = moe.route(f, 0);
+            for (int k = 0; k < topK; k++) {
+                assertEquals(ref.experts()[k], routes.ids()[r * topK + k], "row " + r + " k " + k);
+                assertEquals(Bf16.fromFloat(ref.weights()[k]), routes.weights()[r * topK + k], "row " + r + " k " + k);
+                if (k > 0 && ref.weights()[k] == ref.weights()[k - 1]) {
+                    ties++;
+                    assertTrue(ref.experts()[k] > ref.experts()[k - 1], "ties are listed in ascending expert order");
+                }
+            }
+        }
+        assertTrue(ties > 20, "the inputs exercise the tie-break: " + ties);
+    }
+
+    @Test
+    void groupingReferenceSortsStablyAndPadsToTheTile() {
+        Random rnd = new Random(5);
+        int experts = 16, blockM = 8, pairs = 203;
+        int[] ids = new int[pairs];
+        for (int p = 0; p < pairs; p++) ids[p] = rnd.nextInt(3) == 0 ? 3 : rnd.nextInt(experts - 2);  // skewed; 14, 15 empty
+        ExpertGrouping.Groups g = ExpertGrouping.reference(ids, experts, blockM);
+        for (int e = 0; e < experts; e++) {
+            assertEquals(0, g.expertStart()[e] % blockM, "segments start on a tile");
+            int prev = -1;
+            for (int r = g.expertStart()[e]; r < g.expertStart()[e + 1]; r++) {
+                int p = g.sortedPairs()[r];
+                if (p < 0) continue;
+                assertEquals(e, ids[p]);
+                assertTrue(p > prev, "stable: ascending pair order inside an expert");
+                prev = p;
+                assertEquals(r, g.pairRow()[p]);
+                assertEquals(e, g.tileExpert()[r / blockM]);
+            }
+        }
+        assertEquals(g.expertStart()[14], g.expertStart()[16], "empty experts take no rows");
+        assertEquals(-1, g.tileExpert()[g.expertStart()[experts] / blockM], "tiles past the end are unused");
+    }
+
+    @Test
+    void maxTilesBoundsEveryRouting() {
+        Random rnd = new Random(9);
+        for (int trial = 0; trial < 200; trial++) {
+            int experts = 1 + rnd.nextInt(600), blockM = 128, pairs = 1 + rnd.nextInt(5000);
+            int[] ids = new int[pairs];
+            boolean spread = rnd.nextBoolean();
+            for (int p = 0; p < pairs; p++) ids[p] = spread ? p % experts : rnd.nextInt(experts);
+            ExpertGrouping.Groups g = ExpertGrouping.reference(ids, experts, blockM);
+            assertTrue(g.expertStart()[experts] / blockM <= ExpertGrouping.maxTiles(pairs, experts, blockM) - 1,
+                    "used tiles fit the worst-case grid with one to spare");
+        }
+    }
+
+    @Test
+    void philoxMatchesRandom123KnownAnswers() {
+        assertArrayEquals(new int[]{0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8},
+                SamplingKernel.philox(new int[]{0, 0, 0, 0}, new int[]{0, 0}));
+        assertArrayEquals(new int[]{0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd},
+                SamplingKernel.philox(new int[]{-1, -1, -1, -1}, new int[]{-1, -1}));
+    }
+
+    @Test
+    void referenceDistributionAppliesTopKTopPMinPInOrder() {
+        float[] l = {1f, 3f, 3f, 2f, 0.5f, 3f, -1f, 2f};
+        // order: 1, 2, 5 (ties by id), 3, 7, 0, 4, 6
+        double[] topK = SamplingKernel.referenceDistribution(l, l.length, new SamplingKernel.RowParams(1f, 4, 1f, 0f));
+        for (int i : new int[]{1, 2, 5, 3}) assertTrue(topK[i] > 0, "kept " + i);
+        for (int i : new int[]{0, 4, 6, 7}) assertEquals(0.0, topK[i], "dropped " + i + " (7 ties with 3 but has the larger id)");
+        assertEquals(1.0, Arrays.stream(topK).sum(), 1e-12);
+        double e1 = Math.exp(0), e2 = Math.exp(-1);
+        double z = 3 * e1 + 2 * e2 + Math.exp(-2) + Math.exp(-2.5) + Math.exp(-4);
+        double p3 = e1 / z;
+        // top-p just above two of the three top tokens keeps the third one
+        double[] topP = SamplingKernel.referenceDistribution(l, l.length, new SamplingKernel.RowParams(1f, 0, (float) (2 * p3 + 1e-4), 0f));
+        assertTrue(topP[5] > 0 && topP[3] == 0, "shortest prefix reaching top_p");
+        assertEquals(1.0 / 3, topP[1], 1e-12);
+        double[] minP = SamplingKernel.referenceDistribution(l, l.length, new SamplingKernel.RowParams(1f, 0, 1f, 0.3f));
+        assertTrue(minP[3] > 0 && minP[7] > 0 && minP[0] == 0, "exp(-1) >= 0.3 kept, exp(-2) dropped");
+        assertEquals(1, SamplingKernel.referenceArgmax(l, l.length), "greedy: lowest id among equal maxima");
+        l[4] = Float.NaN;
+        assertEquals(-1, SamplingKernel.referenceArgmax(l, l.length), "NaN row");
+    }
+
+    @Test
+    void launchersRejectBadArguments() {
+        assertThrows(IllegalArgumentException.class, () -> MoeRouterKernel.check(4, 2000, 10, 2000));
+        assertThrows(IllegalArgumentException.class, () -> MoeRouterKernel.check(4, 64, 33, 64));
+        assertThrows(IllegalArgumentException.class, () -> MoeRouterKernel.check(4, 64, 10, 60));
+        assertThrows(IllegalArgumentException.class, () -> MoeRouterKernel.check(0, 64, 10, 64));
+        MoeRouterKernel.check(1, 512, 10, 520);
+        assertThrows(IllegalArgumentException.class, () -> MoeExpertGemm.checkShape(2000, 512, 10));
+        assertThrows(IllegalArgumentException.class, () -> MoeExpertGemm.checkShape(2048, 500, 10));
+        assertThrows(IllegalArgumentException.class, () -> MoeExpertGemm.checkShape(2048, 512, 70000));
+        MoeExpertGemm.checkShape(2048, 512, 833);
+        assertThrows(IllegalArgumentException.class, () -> MoeDecodeKernel.check(1, 10, 2044, 512));
+        assertThrows(IllegalArgumentException.class, () -> MoeDecodeKernel.check(1, 40, 2048, 512));
+        assertThrows(IllegalArgumentException.class, () -> MoeDecodeKernel.check(0, 10, 2048, 512));
+        MoeDecodeKernel.check(8, 10, 2048, 512);
+        assertThrows(IllegalArgumentException.class, () -> new GpuSparseMoe.Shape(2048, 512, 10, 512, 256, true));
+        assertThrows(IllegalArgumentException.class, () -> new GpuSparseMoe.Shape(2048, 2048, 10, 512, 512, true));
+        assertEquals(520, GpuSparseMoe.routerRows(new GpuSparseMoe.Shape(2048, 512, 10, 512, 512, true)));
+        assertEquals(64, GpuSparseMoe.routerRows(new GpuSparseMoe.Shape(2048, 64, 10, 512, 0, true)));
+        assertThrows(IllegalArgumentException.class, () -> new SamplingKernel.RowParams(-1f, 0, 1f, 0f));
+        assertThrows(IllegalArgumentException.class, () -> new SamplingKernel.RowParams(1f, 0, 0f, 0f));
+        assertThrows(IllegalArgumentException.class, () -> new SamplingKernel.RowParams(1f, 0, 1f, 1f));
+        JnextException e = assertThrows(JnextException.class, () -> EmbeddingKernel.validateIds(new int[]{3, 151936}, 2, 151936));
+        assertTrue(e.getMessage().contains("151936") && e.getMessage().contains("position 1"), e.getMessage());
+        EmbeddingKernel.validateIds(new int[]{0, 151935, -5}, 2, 151936);
+    }
+}
