@@ -1,9 +1,10 @@
 // Variant sweep for the GDN decode kernels (not shipped): builds on the GPU host with
 //   nvcc -O3 -arch=sm_90 -std=c++17 -I kernels-ptx/src/main/cuda src/device/gdn_variants.cu -o /tmp/gdnv
-// and times, on one card in one process: the copy ceiling, the recurrent rule (register kernel vs the cp.async
-// pipelined persistent kernel at several stage counts and blocks per SM), conv1d prefill (tokens per thread) and
-// decode update. Each variant's outputs and state are first compared with the register kernel / the CHUNK-8 conv.
-// Timing: a CUDA graph of 20 back-to-back launches cycling through buffer sets (> 200 MB touched), median of 30.
+// and times, on one card in one process: the copy ceiling (memcpy in a graph, eager memcpy, a float4 copy kernel), the
+// recurrent rule (launch order, register cap), conv1d prefill and the decode update (against a copy kernel moving the
+// same bytes). Variants are first compared with the shipped kernels (outputs and state). GDNV_PROFILE=1 launches each
+// kernel once without timing, for ncu. Timing: a CUDA graph of >= 20 back-to-back launches cycling through buffer sets
+// (> 200 MB touched), median of 30 replays. Results: jmh/results/2026-11-27-h100-gdn-decode/.
 #include "gdn_recurrent.cu"
 #include "causal_conv1d.cu"
 #include <cstdio>
