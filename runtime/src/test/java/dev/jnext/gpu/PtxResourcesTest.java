@@ -55,7 +55,7 @@ class PtxResourcesTest {
                     U64, U64, U64, U32, U32, U32, U32, U32, U32, F32, U64, U64, U64))),
             Map.entry("attention_prefill", Map.of(
                     "attention_prefill_hd256", PREFILL, "attention_prefill_hd128", PREFILL,
-                    "attention_prefill_hd64", PREFILL, "attention_prefill_hd32", PREFILL)),
+                    "attention_prefill_hd64", PREFILL, "attention_prefill_hd32", PREFILL, "attention_prefill_hd256_w4", PREFILL)),
             Map.entry("attention_decode", Map.of(
                     "attention_decode_hd256_g1", DECODE, "attention_decode_hd256_g2", DECODE,
                     "attention_decode_hd128_g1", DECODE, "attention_decode_hd128_g2", DECODE,
