@@ -9,7 +9,7 @@
 //     Oᵀ[hd, 8 heads]     += Vᵀ[hd, 16 keys] · Pᵀ        (A = V via ldmatrix.trans, B = Pᵀ transposed in registers by movmatrix)
 //   Warp w takes keys 16w .. 16w+15 of every page with its own online softmax; pages stream through a 3-stage cp.async ring;
 //   the 4 warps are merged in shared memory at the end.
-// attention_decode_combine: one warp per (sequence, head) merges the splits, rounds o to bf16 and applies the output gate
+// attention_decode_combine: one block per (sequence, head) merges the splits, rounds o to bf16 and applies the output gate
 //   (bf16(bf16(o) · bf16(sigmoid(gate)))); padded sequences (past_len < 0) get zero rows.
 #include "attention.cuh"
 
@@ -229,45 +229,86 @@ DECODE_ENTRY(64, 2)
 DECODE_ENTRY(32, 1)
 DECODE_ENTRY(32, 2)
 
-// Merges the splits of every (sequence, head); one warp each, 4 per block; head_dim % 4 == 0.
-extern "C" __global__ void __launch_bounds__(128) attention_decode_combine(
+// Merges the splits of one (sequence, head) per block of COMBINE_THREADS: the split weights 2^(lse − max) go to shared
+// memory (dynamic, `splits` floats), then thread (group, q) sums splits group, group + groups, ... for the 4 dims 4q..4q+3
+// (groups = COMBINE_THREADS / (head_dim / 4)), and the groups are added in a fixed order. head_dim % 4 == 0, <= 4·COMBINE_THREADS.
+#define COMBINE_THREADS 128
+extern "C" __global__ void __launch_bounds__(COMBINE_THREADS, 8) attention_decode_combine(
     const float* __restrict__ o_part, const float* __restrict__ lse_part, const int* __restrict__ past_len, int num_seqs,
     int num_heads, int head_dim, int splits, bf16* __restrict__ out, const bf16* __restrict__ gate, int gate_tok_stride,
     int gate_head_stride) {
-    const int item = blockIdx.x * 4 + (threadIdx.x >> 5), lane = threadIdx.x & 31;
-    if (item >= num_seqs * num_heads) return;
+    extern __shared__ float weight[];  // [splits rounded up to 4], then partial sums [groups][head_dim]
+    __shared__ float red[COMBINE_THREADS / 32];
+    const int item = blockIdx.x;
     const int b = item / num_heads, h = item % num_heads;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     bf16* dst = out + (size_t)item * head_dim;
     if (past_len[b] < 0) {
-        for (int d = lane * 4; d < head_dim; d += 128) *reinterpret_cast<uint2*>(dst + d) = make_uint2(0, 0);
+        for (int d = tid * 4; d < head_dim; d += 4 * COMBINE_THREADS) *reinterpret_cast<uint2*>(dst + d) = make_uint2(0, 0);
         return;
     }
     const float* lse = lse_part + (size_t)item * splits;
     float mx = -INFINITY;
-    for (int s = 0; s < splits; s++) mx = fmaxf(mx, lse[s]);
-    float wsum = 0.f;
-    for (int s = 0; s < splits; s++) wsum += lse[s] == -INFINITY ? 0.f : exp2f(lse[s] - mx);
-    const float inv = 1.0f / wsum;
-    for (int d = lane * 4; d < head_dim; d += 128) {
-        float acc[4] = {0.f, 0.f, 0.f, 0.f};
-        for (int s = 0; s < splits; s++) {
-            if (lse[s] == -INFINITY) continue;
-            const float w = exp2f(lse[s] - mx);
-            const float4 v = *reinterpret_cast<const float4*>(o_part + ((size_t)item * splits + s) * head_dim + d);
-            acc[0] += w * v.x;
-            acc[1] += w * v.y;
-            acc[2] += w * v.z;
-            acc[3] += w * v.w;
-        }
-        float r[4];
+    for (int s = tid; s < splits; s += COMBINE_THREADS) mx = fmaxf(mx, lse[s]);
 #pragma unroll
-        for (int i = 0; i < 4; i++) r[i] = round_bf16(acc[i] * inv);
+    for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+    if (lane == 0) red[warp] = mx;
+    __syncthreads();
+    mx = red[0];
+#pragma unroll
+    for (int w = 1; w < COMBINE_THREADS / 32; w++) mx = fmaxf(mx, red[w]);
+    __syncthreads();
+    float ws = 0.f;
+    for (int s = tid; s < splits; s += COMBINE_THREADS) {
+        const float l = lse[s];
+        const float wt = l == -INFINITY ? 0.f : exp2f(l - mx);
+        weight[s] = wt;
+        ws += wt;
+    }
+    ws = warp_sum(ws);
+    if (lane == 0) red[warp] = ws;
+    __syncthreads();
+    float wsum = 0.f;
+#pragma unroll
+    for (int w = 0; w < COMBINE_THREADS / 32; w++) wsum += red[w];
+
+    const int quads = head_dim / 4, groups = COMBINE_THREADS / quads;
+    const int q = tid % quads, grp = tid / quads;
+    float* partial = weight + ((splits + 3) & ~3);  // 16-byte aligned for the float4 accesses
+    if (grp < groups) {
+        float acc[4] = {0.f, 0.f, 0.f, 0.f};
+        const float* src = o_part + (size_t)item * splits * head_dim + q * 4;
+#pragma unroll 4
+        for (int s = grp; s < splits; s += groups) {
+            const float wt = weight[s];
+            if (wt == 0.f) continue;  // empty split: its o_part was never written
+            const float4 v = *reinterpret_cast<const float4*>(src + (size_t)s * head_dim);
+            acc[0] += wt * v.x;
+            acc[1] += wt * v.y;
+            acc[2] += wt * v.z;
+            acc[3] += wt * v.w;
+        }
+        *reinterpret_cast<float4*>(partial + grp * head_dim + q * 4) = make_float4(acc[0], acc[1], acc[2], acc[3]);
+    }
+    __syncthreads();
+    if (tid < quads) {
+        const float inv = 1.0f / wsum;
+        float r[4] = {0.f, 0.f, 0.f, 0.f};
+        for (int gi = 0; gi < groups; gi++) {
+            const float4 v = *reinterpret_cast<const float4*>(partial + gi * head_dim + q * 4);
+            r[0] += v.x;
+            r[1] += v.y;
+            r[2] += v.z;
+            r[3] += v.w;
+        }
+#pragma unroll
+        for (int i = 0; i < 4; i++) r[i] = round_bf16(r[i] * inv);
         if (gate != nullptr) {
             float gv[4];
-            unpack4(*reinterpret_cast<const bf16x4*>(gate + (size_t)b * gate_tok_stride + (size_t)h * gate_head_stride + d), gv);
+            unpack4(*reinterpret_cast<const bf16x4*>(gate + (size_t)b * gate_tok_stride + (size_t)h * gate_head_stride + q * 4), gv);
 #pragma unroll
             for (int i = 0; i < 4; i++) r[i] = gate_bf16(r[i], gv[i]);
         }
-        *reinterpret_cast<bf16x4*>(dst + d) = pack4(r);
+        *reinterpret_cast<bf16x4*>(dst + q * 4) = pack4(r);
     }
 }

@@ -7,27 +7,32 @@
 //   out[t, h] = bf16(bf16(o) · bf16(sigmoid(gate[t, h])))     or bf16(o) when gate is null
 //
 // Work split: a block owns BM = 128 query rows of one (sequence, KV head): TOK = 128 / G tokens × the G query heads that share
-// the KV head (row r = token r / G, head r % G), so every K/V tile is loaded once for all of them. 8 warps, 16 rows each.
-// Key tiles are KV pages (64 keys); K and V are double-buffered with cp.async; S = Q·Kᵀ and O += P·V on mma.sync m16n8k16
-// (bf16 in, fp32 accumulate) with ldmatrix from XOR-swizzled shared memory; online softmax in the log2 domain.
+// the KV head (row r = token r / G, head r % G), so every K/V tile is loaded once for all of them. 8 warps in 4 pairs of
+// 32 rows (see flash_prefill). Key tiles are KV pages (64 keys); K and V are double-buffered with cp.async; S = Q·Kᵀ and
+// O += P·V on mma.sync m16n8k16 (bf16 in, fp32 accumulate) with ldmatrix from XOR-swizzled shared memory; online softmax
+// in the log2 domain.
 // Grid: (ceil(max_new_tokens / TOK), num_seqs, num_kv_heads); blocks of a sequence run from its last (heaviest) token block.
 // Padded sequences (past_len < 0) get zero output rows.
 #include "attention.cuh"
 
-template <int HD>
+// W = warps per group of 32 query rows (2: the default, 8 warps; 4: 16 warps with half the registers each).
+template <int HD, int W>
 struct PrefillShape {
-    static constexpr int BM = 128, BN = KV_PAGE, WARPS = 8, THREADS = WARPS * 32;
-    static constexpr int CH = HD / 8;       // 16-byte chunks per row
+    static constexpr int BM = 128, BN = KV_PAGE, WARPS = 4 * W, THREADS = WARPS * 32;
+    static constexpr int CH = HD / 8;       // 16-byte chunks per Q/K/V row
+    static constexpr int CHP = BN / 8;      // 16-byte chunks per P row
     static constexpr int KSTEPS = HD / 16;  // k-steps of Q·Kᵀ
-    static constexpr int NS = BN / 8;       // n-tiles of S (keys)
-    static constexpr int NO = HD / 8;       // n-tiles of O (dims)
-    static constexpr int SMEM_BYTES = (BM + 4 * BN) * HD * 2;  // Q + 2×K + 2×V
+    static constexpr int KW = BN / W;       // keys of S per warp
+    static constexpr int NS = KW / 8;       // n-tiles of S per warp
+    static constexpr int NOW = HD / W / 8;  // n-tiles of O per warp (its share of the head dim)
+    static constexpr int SMEM_BYTES = (BM + 4 * BN) * HD * 2 + BM * BN * 2 + 2 * W * BM * 4;  // Q, 2×K, 2×V, P, max/sum exchange
+    static_assert(NS % 2 == 0 && NOW % 2 == 0, "a warp needs pairs of n-tiles for S and for O");
 };
 
-template <int HD>
+template <int HD, int W>
 __device__ __forceinline__ void load_kv_tile(bf16* sk, bf16* sv, const bf16* k_cache, const bf16* v_cache, int page, int kv_head,
                                              int num_kv_heads, int first_key, int kv_total) {
-    using S = PrefillShape<HD>;
+    using S = PrefillShape<HD, W>;
     for (int c = threadIdx.x; c < S::BN * S::CH; c += S::THREADS) {
         const int r = c / S::CH, ch = c % S::CH;
         const bool ok = page >= 0 && first_key + r < kv_total;
@@ -37,17 +42,28 @@ __device__ __forceinline__ void load_kv_tile(bf16* sk, bf16* sv, const bf16* k_c
     }
 }
 
-template <int HD>
+// Barrier of the W warps that share a row group (ids 1..4; 0 is __syncthreads).
+template <int W>
+__device__ __forceinline__ void group_sync(int group) { asm volatile("bar.sync %0, %1;\n" ::"r"(group + 1), "n"(32 * W)); }
+
+// Warp w = W·grp + part owns query rows 32·grp .. 32·grp+31 (two m16 tiles). For S it takes keys KW·part .. KW·part+KW−1 of the
+// tile, for O the head dims (HD/W)·part .. (HD/W)·(part+1) − 1; the group exchanges row maxima and P (bf16) through shared
+// memory. W = 2, HD = 256: per tile a warp issues 64 + 40 ldmatrix.x4 for 256 mma, instead of 144 when one warp owns 16
+// whole rows.
+template <int HD, int W>
 __device__ __forceinline__ void flash_prefill(const bf16* __restrict__ q, const bf16* __restrict__ k_cache,
                                               const bf16* __restrict__ v_cache, const int* __restrict__ page_table, int pt_stride,
                                               const int* __restrict__ cu_seqlens, const int* __restrict__ past_len, int num_seqs,
                                               bf16* __restrict__ out, const bf16* __restrict__ gate, int gate_tok_stride,
                                               int gate_head_stride, int num_heads, int num_kv_heads, float scale_log2) {
-    using S = PrefillShape<HD>;
+    using S = PrefillShape<HD, W>;
     extern __shared__ __align__(128) unsigned char smem_raw[];
     bf16* sq = reinterpret_cast<bf16*>(smem_raw);
     bf16* sk = sq + S::BM * HD;  // sk[2][BN*HD] then sv[2][BN*HD]
     bf16* sv = sk + 2 * S::BN * HD;
+    bf16* sp = sv + 2 * S::BN * HD;                              // P [BM][BN], swizzled
+    float* xmax = reinterpret_cast<float*>(sp + S::BM * S::BN);  // [W parts][BM]
+    float* xsum = xmax + W * S::BM;                              // [W parts][BM]
 
     const int b = blockIdx.y, kvh = blockIdx.z;
     if (b >= num_seqs) return;
@@ -61,6 +77,7 @@ __device__ __forceinline__ void flash_prefill(const bf16* __restrict__ q, const 
     const int tok_valid = min(TOK, n_new - t0);
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int g = lane >> 2, tig = lane & 3;
+    const int grp = warp / W, part = warp % W;
 
     if (past < 0) {  // padded sequence: zero rows, nothing read
         for (int c = threadIdx.x; c < tok_valid * G * S::CH; c += S::THREADS) {
@@ -84,129 +101,177 @@ __device__ __forceinline__ void flash_prefill(const bf16* __restrict__ q, const 
         cp_async16(smem_u32(sq + swz<S::CH>(r, ch) * 8), q + off, ok ? 16 : 0);
     }
     cp_async_commit();
-    load_kv_tile<HD>(sk, sv, k_cache, v_cache, pages[0], kvh, num_kv_heads, 0, kv_total);
+    load_kv_tile<HD, W>(sk, sv, k_cache, v_cache, pages[0], kvh, num_kv_heads, 0, kv_total);
     cp_async_commit();
 
-    const int row_a = warp * 16 + g, row_b = row_a + 8;  // this thread's two rows of every m16 fragment
-    const int pos_a = past + t0 + row_a / G, pos_b = past + t0 + row_b / G;
-    const int min_pos = past + t0;
-    float o[S::NO][4];
+    const int rbase = grp * 32;  // first row of the group
+    int pos[2][2];               // [m-tile][row g, row g+8]
 #pragma unroll
-    for (int i = 0; i < S::NO; i++) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
-    float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.f, l_b = 0.f;
+    for (int mi = 0; mi < 2; mi++) {
+        pos[mi][0] = past + t0 + (rbase + 16 * mi + g) / G;
+        pos[mi][1] = past + t0 + (rbase + 16 * mi + g + 8) / G;
+    }
+    const int min_pos = past + t0;
+    float o[2][S::NOW][4];
+#pragma unroll
+    for (int mi = 0; mi < 2; mi++)
+#pragma unroll
+        for (int i = 0; i < S::NOW; i++) o[mi][i][0] = o[mi][i][1] = o[mi][i][2] = o[mi][i][3] = 0.f;
+    float m[2][2], l[2][2];
+#pragma unroll
+    for (int mi = 0; mi < 2; mi++) m[mi][0] = m[mi][1] = -INFINITY, l[mi][0] = l[mi][1] = 0.f;
 
     for (int j = 0; j < n_tiles; j++) {
         const int buf = j & 1;
         cp_async_wait<0>();
-        __syncthreads();  // K_j, V_j visible; every warp is done with tile j−1, so the other buffers are free
+        __syncthreads();  // K_j, V_j visible; every warp is done with tile j−1 (K/V buffers, P, exchange slots)
         if (j + 1 < n_tiles) {
-            load_kv_tile<HD>(sk + (buf ^ 1) * S::BN * HD, sv + (buf ^ 1) * S::BN * HD, k_cache, v_cache, pages[j + 1], kvh,
+            load_kv_tile<HD, W>(sk + (buf ^ 1) * S::BN * HD, sv + (buf ^ 1) * S::BN * HD, k_cache, v_cache, pages[j + 1], kvh,
                              num_kv_heads, (j + 1) * S::BN, kv_total);
         }
         cp_async_commit();
         const bf16* tk = sk + buf * S::BN * HD;
         const bf16* tv = sv + buf * S::BN * HD;
 
-        float s[S::NS][4];
+        // S[32 rows, KW keys] = Q · Kᵀ for this warp's rows and keys
+        float s[2][S::NS][4];
 #pragma unroll
-        for (int i = 0; i < S::NS; i++) s[i][0] = s[i][1] = s[i][2] = s[i][3] = 0.f;
+        for (int mi = 0; mi < 2; mi++)
 #pragma unroll
+            for (int i = 0; i < S::NS; i++) s[mi][i][0] = s[mi][i][1] = s[mi][i][2] = s[mi][i][3] = 0.f;
+#pragma unroll(W == 2 ? S::KSTEPS : 4)  // W = 4 has 128 registers: full unrolling would spill
         for (int ks = 0; ks < S::KSTEPS; ks++) {
-            uint32_t a[4];
-            ldmatrix_x4(a, smem_u32(sq + swz<S::CH>(warp * 16 + (lane & 15), ks * 2 + (lane >> 4)) * 8));
+            uint32_t a0[4], a1[4];
+            ldmatrix_x4(a0, smem_u32(sq + swz<S::CH>(rbase + (lane & 15), ks * 2 + (lane >> 4)) * 8));
+            ldmatrix_x4(a1, smem_u32(sq + swz<S::CH>(rbase + 16 + (lane & 15), ks * 2 + (lane >> 4)) * 8));
 #pragma unroll
             for (int np = 0; np < S::NS / 2; np++) {
                 uint32_t kb[4];
-                ldmatrix_x4(kb, smem_u32(tk + swz<S::CH>(np * 16 + (lane & 7) + ((lane >> 4) << 3), ks * 2 + ((lane >> 3) & 1)) * 8));
-                mma_bf16(s[2 * np], a, kb[0], kb[1]);
-                mma_bf16(s[2 * np + 1], a, kb[2], kb[3]);
+                ldmatrix_x4(kb, smem_u32(tk + swz<S::CH>(S::KW * part + np * 16 + (lane & 7) + ((lane >> 4) << 3),
+                                                         ks * 2 + ((lane >> 3) & 1)) * 8));
+                mma_bf16(s[0][2 * np], a0, kb[0], kb[1]);
+                mma_bf16(s[0][2 * np + 1], a0, kb[2], kb[3]);
+                mma_bf16(s[1][2 * np], a1, kb[0], kb[1]);
+                mma_bf16(s[1][2 * np + 1], a1, kb[2], kb[3]);
             }
         }
 
-        // scale into the log2 domain; causal mask on the tiles that reach past the block's first token
-        const int key0 = j * S::BN;
-        const bool need_mask = key0 + S::BN - 1 > min_pos;
-        float mx_a = -INFINITY, mx_b = -INFINITY;
+        // scale into the log2 domain, causal mask where the tile reaches past the block's first token, row maxima
+        const int key0 = j * S::BN + S::KW * part;
+        const bool need_mask = j * S::BN + S::BN - 1 > min_pos;
+        float mx[2][2];
 #pragma unroll
-        for (int nt = 0; nt < S::NS; nt++) {
+        for (int mi = 0; mi < 2; mi++) {
+            mx[mi][0] = mx[mi][1] = -INFINITY;
 #pragma unroll
-            for (int e = 0; e < 2; e++) {
-                const int key = key0 + nt * 8 + 2 * tig + e;
-                float va = s[nt][e] * scale_log2, vb = s[nt][2 + e] * scale_log2;
-                if (need_mask) {
-                    if (key > pos_a) va = -INFINITY;
-                    if (key > pos_b) vb = -INFINITY;
+            for (int nt = 0; nt < S::NS; nt++) {
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    const int key = key0 + nt * 8 + 2 * tig + (e & 1);
+                    float v = s[mi][nt][e] * scale_log2;
+                    if (need_mask && key > pos[mi][e >> 1]) v = -INFINITY;
+                    s[mi][nt][e] = v;
+                    mx[mi][e >> 1] = fmaxf(mx[mi][e >> 1], v);
                 }
-                s[nt][e] = va;
-                s[nt][2 + e] = vb;
-                mx_a = fmaxf(mx_a, va);
-                mx_b = fmaxf(mx_b, vb);
+            }
+#pragma unroll
+            for (int r = 0; r < 2; r++) {
+                mx[mi][r] = fmaxf(mx[mi][r], __shfl_xor_sync(0xffffffffu, mx[mi][r], 1));
+                mx[mi][r] = fmaxf(mx[mi][r], __shfl_xor_sync(0xffffffffu, mx[mi][r], 2));
+                if (tig == 0) xmax[part * S::BM + rbase + 16 * mi + 8 * r + g] = mx[mi][r];
             }
         }
-        mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, 1));
-        mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, 2));
-        mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, 1));
-        mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, 2));
-        const float mn_a = fmaxf(m_a, mx_a), mn_b = fmaxf(m_b, mx_b);
-        const float ref_a = mn_a == -INFINITY ? 0.f : mn_a, ref_b = mn_b == -INFINITY ? 0.f : mn_b;
-        const float alpha_a = exp2f(m_a - ref_a), alpha_b = exp2f(m_b - ref_b);
-        m_a = mn_a;
-        m_b = mn_b;
-        l_a *= alpha_a;
-        l_b *= alpha_b;
+        group_sync<W>(grp);
+        float ref[2][2];
 #pragma unroll
-        for (int nt = 0; nt < S::NS; nt++) {
-            s[nt][0] = exp2f(s[nt][0] - ref_a);
-            s[nt][1] = exp2f(s[nt][1] - ref_a);
-            s[nt][2] = exp2f(s[nt][2] - ref_b);
-            s[nt][3] = exp2f(s[nt][3] - ref_b);
-            l_a += s[nt][0] + s[nt][1];
-            l_b += s[nt][2] + s[nt][3];
-        }
+        for (int mi = 0; mi < 2; mi++) {
 #pragma unroll
-        for (int i = 0; i < S::NO; i++) {
-            o[i][0] *= alpha_a;
-            o[i][1] *= alpha_a;
-            o[i][2] *= alpha_b;
-            o[i][3] *= alpha_b;
+            for (int r = 0; r < 2; r++) {
+                float mn = m[mi][r];
+#pragma unroll
+                for (int w = 0; w < W; w++) mn = fmaxf(mn, xmax[w * S::BM + rbase + 16 * mi + 8 * r + g]);
+                ref[mi][r] = mn == -INFINITY ? 0.f : mn;
+                const float alpha = exp2f(m[mi][r] - ref[mi][r]);
+                m[mi][r] = mn;
+                l[mi][r] *= alpha;
+#pragma unroll
+                for (int i = 0; i < S::NOW; i++) {
+                    o[mi][i][2 * r] *= alpha;
+                    o[mi][i][2 * r + 1] *= alpha;
+                }
+            }
+            // P = 2^(s − max), rounded to bf16 into shared memory: rows of the group, keys KW·part + 8nt + 2tig
+#pragma unroll
+            for (int nt = 0; nt < S::NS; nt++) {
+                const float p0 = exp2f(s[mi][nt][0] - ref[mi][0]), p1 = exp2f(s[mi][nt][1] - ref[mi][0]);
+                const float p2 = exp2f(s[mi][nt][2] - ref[mi][1]), p3 = exp2f(s[mi][nt][3] - ref[mi][1]);
+                l[mi][0] += p0 + p1;
+                l[mi][1] += p2 + p3;
+                const int ra = rbase + 16 * mi + g, chunk = (S::KW / 8) * part + nt;
+                *reinterpret_cast<uint32_t*>(sp + swz<S::CHP>(ra, chunk) * 8 + 2 * tig) = pack_bf16x2(p0, p1);
+                *reinterpret_cast<uint32_t*>(sp + swz<S::CHP>(ra + 8, chunk) * 8 + 2 * tig) = pack_bf16x2(p2, p3);
+            }
         }
+        group_sync<W>(grp);
 
-        // O += P·V: the S accumulators of key n-tiles 2kk, 2kk+1 are the A fragment of key step kk
+        // O[32 rows, HD/W dims] += P[32 rows, 64 keys] · V[64 keys, this warp's dims]
 #pragma unroll
         for (int kk = 0; kk < S::BN / 16; kk++) {
-            uint32_t pa[4];
-            pa[0] = pack_bf16x2(s[2 * kk][0], s[2 * kk][1]);
-            pa[1] = pack_bf16x2(s[2 * kk][2], s[2 * kk][3]);
-            pa[2] = pack_bf16x2(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-            pa[3] = pack_bf16x2(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+            uint32_t pa0[4], pa1[4];
+            ldmatrix_x4(pa0, smem_u32(sp + swz<S::CHP>(rbase + (lane & 15), kk * 2 + (lane >> 4)) * 8));
+            ldmatrix_x4(pa1, smem_u32(sp + swz<S::CHP>(rbase + 16 + (lane & 15), kk * 2 + (lane >> 4)) * 8));
 #pragma unroll
-            for (int dp = 0; dp < S::NO / 2; dp++) {
+            for (int dp = 0; dp < S::NOW / 2; dp++) {
                 uint32_t vb[4];
-                ldmatrix_x4_trans(vb, smem_u32(tv + swz<S::CH>(kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, dp * 2 + (lane >> 4)) * 8));
-                mma_bf16(o[2 * dp], pa, vb[0], vb[1]);
-                mma_bf16(o[2 * dp + 1], pa, vb[2], vb[3]);
+                ldmatrix_x4_trans(vb, smem_u32(tv + swz<S::CH>(kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8,
+                                                               part * (S::CH / W) + dp * 2 + (lane >> 4)) * 8));
+                mma_bf16(o[0][2 * dp], pa0, vb[0], vb[1]);
+                mma_bf16(o[0][2 * dp + 1], pa0, vb[2], vb[3]);
+                mma_bf16(o[1][2 * dp], pa1, vb[0], vb[1]);
+                mma_bf16(o[1][2 * dp + 1], pa1, vb[2], vb[3]);
             }
         }
     }
     cp_async_wait<0>();
 
-    // Epilogue: o / l rounded to bf16 into this warp's own Q rows, then 16-byte stores with the gate applied.
-    l_a += __shfl_xor_sync(0xffffffffu, l_a, 1);
-    l_a += __shfl_xor_sync(0xffffffffu, l_a, 2);
-    l_b += __shfl_xor_sync(0xffffffffu, l_b, 1);
-    l_b += __shfl_xor_sync(0xffffffffu, l_b, 2);
-    const float inv_a = 1.0f / l_a, inv_b = 1.0f / l_b;
-    __syncwarp();
+    // Epilogue: add the group's row sums, o / l rounded to bf16 into this warp's part of the Q rows (the group finished
+    // reading Q before the last P barrier), then 16-byte stores with the gate applied.
+    float inv[2][2];
 #pragma unroll
-    for (int nt = 0; nt < S::NO; nt++) {
-        bf16* pa = sq + swz<S::CH>(row_a, nt) * 8 + 2 * tig;
-        bf16* pb = sq + swz<S::CH>(row_b, nt) * 8 + 2 * tig;
-        *reinterpret_cast<uint32_t*>(pa) = pack_bf16x2(o[nt][0] * inv_a, o[nt][1] * inv_a);
-        *reinterpret_cast<uint32_t*>(pb) = pack_bf16x2(o[nt][2] * inv_b, o[nt][3] * inv_b);
+    for (int mi = 0; mi < 2; mi++) {
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            l[mi][r] += __shfl_xor_sync(0xffffffffu, l[mi][r], 1);
+            l[mi][r] += __shfl_xor_sync(0xffffffffu, l[mi][r], 2);
+            if (tig == 0) xsum[part * S::BM + rbase + 16 * mi + 8 * r + g] = l[mi][r];
+        }
+    }
+    group_sync<W>(grp);
+#pragma unroll
+    for (int mi = 0; mi < 2; mi++) {
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            float lt = 0.f;
+#pragma unroll
+            for (int w = 0; w < W; w++) lt += xsum[w * S::BM + rbase + 16 * mi + 8 * r + g];
+            inv[mi][r] = 1.0f / lt;
+        }
+    }
+#pragma unroll
+    for (int mi = 0; mi < 2; mi++) {
+#pragma unroll
+        for (int nt = 0; nt < S::NOW; nt++) {
+            const int chunk = part * (S::CH / W) + nt, ra = rbase + 16 * mi + g;
+            *reinterpret_cast<uint32_t*>(sq + swz<S::CH>(ra, chunk) * 8 + 2 * tig) =
+                pack_bf16x2(o[mi][nt][0] * inv[mi][0], o[mi][nt][1] * inv[mi][0]);
+            *reinterpret_cast<uint32_t*>(sq + swz<S::CH>(ra + 8, chunk) * 8 + 2 * tig) =
+                pack_bf16x2(o[mi][nt][2] * inv[mi][1], o[mi][nt][3] * inv[mi][1]);
+        }
     }
     __syncwarp();
-    for (int c = lane; c < 16 * S::CH; c += 32) {
-        const int r = warp * 16 + c / S::CH, ch = c % S::CH;
+    constexpr int HCH = S::CH / W;  // chunks of this warp's dims per row
+    for (int c = lane; c < 32 * HCH; c += 32) {
+        const int r = rbase + c / HCH, ch = part * HCH + c % HCH;
         const int tok = r / G;
         if (r >= TOK * G || tok >= tok_valid) continue;
         const int h = kvh * G + r % G;
@@ -223,16 +288,18 @@ __device__ __forceinline__ void flash_prefill(const bf16* __restrict__ q, const 
     }
 }
 
-#define PREFILL_ENTRY(HD, MIN_BLOCKS)                                                                                           \
-    extern "C" __global__ void __launch_bounds__(256, MIN_BLOCKS) attention_prefill_hd##HD(                                     \
+#define PREFILL_ENTRY(NAME, HD, W, MIN_BLOCKS)                                                                                 \
+    extern "C" __global__ void __launch_bounds__(4 * W * 32, MIN_BLOCKS) NAME(                                                 \
         const bf16* q, const bf16* k_cache, const bf16* v_cache, const int* page_table, int pt_stride, const int* cu_seqlens,  \
         const int* past_len, int num_seqs, bf16* out, const bf16* gate, int gate_tok_stride, int gate_head_stride,            \
         int num_heads, int num_kv_heads, float scale_log2) {                                                                   \
-        flash_prefill<HD>(q, k_cache, v_cache, page_table, pt_stride, cu_seqlens, past_len, num_seqs, out, gate,              \
+        flash_prefill<HD, W>(q, k_cache, v_cache, page_table, pt_stride, cu_seqlens, past_len, num_seqs, out, gate,              \
                           gate_tok_stride, gate_head_stride, num_heads, num_kv_heads, scale_log2);                             \
     }
 
-PREFILL_ENTRY(256, 1)
-PREFILL_ENTRY(128, 1)
-PREFILL_ENTRY(64, 2)
-PREFILL_ENTRY(32, 2)
+PREFILL_ENTRY(attention_prefill_hd256, 256, 2, 1)
+PREFILL_ENTRY(attention_prefill_hd128, 128, 2, 1)
+PREFILL_ENTRY(attention_prefill_hd64, 64, 2, 1)
+PREFILL_ENTRY(attention_prefill_hd32, 32, 2, 2)
+// Experimental: 16 warps (4 per row group), 64 accumulator registers each; benchmarked against the default, not yet the default.
+PREFILL_ENTRY(attention_prefill_hd256_w4, 256, 4, 1)

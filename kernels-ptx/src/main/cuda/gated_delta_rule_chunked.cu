@@ -21,6 +21,7 @@
 //                         or columns of the products, so the MMA operands are the raw bf16 q/k/v rows.
 // Other sizes: gdr_recurrent (token by token, fp32 on CUDA cores, dk <= 128, any dv).
 #include "common.cuh"
+#include <type_traits>
 
 #define CH 64          // chunk length
 #define DK 128         // key dim of the chunked path
@@ -74,6 +75,19 @@ __device__ __forceinline__ int chunk_base(const int* cu, int b) { return b + cu[
 extern __shared__ __align__(16) unsigned char gdr_smem[];
 
 // ---------------------------------------------------------------------------------------------------------------
+// Chunk block: what the prep pass leaves for the state pass, per (chunk id, value head), contiguous so that one bulk
+// copy moves it. T and P rows are padded to CB_LD so that ldmatrix rows land in distinct banks.
+//   Tβ = T·diag(β)  bf16 [64][CB_LD]      P  bf16 [64][CB_LD]
+//   fk = e^γ·rk,  fq = e^γ·rq·scale,  fl = e^{γ_last−γ}·rk   fp32 [64] each (0 on padding rows),  el = e^{γ_last}
+#define CB_LD (CH + 8)
+#define CB_P (CH * CB_LD * 2)
+#define CB_FK (2 * CH * CB_LD * 2)
+#define CB_FQ (CB_FK + CH * 4)
+#define CB_FL (CB_FQ + CH * 4)
+#define CB_EL (CB_FL + CH * 4)
+#define CB_BYTES (CB_EL + 16)
+
+// ---------------------------------------------------------------------------------------------------------------
 // Prep: one block (128 threads) per (chunk id, key head); handles the Hv/Hk value heads of that key head.
 
 struct PrepSmem {
@@ -81,17 +95,17 @@ struct PrepSmem {
         struct { bf16 k[CH][KQ_LD]; bf16 q[CH][KQ_LD]; } in;  // raw rows (phase 1)
         float a[2][CH][CH + 4];                                // A of two value heads, fp32 (phase 2)
     } u;
-    bf16 p[2][CH][TP_LD];  // P of two value heads, staged for 16-byte stores
+    bf16 p[2][CH][CB_LD];  // P of two value heads, staged for 16-byte stores
     float gam[2][CH], beta[2][CH], rk[CH], rq[CH];
-    int b, t0, n;
+    int t0, n;
 };
 // ChunkedDeltaRuleKernel.PREP_SMEM_BYTES must cover this
 static_assert(sizeof(PrepSmem) <= 56 * 1024, "prep shared memory");
 
-extern "C" __global__ void __launch_bounds__(128) gdr_chunk_prep_d128(
+extern "C" __global__ void __launch_bounds__(128, 4) gdr_chunk_prep_d128(
         const bf16* __restrict__ qkv, int qkv_ld, const float* __restrict__ beta, const float* __restrict__ g,
         const int* __restrict__ cu, const int* __restrict__ slots, int nseq, int tokens, int Hk, int Hv, float scale,
-        float* __restrict__ gam_out, float* __restrict__ rn_out, bf16* __restrict__ tp_out) {
+        unsigned char* __restrict__ cb_out) {
     PrepSmem& sm = *reinterpret_cast<PrepSmem*>(gdr_smem);
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int gq = lane >> 2, tq = lane & 3;  // MMA fragment coordinates
@@ -105,7 +119,6 @@ extern "C" __global__ void __launch_bounds__(128) gdr_chunk_prep_d128(
         }
         const int bos = cu[lo], eos = min(cu[lo + 1], tokens);
         const int c = id - chunk_base(cu, lo);
-        sm.b = lo;
         sm.t0 = bos + c * CH;
         sm.n = (c < 0 || slots[lo] < 0) ? 0 : min(CH, eos - sm.t0);
     }
@@ -114,17 +127,28 @@ extern "C" __global__ void __launch_bounds__(128) gdr_chunk_prep_d128(
     if (n <= 0) return;
 
     // raw q, k rows of key head kh; rows past the sequence end are zero
+#pragma unroll 4
     for (int idx = tid; idx < CH * DK / 8; idx += 128) {
         const int row = idx >> 4, col = (idx & 15) * 8;
-        uint4 kv = make_uint4(0, 0, 0, 0), qv = kv;
-        if (row < n) {
-            const bf16* src = qkv + (long)(t0 + row) * qkv_ld + kh * DK + col;
-            qv = *reinterpret_cast<const uint4*>(src);
-            kv = *reinterpret_cast<const uint4*>(src + Hk * DK);
-        }
-        *reinterpret_cast<uint4*>(&sm.u.in.k[row][col]) = kv;
-        *reinterpret_cast<uint4*>(&sm.u.in.q[row][col]) = qv;
+        const bool ok = row < n;
+        const bf16* src = qkv + (long)(ok ? t0 + row : t0) * qkv_ld + kh * DK + col;
+        cp_async16(&sm.u.in.q[row][col], src, ok ? 16 : 0);
+        cp_async16(&sm.u.in.k[row][col], src + Hk * DK, ok ? 16 : 0);
     }
+    cp_async_commit();
+    // g and β of value head kh·r + warp (warps < r), prefetched while q/k land: tokens 2·lane, 2·lane + 1
+    float gpre[2] = {0.f, 0.f}, bpre[2] = {0.f, 0.f};
+    if (warp < min(r, 2)) {
+#pragma unroll
+        for (int e = 0; e < 2; e++) {
+            const int i = 2 * lane + e;
+            if (i < n) {
+                gpre[e] = g[(long)(t0 + i) * Hv + kh * r + warp];
+                bpre[e] = beta[(long)(t0 + i) * Hv + kh * r + warp];
+            }
+        }
+    }
+    cp_async_wait<0>();
     __syncthreads();
 
     {   // l2 norms: two threads per row
@@ -142,12 +166,9 @@ extern "C" __global__ void __launch_bounds__(128) gdr_chunk_prep_d128(
         }
         sk += __shfl_xor_sync(0xffffffffu, sk, 1);
         sq += __shfl_xor_sync(0xffffffffu, sq, 1);
-        const float rk = row < n ? rsqrtf(sk + 1e-6f) : 0.f;
-        const float rq = row < n ? rsqrtf(sq + 1e-6f) * scale : 0.f;
         if (half == 0) {
-            sm.rk[row] = rk;
-            sm.rq[row] = rq;
-            if (row < n) *reinterpret_cast<float2*>(rn_out + ((long)(t0 + row) * Hk + kh) * 2) = make_float2(rq, rk);
+            sm.rk[row] = row < n ? rsqrtf(sk + 1e-6f) : 0.f;
+            sm.rq[row] = row < n ? rsqrtf(sq + 1e-6f) * scale : 0.f;
         }
     }
 
@@ -182,298 +203,413 @@ extern "C" __global__ void __launch_bounds__(128) gdr_chunk_prep_d128(
         if (warp < nh) {  // γ = inclusive cumsum of g (padding steps add 0), β (0 on padding)
             const int h = kh * r + hp + warp;
             const int i0 = 2 * lane;
-            const float g0 = i0 < n ? g[(long)(t0 + i0) * Hv + h] : 0.f;
-            const float g1 = i0 + 1 < n ? g[(long)(t0 + i0 + 1) * Hv + h] : 0.f;
-            float s = g0 + g1;
+            if (hp > 0) {
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    gpre[e] = i0 + e < n ? g[(long)(t0 + i0 + e) * Hv + h] : 0.f;
+                    bpre[e] = i0 + e < n ? beta[(long)(t0 + i0 + e) * Hv + h] : 0.f;
+                }
+            }
+            const float g1 = gpre[1];
+            float s = gpre[0] + g1;
 #pragma unroll
             for (int o = 1; o < 32; o <<= 1) {
                 const float y = __shfl_up_sync(0xffffffffu, s, o);
                 if (lane >= o) s += y;
             }
-            const float c0 = s - g1;
-            sm.gam[warp][i0] = c0;
+            sm.gam[warp][i0] = s - g1;
             sm.gam[warp][i0 + 1] = s;
-            sm.beta[warp][i0] = i0 < n ? beta[(long)(t0 + i0) * Hv + h] : 0.f;
-            sm.beta[warp][i0 + 1] = i0 + 1 < n ? beta[(long)(t0 + i0 + 1) * Hv + h] : 0.f;
-            if (i0 < n) gam_out[(long)(t0 + i0) * Hv + h] = c0;
-            if (i0 + 1 < n) gam_out[(long)(t0 + i0 + 1) * Hv + h] = s;
+            sm.beta[warp][i0] = bpre[0];
+            sm.beta[warp][i0 + 1] = bpre[1];
         }
         __syncthreads();
+        {   // per-token factors of the state pass: thread (head j, token i)
+            const int j = tid >> 6, i = tid & 63;
+            if (j < nh) {
+                unsigned char* blk = cb_out + ((long)id * Hv + kh * r + hp + j) * CB_BYTES;
+                const float gi = sm.gam[j][i], gl = sm.gam[j][n - 1], eg = __expf(gi);
+                const bool ok = i < n;
+                reinterpret_cast<float*>(blk + CB_FK)[i] = ok ? eg * sm.rk[i] : 0.f;
+                reinterpret_cast<float*>(blk + CB_FQ)[i] = ok ? eg * sm.rq[i] : 0.f;
+                reinterpret_cast<float*>(blk + CB_FL)[i] = ok ? __expf(gl - gi) * sm.rk[i] : 0.f;
+                if (i == 0) *reinterpret_cast<float4*>(blk + CB_EL) = make_float4(__expf(gl), 0.f, 0.f, 0.f);
+            }
+        }
         for (int j = 0; j < nh; j++) {
+            const float bi0 = sm.beta[j][warp * 16 + gq], bi1 = sm.beta[j][warp * 16 + gq + 8];
+            const float gi0 = sm.gam[j][warp * 16 + gq], gi1 = sm.gam[j][warp * 16 + gq + 8];
+            const float ki0 = sm.rk[warp * 16 + gq], ki1 = sm.rk[warp * 16 + gq + 8];
+            const float qi0 = sm.rq[warp * 16 + gq], qi1 = sm.rq[warp * 16 + gq + 8];
 #pragma unroll
             for (int nt = 0; nt < 8; nt++) {
+                const int c = nt * 8 + 2 * tq;  // columns c, c + 1
+                const float2 gc = *reinterpret_cast<const float2*>(&sm.gam[j][c]);
+                const float2 kc = *reinterpret_cast<const float2*>(&sm.rk[c]);
 #pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    const int i = warp * 16 + gq + (e >> 1) * 8, c = nt * 8 + 2 * tq + (e & 1);
-                    float pv = 0.f;
-                    if (nt <= 2 * warp + 1 && c <= i) {
-                        const float decay = __expf(sm.gam[j][i] - sm.gam[j][c]);
-                        pv = decay * sm.rq[i] * sm.rk[c] * qk[nt][e];
-                        if (c < i) sm.u.a[j][i][c] = sm.beta[j][i] * decay * sm.rk[i] * sm.rk[c] * kk[nt][e];
+                for (int hf = 0; hf < 2; hf++) {  // rows i = warp·16 + gq (+8)
+                    const int i = warp * 16 + gq + hf * 8;
+                    const float gi = hf ? gi1 : gi0, qi = hf ? qi1 : qi0, bki = hf ? bi1 * ki1 : bi0 * ki0;
+                    float pv[2] = {0.f, 0.f}, av[2] = {0.f, 0.f};
+                    if (nt <= 2 * warp + 1) {
+#pragma unroll
+                        for (int e = 0; e < 2; e++) {
+                            if (c + e <= i) {
+                                const float decay = __expf(gi - (e ? gc.y : gc.x)), rkc = e ? kc.y : kc.x;
+                                pv[e] = decay * qi * rkc * qk[nt][2 * hf + e];
+                                if (c + e < i) av[e] = bki * decay * rkc * kk[nt][2 * hf + e];
+                            }
+                        }
+                        *reinterpret_cast<float2*>(&sm.u.a[j][i][c]) = make_float2(av[0], av[1]);
                     }
-                    sm.p[j][i][c] = __float2bfloat16_rn(pv);
+                    *reinterpret_cast<__nv_bfloat162*>(&sm.p[j][i][c]) = __floats2bfloat162_rn(pv[0], pv[1]);
                 }
             }
         }
         __syncthreads();
-        for (int j = 0; j < nh; j++) {  // P out, 16-byte stores
-            bf16* dst = tp_out + (((long)id * Hv + kh * r + hp + j) * 2 + 1) * CH * CH;
-            for (int idx = tid; idx < CH * CH / 8; idx += 128) {
-                const int row = idx >> 3, col = (idx & 7) * 8;
-                *reinterpret_cast<uint4*>(dst + row * CH + col) = *reinterpret_cast<const uint4*>(&sm.p[j][row][col]);
-            }
+        for (int j = 0; j < nh; j++) {  // P out, 16-byte stores (padding columns included)
+            unsigned char* dst = cb_out + ((long)id * Hv + kh * r + hp + j) * CB_BYTES + CB_P;
+            for (int idx = tid; idx < CH * CB_LD / 8; idx += 128)
+                reinterpret_cast<uint4*>(dst)[idx] = reinterpret_cast<const uint4*>(&sm.p[j][0][0])[idx];
         }
         if ((warp >> 1) < nh) {
-            // T = (I + A)⁻¹ by forward substitution, one column per lane: x_i = δ_ic − Σ_{j<i} A_ij x_j
+            // T = (I + A)⁻¹ by forward substitution, one column per lane: x_i = δ_ic − Σ_{j<i} A_ij x_j.
+            // Warp 2j owns columns 0..31 and warp 2j+1 columns 32..63, whose rows and terms below 32 are all zero.
             const int j = warp >> 1, c = (warp & 1) * 32 + lane;
             const float(*a)[CH + 4] = sm.u.a[j];
+            bf16* dst = reinterpret_cast<bf16*>(cb_out + ((long)id * Hv + kh * r + hp + j) * CB_BYTES) + c;
+            const float bc = sm.beta[j][c];
             float x[CH];
+            auto solve = [&](auto from) {
+                constexpr int F = decltype(from)::value;
 #pragma unroll
-            for (int i = 0; i < CH; i++) {
-                float acc[4] = {i == c ? 1.f : 0.f, 0.f, 0.f, 0.f};
+                for (int i = F; i < CH; i++) {
+                    float acc[4] = {i == c ? 1.f : 0.f, 0.f, 0.f, 0.f};
 #pragma unroll
-                for (int jj = 0; jj < i; jj += 4) {
-                    const float4 av = *reinterpret_cast<const float4*>(&a[i][jj]);
-                    acc[0] -= av.x * x[jj];
-                    if (jj + 1 < i) acc[1] -= av.y * x[jj + 1];
-                    if (jj + 2 < i) acc[2] -= av.z * x[jj + 2];
-                    if (jj + 3 < i) acc[3] -= av.w * x[jj + 3];
+                    for (int jj = F; jj < i; jj += 4) {
+                        const float4 av = *reinterpret_cast<const float4*>(&a[i][jj]);
+                        acc[0] -= av.x * x[jj];
+                        if (jj + 1 < i) acc[1] -= av.y * x[jj + 1];
+                        if (jj + 2 < i) acc[2] -= av.z * x[jj + 2];
+                        if (jj + 3 < i) acc[3] -= av.w * x[jj + 3];
+                    }
+                    x[i] = (acc[0] + acc[1]) + (acc[2] + acc[3]);
                 }
-                x[i] = (acc[0] + acc[1]) + (acc[2] + acc[3]);
-            }
-            bf16* dst = tp_out + (((long)id * Hv + kh * r + hp + j) * 2) * CH * CH + c;
 #pragma unroll
-            for (int i = 0; i < CH; i++) dst[i * CH] = __float2bfloat16_rn(x[i]);
+                for (int i = 0; i < CH; i++) dst[i * CB_LD] = __float2bfloat16_rn(i < F ? 0.f : x[i] * bc);
+            };
+            if (warp & 1) solve(std::integral_constant<int, 32>{}); else solve(std::integral_constant<int, 0>{});
         }
         __syncthreads();
     }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// State pass: one block per (sequence, value head, 16·NW value columns); warp w owns 16 value columns and keeps
-// Sᵀ[16 × 128] (fp32) in registers as 16 m16n8 accumulator tiles. Chunks are double-buffered with cp.async.
+// State pass: one block per (sequence, value head, 32 value columns), 5 warps with fixed roles:
+//   warp 0      loader: each chunk's q/k/v rows (cp.async, 16 B per lane) and its chunk block (one bulk copy) into a
+//               3-stage ring;
+//   warps 1, 2  state: pair p = warp − 1 keeps Sᵀ for value columns 16p..16p+15 as 16 m16n8 fp32 accumulator tiles
+//               and runs the dependent chain X = V − fk ⊙ K̂S,  V' = Tβ·X,  S ← el·S + (fl ⊙ V')ᵀK of every chunk;
+//   warps 3, 4  output: O = fq ⊙ (Q·S) + P·V' from the Sᵀ and V' fragments that the state warp of pair warp − 3
+//               hands over.
+// Warps map to the SM's four schedulers by warp index mod 4, so each state warp has a scheduler of its own.
+// Stage ring and handover are synchronised with mbarriers (full/empty per stage, full/empty per handover slot);
+// arrivals are one elected lane per warp after __syncwarp.
 
-template <int NW>
+#define NSTAGE 3
+#define V_LD 40  // 32 value columns + 8
+
+struct StateStage {
+    bf16 k[CH][KQ_LD];
+    bf16 q[CH][KQ_LD];
+    bf16 v[CH][V_LD];
+    unsigned char cb[CB_BYTES];
+};
 struct StateSmem {
-    static constexpr int BV = 16 * NW, V_LD = BV + 8;
-    bf16 k[2][CH][KQ_LD];
-    bf16 q[2][CH][KQ_LD];
-    bf16 t[2][CH][TP_LD];
-    bf16 p[2][CH][TP_LD];
-    bf16 v[2][CH][V_LD];
-    float gam[2][CH], beta[2][CH];
-    float2 rn[2][CH];                       // (rq·scale, rk)
-    float fk[CH], fq[CH], fl[CH], fb[CH];   // per-token factors of the current chunk
-    bf16 o[CH][V_LD];                       // output staging for 16-byte stores
+    StateStage st[NSTAGE];
+    uint4 hs[2][2][8][32];  // handover per warp pair and slot: bf16 Sᵀ A fragments [k-step][lane]
+    uint4 hv[2][2][4][32];  // handover: bf16 V'ᵀ A fragments
+    bf16 o[2][CH][24];      // output staging per output warp (64 tokens × 16 columns, padded)
+    uint64_t full[NSTAGE], empty[NSTAGE], hfull[2][2], hempty[2][2];
 };
 // ChunkedDeltaRuleKernel.STATE_SMEM_BYTES must cover this
-static_assert(sizeof(StateSmem<2>) <= 125 * 1024, "state pass shared memory");
+static_assert(sizeof(StateSmem) <= 204 * 1024, "state pass shared memory");
+static_assert(sizeof(StateStage) % 16 == 0 && CB_BYTES % 16 == 0, "bulk copies move 16-byte multiples");
 
-template <int NW>
-__device__ __forceinline__ void state_pass(const bf16* __restrict__ qkv, int qkv_ld, const float* __restrict__ beta,
-                                           const int* __restrict__ cu, const int* __restrict__ slots, int tokens, int Hk,
-                                           int Hv, int dv, const float* __restrict__ gam, const float* __restrict__ rn,
-                                           const bf16* __restrict__ tp, float* __restrict__ state, bf16* __restrict__ out) {
-    using Smem = StateSmem<NW>;
-    constexpr int BV = Smem::BV, NT = 32 * NW;
-    Smem& sm = *reinterpret_cast<Smem*>(gdr_smem);
+__device__ __forceinline__ void mbar_init(uint64_t* b, int count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smem_addr(b)), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(uint64_t* b) {
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(smem_addr(b)) : "memory");
+}
+__device__ __forceinline__ void mbar_expect_tx(uint64_t* b, uint32_t bytes) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_addr(b)), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void mbar_wait(uint64_t* b, uint32_t parity) {
+    uint32_t done;
+    do {
+        asm volatile("{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n selp.u32 %0, 1, 0, p;\n}\n"
+                     : "=r"(done) : "r"(smem_addr(b)), "r"(parity) : "memory");
+    } while (!done);
+}
+// arrives on the barrier once all of this thread's earlier cp.async copies have landed
+__device__ __forceinline__ void cp_async_arrive(uint64_t* b) {
+    asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(smem_addr(b)) : "memory");
+}
+__device__ __forceinline__ void bulk_copy(void* dst, const void* src, uint32_t bytes, uint64_t* bar) {
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n"
+                 ::"r"(smem_addr(dst)), "l"(src), "r"(bytes), "r"(smem_addr(bar)) : "memory");
+}
+__device__ __forceinline__ void stsm_x4_t(void* p, const uint32_t* r) {
+    asm volatile("stmatrix.sync.aligned.m8n8.x4.trans.shared.b16 [%0], {%1,%2,%3,%4};\n"
+                 ::"r"(smem_addr(p)), "r"(r[0]), "r"(r[1]), "r"(r[2]), "r"(r[3]) : "memory");
+}
+
+extern "C" __global__ void __launch_bounds__(160, 1) gdr_chunk_state_d128(
+        const bf16* __restrict__ qkv, int qkv_ld, const int* __restrict__ cu, const int* __restrict__ slots, int tokens,
+        int Hk, int Hv, int dv, const unsigned char* __restrict__ cb, float* __restrict__ state, bf16* __restrict__ out) {
+    StateSmem& sm = *reinterpret_cast<StateSmem*>(gdr_smem);
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int gq = lane >> 2, tq = lane & 3;
     const int b = blockIdx.x, h = blockIdx.y, kh = h / (Hv / Hk);
-    const int v0 = blockIdx.z * BV;  // first value column of the block
+    const int v0 = blockIdx.z * 32;  // first value column of the block
     const int bos = cu[b], eos = min(cu[b + 1], tokens), len = eos - bos;
     const int slot = slots[b];
-    const int out_ld = Hv * dv;
+    const long out_ld = (long)Hv * dv;
     if (len <= 0) return;
     if (slot < 0) {  // padding sequence: state untouched, outputs zero
-        for (int idx = tid; idx < len * (BV / 8); idx += NT) {
-            const int row = idx / (BV / 8), col = (idx % (BV / 8)) * 8;
-            *reinterpret_cast<uint4*>(out + (long)(bos + row) * out_ld + h * dv + v0 + col) = make_uint4(0, 0, 0, 0);
-        }
+        for (int idx = tid; idx < len * 4; idx += 160)
+            *reinterpret_cast<uint4*>(out + (bos + idx / 4) * out_ld + h * dv + v0 + (idx % 4) * 8) = make_uint4(0, 0, 0, 0);
         return;
     }
     const int nchunks = (len + CH - 1) / CH, base = chunk_base(cu, b);
-    float* S = state + ((long)slot * Hv + h) * DK * dv;
-
-    auto load_chunk = [&](int c, int st) {
-        const int t0 = bos + c * CH, n = min(CH, eos - t0);
-        for (int idx = tid; idx < CH * DK / 8; idx += NT) {
-            const int row = idx >> 4, col = (idx & 15) * 8;
-            const bool ok = row < n;
-            const bf16* src = qkv + (long)(ok ? t0 + row : 0) * qkv_ld + kh * DK + col;
-            cp_async16(&sm.q[st][row][col], src, ok ? 16 : 0);
-            cp_async16(&sm.k[st][row][col], src + Hk * DK, ok ? 16 : 0);
+    if (tid == 0) {
+        for (int s = 0; s < NSTAGE; s++) {
+            mbar_init(&sm.full[s], 33);  // 32 loader lanes (cp.async) + the chunk block's bulk copy
+            mbar_init(&sm.empty[s], 4);  // the four compute warps
         }
-        const bf16* tsrc = tp + (((long)(base + c) * Hv + h) * 2) * CH * CH;
-        for (int idx = tid; idx < CH * CH / 8; idx += NT) {
-            const int row = idx >> 3, col = (idx & 7) * 8;
-            cp_async16(&sm.t[st][row][col], tsrc + row * CH + col, 16);
-            cp_async16(&sm.p[st][row][col], tsrc + CH * CH + row * CH + col, 16);
-        }
-        for (int idx = tid; idx < CH * BV / 8; idx += NT) {
-            const int row = idx / (BV / 8), col = (idx % (BV / 8)) * 8;
-            const bool ok = row < n;
-            cp_async16(&sm.v[st][row][col], qkv + (long)(ok ? t0 + row : 0) * qkv_ld + 2 * Hk * DK + h * dv + v0 + col,
-                       ok ? 16 : 0);
-        }
-        for (int i = tid; i < CH; i += NT) {
-            const bool ok = i < n;
-            const long t = ok ? t0 + i : 0;
-            cp_async4(&sm.gam[st][i], gam + t * Hv + h, ok ? 4 : 0);
-            cp_async4(&sm.beta[st][i], beta + t * Hv + h, ok ? 4 : 0);
-            cp_async8(&sm.rn[st][i], rn + (t * Hk + kh) * 2, ok ? 8 : 0);
-        }
-        cp_async_commit();
-    };
+        for (int p = 0; p < 2; p++)
+            for (int x = 0; x < 2; x++) {
+                mbar_init(&sm.hfull[p][x], 1);
+                mbar_init(&sm.hempty[p][x], 1);
+            }
+        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    }
+    __syncthreads();
 
-    load_chunk(0, 0);
-    if (nchunks > 1) load_chunk(1, 1);
-
-    // Sᵀ tiles: s[nt] covers key dims 8nt..8nt+7; rows = value columns vw + gq (+8)
-    const int vw = v0 + warp * 16;
-    float s[DK / 8][4];
+    if (warp == 0) {  // loader: lane copies 16-byte column (lane & 15) of rows (lane >> 4) + 2i
+        const int col = (lane & 15) * 8, r0 = lane >> 4;
+        for (int c = 0; c < nchunks; c++) {
+            const int s = c % NSTAGE, t0 = bos + c * CH, n = min(CH, eos - t0);
+            StateStage& st = sm.st[s];
+            if (c >= NSTAGE) mbar_wait(&sm.empty[s], (c / NSTAGE - 1) & 1);
+            const bf16* src = qkv + (long)(t0 + r0) * qkv_ld + kh * DK + col;
+#pragma unroll 8
+            for (int i = 0; i < CH / 2; i++) {
+                const int row = r0 + 2 * i;
+                const bool ok = row < n;
+                const bf16* q = ok ? src + (long)(2 * i) * qkv_ld : qkv;
+                cp_async16(&st.q[row][col], q, ok ? 16 : 0);
+                cp_async16(&st.k[row][col], ok ? q + Hk * DK : qkv, ok ? 16 : 0);
+            }
+            const int vr = lane >> 2, vc = (lane & 3) * 8;  // V: 4 × 16 B per row, 8 rows per pass
+            const bf16* vsrc = qkv + (long)(t0 + vr) * qkv_ld + 2 * Hk * DK + h * dv + v0 + vc;
 #pragma unroll
-    for (int nt = 0; nt < DK / 8; nt++)
-#pragma unroll
-        for (int e = 0; e < 4; e++) s[nt][e] = S[(long)(nt * 8 + 2 * tq + (e & 1)) * dv + vw + gq + (e >> 1) * 8];
-
-    for (int c = 0; c < nchunks; c++) {
-        const int st = c & 1, t0 = bos + c * CH, n = min(CH, eos - t0);
-        if (c + 1 < nchunks) cp_async_wait<1>(); else cp_async_wait<0>();
-        __syncthreads();
-        const float gl = sm.gam[st][n - 1];
-        for (int i = tid; i < CH; i += NT) {
-            const bool ok = i < n;
-            const float gi = sm.gam[st][i];
-            const float2 r2 = sm.rn[st][i];
-            const float eg = __expf(gi);
-            sm.fk[i] = ok ? eg * r2.y : 0.f;
-            sm.fq[i] = ok ? eg * r2.x : 0.f;
-            sm.fl[i] = ok ? __expf(gl - gi) * r2.y : 0.f;
-            sm.fb[i] = ok ? sm.beta[st][i] : 0.f;
-        }
-        __syncthreads();
-
-        // (a) Sᵀ·Kᵀ and Sᵀ·Qᵀ  [16 values × 64 tokens], K = dk
-        float xa[8][4], oa[8][4];
-#pragma unroll
-        for (int i = 0; i < 8; i++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) xa[i][e] = oa[i][e] = 0.f;
-#pragma unroll
-        for (int ks = 0; ks < DK / 16; ks++) {
-            const uint32_t a[4] = {pack_bf16(s[2 * ks][0], s[2 * ks][1]), pack_bf16(s[2 * ks][2], s[2 * ks][3]),
-                                   pack_bf16(s[2 * ks + 1][0], s[2 * ks + 1][1]),
-                                   pack_bf16(s[2 * ks + 1][2], s[2 * ks + 1][3])};
-#pragma unroll
-            for (int p = 0; p < 4; p++) {
-                const int row = p * 16 + (lane & 7) + (lane >> 4) * 8, col = ks * 16 + ((lane >> 3) & 1) * 8;
-                uint32_t bk[4], bq[4];
-                ldsm_x4(bk, &sm.k[st][row][col]);
-                ldsm_x4(bq, &sm.q[st][row][col]);
-                mma(xa[2 * p], a, bk[0], bk[1]);
-                mma(xa[2 * p + 1], a, bk[2], bk[3]);
-                mma(oa[2 * p], a, bq[0], bq[1]);
-                mma(oa[2 * p + 1], a, bq[2], bq[3]);
+            for (int i = 0; i < CH / 8; i++) {
+                const bool ok = vr + 8 * i < n;
+                cp_async16(&st.v[vr + 8 * i][vc], ok ? vsrc + (long)(8 * i) * qkv_ld : qkv, ok ? 16 : 0);
+            }
+            cp_async_arrive(&sm.full[s]);
+            if (lane == 0) {
+                mbar_expect_tx(&sm.full[s], CB_BYTES);
+                bulk_copy(st.cb, cb + ((long)(base + c) * Hv + h) * CB_BYTES, CB_BYTES, &sm.full[s]);
             }
         }
-        // X = β ⊙ (V − e^γ k̂·S), transposed; O's state part gets its column factor e^γ·rq·scale
-#pragma unroll
-        for (int p = 0; p < 4; p++) {
-            uint32_t vt[4];
-            ldsm_x4_t(vt, &sm.v[st][p * 16 + (lane & 7) + (lane >> 4) * 8][warp * 16 + ((lane >> 3) & 1) * 8]);
-#pragma unroll
-            for (int hlf = 0; hlf < 2; hlf++) {
-                const int nt = 2 * p + hlf, tok = nt * 8 + 2 * tq;
-                const float2 fk = *reinterpret_cast<const float2*>(&sm.fk[tok]);
-                const float2 fb = *reinterpret_cast<const float2*>(&sm.fb[tok]);
-                const float2 fq = *reinterpret_cast<const float2*>(&sm.fq[tok]);
-                const uint32_t lo = vt[2 * hlf], hi = vt[2 * hlf + 1];  // value rows gq and gq + 8
-                xa[nt][0] = fb.x * (bf16_lo(lo) - fk.x * xa[nt][0]);
-                xa[nt][1] = fb.y * (bf16_hi(lo) - fk.y * xa[nt][1]);
-                xa[nt][2] = fb.x * (bf16_lo(hi) - fk.x * xa[nt][2]);
-                xa[nt][3] = fb.y * (bf16_hi(hi) - fk.y * xa[nt][3]);
-                oa[nt][0] *= fq.x;
-                oa[nt][1] *= fq.y;
-                oa[nt][2] *= fq.x;
-                oa[nt][3] *= fq.y;
-            }
-        }
-        // (b) V'ᵀ = Xᵀ·Tᵀ (T lower triangular: only blocks at or below the diagonal)
-        float vp[8][4];
-#pragma unroll
-        for (int i = 0; i < 8; i++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) vp[i][e] = 0.f;
-#pragma unroll
-        for (int ks = 0; ks < 4; ks++) {
-            const uint32_t a[4] = {pack_bf16(xa[2 * ks][0], xa[2 * ks][1]), pack_bf16(xa[2 * ks][2], xa[2 * ks][3]),
-                                   pack_bf16(xa[2 * ks + 1][0], xa[2 * ks + 1][1]),
-                                   pack_bf16(xa[2 * ks + 1][2], xa[2 * ks + 1][3])};
-#pragma unroll
-            for (int p = ks; p < 4; p++) {
-                uint32_t bt[4];
-                ldsm_x4(bt, &sm.t[st][p * 16 + (lane & 7) + (lane >> 4) * 8][ks * 16 + ((lane >> 3) & 1) * 8]);
-                mma(vp[2 * p], a, bt[0], bt[1]);
-                mma(vp[2 * p + 1], a, bt[2], bt[3]);
-            }
-        }
-        // (d) Oᵀ += V'ᵀ·Pᵀ   and   (c) Sᵀ ← e^{γ_last} Sᵀ + (V' ⊙ e^{γ_last−γ} rk)ᵀ·K
-        const float el = __expf(gl);
+        cp_async_wait<0>();
+        return;
+    }
+
+    if (warp < 3) {  // state warp: Sᵀ rows = value columns vw + gq (+8), tile nt covers key dims 8nt..8nt+7
+        const int p = warp - 1;
+        float* S = state + ((long)slot * Hv + h) * DK * dv;
+        const int vw = v0 + p * 16;
+        float s[DK / 8][4];
 #pragma unroll
         for (int nt = 0; nt < DK / 8; nt++)
 #pragma unroll
-            for (int e = 0; e < 4; e++) s[nt][e] *= el;
+            for (int e = 0; e < 4; e++) s[nt][e] = S[(long)(nt * 8 + 2 * tq + (e & 1)) * dv + vw + gq + (e >> 1) * 8];
+
+        for (int c = 0; c < nchunks; c++) {
+            const int si = c % NSTAGE, hs = c & 1;
+            StateStage& st = sm.st[si];
+            const float* fk = reinterpret_cast<const float*>(st.cb + CB_FK);
+            const float* fl = reinterpret_cast<const float*>(st.cb + CB_FL);
+            const bf16(*tb)[CB_LD] = reinterpret_cast<const bf16(*)[CB_LD]>(st.cb);
+            mbar_wait(&sm.full[si], (c / NSTAGE) & 1);
+            if (c >= 2) mbar_wait(&sm.hempty[p][hs], ((c >> 1) - 1) & 1);
+
+            // Sᵀ·Kᵀ [16 values × 64 tokens]; the bf16 Sᵀ fragments also go to the output warp
+            float xa[8][4];
+#pragma unroll
+            for (int i = 0; i < 8; i++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) xa[i][e] = 0.f;
+#pragma unroll
+            for (int ks = 0; ks < DK / 16; ks++) {
+                const uint32_t a[4] = {pack_bf16(s[2 * ks][0], s[2 * ks][1]), pack_bf16(s[2 * ks][2], s[2 * ks][3]),
+                                       pack_bf16(s[2 * ks + 1][0], s[2 * ks + 1][1]),
+                                       pack_bf16(s[2 * ks + 1][2], s[2 * ks + 1][3])};
+                sm.hs[p][hs][ks][lane] = make_uint4(a[0], a[1], a[2], a[3]);
+#pragma unroll
+                for (int pp = 0; pp < 4; pp++) {
+                    uint32_t bk[4];
+                    ldsm_x4(bk, &st.k[pp * 16 + (lane & 7) + (lane >> 4) * 8][ks * 16 + ((lane >> 3) & 1) * 8]);
+                    mma(xa[2 * pp], a, bk[0], bk[1]);
+                    mma(xa[2 * pp + 1], a, bk[2], bk[3]);
+                }
+            }
+            // X = V − e^γ k̂·S (transposed; β is folded into Tβ)
+#pragma unroll
+            for (int pp = 0; pp < 4; pp++) {
+                uint32_t vt[4];
+                ldsm_x4_t(vt, &st.v[pp * 16 + (lane & 7) + (lane >> 4) * 8][p * 16 + ((lane >> 3) & 1) * 8]);
+#pragma unroll
+                for (int hl = 0; hl < 2; hl++) {
+                    const int nt = 2 * pp + hl;
+                    const float2 f = *reinterpret_cast<const float2*>(&fk[nt * 8 + 2 * tq]);
+                    const uint32_t lo = vt[2 * hl], hi = vt[2 * hl + 1];  // value rows gq and gq + 8
+                    xa[nt][0] = bf16_lo(lo) - f.x * xa[nt][0];
+                    xa[nt][1] = bf16_hi(lo) - f.y * xa[nt][1];
+                    xa[nt][2] = bf16_lo(hi) - f.x * xa[nt][2];
+                    xa[nt][3] = bf16_hi(hi) - f.y * xa[nt][3];
+                }
+            }
+            // V'ᵀ = Xᵀ·Tβᵀ (lower triangular: blocks at or below the diagonal)
+            float vp[8][4];
+#pragma unroll
+            for (int i = 0; i < 8; i++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) vp[i][e] = 0.f;
+#pragma unroll
+            for (int ks = 0; ks < 4; ks++) {
+                const uint32_t a[4] = {pack_bf16(xa[2 * ks][0], xa[2 * ks][1]), pack_bf16(xa[2 * ks][2], xa[2 * ks][3]),
+                                       pack_bf16(xa[2 * ks + 1][0], xa[2 * ks + 1][1]),
+                                       pack_bf16(xa[2 * ks + 1][2], xa[2 * ks + 1][3])};
+#pragma unroll
+                for (int pp = ks; pp < 4; pp++) {
+                    uint32_t bt[4];
+                    ldsm_x4(bt, &tb[pp * 16 + (lane & 7) + (lane >> 4) * 8][ks * 16 + ((lane >> 3) & 1) * 8]);
+                    mma(vp[2 * pp], a, bt[0], bt[1]);
+                    mma(vp[2 * pp + 1], a, bt[2], bt[3]);
+                }
+            }
+#pragma unroll
+            for (int ks = 0; ks < 4; ks++)
+                sm.hv[p][hs][ks][lane] = make_uint4(pack_bf16(vp[2 * ks][0], vp[2 * ks][1]), pack_bf16(vp[2 * ks][2], vp[2 * ks][3]),
+                                                    pack_bf16(vp[2 * ks + 1][0], vp[2 * ks + 1][1]),
+                                                    pack_bf16(vp[2 * ks + 1][2], vp[2 * ks + 1][3]));
+            __syncwarp();
+            if (lane == 0) mbar_arrive(&sm.hfull[p][hs]);
+            // Sᵀ ← el·Sᵀ + (V' ⊙ fl)ᵀ·K
+            const float el = *reinterpret_cast<const float*>(st.cb + CB_EL);
+#pragma unroll
+            for (int nt = 0; nt < DK / 8; nt++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) s[nt][e] *= el;
+#pragma unroll
+            for (int ks = 0; ks < 4; ks++) {
+                const float2 f0 = *reinterpret_cast<const float2*>(&fl[ks * 16 + 2 * tq]);
+                const float2 f1 = *reinterpret_cast<const float2*>(&fl[ks * 16 + 8 + 2 * tq]);
+                const uint32_t al[4] = {pack_bf16(vp[2 * ks][0] * f0.x, vp[2 * ks][1] * f0.y),
+                                        pack_bf16(vp[2 * ks][2] * f0.x, vp[2 * ks][3] * f0.y),
+                                        pack_bf16(vp[2 * ks + 1][0] * f1.x, vp[2 * ks + 1][1] * f1.y),
+                                        pack_bf16(vp[2 * ks + 1][2] * f1.x, vp[2 * ks + 1][3] * f1.y)};
+#pragma unroll
+                for (int np = 0; np < DK / 16; np++) {
+                    uint32_t bk[4];
+                    ldsm_x4_t(bk, &st.k[ks * 16 + (lane & 7) + ((lane >> 3) & 1) * 8][np * 16 + (lane >> 4) * 8]);
+                    mma(s[2 * np], al, bk[0], bk[1]);
+                    mma(s[2 * np + 1], al, bk[2], bk[3]);
+                }
+            }
+            __syncwarp();
+            if (lane == 0) mbar_arrive(&sm.empty[si]);
+        }
+#pragma unroll
+        for (int nt = 0; nt < DK / 8; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) S[(long)(nt * 8 + 2 * tq + (e & 1)) * dv + vw + gq + (e >> 1) * 8] = s[nt][e];
+        return;
+    }
+
+    // output warp for the value columns of pair p
+    const int p = warp - 3, vw = v0 + p * 16;
+    for (int c = 0; c < nchunks; c++) {
+        const int si = c % NSTAGE, hs = c & 1, t0 = bos + c * CH, n = min(CH, eos - t0);
+        StateStage& st = sm.st[si];
+        const float* fq = reinterpret_cast<const float*>(st.cb + CB_FQ);
+        const bf16(*pm)[CB_LD] = reinterpret_cast<const bf16(*)[CB_LD]>(st.cb + CB_P);
+        mbar_wait(&sm.full[si], (c / NSTAGE) & 1);
+        mbar_wait(&sm.hfull[p][hs], (c >> 1) & 1);
+        float oa[8][4];
+#pragma unroll
+        for (int i = 0; i < 8; i++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) oa[i][e] = 0.f;
+#pragma unroll
+        for (int ks = 0; ks < DK / 16; ks++) {
+            const uint4 av = sm.hs[p][hs][ks][lane];
+            const uint32_t a[4] = {av.x, av.y, av.z, av.w};
+#pragma unroll
+            for (int pp = 0; pp < 4; pp++) {
+                uint32_t bq[4];
+                ldsm_x4(bq, &st.q[pp * 16 + (lane & 7) + (lane >> 4) * 8][ks * 16 + ((lane >> 3) & 1) * 8]);
+                mma(oa[2 * pp], a, bq[0], bq[1]);
+                mma(oa[2 * pp + 1], a, bq[2], bq[3]);
+            }
+        }
+#pragma unroll
+        for (int nt = 0; nt < 8; nt++) {
+            const float2 f = *reinterpret_cast<const float2*>(&fq[nt * 8 + 2 * tq]);
+            oa[nt][0] *= f.x;
+            oa[nt][1] *= f.y;
+            oa[nt][2] *= f.x;
+            oa[nt][3] *= f.y;
+        }
 #pragma unroll
         for (int ks = 0; ks < 4; ks++) {
-            const uint32_t a[4] = {pack_bf16(vp[2 * ks][0], vp[2 * ks][1]), pack_bf16(vp[2 * ks][2], vp[2 * ks][3]),
-                                   pack_bf16(vp[2 * ks + 1][0], vp[2 * ks + 1][1]),
-                                   pack_bf16(vp[2 * ks + 1][2], vp[2 * ks + 1][3])};
+            const uint4 av = sm.hv[p][hs][ks][lane];
+            const uint32_t a[4] = {av.x, av.y, av.z, av.w};
 #pragma unroll
-            for (int p = ks; p < 4; p++) {
+            for (int pp = ks; pp < 4; pp++) {
                 uint32_t bp[4];
-                ldsm_x4(bp, &sm.p[st][p * 16 + (lane & 7) + (lane >> 4) * 8][ks * 16 + ((lane >> 3) & 1) * 8]);
-                mma(oa[2 * p], a, bp[0], bp[1]);
-                mma(oa[2 * p + 1], a, bp[2], bp[3]);
-            }
-            const float2 f0 = *reinterpret_cast<const float2*>(&sm.fl[ks * 16 + 2 * tq]);
-            const float2 f1 = *reinterpret_cast<const float2*>(&sm.fl[ks * 16 + 8 + 2 * tq]);
-            const uint32_t al[4] = {pack_bf16(vp[2 * ks][0] * f0.x, vp[2 * ks][1] * f0.y),
-                                    pack_bf16(vp[2 * ks][2] * f0.x, vp[2 * ks][3] * f0.y),
-                                    pack_bf16(vp[2 * ks + 1][0] * f1.x, vp[2 * ks + 1][1] * f1.y),
-                                    pack_bf16(vp[2 * ks + 1][2] * f1.x, vp[2 * ks + 1][3] * f1.y)};
-#pragma unroll
-            for (int np = 0; np < DK / 16; np++) {
-                uint32_t bk[4];
-                ldsm_x4_t(bk, &sm.k[st][ks * 16 + (lane & 7) + ((lane >> 3) & 1) * 8][np * 16 + (lane >> 4) * 8]);
-                mma(s[2 * np], al, bk[0], bk[1]);
-                mma(s[2 * np + 1], al, bk[2], bk[3]);
+                ldsm_x4(bp, &pm[pp * 16 + (lane & 7) + (lane >> 4) * 8][ks * 16 + ((lane >> 3) & 1) * 8]);
+                mma(oa[2 * pp], a, bp[0], bp[1]);
+                mma(oa[2 * pp + 1], a, bp[2], bp[3]);
             }
         }
-        // O: registers → smem → 16-byte rows
-#pragma unroll
-        for (int nt = 0; nt < 8; nt++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) sm.o[nt * 8 + 2 * tq + (e & 1)][warp * 16 + gq + (e >> 1) * 8] = __float2bfloat16_rn(oa[nt][e]);
-        __syncthreads();
-        for (int idx = tid; idx < n * (BV / 8); idx += NT) {
-            const int row = idx / (BV / 8), col = (idx % (BV / 8)) * 8;
-            *reinterpret_cast<uint4*>(out + (long)(t0 + row) * out_ld + h * dv + v0 + col) =
-                    *reinterpret_cast<const uint4*>(&sm.o[row][col]);
+        __syncwarp();
+        if (lane == 0) {
+            mbar_arrive(&sm.hempty[p][hs]);
+            mbar_arrive(&sm.empty[si]);
         }
-        if (c + 2 < nchunks) load_chunk(c + 2, st);  // every warp is past this stage (barrier above)
+        // Oᵀ fragments → [token][16 columns] staging (stmatrix.trans) → 16-byte rows
+#pragma unroll
+        for (int pp = 0; pp < 4; pp++) {
+            const uint32_t r4[4] = {pack_bf16(oa[2 * pp][0], oa[2 * pp][1]), pack_bf16(oa[2 * pp][2], oa[2 * pp][3]),
+                                    pack_bf16(oa[2 * pp + 1][0], oa[2 * pp + 1][1]),
+                                    pack_bf16(oa[2 * pp + 1][2], oa[2 * pp + 1][3])};
+            stsm_x4_t(&sm.o[p][pp * 16 + (lane >> 4) * 8 + (lane & 7)][((lane >> 3) & 1) * 8], r4);
+        }
+        __syncwarp();
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            const int idx = lane + 32 * k, row = idx >> 1, half = idx & 1;
+            if (row < n)
+                *reinterpret_cast<uint4*>(out + (t0 + row) * out_ld + h * dv + vw + half * 8) =
+                        *reinterpret_cast<const uint4*>(&sm.o[p][row][half * 8]);
+        }
+        __syncwarp();
     }
-#pragma unroll
-    for (int nt = 0; nt < DK / 8; nt++)
-#pragma unroll
-        for (int e = 0; e < 4; e++) S[(long)(nt * 8 + 2 * tq + (e & 1)) * dv + vw + gq + (e >> 1) * 8] = s[nt][e];
-}
-
-extern "C" __global__ void __launch_bounds__(64, 1) gdr_chunk_state_d128_w2(
-        const bf16* __restrict__ qkv, int qkv_ld, const float* __restrict__ beta, const int* __restrict__ cu,
-        const int* __restrict__ slots, int tokens, int Hk, int Hv, int dv, const float* __restrict__ gam,
-        const float* __restrict__ rn, const bf16* __restrict__ tp, float* __restrict__ state, bf16* __restrict__ out) {
-    state_pass<2>(qkv, qkv_ld, beta, cu, slots, tokens, Hk, Hv, dv, gam, rn, tp, state, out);
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -102,15 +102,6 @@ public final class KernelBench {
             rows.add(new Row("gated RMSNorm (graph, 4 rows/block)", n + " x 128", ms * 1e3, fmt("%.2f TB/s", tbps),
                     pct(tbps / copyTBps), n >= 65536 ? "fla anchor (H100): 41.4 us, 2.43 TB/s" : "fla anchor (H100): 17.1 us"));
             for (CudaGraph g : graphs) g.close();
-            int[] turn2 = {0};
-            double eagerMs = timer.medianMillis(() -> {
-                int base = 3 * (turn2[0]++ % sets);
-                k.launch(s, b[base].address(), b[base + 1].address(), b[b.length - 1].address(), b[base + 2].address(), n, dim, 1e-6f);
-            }, 20, 200);
-            double eagerTbps = 3.0 * 2 * n * dim / eagerMs / 1e9;
-            numbers.put("gated_rmsnorm_rows" + n + "_eager_us", eagerMs * 1e3);
-            rows.add(new Row("gated RMSNorm (eager launch)", n + " x 128", eagerMs * 1e3, fmt("%.2f TB/s", eagerTbps),
-                    pct(eagerTbps / copyTBps), "events around one eager launch"));
         } finally {
             for (DeviceBuffer x : b) if (x != null) x.close();
         }

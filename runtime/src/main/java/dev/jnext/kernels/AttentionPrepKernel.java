@@ -22,10 +22,10 @@ import java.lang.foreign.ValueLayout;
  * <p>Rounding follows transformers in bf16 mode: the cos/sin tables are computed in fp32 ({@code inv_freq} exactly as
  * {@link RotaryEmbedding}, angle = fp32(pos)·inv_freq) and cast to bf16; then {@code q·cos}, {@code rotate_half(q)·sin} and
  * their sum each round to bf16. The gate half of q_proj's output is not copied: the attention epilogue reads it in place.
+ * One warp per (token, head row), so every row's loads are in flight at once.
  */
 public final class AttentionPrepKernel implements AutoCloseable {
-    static final int THREADS = 128;
-    static final int MAX_HEAD_DIM = 512;
+    static final int WARPS = 8;
 
     private final Kernel kernel;
     private final AttentionGeometry geometry;
@@ -66,9 +66,10 @@ public final class AttentionPrepKernel implements AutoCloseable {
         kernel.args().ptr(qg).i32(2 * g.heads() * g.headDim()).ptr(k).ptr(v).i32(kvStride)
                 .ptr(qNormW).ptr(kNormW).ptr(invFreq.address()).i32(g.rotaryDim())
                 .ptr(batch.cuSeqlens()).ptr(batch.pastLengths()).ptr(batch.pageTable()).i32(batch.pageTableStride())
-                .i32(batch.numSeqs()).i32(g.heads()).i32(g.kvHeads()).i32(g.headDim()).f32(eps)
+                .i32(batch.numSeqs()).i32(tokens).i32(g.heads()).i32(g.kvHeads()).i32(g.headDim()).f32(eps)
                 .ptr(qOut).ptr(pages.keys(layer)).ptr(pages.values(layer));
-        kernel.launch(s, Dim3.of(tokens), Dim3.of(THREADS), 0);
+        long warps = (long) tokens * (g.heads() + 2 * g.kvHeads());
+        kernel.launch(s, Dim3.of((int) ((warps + WARPS - 1) / WARPS)), Dim3.of(32 * WARPS), 0);
     }
 
     static void checkShapes(AttentionGeometry g, KvPages.Geometry pool, int kvStride, int tokens, int batchTokens) {

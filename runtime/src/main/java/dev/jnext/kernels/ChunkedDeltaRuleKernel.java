@@ -2,7 +2,6 @@ package dev.jnext.kernels;
 
 import dev.jnext.gpu.DeviceBuffer;
 import dev.jnext.gpu.Dim3;
-import dev.jnext.gpu.Gpu;
 import dev.jnext.gpu.Kernel;
 import dev.jnext.gpu.Stream;
 import dev.jnext.numeric.Bf16;
@@ -19,9 +18,11 @@ import dev.jnext.ops.GatedDeltaRule;
  * {@code out[tokens, Hv·dv]} bf16. Rows past {@code cuSeqlens[sequences]} are left alone.
  *
  * <p>{@link Path#CHUNKED} (dk = 128, dv a multiple of 32) is fla's chunked WY form with bf16 tensor-core
- * operands and fp32 state and accumulation: a parallel pass over (chunk, key head) builds the chunk matrices
- * T = (I + A)⁻¹ and P into scratch, then one block per (sequence, value head, 32 value columns) carries the state
- * through the chunks on chip. {@link Path#RECURRENT} (any dk ≤ 128, any dv) steps token by token in fp32.
+ * operands and fp32 state and accumulation: a parallel pass over (chunk, key head) builds each chunk's matrices
+ * T·diag(β) = (I + A)⁻¹·diag(β) and P and its per-token decay factors into scratch ("chunk blocks"), then one block
+ * per (sequence, value head, 32 value columns) carries the state through the chunks on chip (a loader warp, two state
+ * warps on the dependent chain, two output warps). {@link Path#RECURRENT} (any dk ≤ 128, any dv) steps token by
+ * token in fp32.
  * Scratch is allocated once, here, for {@link Config#maxTokens()} and {@link Config#maxSequences()}: a launch
  * allocates nothing and reads no device value on the host, so it can be captured into a CUDA graph.
  */
@@ -33,11 +34,13 @@ public final class ChunkedDeltaRuleKernel implements AutoCloseable {
     /** Value columns per state-pass block (2 warps × 16). */
     static final int STATE_COLUMNS = 32;
     static final int PREP_THREADS = 128;
-    static final int STATE_THREADS = 64;
+    static final int STATE_THREADS = 160;
     static final int RECURRENT_THREADS = 256;
     /** Dynamic shared memory: static_asserts in the .cu keep the structs within these. */
     static final int PREP_SMEM_BYTES = 56 * 1024;
-    static final int STATE_SMEM_BYTES = 125 * 1024;
+    static final int STATE_SMEM_BYTES = 204 * 1024;
+    /** Bytes of one chunk block (the .cu's CB_BYTES): Tβ and P as bf16 [64][72], fk, fq, fl fp32 [64], el + padding. */
+    static final int CHUNK_BLOCK_BYTES = 2 * CHUNK * (CHUNK + 8) * 2 + 3 * CHUNK * 4 + 16;
 
     public enum Path { CHUNKED, RECURRENT }
 
@@ -80,22 +83,9 @@ public final class ChunkedDeltaRuleKernel implements AutoCloseable {
             return maxSequences + (maxTokens + CHUNK - 1L) / CHUNK;
         }
 
-        /** T and P (bf16 64×64 each) per chunk id and value head. */
-        public long chunkMatrixBytes() {
-            return supportsChunked() ? chunkIds() * valueHeads * 2L * CHUNK * CHUNK * 2 : 0;
-        }
-
-        /** γ [tokens, Hv] and, from {@link #normOffset()}, (rq·scale, rk) [tokens, Hk, 2], fp32. */
-        public long tokenScalarBytes() {
-            return supportsChunked() ? normOffset() + (long) maxTokens * keyHeads * 2 * 4 : 0;
-        }
-
-        long normOffset() {
-            return ((long) maxTokens * valueHeads * 4 + 255) & ~255L;
-        }
-
+        /** One chunk block per chunk id and value head. */
         public long scratchBytes() {
-            return chunkMatrixBytes() + tokenScalarBytes();
+            return supportsChunked() ? chunkIds() * valueHeads * CHUNK_BLOCK_BYTES : 0;
         }
     }
 
@@ -103,8 +93,7 @@ public final class ChunkedDeltaRuleKernel implements AutoCloseable {
     private final Kernel prep;
     private final Kernel statePass;
     private final Kernel recurrent;
-    private final DeviceBuffer chunkMatrices;
-    private final DeviceBuffer tokenScalars;
+    private final DeviceBuffer chunkBlocks;
     private final float scale;
 
     public ChunkedDeltaRuleKernel(KernelLibrary lib, Config config) {
@@ -113,22 +102,12 @@ public final class ChunkedDeltaRuleKernel implements AutoCloseable {
         this.recurrent = lib.kernel("gated_delta_rule_chunked", "gdr_recurrent");
         if (config.supportsChunked()) {
             this.prep = lib.kernel("gated_delta_rule_chunked", "gdr_chunk_prep_d128").allowDynamicSharedMemory(PREP_SMEM_BYTES);
-            this.statePass = lib.kernel("gated_delta_rule_chunked", "gdr_chunk_state_d128_w2").allowDynamicSharedMemory(STATE_SMEM_BYTES);
-            Gpu gpu = lib.gpu();
-            this.chunkMatrices = gpu.allocate(config.chunkMatrixBytes(), "gdr.chunk_matrices");
-            DeviceBuffer scalars;
-            try {
-                scalars = gpu.allocate(config.tokenScalarBytes(), "gdr.token_scalars");
-            } catch (RuntimeException e) {
-                chunkMatrices.close();
-                throw e;
-            }
-            this.tokenScalars = scalars;
+            this.statePass = lib.kernel("gated_delta_rule_chunked", "gdr_chunk_state_d128").allowDynamicSharedMemory(STATE_SMEM_BYTES);
+            this.chunkBlocks = lib.gpu().allocate(config.scratchBytes(), "gdr.chunk_blocks");
         } else {
             this.prep = null;
             this.statePass = null;
-            this.chunkMatrices = null;
-            this.tokenScalars = null;
+            this.chunkBlocks = null;
         }
     }
 
@@ -153,7 +132,7 @@ public final class ChunkedDeltaRuleKernel implements AutoCloseable {
             return;
         }
         launchPrep(s, qkv, beta, g, cuSeqlens, slots, tokens, sequences);
-        launchState(s, qkv, beta, cuSeqlens, slots, statePool, out, tokens, sequences);
+        launchState(s, qkv, cuSeqlens, slots, statePool, out, tokens, sequences);
     }
 
     /** The chunked path's two passes, for benchmarks; the state pass reads what the last prep pass wrote. */
@@ -164,23 +143,21 @@ public final class ChunkedDeltaRuleKernel implements AutoCloseable {
                             long out, int tokens, int sequences) {
         checkLaunch(config, qkv, beta, g, cuSeqlens, slots, statePool, out, tokens, sequences, Path.CHUNKED);
         if (stage == Stage.PREP) launchPrep(s, qkv, beta, g, cuSeqlens, slots, tokens, sequences);
-        else launchState(s, qkv, beta, cuSeqlens, slots, statePool, out, tokens, sequences);
+        else launchState(s, qkv, cuSeqlens, slots, statePool, out, tokens, sequences);
     }
 
     private void launchPrep(Stream s, long qkv, long beta, long g, long cuSeqlens, long slots, int tokens, int sequences) {
         int chunkIds = sequences + (tokens + CHUNK - 1) / CHUNK;
         prep.args().ptr(qkv).i32(config.qkvWidth()).ptr(beta).ptr(g).ptr(cuSeqlens).ptr(slots).i32(sequences).i32(tokens)
-                .i32(config.keyHeads()).i32(config.valueHeads()).f32(scale).ptr(tokenScalars.address())
-                .ptr(tokenScalars.address(config.normOffset())).ptr(chunkMatrices.address());
+                .i32(config.keyHeads()).i32(config.valueHeads()).f32(scale).ptr(chunkBlocks.address());
         prep.launch(s, Dim3.of(chunkIds, config.keyHeads()), Dim3.of(PREP_THREADS), PREP_SMEM_BYTES);
     }
 
-    private void launchState(Stream s, long qkv, long beta, long cuSeqlens, long slots, long statePool, long out, int tokens,
+    private void launchState(Stream s, long qkv, long cuSeqlens, long slots, long statePool, long out, int tokens,
                              int sequences) {
         int hv = config.valueHeads(), dv = config.valueDim();
-        statePass.args().ptr(qkv).i32(config.qkvWidth()).ptr(beta).ptr(cuSeqlens).ptr(slots).i32(tokens)
-                .i32(config.keyHeads()).i32(hv).i32(dv).ptr(tokenScalars.address())
-                .ptr(tokenScalars.address(config.normOffset())).ptr(chunkMatrices.address()).ptr(statePool).ptr(out);
+        statePass.args().ptr(qkv).i32(config.qkvWidth()).ptr(cuSeqlens).ptr(slots).i32(tokens).i32(config.keyHeads()).i32(hv)
+                .i32(dv).ptr(chunkBlocks.address()).ptr(statePool).ptr(out);
         statePass.launch(s, Dim3.of(sequences, hv, dv / STATE_COLUMNS), Dim3.of(STATE_THREADS), STATE_SMEM_BYTES);
     }
 
@@ -210,8 +187,7 @@ public final class ChunkedDeltaRuleKernel implements AutoCloseable {
 
     @Override
     public void close() {
-        if (chunkMatrices != null) chunkMatrices.close();
-        if (tokenScalars != null) tokenScalars.close();
+        if (chunkBlocks != null) chunkBlocks.close();
     }
 
     /**

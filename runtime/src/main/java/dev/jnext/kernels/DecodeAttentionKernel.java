@@ -21,7 +21,7 @@ import dev.jnext.state.KvPages;
 public final class DecodeAttentionKernel implements AutoCloseable {
     static final int THREADS = 128;
     static final int STAGES = 3;
-    static final int COMBINE_WARPS = 4;
+    static final int COMBINE_THREADS = 128;
 
     private final Kernel split;
     private final Kernel combine;
@@ -58,6 +58,11 @@ public final class DecodeAttentionKernel implements AutoCloseable {
     /** K and V pages for each pipeline stage (the merge reuses them). */
     static int sharedBytes(int headDim) {
         return STAGES * 2 * KvPages.PAGE_TOKENS * headDim * 2;
+    }
+
+    /** The split weights, then one partial sum per group of threads (128 / (headDim / 4) groups). */
+    static int combineSharedBytes(int headDim, int splits) {
+        return 4 * ((splits + 3) / 4 * 4 + COMBINE_THREADS / (headDim / 4) * headDim);
     }
 
     static int blocksPerSm(int smemPerBlock, int smemOptin) {
@@ -115,7 +120,7 @@ public final class DecodeAttentionKernel implements AutoCloseable {
         split.launch(s, Dim3.of(splits, geometry.kvHeads(), n), Dim3.of(THREADS), sharedBytes(geometry.headDim()));
         combine.args().ptr(oPart.address()).ptr(lsePart.address()).ptr(batch.pastLengths()).i32(n).i32(geometry.heads())
                 .i32(geometry.headDim()).i32(splits).ptr(out).ptr(gate).i32(gateTokenStride).i32(gateHeadStride);
-        combine.launch(s, Dim3.of((n * geometry.heads() + COMBINE_WARPS - 1) / COMBINE_WARPS), Dim3.of(32 * COMBINE_WARPS), 0);
+        combine.launch(s, Dim3.of(n * geometry.heads()), Dim3.of(COMBINE_THREADS), combineSharedBytes(geometry.headDim(), splits));
     }
 
     /** The most splits the scratch holds for a batch of {@code numSeqs}. */

@@ -17,7 +17,7 @@ import dev.jnext.numeric.Bf16;
 public final class GatedRmsNormKernel {
     /** The rows-per-block used whenever the launch is being captured into a graph. */
     public static final int CAPTURE_ROWS_PER_BLOCK = 4;
-    static final int MAX_DIM = 4096;
+    static final int MAX_DIM = 4 * 32 * 2;
 
     private final Kernel[] variants = new Kernel[5];
     private final int smCount;

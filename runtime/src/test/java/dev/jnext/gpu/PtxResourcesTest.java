@@ -49,17 +49,17 @@ class PtxResourcesTest {
                     "philox_blocks", List.of(U64, U64, U64, U32),
                     "sample_rows", List.of(U64, U32, U32, U64, U64, U64))),
             Map.entry("gated_delta_rule_chunked", Map.of(
-                    "gdr_chunk_prep_d128", List.of(U64, U32, U64, U64, U64, U64, U32, U32, U32, U32, F32, U64, U64, U64),
-                    "gdr_chunk_state_d128_w2", List.of(U64, U32, U64, U64, U64, U32, U32, U32, U32, U64, U64, U64, U64, U64),
+                    "gdr_chunk_prep_d128", List.of(U64, U32, U64, U64, U64, U64, U32, U32, U32, U32, F32, U64),
+                    "gdr_chunk_state_d128", List.of(U64, U32, U64, U64, U32, U32, U32, U32, U64, U64, U64),
                     "gdr_recurrent", List.of(U64, U32, U64, U64, U64, U64, U32, U32, U32, U32, U32, F32, U64, U64))),
             Map.entry("gdn_recurrent", gdnRecurrent()),
             Map.entry("causal_conv1d", causalConv1d()),
             Map.entry("gdn_gating", Map.of("gdn_split_gating", List.of(U64, U64, U64, U64, U64, U64, U64, U64, U32, U32, U32, U32, U32))),
             Map.entry("attention_prep", Map.of("attention_prep_bf16", List.of(U64, U32, U64, U64, U32, U64, U64, U64, U32,
-                    U64, U64, U64, U32, U32, U32, U32, U32, F32, U64, U64, U64))),
+                    U64, U64, U64, U32, U32, U32, U32, U32, U32, F32, U64, U64, U64))),
             Map.entry("attention_prefill", Map.of(
                     "attention_prefill_hd256", PREFILL, "attention_prefill_hd128", PREFILL,
-                    "attention_prefill_hd64", PREFILL, "attention_prefill_hd32", PREFILL)),
+                    "attention_prefill_hd64", PREFILL, "attention_prefill_hd32", PREFILL, "attention_prefill_hd256_w4", PREFILL)),
             Map.entry("attention_decode", Map.of(
                     "attention_decode_hd256_g1", DECODE, "attention_decode_hd256_g2", DECODE,
                     "attention_decode_hd128_g1", DECODE, "attention_decode_hd128_g2", DECODE,
@@ -75,11 +75,11 @@ class PtxResourcesTest {
         return m;
     }
 
-    /** prefill: x, w, state, cu_seqlens, slots, out, batch, channels; update: x, w, state, slots, out, channels; K = 2, 3, 4. */
+    /** prefill: x, w, state, cu_seqlens, slots, out, batch, channels, chunk; update: x, w, state, slots, out, channels; K = 2, 3, 4. */
     private static Map<String, List<ParamType>> causalConv1d() {
         Map<String, List<ParamType>> m = new java.util.HashMap<>();
         for (int k = 2; k <= 4; k++) {
-            m.put("causal_conv1d_prefill_k" + k, List.of(U64, U64, U64, U64, U64, U64, U32, U32));
+            m.put("causal_conv1d_prefill_k" + k, List.of(U64, U64, U64, U64, U64, U64, U32, U32, U32));
             m.put("causal_conv1d_update_k" + k, List.of(U64, U64, U64, U64, U64, U32));
         }
         return m;

@@ -28,12 +28,10 @@ class ChunkedDeltaRuleKernelTest {
     @Test
     void scratchCoversEveryChunkIdOfTheLargestBatch() {
         Config c = new Config(16, 32, 128, 128, 16384, 4);
-        // 4 sequences add at most 4 partial chunks to the 256 full ones; T and P are 2 × 64 × 64 bf16
-        assertEquals((4 + 256) * 32L * 2 * 64 * 64 * 2, c.chunkMatrixBytes());
-        assertEquals(16384L * 32 * 4, c.normOffset(), "γ [tokens, Hv] first, 256-byte aligned");
-        assertEquals(c.normOffset() + 16384L * 16 * 2 * 4, c.tokenScalarBytes());
-        Config odd = new Config(1, 1, 128, 32, 3, 1);
-        assertEquals(256, odd.normOffset(), "(rq, rk) pairs start 256-byte aligned");
+        // 4 sequences add at most 4 partial chunks to the 256 full ones; a chunk block is Tβ and P (bf16, rows of 72)
+        // and three fp32 factor vectors plus e^γ_last, padded to 16 bytes
+        assertEquals(19216, ChunkedDeltaRuleKernel.CHUNK_BLOCK_BYTES);
+        assertEquals((4 + 256) * 32L * 19216, c.scratchBytes());
         assertEquals(0, new Config(2, 4, 16, 24, 4096, 8).scratchBytes(), "the recurrent path needs no scratch");
         assertEquals(2 * 16 * 128 + 32 * 128, new Config(16, 32, 128, 128, 1, 1).qkvWidth());
     }
