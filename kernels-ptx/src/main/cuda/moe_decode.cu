@@ -2,8 +2,9 @@
 // so the launch is graph-capturable). Slots s < tokens·topk are the (token, k) pairs; with a shared expert, slots
 // tokens·topk + t are token t's shared expert. Same rounding points as the prefill path (moe_gemm.cu, moe_combine.cu).
 //   moe_decode_gate_up  grid (inter / 16, slots): act[s, j] = bf16(bf16(silu(bf16(x_t·Wg_e[j]))) · bf16(x_t·Wu_e[j]))
-//   moe_decode_down     grid (hidden / 64, slots): contrib[s, h] = bf16(bf16(act_s·Wd_e[h]) · w_s) (shared slot: unweighted)
-//   then moe_combine.cu: out = bf16(bf16(Σ_k contrib) + bf16(bf16(sigmoid(g_t)) · contrib[shared slot]))
+//   moe_decode_down     grid (hidden / 64, slots): contrib[s, h] = bf16(bf16(act_s·Wd_e[h]) · w_s) (shared slot: unweighted),
+//                       and the last block of each (token, row block) writes out = bf16(bf16(Σ_k contrib) +
+//                       bf16(bf16(sigmoid(g_t)) · contrib[shared slot])) — moe_combine.cu's semantics, in k order
 // Weights: gate_up [E, 2I, H] (gate rows then up rows), down [E, H, I]; shared gate_up [2I, H], shared down [H, I]
 // (0 = no shared expert). One warp per output; each lane streams 16-byte pieces of the weight rows.
 // Constraints (checked by the launcher): hidden % 64 == 0, inter % 16 == 0, inter <= 512 (a slot's activation row and
@@ -101,21 +102,31 @@ moe_decode_gate_up(const bf16* __restrict__ x, const int* __restrict__ topk_ids,
 }
 
 #define DOWN_ROWS_PER_WARP 8
+#define DOWN_ROWS_PER_BLOCK (DEC_WARPS * DOWN_ROWS_PER_WARP)
 
-// Down projection per slot: contrib[s, h] = bf16(bf16(act_s·Wd_e[h]) · w_s) for routed slots, bf16(act_s·Wsd[h]) for a
-// token's shared-expert slot (rows tokens·topk + t). moe_combine.cu then sums a token's k rows in order and adds the
-// gated shared expert. Grid (hidden / 64, slots); each warp 8 rows, 16 loads of 16 bytes in flight per lane.
+__device__ __forceinline__ float sigmoid_f32(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+// Down projection per slot, then the combine: grid (hidden / 64, slots); each warp 8 rows, 16 loads of 16 bytes in
+// flight per lane. contrib[s, h] = bf16(bf16(act_s·Wd_e[h]) · w_s) for routed slots, bf16(act_s·Wsd[h]) for a token's
+// shared-expert slot (rows tokens·topk + t). The last block to finish a (token, row block) — a counter in device
+// memory, reset by that block — sums the token's k rows in order and adds the gated shared expert (moe_combine.cu's
+// semantics): out = bf16(bf16(Σ_k contrib) + bf16(bf16(sigmoid(g_t)) · contrib_shared)).
 extern "C" __global__ void __launch_bounds__(DEC_THREADS)
 moe_decode_down(const bf16* __restrict__ act, const int* __restrict__ topk_ids, const bf16* __restrict__ topk_weights,
-                const bf16* __restrict__ w_down, const bf16* __restrict__ shared_down, bf16* __restrict__ contrib,
-                int tokens, int topk, int hidden, int inter) {
+                const bf16* __restrict__ w_down, const bf16* __restrict__ shared_down, const bf16* __restrict__ gate_logits,
+                int gate_stride, bf16* __restrict__ contrib, unsigned* __restrict__ counters, bf16* __restrict__ out, int tokens,
+                int topk, int hidden, int inter) {
     __shared__ __align__(16) float as[512];  // the slot's activation row, fp32 (inter <= 512)
+    __shared__ int last;
     const int slot = blockIdx.y;
     const int pairs = tokens * topk;
     const bool routed = slot < pairs;
+    const bool has_shared = shared_down != nullptr;
+    const int token = routed ? slot / topk : slot - pairs;
     const bf16* w = routed ? w_down + (long)__ldg(topk_ids + slot) * hidden * inter : shared_down;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int h0 = blockIdx.x * (DEC_WARPS * DOWN_ROWS_PER_WARP) + warp * DOWN_ROWS_PER_WARP;
+    const int hb0 = blockIdx.x * DOWN_ROWS_PER_BLOCK;
+    const int h0 = hb0 + warp * DOWN_ROWS_PER_WARP;
     // weight loads first: they depend only on the expert id, and overlap the activation staging below
     bf16x8 wv[DOWN_ROWS_PER_WARP][2];
 #pragma unroll
@@ -148,4 +159,23 @@ moe_decode_down(const bf16* __restrict__ act, const int* __restrict__ topk_ids, 
         const float y = round_bf16(warp_sum(s[r]));
         if (lane == r) contrib[(long)slot * hidden + h0 + r] = __float2bfloat16_rn(routed ? y * wk : y);
     }
+    // the last of the token's slots for this row block combines them
+    __threadfence();
+    __syncthreads();
+    unsigned* counter = counters + (long)token * gridDim.x + blockIdx.x;
+    if (threadIdx.x == 0) last = atomicAdd(counter, 1u) == (unsigned)(topk + (has_shared ? 1 : 0)) - 1;
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    if (threadIdx.x < DOWN_ROWS_PER_BLOCK) {
+        const int h = hb0 + threadIdx.x;
+        float acc = 0.f;
+        for (int k = 0; k < topk; k++) acc += __bfloat162float(__ldcg(contrib + ((long)token * topk + k) * hidden + h));
+        if (has_shared) {
+            const float sg = round_bf16(sigmoid_f32(__bfloat162float(gate_logits[(long)token * gate_stride])));
+            acc = round_bf16(acc) + round_bf16(sg * __bfloat162float(__ldcg(contrib + ((long)pairs + token) * hidden + h)));
+        }
+        out[(long)token * hidden + h] = __float2bfloat16_rn(acc);
+    }
+    if (threadIdx.x == 0) *counter = 0;  // ready for the next launch (or graph replay)
 }

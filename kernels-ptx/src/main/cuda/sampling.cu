@@ -234,18 +234,21 @@ sample_rows(const bf16* __restrict__ logits, int stride, int vocab, const float4
     if (temperature > 0.f)
         for (int i = tid; i < WINDOW; i += SAMPLE_THREADS) hist[i] = 0;
     if (tid == 0) { sh.flag = 0; sh.result = -1; }
-    unsigned long long best = 0;
+    // a thread visits its ids in increasing order, so a strictly larger key is the only update (lowest id on ties)
+    unsigned best_key = 0;
+    int best_id = 0;
     bool nan = false;
     row_pieces(l, vocab, [&](int piece, const unsigned short* b, int n) {
 #pragma unroll
         for (int j = 0; j < 8; j++) {
             if (j < n) {
-                nan |= bf16_is_nan(b[j]);
-                const unsigned long long c = pack_best(order_key(b[j]), 8 * piece + j);
-                best = c > best ? c : best;
+                nan |= (b[j] & 0x7fffu) > 0x7f80u;
+                const unsigned key = order_key(b[j]);
+                if (key > best_key) { best_key = key; best_id = 8 * piece + j; }
             }
         }
     });
+    unsigned long long best = best_key ? pack_best(best_key, best_id) : 0ull;
     best = warp_max_u64(best);
     __syncthreads();
     if (lane == 0) sh.best[warp] = best;

@@ -187,14 +187,16 @@ public final class MoeBench {
         try (DeviceBuffer dIds = gpu.allocate(4L * ids.length, "ids"); DeviceBuffer dW = gpu.allocate(2L * ids.length, "w");
              DeviceBuffer gates = gpu.allocate(2L * batch * rr, "gate_logits");
              DeviceBuffer act = gpu.allocate(2L * MoeDecodeKernel.actRows(batch, TOP_K, true) * INTER, "act");
-             DeviceBuffer contrib = gpu.allocate(2L * MoeDecodeKernel.actRows(batch, TOP_K, true) * HIDDEN, "contrib")) {
+             DeviceBuffer contrib = gpu.allocate(2L * MoeDecodeKernel.actRows(batch, TOP_K, true) * HIDDEN, "contrib");
+             DeviceBuffer counters = gpu.allocate(MoeDecodeKernel.counterBytes(batch, HIDDEN), "counters")) {
+            counters.fill32(0, s);
             try (Arena a = Arena.ofConfined()) {
                 dIds.copyFromHost(a.allocateFrom(ValueLayout.JAVA_INT, ids));
             }
             fillRandom(dW, 0.1, 7);
             fillRandom(gates, 1, 8);
             double bytes = (distinct / (double) sets + 1) * 3.0 * HIDDEN * INTER * 2;
-            String[] parts = {"both", "gate_up", "down"};  // down = down GEMV + combine
+            String[] parts = {"both", "gate_up", "down"};  // down includes the combine
             for (String part : parts) {
                 try (CudaGraph g = CudaGraph.capture(s, st -> {
                     for (int i = 0; i < sets; i++) {
@@ -206,7 +208,7 @@ public final class MoeBench {
                         }
                         if (!part.equals("gate_up")) {
                             k.launchDown(st, act.address(), idi, wi, layer.down().address(), layer.sharedDown().address(), gates.address(), rr,
-                                    contrib.address(), out.address(), batch, TOP_K, HIDDEN, INTER);
+                                    contrib.address(), counters.address(), out.address(), batch, TOP_K, HIDDEN, INTER);
                         }
                     }
                 })) {

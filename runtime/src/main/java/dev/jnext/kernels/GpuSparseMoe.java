@@ -62,7 +62,7 @@ public final class GpuSparseMoe implements AutoCloseable {
     private final SiluMulKernel siluMul;
     private final List<DeviceBuffer> owned = new ArrayList<>();
     private final DeviceBuffer logits, topkIds, topkWeights, chunkCounts, expertStart, sortedPairs, pairRow, tileExpert;
-    private final DeviceBuffer act, contrib, decodeContrib, sharedGateUpOut, sharedAct, sharedOut;
+    private final DeviceBuffer act, contrib, decodeContrib, decodeCounters, sharedGateUpOut, sharedAct, sharedOut;
 
     /** With the Hopper (wgmma) grouped GEMMs; {@link MoeExpertGemm.Engine#MMA_SYNC} is the portable alternative. */
     public GpuSparseMoe(KernelLibrary lib, Gemm gemm, Shape shape, int maxTokens, int decodeMaxTokens) {
@@ -100,6 +100,11 @@ public final class GpuSparseMoe implements AutoCloseable {
             contrib = maxTokens > this.decodeMaxTokens ? alloc(gpu, 2L * pairs * h, "moe.contrib") : null;
             decodeContrib = alloc(gpu, 2L * Math.max(1, MoeDecodeKernel.actRows(this.decodeMaxTokens, shape.topK(), shape.hasShared())) * h,
                     "moe.decode_contrib");
+            decodeCounters = alloc(gpu, Math.max(4, MoeDecodeKernel.counterBytes(this.decodeMaxTokens, h)), "moe.decode_counters");
+            try (Stream init = gpu.createStream()) {  // zeroed once; every decode leaves them zeroed
+                decodeCounters.fill32(0, init);
+                init.synchronize();
+            }
             boolean denseShared = shape.hasShared() && maxTokens > this.decodeMaxTokens;
             sharedGateUpOut = denseShared ? alloc(gpu, 4L * maxTokens * shape.sharedInter(), "moe.shared_gate_up") : null;
             sharedAct = denseShared ? alloc(gpu, 2L * maxTokens * shape.sharedInter(), "moe.shared_act") : null;
@@ -151,7 +156,7 @@ public final class GpuSparseMoe implements AutoCloseable {
         long sgu = shape.hasShared() ? w.sharedGateUp() : 0, sd = shape.hasShared() ? w.sharedDown() : 0;
         decode.launchGateUp(s, x, topkIds.address(), w.gateUp(), sgu, act.address(), tokens, shape.topK(), shape.hidden(), shape.inter());
         decode.launchDown(s, act.address(), topkIds.address(), topkWeights.address(), w.down(), sd, sharedGateLogits(), routerRows(shape),
-                decodeContrib.address(), out, tokens, shape.topK(), shape.hidden(), shape.inter());
+                decodeContrib.address(), decodeCounters.address(), out, tokens, shape.topK(), shape.hidden(), shape.inter());
     }
 
     public void prefill(Stream s, Weights w, long x, long out, int tokens) {

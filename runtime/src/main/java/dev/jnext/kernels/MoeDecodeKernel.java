@@ -7,8 +7,9 @@ import dev.jnext.gpu.Stream;
 /**
  * The decode expert MLPs (kernels-ptx/moe_decode.cu): bandwidth-bound GEMVs over the selected experts only, with the
  * expert ids read from device memory (graph-capturable). The shared expert, when given, runs as one more slot per token.
- * Three launches after the router: gate_up+SiLU per slot, down per slot (weighted), then {@link MoeCombineKernel}
- * (k-ordered fp32 sum with one rounding, plus the gated shared expert).
+ * Two launches after the router: gate_up+SiLU per slot, then down per slot (weighted) whose last block per (token,
+ * row block) does the combine of {@link MoeCombineKernel} (k-ordered fp32 sum with one rounding, plus the gated shared
+ * expert).
  * Bytes that must move per token: topK·3·H·I·2 (+ 3·H·I·2 shared) of weights. Same rounding points as the prefill path.
  */
 public final class MoeDecodeKernel {
@@ -21,12 +22,10 @@ public final class MoeDecodeKernel {
 
     private final Kernel gateUp;
     private final Kernel down;
-    private final MoeCombineKernel combine;
 
     public MoeDecodeKernel(KernelLibrary lib) {
         this.gateUp = lib.kernel("moe_decode", "moe_decode_gate_up");
         this.down = lib.kernel("moe_decode", "moe_decode_down");
-        this.combine = new MoeCombineKernel(lib);
     }
 
     /** Rows of activations and of down outputs: one per (token, k), then one per token for the shared expert. */
@@ -45,22 +44,26 @@ public final class MoeDecodeKernel {
         gateUp.launch(s, Dim3.of(inter / COLS_PER_BLOCK, slots), Dim3.of(THREADS), smem);
     }
 
+    /** Per-(token, row block) counters {@link #launchDown} needs: zeroed once, left zeroed by every launch. */
+    public static long counterBytes(int tokens, int hidden) {
+        return 4L * tokens * (hidden / ROWS_PER_BLOCK);
+    }
+
     /**
      * {@code act} → {@code contrib [actRows, H]} (per-slot weighted down outputs, scratch) → {@code out [tokens, H]} =
      * routed sum (+ gated shared expert when {@code sharedDown} [H, I] is given, its gate logit at
-     * {@code gateLogits + t·gateStride}).
+     * {@code gateLogits + t·gateStride}); one launch: the last block of each (token, row block) combines.
      */
     public void launchDown(Stream s, long act, long topkIds, long topkWeights, long downWeights, long sharedDown, long gateLogits,
-                           int gateStride, long contrib, long out, int tokens, int topK, int hidden, int inter) {
+                           int gateStride, long contrib, long counters, long out, int tokens, int topK, int hidden, int inter) {
         check(tokens, topK, hidden, inter);
         boolean shared = sharedDown != 0;
         if (shared && (gateLogits == 0 || gateStride < 1)) {
             throw new IllegalArgumentException("moe decode: a shared expert needs its gate logits and a positive stride");
         }
-        down.args().ptr(act).ptr(topkIds).ptr(topkWeights).ptr(downWeights).ptr(sharedDown).ptr(contrib).i32(tokens).i32(topK)
-                .i32(hidden).i32(inter);
+        down.args().ptr(act).ptr(topkIds).ptr(topkWeights).ptr(downWeights).ptr(sharedDown).ptr(gateLogits).i32(gateStride)
+                .ptr(contrib).ptr(counters).ptr(out).i32(tokens).i32(topK).i32(hidden).i32(inter);
         down.launch(s, Dim3.of(hidden / ROWS_PER_BLOCK, actRows(tokens, topK, shared)), Dim3.of(THREADS), 0);
-        combine.launch(s, contrib, shared ? contrib + 2L * tokens * topK * hidden : 0, gateLogits, gateStride, out, tokens, topK, hidden);
     }
 
     static void check(int tokens, int topK, int hidden, int inter) {

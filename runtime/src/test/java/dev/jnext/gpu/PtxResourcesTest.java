@@ -42,7 +42,7 @@ class PtxResourcesTest {
             Map.entry("moe_combine", Map.of("moe_combine", List.of(U64, U64, U64, U32, U64, U32, U32, U32))),
             Map.entry("moe_decode", Map.of(
                     "moe_decode_gate_up", List.of(U64, U64, U64, U64, U64, U32, U32, U32, U32),
-                    "moe_decode_down", List.of(U64, U64, U64, U64, U64, U64, U32, U32, U32, U32))),
+                    "moe_decode_down", List.of(U64, U64, U64, U64, U64, U64, U32, U64, U64, U64, U32, U32, U32, U32))),
             Map.entry("embedding", Map.of("embedding_gather", List.of(U64, U64, U64, U32, U32, U32))),
             Map.entry("sampling", Map.of(
                     "argmax_rows", List.of(U64, U32, U32, U32, U64, U64, U64),
