@@ -38,6 +38,14 @@ public final class SamplingKernel implements AutoCloseable {
         public static RowParams greedy() {
             return new RowParams(0, 0, 1, 0);
         }
+
+        /** The device form of a request's sampling parameters; penalties are applied to the logits beforehand, not here. */
+        public static RowParams of(dev.jnext.engine.SamplingParams p) {
+            if (p.repetitionPenalty() != 1f || p.presencePenalty() != 0f) {
+                throw new IllegalArgumentException("on-device sampling takes logits with the repetition/presence penalties already applied");
+            }
+            return new RowParams(p.temperature(), p.topK(), p.topP(), p.minP());
+        }
     }
 
     private final Kernel argmax;
