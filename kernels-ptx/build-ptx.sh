@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Compiles every kernels-ptx/src/main/cuda/*.cu to PTX for compute_90 (Hopper).
+# Compiles every kernels-ptx/src/main/cuda/*.cu to PTX for compute_90 (Hopper); *_sm90a.cu for compute_90a.
 # Called by Maven (generate-resources); usable by hand: build-ptx.sh SRC_DIR OUT_DIR
 set -euo pipefail
 src=${1:?source dir}; out=${2:?output dir}
@@ -26,6 +26,9 @@ for f in "${files[@]}"; do
   dst="$out/$name.ptx"
   # rebuild only when the source (or a shared header) is newer than the PTX
   if [ -f "$dst" ] && [ "$dst" -nt "$f" ] && [ -z "$(find "$src" -name '*.cuh' -newer "$dst" -print -quit)" ]; then continue; fi
-  echo "nvcc: $name.cu -> $name.ptx"
-  "$NVCC" -ptx -arch=compute_90 -std=c++17 -O3 -lineinfo -I"$src" -o "$dst" "$f"
+  # *_sm90a.cu use Hopper-only instructions (wgmma): PTX for compute_90a, which the driver JITs for H100/H200 only
+  arch=compute_90
+  case "$name" in *_sm90a) arch=compute_90a ;; esac
+  echo "nvcc: $name.cu -> $name.ptx ($arch)"
+  "$NVCC" -ptx -arch=$arch -std=c++17 -O3 -lineinfo -I"$src" -o "$dst" "$f"
 done

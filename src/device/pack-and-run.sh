@@ -6,10 +6,10 @@
 #       jre.tgz, jnext.jar (runnable, all dependencies), jnext-tests.jar (test classes + fixtures), jnext-jmh.jar,
 #       lib/ (JUnit console launcher, JMH and its dependencies).
 #
-#   src/device/pack-and-run.sh run [--tests] [--test-select ARGS] [--bench] [--jmh REGEX] [--jmh-args ARGS]
+#   src/device/pack-and-run.sh run [--tests] [--test-select ARGS] [--bench] [--bench-suites "S1 S2"] [--jmh REGEX] [--jmh-args ARGS]
 #                                  [--cli "ARGS"] [--anchors SECTIONS] [--launch-anchor]
 #       On the GPU host (no Java there): unpacks the runtime under /tmp and runs, in this order,
-#       the gpu-tagged JUnit tests, `jnext bench kernels`, JMH benchmarks matching REGEX, a jnext CLI command,
+#       the gpu-tagged JUnit tests, `jnext bench kernels` (--bench) and other suites, JMH benchmarks matching REGEX, a jnext CLI command,
 #       peer anchors (python3 .anchors/anchor.py SECTION for each of e.g. "ceil fla"; needs .anchors/ carried) and
 #       the C launch-cost anchor (src/reference/launch_anchor.cu, built there with nvcc).
 #       Results go to $OUT (junit reports, bench.json, jmh.json, anchors_*.json); a short summary is printed last.
@@ -44,12 +44,13 @@ do_pack() {
 }
 
 do_run() {
-  local tests=0 select="" bench=0 jmh="" jmhargs="" cli="" anchors="" launch_anchor=0
+  local tests=0 select="" bench=0 suites="" jmh="" jmhargs="" cli="" anchors="" launch_anchor=0
   while [ $# -gt 0 ]; do
     case "$1" in
       --tests) tests=1 ;;
       --test-select) select="$2"; shift ;;
       --bench) bench=1 ;;
+      --bench-suites) suites="$2"; shift ;;
       --jmh) jmh="$2"; shift ;;
       --jmh-args) jmhargs="$2"; shift ;;
       --cli) cli="$2"; shift ;;
@@ -83,10 +84,11 @@ do_run() {
     grep -E "tests (successful|failed|aborted|skipped|found)|containers failed" "$OUT/gpu-tests.log" | tee -a "$summary"
     [ $trc = 0 ] || rc=1
   fi
-  if [ $bench = 1 ]; then
-    $java -jar "$pack/jnext.jar" bench kernels --json "$OUT/bench.json" > "$OUT/bench.log" 2>&1 || rc=1
-    echo "--- jnext bench kernels:" >> "$summary"; cat "$OUT/bench.log" >> "$summary"
-  fi
+  [ $bench = 1 ] && suites="kernels $suites"
+  for suite in $suites; do
+    $java -jar "$pack/jnext.jar" bench "$suite" --json "$OUT/bench-$suite.json" > "$OUT/bench-$suite.log" 2>&1 || rc=1
+    echo "--- jnext bench $suite:" >> "$summary"; cat "$OUT/bench-$suite.log" >> "$summary"
+  done
   if [ -n "$jmh" ]; then
     local cp="$pack/jnext.jar:$pack/jnext-jmh.jar:$(ls "$pack"/lib/*.jar | grep -v junit | tr '\n' ':')"
     # shellcheck disable=SC2086

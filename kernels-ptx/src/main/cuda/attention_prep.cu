@@ -43,14 +43,29 @@ extern "C" __global__ void __launch_bounds__(PREP_WARPS * 32) attention_prep_bf1
     const int total = cu_seqlens[num_seqs];
     const int half = rotary_dim / 2;
 
+    // This warp's row: its loads go out first, so they overlap the metadata lookups below.
+    const long item = first_item + warp;
+    const int t = (int)(item / rows), r = (int)(item % rows), j = t - t_first;
+    const int c = lane;  // this lane's 16-byte chunk
+    const bool active = c * 8 < head_dim && t < num_tokens;
+    const bool is_v = r >= num_heads + num_kv_heads, is_q = r < num_heads;
+    const int h = is_q ? r : is_v ? r - num_heads - num_kv_heads : r - num_heads;
+    uint4 raw = make_uint4(0, 0, 0, 0), wraw = make_uint4(0, 0, 0, 0);
+    if (active) {
+        const bf16* src = is_q ? qg + (size_t)t * qg_stride + h * 2 * head_dim
+                               : (is_v ? v : k) + (size_t)t * kv_stride + h * head_dim;
+        raw = *reinterpret_cast<const uint4*>(src + c * 8);
+        if (!is_v) wraw = *reinterpret_cast<const uint4*>((is_q ? q_norm_w : k_norm_w) + c * 8);
+    }
+
     if (threadIdx.x < n_tok) {
-        const int t = t_first + threadIdx.x;
+        const int tt = t_first + threadIdx.x;
         int pos = -1, page = -1;
-        if (t < total) {
-            const int b = find_sequence(cu_seqlens, num_seqs, t);
+        if (tt < total) {
+            const int b = find_sequence(cu_seqlens, num_seqs, tt);
             const int past = past_len[b];
             if (past >= 0) {
-                pos = past + (t - cu_seqlens[b]);
+                pos = past + (tt - cu_seqlens[b]);
                 page = page_table[(size_t)b * pt_stride + pos / KV_PAGE];
             }
         }
@@ -59,18 +74,14 @@ extern "C" __global__ void __launch_bounds__(PREP_WARPS * 32) attention_prep_bf1
     }
     __syncthreads();
     for (int i = threadIdx.x; i < n_tok * half; i += blockDim.x) {
-        const int j = i / half, f = i % half;
-        const float angle = (float)max(tok_pos[j], 0) * inv_freq[f];
-        cos_t[j][f] = round_bf16(cosf(angle));
-        sin_t[j][f] = round_bf16(sinf(angle));
+        const int jj = i / half, f = i % half;
+        const float angle = (float)max(tok_pos[jj], 0) * inv_freq[f];
+        cos_t[jj][f] = round_bf16(cosf(angle));
+        sin_t[jj][f] = round_bf16(sinf(angle));
     }
     __syncthreads();
 
-    const long item = first_item + warp;
-    const int t = (int)(item / rows), r = (int)(item % rows), j = t - t_first;
     if (t >= num_tokens) return;  // the grid's last block may run past the rows
-    const int c = lane;  // this lane's 16-byte chunk
-    const bool active = c * 8 < head_dim;
     const int pos = tok_pos[j], page = tok_page[j];
     if (r < num_heads) {
         if (pos < 0) {  // no sequence: zero q row
@@ -81,26 +92,16 @@ extern "C" __global__ void __launch_bounds__(PREP_WARPS * 32) attention_prep_bf1
         return;  // K/V rows of padding, or of a token without a page
     }
     const int page_row = pos % KV_PAGE;
-    if (r >= num_heads + num_kv_heads) {  // v: copied to its page row as is
-        const int h = r - num_heads - num_kv_heads;
-        if (active) {
-            *reinterpret_cast<uint4*>(v_cache + kv_row_offset(page, h, num_kv_heads, page_row, head_dim) + c * 8) =
-                *reinterpret_cast<const uint4*>(v + (size_t)t * kv_stride + h * head_dim + c * 8);
-        }
+    if (is_v) {  // v: copied to its page row as is
+        if (active) *reinterpret_cast<uint4*>(v_cache + kv_row_offset(page, h, num_kv_heads, page_row, head_dim) + c * 8) = raw;
         return;
     }
-    const bool is_q = r < num_heads;
-    const int h = is_q ? r : r - num_heads;
-    const bf16* src = is_q ? qg + (size_t)t * qg_stride + h * 2 * head_dim : k + (size_t)t * kv_stride + h * head_dim;
-    const bf16* w = is_q ? q_norm_w : k_norm_w;
     float x[8], wf[8];
     float ss = 0.f;
-    if (active) {
-        unpack8(*reinterpret_cast<const bf16x8*>(src + c * 8), x);
-        unpack8(*reinterpret_cast<const bf16x8*>(w + c * 8), wf);
+    unpack8(*reinterpret_cast<const bf16x8*>(&raw), x);
+    unpack8(*reinterpret_cast<const bf16x8*>(&wraw), wf);
 #pragma unroll
-        for (int i = 0; i < 8; i++) ss += x[i] * x[i];
-    }
+    for (int i = 0; i < 8; i++) ss += x[i] * x[i];  // inactive lanes hold zeros
     const float inv = 1.0f / sqrtf(warp_sum(ss) / (float)head_dim + eps);
     float* row = row_buf[warp];
     if (active) {

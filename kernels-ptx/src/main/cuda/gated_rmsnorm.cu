@@ -22,8 +22,8 @@ __device__ __forceinline__ void gated_rmsnorm(const bf16* __restrict__ x, const 
     for (int i = 0; i < MAXC; i++) {
         const int c = (i * 32 + lane) * 4;
         if (c < dim) {
-            unpack4(*reinterpret_cast<const bf16x4*>(xr + c), xv[i]);
-            unpack4(*reinterpret_cast<const bf16x4*>(zr + c), zv[i]);
+            load4f(xr + c, xv[i]);
+            load4f(zr + c, zv[i]);
 #pragma unroll
             for (int j = 0; j < 4; j++) ss += xv[i][j] * xv[i][j];
         }
@@ -34,14 +34,14 @@ __device__ __forceinline__ void gated_rmsnorm(const bf16* __restrict__ x, const 
         const int c = (i * 32 + lane) * 4;
         if (c < dim) {
             float wf[4], o[4];
-            unpack4(*reinterpret_cast<const bf16x4*>(w + c), wf);
+            load4f(w + c, wf);
 #pragma unroll
             for (int j = 0; j < 4; j++) {
                 const float n = round_bf16(xv[i][j] * inv);
                 const float y = round_bf16(wf[j] * n);
                 o[j] = y * silu_f32(zv[i][j]);
             }
-            *reinterpret_cast<bf16x4*>(out + row * dim + c) = pack4(o);
+            store4f(out + row * dim + c, o);
         }
     }
 }

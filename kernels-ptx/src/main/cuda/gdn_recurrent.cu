@@ -44,22 +44,23 @@ __device__ __forceinline__ void load_gates(const void* __restrict__ gate0, const
     decay = expf(glog);
 }
 
-// ---- dk = 128, dv % 32 == 0: grid (B, Hv, dv / 32), 128 threads ----
-// Thread (warp w, lane l): row group rg = 4w + l/8 owns key rows 8rg .. 8rg+7, column quad cq = l%8 owns
-// columns 32*blockIdx.z + 4cq .. +3. Its 8 x 4 slice of S lives in registers between the load and the store.
+// ---- dk = 128, dv % 32 == 0: grid (dv / 32, Hv, B), 128 threads ----
+// Block (cb, h, seq) owns columns 32cb .. 32cb+31 of S_h. Thread (warp w, lane l): row group rg = 4w + l/8 owns key
+// rows 8rg .. 8rg+7, column quad cq = l%8 owns columns 32cb + 4cq .. +3. Its 8 x 4 slice of S lives in registers
+// between the load and the store. The column blocks of one head are neighbours in launch order, so the four 128-byte
+// pieces of each 512-byte state row are fetched at about the same time (DRAM row locality).
 #define K128_THREADS 128
 #define K128_BV 32
 
-template <int MODE>
+template <int MODE, bool STREAM = false>
 __device__ __forceinline__ void gdn_recurrent_k128(const bf16* __restrict__ qkv, const void* __restrict__ gate0,
                                                    const float* __restrict__ g, const float* __restrict__ a_log,
                                                    const float* __restrict__ dt_bias, float* __restrict__ state,
                                                    const int* __restrict__ slots, bf16* __restrict__ out, int hk, int hv,
-                                                   int dv) {
-    const int seq = blockIdx.x, h = blockIdx.y;
+                                                   int dv, int seq, int h, int cb) {
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int rg = warp * 4 + (lane >> 3), cq = lane & 7;
-    const int col = blockIdx.z * K128_BV + cq * 4;
+    const int col = cb * K128_BV + cq * 4;
     const int r = hv / hk, kh = h / r;
     bf16* o_ptr = out + (long)seq * hv * dv + (long)h * dv + col;
     const int slot = slots[seq];
@@ -71,7 +72,10 @@ __device__ __forceinline__ void gdn_recurrent_k128(const bf16* __restrict__ qkv,
     float* s_ptr = state + ((long)slot * hv + h) * 128 * dv + (long)(rg * 8) * dv + col;
     float4 s[8];
 #pragma unroll
-    for (int t = 0; t < 8; t++) s[t] = *reinterpret_cast<const float4*>(s_ptr + (long)t * dv);
+    for (int t = 0; t < 8; t++) {
+        const float4* src = reinterpret_cast<const float4*>(s_ptr + (long)t * dv);
+        s[t] = STREAM ? __ldcs(src) : *src;
+    }
 
     const bf16* row = qkv + (long)seq * (2 * hk * 128 + hv * dv);
     float q[8], k[8], v[4];
@@ -147,7 +151,9 @@ __device__ __forceinline__ void gdn_recurrent_k128(const bf16* __restrict__ qkv,
         n.y = decay * s[t].y + kn * delta[1];
         n.z = decay * s[t].z + kn * delta[2];
         n.w = decay * s[t].w + kn * delta[3];
-        *reinterpret_cast<float4*>(s_ptr + (long)t * dv) = n;
+        float4* dst = reinterpret_cast<float4*>(s_ptr + (long)t * dv);
+        if (STREAM) __stcs(dst, n);
+        else *dst = n;
     }
 }
 
@@ -218,7 +224,7 @@ __device__ __forceinline__ void gdn_recurrent_any(const bf16* __restrict__ qkv, 
 
 #define SIG const bf16 *qkv, const void *gate0, const float *g, const float *a_log, const float *dt_bias, float *state, \
             const int *slots, bf16 *out, int batch, int hk, int hv, int dk, int dv
-#define ARGS_K128 qkv, gate0, g, a_log, dt_bias, state, slots, out, hk, hv, dv
+#define ARGS_K128 qkv, gate0, g, a_log, dt_bias, state, slots, out, hk, hv, dv, blockIdx.z, blockIdx.y, blockIdx.x
 #define ARGS_ANY qkv, gate0, g, a_log, dt_bias, state, slots, out, hk, hv, dk, dv
 
 extern "C" __global__ void __launch_bounds__(K128_THREADS) gdn_recurrent_k128_f32(SIG) {

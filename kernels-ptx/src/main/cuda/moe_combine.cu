@@ -5,6 +5,12 @@
 // shared == 0 skips the shared expert (out = routed). One thread per 8 columns; hidden % 8 == 0.
 #include "common.cuh"
 
+// 16-byte load (dereferencing a bf16x8 directly compiles to four 4-byte loads)
+__device__ __forceinline__ bf16x8 ld8(const bf16* p) {
+    uint4 v = *reinterpret_cast<const uint4*>(p);
+    return *reinterpret_cast<bf16x8*>(&v);
+}
+
 __device__ __forceinline__ float sigmoid_f32(float x) { return 1.0f / (1.0f + expf(-x)); }
 
 extern "C" __global__ void __launch_bounds__(256)
@@ -17,13 +23,13 @@ moe_combine(const bf16* __restrict__ contrib, const bf16* __restrict__ shared, c
     const int c = (int)(i - t * vecs) * 8;
     float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0}, v[8];
     for (int k = 0; k < topk; k++) {
-        unpack8(*reinterpret_cast<const bf16x8*>(contrib + (t * topk + k) * hidden + c), v);
+        unpack8(ld8(contrib + (t * topk + k) * hidden + c), v);
 #pragma unroll
         for (int j = 0; j < 8; j++) acc[j] += v[j];
     }
     if (shared != nullptr) {
         const float sg = round_bf16(sigmoid_f32(__bfloat162float(gate_logits[t * gate_stride])));
-        unpack8(*reinterpret_cast<const bf16x8*>(shared + t * hidden + c), v);
+        unpack8(ld8(shared + t * hidden + c), v);
 #pragma unroll
         for (int j = 0; j < 8; j++) acc[j] = round_bf16(acc[j]) + round_bf16(sg * v[j]);
     }

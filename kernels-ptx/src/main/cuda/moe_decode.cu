@@ -2,11 +2,13 @@
 // so the launch is graph-capturable). Slots s < tokens·topk are the (token, k) pairs; with a shared expert, slots
 // tokens·topk + t are token t's shared expert. Same rounding points as the prefill path (moe_gemm.cu, moe_combine.cu).
 //   moe_decode_gate_up  grid (inter / 16, slots): act[s, j] = bf16(bf16(silu(bf16(x_t·Wg_e[j]))) · bf16(x_t·Wu_e[j]))
-//   moe_decode_down     grid (hidden / 8, tokens): out[t, h] = bf16( bf16(Σ_k bf16(bf16(act[t,k]·Wd_e[h]) · w_tk))
-//                                                                 + bf16(bf16(sigmoid(g_t)) · bf16(act_sh·Wsd[h])) )
+//   moe_decode_down     grid (hidden / 64, slots): contrib[s, h] = bf16(bf16(act_s·Wd_e[h]) · w_s) (shared slot: unweighted),
+//                       and the last block of each (token, row block) writes out = bf16(bf16(Σ_k contrib) +
+//                       bf16(bf16(sigmoid(g_t)) · contrib[shared slot])) — moe_combine.cu's semantics, in k order
 // Weights: gate_up [E, 2I, H] (gate rows then up rows), down [E, H, I]; shared gate_up [2I, H], shared down [H, I]
 // (0 = no shared expert). One warp per output; each lane streams 16-byte pieces of the weight rows.
-// Constraints (checked by the launcher): hidden % 8 == 0, inter % 16 == 0.
+// Constraints (checked by the launcher): hidden % 64 == 0, inter % 16 == 0, inter <= 512 (a slot's activation row and
+// its weight pieces stay on chip).
 #include "common.cuh"
 
 #define DEC_THREADS 256
@@ -20,6 +22,12 @@ __device__ __forceinline__ float dot8(const bf16x8& w, const float* x) {
 #pragma unroll
     for (int j = 0; j < 8; j++) s = fmaf(f[j], x[j], s);
     return s;
+}
+
+// 16-byte load (dereferencing a bf16x8 directly compiles to four 4-byte loads)
+__device__ __forceinline__ bf16x8 ld8(const bf16* p) {
+    uint4 v = *reinterpret_cast<const uint4*>(p);
+    return *reinterpret_cast<bf16x8*>(&v);
 }
 
 __device__ __forceinline__ bf16x8 ldg_stream(const bf16* p) {
@@ -44,97 +52,130 @@ moe_decode_gate_up(const bf16* __restrict__ x, const int* __restrict__ topk_ids,
         token = slot - pairs;
         w = shared_gate_up;
     }
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int col0 = blockIdx.x * (DEC_WARPS * DEC_COLS_PER_WARP) + warp * DEC_COLS_PER_WARP;
+    // rows of this warp: gate col0, up col0, gate col0+1, up col0+1
+    const bf16* rows[4] = {w + (long)col0 * hidden, w + (long)(inter + col0) * hidden, w + (long)(col0 + 1) * hidden,
+                           w + (long)(inter + col0 + 1) * hidden};
+    // the first group of weight loads is issued before x is staged: both round trips overlap
+    bf16x8 wv[4][4];
+#pragma unroll
+    for (int q = 0; q < 4; q++) {
+        const int c = lane * 8 + q * 256;
+#pragma unroll
+        for (int r = 0; r < 4; r++) wv[q][r] = c < hidden ? ldg_stream(rows[r] + c) : bf16x8{};
+    }
     for (int c = threadIdx.x * 8; c < hidden; c += DEC_THREADS * 8) {
         float f[8];
-        unpack8(*reinterpret_cast<const bf16x8*>(x + (long)token * hidden + c), f);
+        unpack8(ld8(x + (long)token * hidden + c), f);
 #pragma unroll
         for (int j = 0; j < 8; j++) xs[c + j] = f[j];
     }
     __syncthreads();
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int col0 = blockIdx.x * (DEC_WARPS * DEC_COLS_PER_WARP) + warp * DEC_COLS_PER_WARP;
-    float sg[DEC_COLS_PER_WARP], su[DEC_COLS_PER_WARP];
+    float acc[4] = {0.f, 0.f, 0.f, 0.f};
+    for (int c0 = lane * 8; c0 < hidden; c0 += 1024) {
 #pragma unroll
-    for (int j = 0; j < DEC_COLS_PER_WARP; j++) sg[j] = su[j] = 0.f;
-#pragma unroll 2
-    for (int c = lane * 8; c < hidden; c += 256) {
-        bf16x8 wg[DEC_COLS_PER_WARP], wu[DEC_COLS_PER_WARP];
+        for (int q = 0; q < 4; q++) {
+            const int c = c0 + q * 256;
+            if (c < hidden) {
+                float xv[8];
 #pragma unroll
-        for (int j = 0; j < DEC_COLS_PER_WARP; j++) {
-            wg[j] = ldg_stream(w + (long)(col0 + j) * hidden + c);
-            wu[j] = ldg_stream(w + (long)(inter + col0 + j) * hidden + c);
+                for (int j = 0; j < 8; j++) xv[j] = xs[c + j];
+#pragma unroll
+                for (int r = 0; r < 4; r++) acc[r] += dot8(wv[q][r], xv);
+            }
         }
-        float xv[8];
+        // next group of 4 chunks (16 loads in flight per lane)
 #pragma unroll
-        for (int q = 0; q < 8; q++) xv[q] = xs[c + q];
+        for (int q = 0; q < 4; q++) {
+            const int c = c0 + 1024 + q * 256;
 #pragma unroll
-        for (int j = 0; j < DEC_COLS_PER_WARP; j++) {
-            sg[j] += dot8(wg[j], xv);
-            su[j] += dot8(wu[j], xv);
+            for (int r = 0; r < 4; r++) wv[q][r] = c < hidden ? ldg_stream(rows[r] + c) : bf16x8{};
         }
     }
 #pragma unroll
     for (int j = 0; j < DEC_COLS_PER_WARP; j++) {
-        const float g = round_bf16(warp_sum(sg[j]));
-        const float u = round_bf16(warp_sum(su[j]));
+        const float g = round_bf16(warp_sum(acc[2 * j]));
+        const float u = round_bf16(warp_sum(acc[2 * j + 1]));
         if (lane == j) act[(long)slot * inter + col0 + j] = __float2bfloat16_rn(round_bf16(silu_f32(g)) * u);
     }
 }
 
+#define DOWN_ROWS_PER_WARP 8
+#define DOWN_ROWS_PER_BLOCK (DEC_WARPS * DOWN_ROWS_PER_WARP)
+
 __device__ __forceinline__ float sigmoid_f32(float x) { return 1.0f / (1.0f + expf(-x)); }
 
+// Down projection per slot, then the combine: grid (hidden / 64, slots); each warp 8 rows, 16 loads of 16 bytes in
+// flight per lane. contrib[s, h] = bf16(bf16(act_s·Wd_e[h]) · w_s) for routed slots, bf16(act_s·Wsd[h]) for a token's
+// shared-expert slot (rows tokens·topk + t). The last block to finish a (token, row block) — a counter in device
+// memory, reset by that block — sums the token's k rows in order and adds the gated shared expert (moe_combine.cu's
+// semantics): out = bf16(bf16(Σ_k contrib) + bf16(bf16(sigmoid(g_t)) · contrib_shared)).
 extern "C" __global__ void __launch_bounds__(DEC_THREADS)
 moe_decode_down(const bf16* __restrict__ act, const int* __restrict__ topk_ids, const bf16* __restrict__ topk_weights,
                 const bf16* __restrict__ w_down, const bf16* __restrict__ shared_down, const bf16* __restrict__ gate_logits,
-                int gate_stride, bf16* __restrict__ out, int tokens, int topk, int hidden, int inter) {
-    extern __shared__ __align__(16) float as[];  // [topk (+1)][inter] fp32: this token's activations
-    const int t = blockIdx.y;
+                int gate_stride, bf16* __restrict__ contrib, unsigned* __restrict__ counters, bf16* __restrict__ out, int tokens,
+                int topk, int hidden, int inter) {
+    __shared__ __align__(16) float as[512];  // the slot's activation row, fp32 (inter <= 512)
+    __shared__ int last;
+    const int slot = blockIdx.y;
     const int pairs = tokens * topk;
+    const bool routed = slot < pairs;
     const bool has_shared = shared_down != nullptr;
-    const int nrows = topk + (has_shared ? 1 : 0);
-    for (int i = threadIdx.x * 8; i < nrows * inter; i += DEC_THREADS * 8) {
-        const int k = i / inter, c = i - k * inter;
-        const long slot = k < topk ? (long)t * topk + k : pairs + t;
-        float f[8];
-        unpack8(*reinterpret_cast<const bf16x8*>(act + slot * inter + c), f);
+    const int token = routed ? slot / topk : slot - pairs;
+    const bf16* w = routed ? w_down + (long)__ldg(topk_ids + slot) * hidden * inter : shared_down;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int hb0 = blockIdx.x * DOWN_ROWS_PER_BLOCK;
+    const int h0 = hb0 + warp * DOWN_ROWS_PER_WARP;
+    // weight loads first: they depend only on the expert id, and overlap the activation staging below
+    bf16x8 wv[DOWN_ROWS_PER_WARP][2];
 #pragma unroll
-        for (int j = 0; j < 8; j++) as[i + j] = f[j];
+    for (int r = 0; r < DOWN_ROWS_PER_WARP; r++)
+#pragma unroll
+        for (int j = 0; j < 2; j++) {
+            const int c = lane * 8 + j * 256;
+            wv[r][j] = c < inter ? ldg_stream(w + (long)(h0 + r) * inter + c) : bf16x8{};
+        }
+    for (int c = threadIdx.x * 8; c < inter; c += DEC_THREADS * 8) {
+        float f[8];
+        unpack8(ld8(act + (long)slot * inter + c), f);
+#pragma unroll
+        for (int j = 0; j < 8; j++) as[c + j] = f[j];
     }
     __syncthreads();
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int h = blockIdx.x * DEC_WARPS + warp;
-    float acc = 0.f;
-    // groups of 4 experts: their weight loads are all in flight before the first reduction
-    for (int k0 = 0; k0 < topk; k0 += 4) {
-        float s[4] = {0.f, 0.f, 0.f, 0.f};
-        const bf16* w[4];
+    float s[DOWN_ROWS_PER_WARP];
 #pragma unroll
-        for (int q = 0; q < 4; q++) {
-            const int k = min(k0 + q, topk - 1);
-            w[q] = w_down + ((long)topk_ids[(long)t * topk + k] * hidden + h) * inter;
-        }
-        for (int c = lane * 8; c < inter; c += 256) {
-            bf16x8 wv[4];
+    for (int r = 0; r < DOWN_ROWS_PER_WARP; r++) {
+        s[r] = 0.f;
 #pragma unroll
-            for (int q = 0; q < 4; q++) wv[q] = k0 + q < topk ? ldg_stream(w[q] + c) : bf16x8{};
-#pragma unroll
-            for (int q = 0; q < 4; q++) s[q] += dot8(wv[q], as + min(k0 + q, topk - 1) * inter + c);
-        }
-#pragma unroll
-        for (int q = 0; q < 4; q++) {
-            const float y = round_bf16(warp_sum(s[q]));
-            if (k0 + q < topk) acc += round_bf16(y * __bfloat162float(topk_weights[(long)t * topk + k0 + q]));
+        for (int j = 0; j < 2; j++) {
+            const int c = lane * 8 + j * 256;
+            if (c < inter) s[r] += dot8(wv[r][j], as + c);
         }
     }
-    float o = acc;
-    if (has_shared) {
-        const bf16* w = shared_down + (long)h * inter;
-        float s = 0.f;
-#pragma unroll 2
-        for (int c = lane * 8; c < inter; c += 256) s += dot8(ldg_stream(w + c), as + topk * inter + c);
-        const float y = round_bf16(warp_sum(s));
-        const float sg = round_bf16(sigmoid_f32(__bfloat162float(gate_logits[(long)t * gate_stride])));
-        o = round_bf16(acc) + round_bf16(sg * y);
+    const float wk = routed ? __bfloat162float(topk_weights[slot]) : 1.f;
+#pragma unroll
+    for (int r = 0; r < DOWN_ROWS_PER_WARP; r++) {
+        const float y = round_bf16(warp_sum(s[r]));
+        if (lane == r) contrib[(long)slot * hidden + h0 + r] = __float2bfloat16_rn(routed ? y * wk : y);
     }
-    if (lane == 0) out[(long)t * hidden + h] = __float2bfloat16_rn(o);
+    // the last of the token's slots for this row block combines them
+    __threadfence();
+    __syncthreads();
+    unsigned* counter = counters + (long)token * gridDim.x + blockIdx.x;
+    if (threadIdx.x == 0) last = atomicAdd(counter, 1u) == (unsigned)(topk + (has_shared ? 1 : 0)) - 1;
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    if (threadIdx.x < DOWN_ROWS_PER_BLOCK) {
+        const int h = hb0 + threadIdx.x;
+        float acc = 0.f;
+        for (int k = 0; k < topk; k++) acc += __bfloat162float(__ldcg(contrib + ((long)token * topk + k) * hidden + h));
+        if (has_shared) {
+            const float sg = round_bf16(sigmoid_f32(__bfloat162float(gate_logits[(long)token * gate_stride])));
+            acc = round_bf16(acc) + round_bf16(sg * __bfloat162float(__ldcg(contrib + ((long)pairs + token) * hidden + h)));
+        }
+        out[(long)token * hidden + h] = __float2bfloat16_rn(acc);
+    }
+    if (threadIdx.x == 0) *counter = 0;  // ready for the next launch (or graph replay)
 }

@@ -33,13 +33,13 @@ __device__ __forceinline__ void rmsnorm_row(const bf16* __restrict__ x, bf16* __
     for (int i = 0; i < MAXV; i++) {
         const int c = (i * THREADS + threadIdx.x) * 8;
         if (c < hidden) {
-            unpack8(*reinterpret_cast<const bf16x8*>(xr + c), v[i]);
+            load8f(xr + c, v[i]);
             if (ADD) {
                 float r[8];
-                unpack8(*reinterpret_cast<const bf16x8*>(rr + c), r);
+                load8f(rr + c, r);
 #pragma unroll
                 for (int j = 0; j < 8; j++) v[i][j] = round_bf16(v[i][j] + r[j]);
-                *reinterpret_cast<bf16x8*>(rr + c) = pack8(v[i]);
+                store8f(rr + c, v[i]);
             }
 #pragma unroll
             for (int j = 0; j < 8; j++) ss += v[i][j] * v[i][j];
@@ -51,10 +51,10 @@ __device__ __forceinline__ void rmsnorm_row(const bf16* __restrict__ x, bf16* __
         const int c = (i * THREADS + threadIdx.x) * 8;
         if (c < hidden) {
             float wf[8], o[8];
-            unpack8(*reinterpret_cast<const bf16x8*>(w + c), wf);
+            load8f(w + c, wf);
 #pragma unroll
             for (int j = 0; j < 8; j++) o[j] = v[i][j] * inv * (1.0f + wf[j]);
-            *reinterpret_cast<bf16x8*>(y + row * hidden + c) = pack8(o);
+            store8f(y + row * hidden + c, o);
         }
     }
 }

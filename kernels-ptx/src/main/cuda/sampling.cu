@@ -1,17 +1,18 @@
 // On-device sampling over bf16 logits rows [rows, stride] (ids < vocab are candidates); token ids written to device
 // memory, so a decode step's graph ends with the next tokens and no host work.
 //
-// Greedy, two levels: argmax_partial (grid (parts, rows): each block its slice) then argmax_final (one warp per row).
+// Greedy, two levels in one launch: argmax_rows (grid (parts, rows); the last block of a row reduces the partials).
 // Ties go to the lowest id; a row with a NaN logit yields -1 (the host reports the broken model).
 //
 // Stochastic (sample_rows, one 1024-thread block per row), the CPU Sampler's semantics without a sort: candidates are
 // ordered by logit descending, equal logits by id ascending; temperature T scales the logits; top-k keeps the first k;
 // top-p keeps the shortest prefix whose softmax mass (over the top-k set) reaches top_p; min-p keeps logits whose
 // probability is at least min_p times the largest; then one draw proportional to the probabilities of the kept set.
-// bf16 logits have 2^16 possible values, so the cut-offs are found on a 16-bit ordered key: a 256-bin histogram of the
-// high byte, then 256-bin histograms of the low byte inside the bins where top-k and top-p end (radix select). Masses
-// exp((l - max) / T) are accumulated as 2^-40 fixed-point integers, so every sum is exact and order-independent
-// (deterministic). The kept set is {key > K*} plus the first c* ids with key == K*; the draw is an inverse CDF in id
+// bf16 logits have 2^16 possible values, so the cut-offs come from an exact histogram of 16-bit ordered keys (the
+// 57,344 keys below the largest, in shared memory: every key with nonzero mass), scanned from the top by the whole
+// block. Masses exp(l/T - max/T) are 2^-40 fixed-point integers, so every sum is exact and order-independent
+// (deterministic). Three passes over the row: max, histogram, draw. The kept set is {key > K*} plus the first c*
+// ids with key == K*; the draw is an inverse CDF in id
 // order with a Philox4x32-10 number: key = the row's seed, counter = the row's offset, which the kernel increments
 // (state in device memory: a replayed graph draws fresh numbers without a host-side seed).
 //   params [rows] float4: (temperature (0 = greedy), top_k as float (0 = off), top_p (1 = off), min_p (0 = off))
@@ -60,11 +61,41 @@ __device__ __forceinline__ int load8(const bf16* row, int i, int vocab, unsigned
     return n < 0 ? 0 : n;
 }
 
+// Calls f(piece, bits[8], n) for each 16-byte piece of a row this thread owns: piece p = threadIdx.x + 1024 j holds
+// ids 8p .. 8p + 7 (n of them valid: the last piece may be short). Four loads are issued before any is used.
+template <typename F>
+__device__ __forceinline__ void row_pieces(const bf16* l, int vocab, F&& f) {
+    const int full = vocab / 8;
+    const uint4* v = reinterpret_cast<const uint4*>(l);
+    int p = threadIdx.x;
+    for (; p + 3 * SAMPLE_THREADS < full; p += 4 * SAMPLE_THREADS) {
+        uint4 q[4];
+#pragma unroll
+        for (int u = 0; u < 4; u++) q[u] = v[p + u * SAMPLE_THREADS];
+#pragma unroll
+        for (int u = 0; u < 4; u++) f(p + u * SAMPLE_THREADS, reinterpret_cast<const unsigned short*>(&q[u]), 8);
+    }
+    for (; p < full; p += SAMPLE_THREADS) {
+        uint4 q = v[p];
+        f(p, reinterpret_cast<const unsigned short*>(&q), 8);
+    }
+    if (p == full && vocab % 8 != 0) {
+        unsigned short b[8];
+        const int n = vocab - 8 * full;
+#pragma unroll
+        for (int j = 0; j < 8; j++) b[j] = j < n ? __bfloat16_as_ushort(l[8 * full + j]) : 0;
+        f(p, b, n);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------- greedy (two levels)
 
+// Grid (parts, rows): each block reduces its slice to a packed (key, id) partial; the last block of a row to finish
+// (a per-row counter in device memory, reset by that block) reduces the row's partials in a fixed order.
 extern "C" __global__ void __launch_bounds__(ARGMAX_THREADS)
-argmax_partial(const bf16* __restrict__ logits, int stride, int vocab, int part_len, unsigned long long* __restrict__ partial) {
-    const int row = blockIdx.y, part = blockIdx.x;
+argmax_rows(const bf16* __restrict__ logits, int stride, int vocab, int part_len, unsigned long long* __restrict__ partial,
+            unsigned* __restrict__ counters, int* __restrict__ out_ids) {
+    const int row = blockIdx.y, part = blockIdx.x, parts = gridDim.x;
     const bf16* l = logits + (long)row * stride;
     const int begin = part * part_len, end = min(vocab, begin + part_len);
     unsigned long long best = 0;
@@ -82,7 +113,7 @@ argmax_partial(const bf16* __restrict__ logits, int stride, int vocab, int part_
         }
     }
     __shared__ unsigned long long wbest[ARGMAX_THREADS / 32];
-    __shared__ int any_nan;
+    __shared__ int any_nan, last;
     if (threadIdx.x == 0) any_nan = 0;
     __syncthreads();
     if (nan) any_nan = 1;
@@ -92,22 +123,25 @@ argmax_partial(const bf16* __restrict__ logits, int stride, int vocab, int part_
     if (threadIdx.x == 0) {
         unsigned long long b = 0;
         for (int w = 0; w < ARGMAX_THREADS / 32; w++) b = wbest[w] > b ? wbest[w] : b;
-        partial[(long)row * gridDim.x + part] = any_nan ? ~0ull : b;  // all ones: NaN marker
+        partial[(long)row * parts + part] = any_nan ? ~0ull : b;  // all ones: NaN marker
+        __threadfence();
+        last = atomicAdd(&counters[row], 1u) == (unsigned)parts - 1;
     }
-}
-
-extern "C" __global__ void __launch_bounds__(32)
-argmax_final(const unsigned long long* __restrict__ partial, int parts, int* __restrict__ out_ids) {
-    const int row = blockIdx.x;
-    unsigned long long best = 0;
-    bool nan = false;
+    __syncthreads();
+    if (!last || threadIdx.x >= 32) return;
+    __threadfence();
+    unsigned long long b = 0;
+    bool row_nan = false;
     for (int p = threadIdx.x; p < parts; p += 32) {
-        unsigned long long v = partial[(long)row * parts + p];
-        if (v == ~0ull) nan = true; else best = v > best ? v : best;
+        unsigned long long v = __ldcg(partial + (long)row * parts + p);
+        if (v == ~0ull) row_nan = true; else b = v > b ? v : b;
     }
-    best = warp_max_u64(best);
-    nan = __any_sync(0xffffffffu, nan);
-    if (threadIdx.x == 0) out_ids[row] = nan ? -1 : (int)(0xffffffffu - (unsigned)(best & 0xffffffffu));
+    b = warp_max_u64(b);
+    row_nan = __any_sync(0xffffffffu, row_nan);
+    if (threadIdx.x == 0) {
+        out_ids[row] = row_nan ? -1 : (int)(0xffffffffu - (unsigned)(b & 0xffffffffu));
+        counters[row] = 0;  // ready for the next launch (or graph replay)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------- Philox4x32-10
@@ -132,24 +166,21 @@ extern "C" __global__ void philox_blocks(const uint4* __restrict__ counter, cons
 
 // ---------------------------------------------------------------------------------------------- stochastic
 
-#define COARSE_SHIFT 5
-#define COARSE_BINS (65536 >> COARSE_SHIFT)  // 2048 bins of 32 consecutive keys (about a quarter octave)
-#define FINE_BINS (1 << COARSE_SHIFT)
-#define BINS_PER_THREAD (COARSE_BINS / SAMPLE_THREADS)
+#define WINDOW_PER_THREAD 56
+#define WINDOW (SAMPLE_THREADS * WINDOW_PER_THREAD)  // 57,344 keys below the largest: every key with nonzero mass
+                                                    // unless |logits| / T spans ~220 octaves
+
+#define MAX_CHUNKS 24   // per-(chunk, thread) masses kept for vocabularies up to 24 x 8192 = 196,608 ids
+#define EQ_CAP 4096     // ids tied at the cut-off key kept in a list (larger ties take a slow, exact walk)
 
 struct SampleShared {
-    unsigned cnt[COARSE_BINS];
-    unsigned long long mass[COARSE_BINS];
-    unsigned fine[FINE_BINS];
     unsigned long long best[SAMPLE_WARPS];
+    unsigned eq_count;
     unsigned long long scan64[SAMPLE_WARPS];
     unsigned scan32[SAMPLE_WARPS];
     unsigned long long z;       // mass of the top-k set
-    unsigned long long cum;     // mass before the top-p bin
     int flag;
     int result;
-    int k_bin, p_bin;
-    unsigned k_need;            // candidates still needed inside k_bin
     unsigned kstar, cstar;      // the kept set: key > kstar, plus the first cstar ids with key == kstar
 };
 
@@ -187,49 +218,37 @@ __device__ __forceinline__ float key_mass(unsigned key, float temperature, float
 // 2^-40 fixed point: integer sums are exact, so every total is independent of the summation order.
 __device__ __forceinline__ unsigned long long fixed_mass(float m) { return (unsigned long long)__float2ull_rn(m * FIX_SCALE); }
 
-// Fine histogram (FINE_BINS keys) of the candidates whose coarse bin is `bin`.
-__device__ __forceinline__ void fine_histogram(const bf16* l, int vocab, int bin, unsigned* fine) {
-    for (int i = threadIdx.x; i < FINE_BINS; i += SAMPLE_THREADS) fine[i] = 0;
-    __syncthreads();
-    for (int i = threadIdx.x * 8; i < vocab; i += SAMPLE_THREADS * 8) {
-        unsigned short b[8];
-        int n = load8(l, i, vocab, b);
-#pragma unroll
-        for (int j = 0; j < 8; j++) {
-            unsigned key = order_key(b[j]);
-            if (j < n && (int)(key >> COARSE_SHIFT) == bin) atomicAdd(&fine[key & (FINE_BINS - 1)], 1u);
-        }
-    }
-    __syncthreads();
-}
-
+// One 1024-thread block per row; dynamic shared memory: the WINDOW-bin key histogram (u32).
 extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS, 1)
 sample_rows(const bf16* __restrict__ logits, int stride, int vocab, const float4* __restrict__ params,
             unsigned long long* __restrict__ rng, int* __restrict__ out_ids) {
     __shared__ SampleShared sh;
+    extern __shared__ unsigned hist[];  // hist[d] = candidates with key == max_key - d
     const int row = blockIdx.x, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const bf16* l = logits + (long)row * stride;
     const float4 p = params[row];
     const float temperature = p.x, top_p = p.z, min_p = p.w;
     const int top_k = (int)p.y;
 
-    // pass A: largest key (lowest id among equals) and the NaN check; clear the histograms meanwhile
-    for (int i = tid; i < COARSE_BINS; i += SAMPLE_THREADS) { sh.cnt[i] = 0; sh.mass[i] = 0; }
-    if (tid == 0) { sh.flag = 0; sh.result = -1; sh.k_bin = -1; sh.p_bin = -1; sh.cum = 0; sh.z = 0; }
-    unsigned long long best = 0;
+    // pass A: largest key (lowest id among equals) and the NaN check; clear the histogram meanwhile
+    if (temperature > 0.f)
+        for (int i = tid; i < WINDOW; i += SAMPLE_THREADS) hist[i] = 0;
+    if (tid == 0) { sh.flag = 0; sh.result = -1; }
+    // a thread visits its ids in increasing order, so a strictly larger key is the only update (lowest id on ties)
+    unsigned best_key = 0;
+    int best_id = 0;
     bool nan = false;
-    for (int i = tid * 8; i < vocab; i += SAMPLE_THREADS * 8) {
-        unsigned short b[8];
-        int n = load8(l, i, vocab, b);
+    row_pieces(l, vocab, [&](int piece, const unsigned short* b, int n) {
 #pragma unroll
         for (int j = 0; j < 8; j++) {
             if (j < n) {
-                nan |= bf16_is_nan(b[j]);
-                unsigned long long c = pack_best(order_key(b[j]), i + j);
-                best = c > best ? c : best;
+                nan |= (b[j] & 0x7fffu) > 0x7f80u;
+                const unsigned key = order_key(b[j]);
+                if (key > best_key) { best_key = key; best_id = 8 * piece + j; }
             }
         }
-    }
+    });
+    unsigned long long best = best_key ? pack_best(best_key, best_id) : 0ull;
     best = warp_max_u64(best);
     __syncthreads();
     if (lane == 0) sh.best[warp] = best;
@@ -253,74 +272,51 @@ sample_rows(const bf16* __restrict__ logits, int stride, int vocab, const float4
     const unsigned max_key = (unsigned)(best >> 32);
     const float max_scaled = key_value(max_key) / temperature;
 
-    // pass B: coarse histogram: counts and fixed-point masses per bin of 32 keys
-    for (int i = tid * 8; i < vocab; i += SAMPLE_THREADS * 8) {
-        unsigned short b[8];
-        int n = load8(l, i, vocab, b);
+    // pass B: exact key histogram over the window below the largest key (integer counts: order-independent)
+    row_pieces(l, vocab, [&](int, const unsigned short* b, int n) {
 #pragma unroll
         for (int j = 0; j < 8; j++) {
-            if (j < n) {
-                unsigned key = order_key(b[j]);
-                atomicAdd(&sh.cnt[key >> COARSE_SHIFT], 1u);
-                unsigned long long q = fixed_mass(key_mass(key, temperature, max_scaled));
-                if (q) atomicAdd(&sh.mass[key >> COARSE_SHIFT], q);
-            }
+            const unsigned d = max_key - order_key(b[j]);
+            if (j < n && d < WINDOW) atomicAdd(&hist[d], 1u);
         }
-    }
+    });
     __syncthreads();
-    // descending scans over the bins: thread t owns bins COARSE_BINS-1-BINS_PER_THREAD*t ... (highest keys first)
-    unsigned c_own[BINS_PER_THREAD];
-    unsigned long long m_own[BINS_PER_THREAD];
+    // descending scans: thread t owns d in [t*56, t*56+56), i.e. keys max_key - d, highest first
+    const int d0 = tid * WINDOW_PER_THREAD;
     unsigned c_sum = 0;
     unsigned long long m_sum = 0;
-#pragma unroll
-    for (int j = 0; j < BINS_PER_THREAD; j++) {
-        const int bin = COARSE_BINS - 1 - (BINS_PER_THREAD * tid + j);
-        c_own[j] = sh.cnt[bin];
-        m_own[j] = sh.mass[bin];
-        c_sum += c_own[j];
-        m_sum += m_own[j];
+    for (int j = 0; j < WINDOW_PER_THREAD; j++) {
+        const unsigned c = hist[d0 + j];
+        if (c) {
+            c_sum += c;
+            if (d0 + j <= (int)max_key) m_sum += (unsigned long long)c * fixed_mass(key_mass(max_key - (d0 + j), temperature, max_scaled));
+        }
     }
     unsigned c_total;
     unsigned long long m_total;
     const unsigned c_before = block_exclusive_scan<unsigned>(c_sum, sh.scan32, c_total);
     const unsigned long long m_before = block_exclusive_scan<unsigned long long>(m_sum, sh.scan64, m_total);
 
-    // top-k: the coarse bin holding the k-th candidate, then its fine histogram
-    const bool use_k = top_k > 0 && top_k < vocab;
-    if (use_k) {
+    // top-k: the thread whose keys hold the k-th candidate finds its key and the mass of the top-k set
+    const bool use_k = top_k > 0 && (unsigned)top_k < c_total;
+    if (tid == 0) { sh.kstar = 0; sh.cstar = 0; sh.z = m_total; }  // no cut: key 0 is a NaN pattern, never a candidate
+    __syncthreads();
+    if (use_k && c_before < (unsigned)top_k && (unsigned)top_k <= c_before + c_sum) {
         unsigned above = c_before;
-        unsigned long long mass_above = m_before;
-#pragma unroll
-        for (int j = 0; j < BINS_PER_THREAD; j++) {
-            if (above < (unsigned)top_k && (unsigned)top_k <= above + c_own[j]) {
-                sh.k_bin = COARSE_BINS - 1 - (BINS_PER_THREAD * tid + j);
-                sh.k_need = (unsigned)top_k - above;
-                sh.z = mass_above;  // mass of the bins above k_bin; the fine part is added below
+        unsigned long long mass = m_before;
+        for (int j = 0; j < WINDOW_PER_THREAD; j++) {
+            const unsigned c = hist[d0 + j];
+            const unsigned key = max_key - (d0 + j);
+            const unsigned long long q = c ? fixed_mass(key_mass(key, temperature, max_scaled)) : 0;
+            if (above + c >= (unsigned)top_k) {
+                sh.kstar = key;
+                sh.cstar = (unsigned)top_k - above;
+                sh.z = mass + (unsigned long long)sh.cstar * q;
+                break;
             }
-            above += c_own[j];
-            mass_above += m_own[j];
+            above += c;
+            mass += (unsigned long long)c * q;
         }
-        __syncthreads();
-        const int k_bin = sh.k_bin;
-        fine_histogram(l, vocab, k_bin, sh.fine);
-        if (tid == 0) {
-            unsigned need = sh.k_need;
-            int lo = FINE_BINS - 1;
-            unsigned long long z = sh.z;
-            while (sh.fine[lo] < need) {
-                const unsigned key = ((unsigned)k_bin << COARSE_SHIFT) | lo;
-                z += (unsigned long long)sh.fine[lo] * fixed_mass(key_mass(key, temperature, max_scaled));
-                need -= sh.fine[lo--];
-            }
-            sh.kstar = ((unsigned)k_bin << COARSE_SHIFT) | lo;
-            sh.cstar = need;
-            sh.z = z + (unsigned long long)need * fixed_mass(key_mass(sh.kstar, temperature, max_scaled));
-        }
-    } else if (tid == 0) {
-        sh.kstar = 0;  // no candidate has key 0 (that pattern is a NaN)
-        sh.cstar = 0;
-        sh.z = m_total;
     }
     __syncthreads();
 
@@ -328,97 +324,118 @@ sample_rows(const bf16* __restrict__ logits, int stride, int vocab, const float4
     if (top_p < 1.0f) {
         unsigned long long target = (unsigned long long)((double)top_p * (double)sh.z);
         if (target < 1) target = 1;
-        const int k_bin = use_k ? sh.k_bin : -1;
-        unsigned long long mass_above = m_before;
-#pragma unroll
-        for (int j = 0; j < BINS_PER_THREAD; j++) {
-            const int bin = COARSE_BINS - 1 - (BINS_PER_THREAD * tid + j);
-            // bins above the top-k bin count whole; the top-k bin itself is resolved with its fine histogram
-            if (bin > k_bin && mass_above < target && target <= mass_above + m_own[j]) { sh.p_bin = bin; sh.cum = mass_above; }
-            if (bin == k_bin && mass_above < target) { sh.p_bin = bin; sh.cum = mass_above; }
-            mass_above += m_own[j];
+        const unsigned kk = sh.kstar, kc = sh.cstar;
+        __syncthreads();
+        if (m_before < target && target <= m_before + m_sum) {
+            unsigned long long mass = m_before;
+            for (int j = 0; j < WINDOW_PER_THREAD; j++) {
+                const unsigned key = max_key - (d0 + j);
+                if (use_k && key < kk) break;
+                unsigned c = hist[d0 + j];
+                if (use_k && key == kk) c = kc;
+                if (c == 0) continue;
+                const unsigned long long q = fixed_mass(key_mass(key, temperature, max_scaled));
+                if (mass + (unsigned long long)c * q >= target) {
+                    // the j-th id of this key is kept iff mass + j*q < target
+                    const unsigned long long keep = q == 0 ? c : (target - mass + q - 1) / q;
+                    sh.kstar = key;
+                    sh.cstar = (unsigned)(keep < c ? (keep < 1 ? 1 : keep) : c);
+                    break;
+                }
+                mass += (unsigned long long)c * q;
+            }
         }
         __syncthreads();
-        const int p_bin = sh.p_bin;
-        if (p_bin >= 0) {
-            if (p_bin != k_bin) fine_histogram(l, vocab, p_bin, sh.fine);
-            if (tid == 0) {
-                unsigned long long cum = sh.cum;
-                for (int lo = FINE_BINS - 1; lo >= 0; lo--) {
-                    const unsigned key = ((unsigned)p_bin << COARSE_SHIFT) | lo;
-                    unsigned c = sh.fine[lo];
-                    if (p_bin == k_bin) {
-                        if (key < sh.kstar) break;
-                        if (key == sh.kstar) c = sh.cstar;
-                    }
-                    if (c == 0) continue;
-                    const unsigned long long q = fixed_mass(key_mass(key, temperature, max_scaled));
-                    if (cum + (unsigned long long)c * q >= target) {
-                        // the j-th id of this key is kept iff cum + j*q < target
-                        unsigned long long keep = q == 0 ? c : (target - cum + q - 1) / q;
-                        sh.kstar = key;
-                        sh.cstar = (unsigned)(keep < c ? (keep < 1 ? 1 : keep) : c);
-                        break;
-                    }
-                    cum += (unsigned long long)c * q;
-                }
-            }
-            __syncthreads();
-        }
     }
     const unsigned kstar = sh.kstar, cstar = sh.cstar;
 
-    // pass E: inverse CDF in id order; thread t owns the contiguous ids [t*seg, (t+1)*seg).
+    // pass E (coalesced: chunk j, thread t holds ids j*8192 + 8t .. +8). The kept set in draw order: first every kept
+    // candidate with key > K* (order: thread, then chunk, then id), then the c* kept candidates with key == K* in id
+    // order. Per (chunk, thread) masses go to shared memory (the histogram is no longer needed) so that the thread
+    // where the draw lands finds its chunk without rereading the row; ids with key == K* go to a list.
     // min-p: probability >= min_p times the largest, i.e. mass >= min_p (the largest has mass 1).
-    const int seg = ((vocab + SAMPLE_THREADS - 1) / SAMPLE_THREADS + 7) / 8 * 8;
-    const int seg_begin = min(vocab, tid * seg), seg_end = min(vocab, seg_begin + seg);
-    unsigned n_eq = 0;
+    const unsigned lowest = max_key >= WINDOW ? max_key - (WINDOW - 1) : 0u;  // keys below the window have no mass
+    const int pieces = (vocab + 7) / 8;
+    const int chunks = (pieces + SAMPLE_THREADS - 1) / SAMPLE_THREADS;
+    const bool keep_chunks = chunks <= MAX_CHUNKS;
+    unsigned long long* chunk_mass = reinterpret_cast<unsigned long long*>(hist);         // [MAX_CHUNKS][1024]
+    int* eq_list = reinterpret_cast<int*>(chunk_mass + MAX_CHUNKS * SAMPLE_THREADS);     // [EQ_CAP]
+    __syncthreads();  // everyone is done reading the histogram
+    if (tid == 0) sh.eq_count = 0;
+    __syncthreads();
     unsigned long long m_above = 0;
-    for (int i = seg_begin; i < seg_end; i += 8) {
-        unsigned short b[8];
-        int n = load8(l, i, seg_end, b);
+    row_pieces(l, vocab, [&](int piece, const unsigned short* b, int n) {
+        unsigned long long m_chunk = 0;
 #pragma unroll
-        for (int j = 0; j < 8; j++) {
-            if (j < n) {
-                const unsigned key = order_key(b[j]);
-                if (key == kstar) n_eq++;
-                else if (key > kstar) {
+        for (int e = 0; e < 8; e++) {
+            if (e < n) {
+                const unsigned key = order_key(b[e]);
+                if (key == kstar) {
+                    const unsigned at = atomicAdd(&sh.eq_count, 1u);
+                    if (at < EQ_CAP) eq_list[at] = 8 * piece + e;
+                } else if (key > kstar && key >= lowest) {
                     const float m = key_mass(key, temperature, max_scaled);
-                    if (m >= min_p) m_above += fixed_mass(m);
+                    if (m >= min_p) m_chunk += fixed_mass(m);
                 }
             }
         }
-    }
-    unsigned eq_total;
-    const unsigned eq_before = block_exclusive_scan<unsigned>(n_eq, sh.scan32, eq_total);
+        if (keep_chunks) chunk_mass[piece] = m_chunk;  // piece = chunk * 1024 + thread
+        m_above += m_chunk;
+    });
+    unsigned long long above_total;
+    const unsigned long long before = block_exclusive_scan<unsigned long long>(m_above, sh.scan64, above_total);
     const float m_star = key_mass(kstar, temperature, max_scaled);
-    const bool star_ok = kstar != 0 && m_star >= min_p;
+    const bool star_ok = kstar != 0 && kstar >= lowest && m_star >= min_p;
     const unsigned long long q_star = fixed_mass(m_star);
-    const unsigned eq_kept = star_ok && eq_before < cstar ? min(n_eq, cstar - eq_before) : 0u;
-    const unsigned long long mine = m_above + (unsigned long long)eq_kept * q_star;
-    unsigned long long total;
-    const unsigned long long before = block_exclusive_scan<unsigned long long>(mine, sh.scan64, total);
+    const unsigned eq_total = sh.eq_count;
+    const unsigned eq_kept = star_ok ? min(cstar, eq_total) : 0u;
+    const unsigned long long total = above_total + (unsigned long long)eq_kept * q_star;
 
     // one Philox draw: u uniform in [0, total)
     const unsigned long long seed = rng[2 * row], offset = rng[2 * row + 1];
     const uint4 r = philox4x32_10(make_uint4((unsigned)offset, (unsigned)(offset >> 32), 0u, 0u),
                                   make_uint2((unsigned)seed, (unsigned)(seed >> 32)));
     const unsigned long long u = __umul64hi(((unsigned long long)r.x << 32) | r.y, total);
-    if (u >= before && u < before + mine) {
-        unsigned long long cum = before;
-        unsigned eq_seen = eq_before;
-        for (int i = seg_begin; i < seg_end; i++) {
-            const unsigned key = order_key(__bfloat16_as_ushort(l[i]));
-            unsigned long long q = 0;
-            if (key == kstar) {
-                if (star_ok && eq_seen < cstar) q = q_star;
-                eq_seen++;
-            } else if (key > kstar) {
-                const float m = key_mass(key, temperature, max_scaled);
-                if (m >= min_p) q = fixed_mass(m);
+    if (u < above_total) {
+        if (u >= before && u < before + m_above) {  // the draw lands among this thread's candidates
+            unsigned long long cum = before;
+            for (int j = 0; j < chunks; j++) {
+                const int piece = j * SAMPLE_THREADS + tid;
+                if (piece >= pieces) break;
+                const unsigned long long m_chunk = keep_chunks ? chunk_mass[piece] : ~0ull;
+                if (keep_chunks && u >= cum + m_chunk) { cum += m_chunk; continue; }
+                const int i = 8 * piece;
+                unsigned short b[8];
+                const int n = load8(l, i, vocab, b);
+                bool found = false;
+                for (int e = 0; e < n; e++) {
+                    const unsigned key = order_key(b[e]);
+                    if (key > kstar && key >= lowest) {
+                        const float m = key_mass(key, temperature, max_scaled);
+                        const unsigned long long q = m >= min_p ? fixed_mass(m) : 0ull;
+                        if (q > 0 && u < cum + q) { sh.result = i + e; found = true; break; }
+                        cum += q;
+                    }
+                }
+                if (found) break;
             }
-            if (q > 0 && u < cum + q) { sh.result = i; break; }
-            cum += q;
+        }
+    } else {
+        // the (u - above) / q*-th kept id with key == K*, in id order
+        const unsigned want = (unsigned)((u - above_total) / q_star);
+        if (eq_total <= EQ_CAP) {
+            for (unsigned x = tid; x < eq_total; x += SAMPLE_THREADS) {
+                const int id = eq_list[x];
+                unsigned rank = 0;
+                for (unsigned y = 0; y < eq_total; y++) rank += eq_list[y] < id;
+                if (rank == want) sh.result = id;
+            }
+        } else if (tid == 0) {
+            // more tied candidates than the list holds (a degenerate row): walk the row in id order
+            unsigned seen = 0;
+            for (int i = 0; i < vocab; i++) {
+                if (order_key(__bfloat16_as_ushort(l[i])) == kstar && seen++ == want) { sh.result = i; break; }
+            }
         }
     }
     __syncthreads();

@@ -11,9 +11,9 @@ extern "C" __global__ void __launch_bounds__(256) silu_mul_bf16(const bf16* __re
     const long row = i / vecs;
     const int c = (int)(i - row * vecs) * 8;
     float g[8], u[8], o[8];
-    unpack8(*reinterpret_cast<const bf16x8*>(gate_up + row * 2 * inter + c), g);
-    unpack8(*reinterpret_cast<const bf16x8*>(gate_up + row * 2 * inter + inter + c), u);
+    load8f(gate_up + row * 2 * inter + c, g);
+    load8f(gate_up + row * 2 * inter + inter + c, u);
 #pragma unroll
     for (int j = 0; j < 8; j++) o[j] = round_bf16(silu_f32(g[j])) * u[j];
-    *reinterpret_cast<bf16x8*>(out + row * inter + c) = pack8(o);
+    store8f(out + row * inter + c, o);
 }

@@ -27,13 +27,17 @@ import java.util.Map;
  * {@code jnext bench attention}: the full-attention kernels at the Qwen3-Next-80B geometry (16 query heads, 2 KV heads,
  * head_dim 256, rotary 64), timed with CUDA events (median after warm-up), random bf16 data.
  * <ul>
- *   <li>Prefill, one sequence of T tokens, causal, output gate on: FLOPs counted as 4·(T²/2)·hd·heads (Q·Kᵀ and P·V over
- *       the causal half; the diagonal tiles' extra work is not counted). Rate over the card's bf16 dense peak, 762 TFLOP/s
- *       measured by torch on the host H100 (KERNELS.md).</li>
- *   <li>Decode, B sequences of C cached tokens each (the new token's K/V included), split kernel + combine captured in a
- *       graph as a decode step runs them: bytes = B·C·kvHeads·hd·2 (K and V)·2 B, i.e. 2 KB per token; the q, gate and
- *       output bytes are negligible and not counted. Rate over the device copy ceiling measured in the same run. Working
- *       sets smaller than 128 MB are rotated among several copies so L2 (50 MB) cannot hold them.</li>
+ *   <li>Prefill, one sequence of T tokens, causal, output gate on: FLOPs counted as 4·hd·heads·Σ_t(keys of token t),
+ *       i.e. 4·(T²/2)·hd·heads for a fresh prompt (Q·Kᵀ and P·V over the causal half; the diagonal tiles' extra work is not
+ *       counted); also an extend of 512 tokens after 8192 cached. Rate over the card's bf16 dense peak, 762 TFLOP/s
+ *       measured by torch on the host H100 (KERNELS.md). Last, the experimental 16-warp kernel, its output compared with
+ *       the default's on the same inputs.</li>
+ *   <li>Decode, B sequences of C cached tokens each (the new token's K/V included), split kernel + combine, 16 calls
+ *       captured in one graph as a decode step runs them (one per layer), time per call = replay / 16; the note gives a
+ *       graph of one call too, which carries the event-timed replay overhead (≈ 7 µs on the H100, KernelBench).
+ *       Bytes = B·C·kvHeads·hd·2 (K and V)·2 B, i.e. 2 KB per token; the q, gate and output bytes are negligible and not
+ *       counted. Rate over the device copy ceiling measured in the same run. Working sets smaller than 128 MB are rotated
+ *       among several copies so L2 (50 MB) cannot hold them.</li>
  *   <li>The q/k prep (norm + RoPE + KV write) at T tokens: bytes = the q halves of q_proj's output, k and v read, q and the
  *       K/V rows written.</li>
  * </ul>
@@ -43,6 +47,8 @@ public final class AttentionBench {
     public static final double PEAK_TFLOPS = 762;
     private static final AttentionGeometry GEOMETRY = new AttentionGeometry(16, 2, 256, 64);
     private static final long ROTATE_BYTES = 128L << 20;
+    /** Decode calls per timed graph (a decode step's graph holds one per attention layer). */
+    private static final int LAYER_CALLS = 16;
 
     private final Gpu gpu;
     private final List<KernelBench.Row> rows = new ArrayList<>();
@@ -64,11 +70,14 @@ public final class AttentionBench {
     public void runAll() {
         try (Stream s = gpu.createStream(); GpuTimer timer = new GpuTimer(gpu, s); KernelLibrary lib = new KernelLibrary(gpu)) {
             copyCeiling(s, timer);
-            for (int t : new int[] {1024, 4096, 8192}) prefill(s, timer, lib, t);
+            for (int t : new int[] {1024, 4096, 8192}) prefill(s, timer, lib, 0, t, PrefillAttentionKernel.DEFAULT_GROUP_WARPS);
+            prefill(s, timer, lib, 8192, 512, PrefillAttentionKernel.DEFAULT_GROUP_WARPS);
             prep(s, timer, lib, 8192);
             for (int b : new int[] {1, 32}) {
                 for (int c : new int[] {4096, 32768}) decode(s, timer, lib, b, c);
             }
+            // experimental variants last: a failure there cannot cost the rows above
+            for (int t : new int[] {4096, 8192}) prefill(s, timer, lib, 0, t, 4);
         }
     }
 
@@ -83,10 +92,14 @@ public final class AttentionBench {
         }
     }
 
-    private void prefill(Stream s, GpuTimer timer, KernelLibrary lib, int t) {
+    /**
+     * One sequence with {@code past} cached and {@code t} new tokens; FLOPs 4·hd·heads·Σ(keys per new token). With
+     * {@code groupWarps} ≠ the default, the output is also compared with the default kernel's on the same inputs.
+     */
+    private void prefill(Stream s, GpuTimer timer, KernelLibrary lib, int past, int t, int groupWarps) {
         AttentionGeometry g = GEOMETRY;
         int w = g.heads() * g.headDim();
-        int pagesNeeded = (t + KvPages.PAGE_TOKENS - 1) / KvPages.PAGE_TOKENS;
+        int pagesNeeded = (past + t + KvPages.PAGE_TOKENS - 1) / KvPages.PAGE_TOKENS;
         try (KvPages pages = KvPages.allocate(gpu, new KvPages.Geometry(1, g.kvHeads(), g.headDim(), pagesNeeded));
              AttentionBatch batch = new AttentionBatch(gpu, 1, pagesNeeded);
              DeviceBuffer q = gpu.allocate(2L * t * w, "q"); DeviceBuffer qg = gpu.allocate(4L * t * w, "qg");
@@ -95,19 +108,57 @@ public final class AttentionBench {
             randomFill(q, 2);
             randomFill(qg, 3);
             PageTable table = pages.newSequence();
-            table.reserve(t);
-            batch.stage(List.of(new AttentionBatch.Sequence(table, 0, t)), s);
-            PrefillAttentionKernel k = new PrefillAttentionKernel(lib, g);
-            double ms = timer.medianMillis(() -> k.launch(s, q.address(), pages, 0, batch, out.address(),
-                    qg.address(2L * g.headDim()), 2 * w, 2 * g.headDim()), 3, 20);
-            double flops = 4.0 * ((double) t * t / 2) * g.headDim() * g.heads();
+            table.reserve(past + t);
+            batch.stage(List.of(new AttentionBatch.Sequence(table, past, t)), s);
+            PrefillAttentionKernel k = new PrefillAttentionKernel(lib, g, groupWarps);
+            Runnable run = () -> k.launch(s, q.address(), pages, 0, batch, out.address(), qg.address(2L * g.headDim()), 2 * w,
+                    2 * g.headDim());
+            double ms = timer.medianMillis(run, 3, 20);
+            double flops = 4.0 * g.headDim() * g.heads() * ((double) t * past + (double) t * (t + 1) / 2);
             double tflops = flops / ms / 1e9;
-            numbers.put("prefill_T" + t + "_us", ms * 1e3);
-            numbers.put("prefill_T" + t + "_TFLOPs", tflops);
-            rows.add(new KernelBench.Row("prefill attention (causal, gate)", t + " tok, 16/2 x 256", ms * 1e3,
-                    fmt("%.0f TFLOP/s", tflops), fmt("%.0f%% pk", 100 * tflops / PEAK_TFLOPS),
-                    t == 8192 ? "target >= 300 TFLOP/s" : ""));
+            String key = "prefill" + (past > 0 ? "_past" + past : "") + "_T" + t + (groupWarps != 2 ? "_w" + groupWarps : "");
+            numbers.put(key + "_us", ms * 1e3);
+            numbers.put(key + "_TFLOPs", tflops);
+            String note = past == 0 && t == 8192 && groupWarps == 2 ? "target >= 300 TFLOP/s" : "";
+            if (groupWarps != PrefillAttentionKernel.DEFAULT_GROUP_WARPS) {
+                short[] got = download(out, (long) t * w);
+                new PrefillAttentionKernel(lib, g).launch(s, q.address(), pages, 0, batch, out.address(),
+                        qg.address(2L * g.headDim()), 2 * w, 2 * g.headDim());
+                short[] ref = download(out, (long) t * w);
+                double[] cmp = compare(ref, got);
+                numbers.put(key + "_maxUlpVsDefault", cmp[0]);
+                numbers.put(key + "_relL2VsDefault", cmp[1]);
+                note = fmt("experimental; vs default: max %.0f ulp, rel L2 %.1e%s", cmp[0], cmp[1],
+                        cmp[2] > 0 ? fmt(", %.0f NaN", cmp[2]) : "");
+            }
+            rows.add(new KernelBench.Row("prefill attention (causal, gate" + (groupWarps != 2 ? ", " + 4 * groupWarps + " warps" : "") + ")",
+                    (past > 0 ? past + "+" : "") + t + " tok, 16/2 x 256", ms * 1e3, fmt("%.0f TFLOP/s", tflops),
+                    fmt("%.0f%% pk", 100 * tflops / PEAK_TFLOPS), note));
         }
+    }
+
+    private short[] download(DeviceBuffer b, long n) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment host = a.allocate(2 * n);
+            b.copyToHost(host);
+            return host.toArray(ValueLayout.JAVA_SHORT);
+        }
+    }
+
+    /** Max bf16 ulp distance, relative L2 difference and NaN count of {@code got} against {@code ref}. */
+    private static double[] compare(short[] ref, short[] got) {
+        double maxUlp = 0, err = 0, norm = 0, nan = 0;
+        for (int i = 0; i < ref.length; i++) {
+            float r = Bf16.toFloat(ref[i]), v = Bf16.toFloat(got[i]);
+            if (Float.isNaN(v)) {
+                nan++;
+                continue;
+            }
+            maxUlp = Math.max(maxUlp, Bf16.ulpDistance(ref[i], got[i]));
+            err += (double) (v - r) * (v - r);
+            norm += (double) r * r;
+        }
+        return new double[] {maxUlp, Math.sqrt(err / Math.max(norm, 1e-30)), nan};
     }
 
     private void prep(Stream s, GpuTimer timer, KernelLibrary lib, int t) {
@@ -165,17 +216,29 @@ public final class AttentionBench {
                 graphs.add(CudaGraph.capture(s, st -> k.launch(st, q.address(), pages, 0, batch, out.address(), gate.address(), w,
                         g.headDim())));
             }
-            for (CudaGraph graph : graphs) graph.upload(s);
-            int[] turn = {0};
-            double ms = timer.medianMillis(() -> graphs.get(turn[0]++ % sets).replay(s), 10, 100);
-            double tbps = bytes / ms / 1e9;
-            String key = "decode_B" + batchSize + "_C" + context;
-            numbers.put(key + "_us", ms * 1e3);
-            numbers.put(key + "_TBps", tbps);
-            numbers.put(key + "_splits", (double) k.splitsFor(batchSize));
-            rows.add(new KernelBench.Row("decode attention (graph, gate)", "B" + batchSize + " x " + context + " ctx", ms * 1e3,
-                    fmt("%.2f TB/s", tbps), pct(tbps / copyTBps),
-                    fmt("%d splits%s; target >= 80%%", k.splitsFor(batchSize), sets > 1 ? ", " + sets + " rotated sets" : "")));
+            // as a decode step runs it: many layers' calls in one graph (each a different rotated set); per call = replay / n
+            try (CudaGraph layers = CudaGraph.capture(s, st -> {
+                for (int i = 0; i < LAYER_CALLS; i++) {
+                    AttentionBatch batch = batches.get(i % sets);
+                    k.launch(st, q.address(), pages, 0, batch, out.address(), gate.address(), w, g.headDim());
+                }
+            })) {
+                layers.upload(s);
+                for (CudaGraph graph : graphs) graph.upload(s);
+                double ms = timer.medianMillis(() -> layers.replay(s), 3, 30) / LAYER_CALLS;
+                int[] turn = {0};
+                double single = timer.medianMillis(() -> graphs.get(turn[0]++ % sets).replay(s), 10, 100);
+                double tbps = bytes / ms / 1e9;
+                String key = "decode_B" + batchSize + "_C" + context;
+                numbers.put(key + "_us", ms * 1e3);
+                numbers.put(key + "_TBps", tbps);
+                numbers.put(key + "_single_replay_us", single * 1e3);
+                numbers.put(key + "_splits", (double) k.splitsFor(batchSize));
+                rows.add(new KernelBench.Row("decode attention (in graph, gate)", "B" + batchSize + " x " + context + " ctx", ms * 1e3,
+                        fmt("%.2f TB/s", tbps), pct(tbps / copyTBps),
+                        fmt("%d splits%s; one-call graph %.1f us; target >= 80%%", k.splitsFor(batchSize),
+                                sets > 1 ? ", " + sets + " rotated sets" : "", single * 1e3)));
+            }
         } finally {
             for (CudaGraph graph : graphs) graph.close();
             for (AttentionBatch b : batches) b.close();

@@ -8,6 +8,7 @@ import dev.jnext.gpu.Stream;
 import dev.jnext.kernels.GpuSparseMoe;
 import dev.jnext.kernels.KernelLibrary;
 import dev.jnext.kernels.MoeDecodeKernel;
+import dev.jnext.kernels.MoeExpertGemm;
 import dev.jnext.kernels.SamplingKernel;
 import dev.jnext.numeric.Bf16;
 
@@ -64,8 +65,10 @@ public final class MoeBench {
             decode(s, timer, lib, gemm, 512, 1);
             decode(s, timer, lib, gemm, 512, 8);
             decode(s, timer, lib, gemm, 64, 1);
-            prefill(s, timer, lib, gemm, 64, 4096);
-            prefill(s, timer, lib, gemm, 512, 4096);
+            for (MoeExpertGemm.Engine engine : MoeExpertGemm.Engine.values()) {
+                prefill(s, timer, lib, gemm, 64, 4096, engine);
+                prefill(s, timer, lib, gemm, 512, 4096, engine);
+            }
             sampling(s, timer, lib, 1);
             sampling(s, timer, lib, 64);
         }
@@ -135,19 +138,17 @@ public final class MoeBench {
         try (Layer layer = Layer.random(gpu, experts); GpuSparseMoe moe = new GpuSparseMoe(lib, gemm, layer.shape(), batch, batch);
              DeviceBuffer x = gpu.allocate(2L * sets * batch * HIDDEN, "x"); DeviceBuffer out = gpu.allocate(2L * batch * HIDDEN, "out")) {
             fillRandom(x, 1.7, 10 + batch);
-            moe.forward(s, layer.weights(), x.address(), out.address(), batch);  // plans the GEMMs outside capture
-            CudaGraph[] graphs = new CudaGraph[sets];
             long distinctSum = 0;
-            try {
-                for (int i = 0; i < sets; i++) {
-                    long xi = x.address() + 2L * i * batch * HIDDEN;
-                    graphs[i] = CudaGraph.capture(s, st -> moe.forward(st, layer.weights(), xi, out.address(), batch));
-                    graphs[i].upload(s);
-                    graphs[i].replay(s);
-                    distinctSum += distinctExperts(moe, batch);
-                }
-                int[] turn = {0};
-                double ms = timer.medianMillis(() -> graphs[turn[0]++ % sets].replay(s), 20, 400);
+            for (int i = 0; i < sets; i++) {  // eager: plans the GEMMs outside capture, and counts the experts each set selects
+                moe.forward(s, layer.weights(), x.address() + 2L * i * batch * HIDDEN, out.address(), batch);
+                distinctSum += distinctExperts(moe, batch);
+            }
+            // one graph runs the 16 token sets back to back (as consecutive layers would): per-set time, no launch gaps
+            try (CudaGraph g = CudaGraph.capture(s, st -> {
+                for (int i = 0; i < sets; i++) moe.forward(st, layer.weights(), x.address() + 2L * i * batch * HIDDEN, out.address(), batch);
+            })) {
+                g.upload(s);
+                double ms = timer.medianMillis(() -> g.replay(s), 10, 100) / sets;
                 double expertBytes = 3.0 * HIDDEN * INTER * 2;
                 double bytes = (distinctSum / (double) sets + 1) * expertBytes + 2.0 * GpuSparseMoe.routerRows(layer.shape()) * HIDDEN;
                 double tbps = bytes / ms / 1e9;
@@ -157,8 +158,6 @@ public final class MoeBench {
                 rows.add(new KernelBench.Row("MoE decode block (graph)", "B=" + batch + " E=" + experts + " k=10", ms * 1e3,
                         fmt("%.2f TB/s (%.1f MB)", tbps, bytes / 1e6), pct(tbps / copyTBps), "router GEMM + top-k + 2 expert kernels"));
                 decodeExperts(s, timer, lib, layer, batch, x, out, key);
-            } finally {
-                for (CudaGraph g : graphs) if (g != null) g.close();
             }
         }
     }
@@ -187,34 +186,42 @@ public final class MoeBench {
         int rr = GpuSparseMoe.routerRows(layer.shape());
         try (DeviceBuffer dIds = gpu.allocate(4L * ids.length, "ids"); DeviceBuffer dW = gpu.allocate(2L * ids.length, "w");
              DeviceBuffer gates = gpu.allocate(2L * batch * rr, "gate_logits");
-             DeviceBuffer act = gpu.allocate(2L * MoeDecodeKernel.actRows(batch, TOP_K, true) * INTER, "act")) {
+             DeviceBuffer act = gpu.allocate(2L * MoeDecodeKernel.actRows(batch, TOP_K, true) * INTER, "act");
+             DeviceBuffer contrib = gpu.allocate(2L * MoeDecodeKernel.actRows(batch, TOP_K, true) * HIDDEN, "contrib");
+             DeviceBuffer counters = gpu.allocate(MoeDecodeKernel.counterBytes(batch, HIDDEN), "counters")) {
+            counters.fill32(0, s);
             try (Arena a = Arena.ofConfined()) {
                 dIds.copyFromHost(a.allocateFrom(ValueLayout.JAVA_INT, ids));
             }
             fillRandom(dW, 0.1, 7);
             fillRandom(gates, 1, 8);
-            CudaGraph[] graphs = new CudaGraph[sets];
-            try {
-                for (int i = 0; i < sets; i++) {
-                    long xi = x.address() + 2L * i * batch * HIDDEN, idi = dIds.address() + 4L * i * batch * TOP_K;
-                    long wi = dW.address() + 2L * i * batch * TOP_K;
-                    graphs[i] = CudaGraph.capture(s, st -> {
-                        k.launchGateUp(st, xi, idi, layer.gateUp().address(), layer.sharedGateUp().address(), act.address(), batch, TOP_K, HIDDEN, INTER);
-                        k.launchDown(st, act.address(), idi, wi, layer.down().address(), layer.sharedDown().address(), gates.address(), rr,
-                                out.address(), batch, TOP_K, HIDDEN, INTER);
-                    });
-                    graphs[i].upload(s);
+            double bytes = (distinct / (double) sets + 1) * 3.0 * HIDDEN * INTER * 2;
+            String[] parts = {"both", "gate_up", "down"};  // down includes the combine
+            for (String part : parts) {
+                try (CudaGraph g = CudaGraph.capture(s, st -> {
+                    for (int i = 0; i < sets; i++) {
+                        long xi = x.address() + 2L * i * batch * HIDDEN, idi = dIds.address() + 4L * i * batch * TOP_K;
+                        long wi = dW.address() + 2L * i * batch * TOP_K;
+                        if (!part.equals("down")) {
+                            k.launchGateUp(st, xi, idi, layer.gateUp().address(), layer.sharedGateUp().address(), act.address(), batch, TOP_K,
+                                    HIDDEN, INTER);
+                        }
+                        if (!part.equals("gate_up")) {
+                            k.launchDown(st, act.address(), idi, wi, layer.down().address(), layer.sharedDown().address(), gates.address(), rr,
+                                    contrib.address(), counters.address(), out.address(), batch, TOP_K, HIDDEN, INTER);
+                        }
+                    }
+                })) {
+                    g.upload(s);
+                    double ms = timer.medianMillis(() -> g.replay(s), 10, 100) / sets;
+                    double share = part.equals("both") ? 1 : part.equals("gate_up") ? 2.0 / 3 : 1.0 / 3;
+                    double tbps = bytes * share / ms / 1e9;
+                    numbers.put(key + "_experts_" + part + "_us", ms * 1e3);
+                    numbers.put(key + "_experts_" + part + "_TBps", tbps);
+                    rows.add(new KernelBench.Row("MoE decode experts: " + part, "B=" + batch + " E=" + experts + " k=10", ms * 1e3,
+                            fmt("%.2f TB/s (%.1f MB)", tbps, bytes * share / 1e6), pct(tbps / copyTBps),
+                            part.equals("both") ? "target >= 80% of copy" : ""));
                 }
-                int[] turn = {0};
-                double ms = timer.medianMillis(() -> graphs[turn[0]++ % sets].replay(s), 20, 400);
-                double bytes = (distinct / (double) sets + 1) * 3.0 * HIDDEN * INTER * 2;
-                double tbps = bytes / ms / 1e9;
-                numbers.put(key + "_experts_us", ms * 1e3);
-                numbers.put(key + "_experts_TBps", tbps);
-                rows.add(new KernelBench.Row("MoE decode experts (2 kernels)", "B=" + batch + " E=" + experts + " k=10", ms * 1e3,
-                        fmt("%.2f TB/s (%.1f MB)", tbps, bytes / 1e6), pct(tbps / copyTBps), "target >= 80% of copy"));
-            } finally {
-                for (CudaGraph g : graphs) if (g != null) g.close();
             }
         }
     }
@@ -230,8 +237,8 @@ public final class MoeBench {
         }
     }
 
-    private void prefill(Stream s, GpuTimer timer, KernelLibrary lib, Gemm gemm, int experts, int tokens) {
-        try (Layer layer = Layer.random(gpu, experts); GpuSparseMoe moe = new GpuSparseMoe(lib, gemm, layer.shape(), tokens, 8);
+    private void prefill(Stream s, GpuTimer timer, KernelLibrary lib, Gemm gemm, int experts, int tokens, MoeExpertGemm.Engine engine) {
+        try (Layer layer = Layer.random(gpu, experts); GpuSparseMoe moe = new GpuSparseMoe(lib, gemm, layer.shape(), tokens, 8, engine);
              DeviceBuffer x = gpu.allocate(2L * tokens * HIDDEN, "x"); DeviceBuffer out = gpu.allocate(2L * tokens * HIDDEN, "out")) {
             fillRandom(x, 1.7, 20 + experts);
             double pairFlops = (double) tokens * TOP_K * 6.0 * HIDDEN * INTER;
@@ -241,20 +248,29 @@ public final class MoeBench {
                 g.upload(s);
                 double ms = timer.medianMillis(() -> g.replay(s), 5, 30);
                 double tf = blockFlops / ms / 1e9;
-                String key = "moe_prefill_E" + experts + "_T" + tokens;
+                String key = "moe_prefill_E" + experts + "_T" + tokens + "_" + engine;
                 numbers.put(key + "_block_us", ms * 1e3);
                 numbers.put(key + "_block_TFLOPs", tf);
-                rows.add(new KernelBench.Row("MoE prefill block (graph)", "T=" + tokens + " E=" + experts, ms * 1e3,
+                rows.add(new KernelBench.Row("MoE prefill block (graph)", "T=" + tokens + " E=" + experts + " " + engine, ms * 1e3,
                         fmt("%.0f TFLOP/s", tf), pct(tf / BF16_PEAK_TFLOPS) + " pk", "router+grouping+experts+shared+combine"));
             }
             // the grouped GEMMs alone, on the grouping of the last forward
+            double msGateUp = timer.medianMillis(() -> moe.expertGateUp(s, layer.weights(), x.address(), tokens), 5, 30);
+            double msDown = timer.medianMillis(() -> moe.expertDown(s, layer.weights(), tokens), 5, 30);
+            String key0 = "moe_prefill_E" + experts + "_T" + tokens + "_" + engine;
+            numbers.put(key0 + "_gate_up_us", msGateUp * 1e3);
+            numbers.put(key0 + "_down_us", msDown * 1e3);
+            rows.add(new KernelBench.Row("  grouped GEMM gate_up+SiLU", "T=" + tokens + " E=" + experts + " " + engine, msGateUp * 1e3,
+                    fmt("%.0f TFLOP/s", pairFlops * 2 / 3 / msGateUp / 1e9), pct(pairFlops * 2 / 3 / msGateUp / 1e9 / BF16_PEAK_TFLOPS) + " pk", ""));
+            rows.add(new KernelBench.Row("  grouped GEMM down (weighted)", "T=" + tokens + " E=" + experts + " " + engine, msDown * 1e3,
+                    fmt("%.0f TFLOP/s", pairFlops / 3 / msDown / 1e9), pct(pairFlops / 3 / msDown / 1e9 / BF16_PEAK_TFLOPS) + " pk", ""));
             double ms = timer.medianMillis(() -> moe.expertGemms(s, layer.weights(), x.address(), tokens), 5, 30);
             double tf = pairFlops / ms / 1e9;
             double weightBytes = 3.0 * HIDDEN * INTER * 2 * experts;
-            String key = "moe_prefill_E" + experts + "_T" + tokens;
+            String key = "moe_prefill_E" + experts + "_T" + tokens + "_" + engine;
             numbers.put(key + "_gemms_us", ms * 1e3);
             numbers.put(key + "_gemms_TFLOPs", tf);
-            rows.add(new KernelBench.Row("MoE grouped GEMMs (gate_up+down)", "T=" + tokens + " E=" + experts, ms * 1e3,
+            rows.add(new KernelBench.Row("MoE grouped GEMMs (gate_up+down)", "T=" + tokens + " E=" + experts + " " + engine, ms * 1e3,
                     fmt("%.0f TFLOP/s", tf), pct(tf / BF16_PEAK_TFLOPS) + " pk",
                     fmt("target >= 50%% of peak; weight-read floor %.0f us", weightBytes / copyTBps / 1e6)));
         }

@@ -22,8 +22,8 @@ import dev.jnext.numeric.Bf16;
  */
 public final class CausalConv1dKernel {
     static final int THREADS = 128;
-    /** Tokens one prefill thread convolves (kernels-ptx CHUNK). */
-    static final int CHUNK = 16;
+    /** Tokens one prefill thread convolves: kernels-ptx CHUNK, passed to the kernel, which traps on a mismatch. */
+    static final int CHUNK = 8;
     static final int MAX_GRID_YZ = 65535;
 
     private final Kernel[] prefill = new Kernel[5];
@@ -77,7 +77,7 @@ public final class CausalConv1dKernel {
             throw new IllegalArgumentException("causal conv1d prefill: tokens and batch must be >= 1, got " + tokens + ", " + batch);
         }
         Kernel k = prefill[kernelWidth];
-        k.args().ptr(x).ptr(weight).ptr(state).ptr(cuSeqlens).ptr(slots).ptr(out).i32(batch).i32(channels);
+        k.args().ptr(x).ptr(weight).ptr(state).ptr(cuSeqlens).ptr(slots).ptr(out).i32(batch).i32(channels).i32(CHUNK);
         k.launch(s, prefillGrid(channels, tokens, batch), Dim3.of(THREADS), 0);
     }
 

@@ -13,7 +13,7 @@ import dev.jnext.ops.GatedDeltaRule;
  *
  * <p>Inputs: {@code qkv} = conv output rows {@code [B, 2·Hk·dk + Hv·dv]} bf16 ([q | k | v]); the gates as
  * {@link Gates}; output {@code out [B, Hv·dv]} bf16. dk = 128 with dv a multiple of 32 takes the register-resident
- * kernel (grid sequence × head × 32-column block); every other size the plain one.
+ * kernel (grid 32-column block × head × sequence); every other size the plain one.
  */
 public final class GatedDeltaRuleDecodeKernel {
     static final int FAST_THREADS = 128;
@@ -50,9 +50,9 @@ public final class GatedDeltaRuleDecodeKernel {
         return shape.keyDim() == 128 && shape.valueDim() % FAST_COLUMNS == 0;
     }
 
-    /** Grid of the launch: (B, Hv, dv / 32) on the fast path, else (B, Hv). */
+    /** Grid of the launch: (dv / 32, Hv, B) on the fast path (a head's column blocks adjacent), else (B, Hv). */
     public static Dim3 grid(GatedDeltaRule shape, int batch) {
-        return fastPath(shape) ? Dim3.of(batch, shape.valueHeads(), shape.valueDim() / FAST_COLUMNS)
+        return fastPath(shape) ? Dim3.of(shape.valueDim() / FAST_COLUMNS, shape.valueHeads(), batch)
                 : Dim3.of(batch, shape.valueHeads());
     }
 
@@ -72,6 +72,7 @@ public final class GatedDeltaRuleDecodeKernel {
             throw new IllegalArgumentException("gated delta rule decode: value heads " + hv + " must be a multiple of key heads " + hk);
         }
         if (hv > MAX_GRID_YZ) throw new IllegalArgumentException("gated delta rule decode: at most " + MAX_GRID_YZ + " value heads, got " + hv);
+        if (batch > MAX_GRID_YZ) throw new IllegalArgumentException("gated delta rule decode: batch at most " + MAX_GRID_YZ + ", got " + batch);
         if (dk > MAX_KEY_DIM) {
             throw new IllegalArgumentException("gated delta rule decode: key dim at most " + MAX_KEY_DIM + " (q and k in shared memory), got " + dk);
         }

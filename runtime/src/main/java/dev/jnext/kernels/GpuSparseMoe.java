@@ -62,17 +62,23 @@ public final class GpuSparseMoe implements AutoCloseable {
     private final SiluMulKernel siluMul;
     private final List<DeviceBuffer> owned = new ArrayList<>();
     private final DeviceBuffer logits, topkIds, topkWeights, chunkCounts, expertStart, sortedPairs, pairRow, tileExpert;
-    private final DeviceBuffer act, contrib, sharedGateUpOut, sharedAct, sharedOut;
+    private final DeviceBuffer act, contrib, decodeContrib, decodeCounters, sharedGateUpOut, sharedAct, sharedOut;
 
+    /** With the Hopper (wgmma) grouped GEMMs; {@link MoeExpertGemm.Engine#MMA_SYNC} is the portable alternative. */
     public GpuSparseMoe(KernelLibrary lib, Gemm gemm, Shape shape, int maxTokens, int decodeMaxTokens) {
+        this(lib, gemm, shape, maxTokens, decodeMaxTokens, MoeExpertGemm.Engine.WGMMA);
+    }
+
+    public GpuSparseMoe(KernelLibrary lib, Gemm gemm, Shape shape, int maxTokens, int decodeMaxTokens, MoeExpertGemm.Engine engine) {
         if (maxTokens < 1) throw new IllegalArgumentException("moe: maxTokens must be >= 1, got " + maxTokens);
         this.shape = shape;
         this.maxTokens = maxTokens;
-        this.decodeMaxTokens = Math.min(decodeMaxTokens, maxTokens);
+        // experts wider than the decode kernels take the grouped GEMMs at every size
+        this.decodeMaxTokens = shape.inter() > MoeDecodeKernel.MAX_INTER ? 0 : Math.min(decodeMaxTokens, maxTokens);
         this.gemm = gemm;
         this.router = new MoeRouterKernel(lib);
         this.grouping = new ExpertGrouping(lib);
-        this.experts = new MoeExpertGemm(lib);
+        this.experts = new MoeExpertGemm(lib, engine);
         this.combine = new MoeCombineKernel(lib);
         this.decode = new MoeDecodeKernel(lib);
         this.siluMul = new SiluMulKernel(lib);
@@ -92,6 +98,13 @@ public final class GpuSparseMoe implements AutoCloseable {
             tileExpert = alloc(gpu, 4L * maxTiles, "moe.tile_expert");
             act = alloc(gpu, 2L * actRows * i, "moe.act");
             contrib = maxTokens > this.decodeMaxTokens ? alloc(gpu, 2L * pairs * h, "moe.contrib") : null;
+            decodeContrib = alloc(gpu, 2L * Math.max(1, MoeDecodeKernel.actRows(this.decodeMaxTokens, shape.topK(), shape.hasShared())) * h,
+                    "moe.decode_contrib");
+            decodeCounters = alloc(gpu, Math.max(4, MoeDecodeKernel.counterBytes(this.decodeMaxTokens, h)), "moe.decode_counters");
+            try (Stream init = gpu.createStream()) {  // zeroed once; every decode leaves them zeroed
+                decodeCounters.fill32(0, init);
+                init.synchronize();
+            }
             boolean denseShared = shape.hasShared() && maxTokens > this.decodeMaxTokens;
             sharedGateUpOut = denseShared ? alloc(gpu, 4L * maxTokens * shape.sharedInter(), "moe.shared_gate_up") : null;
             sharedAct = denseShared ? alloc(gpu, 2L * maxTokens * shape.sharedInter(), "moe.shared_act") : null;
@@ -143,7 +156,7 @@ public final class GpuSparseMoe implements AutoCloseable {
         long sgu = shape.hasShared() ? w.sharedGateUp() : 0, sd = shape.hasShared() ? w.sharedDown() : 0;
         decode.launchGateUp(s, x, topkIds.address(), w.gateUp(), sgu, act.address(), tokens, shape.topK(), shape.hidden(), shape.inter());
         decode.launchDown(s, act.address(), topkIds.address(), topkWeights.address(), w.down(), sd, sharedGateLogits(), routerRows(shape),
-                out, tokens, shape.topK(), shape.hidden(), shape.inter());
+                decodeContrib.address(), decodeCounters.address(), out, tokens, shape.topK(), shape.hidden(), shape.inter());
     }
 
     public void prefill(Stream s, Weights w, long x, long out, int tokens) {
@@ -166,11 +179,24 @@ public final class GpuSparseMoe implements AutoCloseable {
 
     /** The two grouped GEMMs of the prefill path on the grouping of the last {@link #prefill} of {@code tokens} rows. */
     public void expertGemms(Stream s, Weights w, long x, int tokens) {
+        expertGateUp(s, w, x, tokens);
+        expertDown(s, w, tokens);
+    }
+
+    /** The gate_up + SiLU grouped GEMM alone (benchmarks). */
+    public void expertGateUp(Stream s, Weights w, long x, int tokens) {
         checkTokens(tokens);
         if (contrib == null) throw new IllegalStateException("moe: built for decode only (maxTokens <= decodeMaxTokens)");
         int tiles = ExpertGrouping.maxTiles(tokens * shape.topK(), shape.experts(), MoeExpertGemm.BLOCK_M);
         experts.launchGateUp(s, x, sortedPairs.address(), tileExpert.address(), tiles, w.gateUp(), act.address(), shape.topK(),
                 shape.hidden(), shape.inter());
+    }
+
+    /** The down grouped GEMM alone (benchmarks). */
+    public void expertDown(Stream s, Weights w, int tokens) {
+        checkTokens(tokens);
+        if (contrib == null) throw new IllegalStateException("moe: built for decode only (maxTokens <= decodeMaxTokens)");
+        int tiles = ExpertGrouping.maxTiles(tokens * shape.topK(), shape.experts(), MoeExpertGemm.BLOCK_M);
         experts.launchDown(s, act.address(), sortedPairs.address(), tileExpert.address(), tiles, w.down(), topkWeights.address(),
                 contrib.address(), shape.hidden(), shape.inter());
     }

@@ -15,22 +15,42 @@ import dev.jnext.state.KvPages;
  * once for the whole group. Grid: (token blocks of the longest sequence, sequences, KV heads).
  */
 public final class PrefillAttentionKernel {
-    static final int THREADS = 256;
     static final int BLOCK_ROWS = 128;
+    /** Warps per group of 32 query rows of the default kernel (8 warps per block). */
+    public static final int DEFAULT_GROUP_WARPS = 2;
 
     private final Kernel kernel;
     private final AttentionGeometry geometry;
+    private final int groupWarps;
 
     public PrefillAttentionKernel(KernelLibrary lib, AttentionGeometry geometry) {
+        this(lib, geometry, DEFAULT_GROUP_WARPS);
+    }
+
+    /**
+     * {@code groupWarps} warps share each group of 32 query rows: 2 (the default, verified by the parity tests) or 4
+     * (experimental, head_dim 256 only: 16 warps of 128 registers; the attention benchmark compares it with the default).
+     */
+    public PrefillAttentionKernel(KernelLibrary lib, AttentionGeometry geometry, int groupWarps) {
+        if (groupWarps != 2 && !(groupWarps == 4 && geometry.headDim() == 256)) {
+            throw new IllegalArgumentException("prefill attention: 2 warps per row group, or 4 at head_dim 256; got " + groupWarps
+                    + " at head_dim " + geometry.headDim());
+        }
         this.geometry = geometry;
-        this.kernel = lib.kernel("attention_prefill", "attention_prefill_hd" + geometry.headDim());
-        int smem = sharedBytes(geometry.headDim());
+        this.groupWarps = groupWarps;
+        this.kernel = lib.kernel("attention_prefill", "attention_prefill_hd" + geometry.headDim() + (groupWarps == 4 ? "_w4" : ""));
+        int smem = sharedBytes(geometry.headDim(), groupWarps);
         if (smem > 48 * 1024) kernel.allowDynamicSharedMemory(smem);
     }
 
-    /** Q tile, double-buffered K and V tiles, the P tile and the warp pairs' row max/sum exchange (attention_prefill.cu). */
-    static int sharedBytes(int headDim) {
-        return (BLOCK_ROWS + 4 * KvPages.PAGE_TOKENS) * headDim * 2 + BLOCK_ROWS * KvPages.PAGE_TOKENS * 2 + 2 * 2 * BLOCK_ROWS * 4;
+    /** Q tile, double-buffered K and V tiles, the P tile and the row groups' max/sum exchange (attention_prefill.cu). */
+    static int sharedBytes(int headDim, int groupWarps) {
+        return (BLOCK_ROWS + 4 * KvPages.PAGE_TOKENS) * headDim * 2 + BLOCK_ROWS * KvPages.PAGE_TOKENS * 2
+                + 2 * groupWarps * BLOCK_ROWS * 4;
+    }
+
+    static int threads(int groupWarps) {
+        return 4 * groupWarps * 32;
     }
 
     /** Query tokens per block: 128 rows / G heads. */
@@ -61,7 +81,8 @@ public final class PrefillAttentionKernel {
         kernel.args().ptr(q).ptr(pages.keys(layer)).ptr(pages.values(layer)).ptr(batch.pageTable()).i32(batch.pageTableStride())
                 .ptr(batch.cuSeqlens()).ptr(batch.pastLengths()).i32(batch.numSeqs()).ptr(out).ptr(gate)
                 .i32(gateTokenStride).i32(gateHeadStride).i32(geometry.heads()).i32(geometry.kvHeads()).f32(geometry.scaleLog2());
-        kernel.launch(s, grid(geometry, batch.numSeqs(), batch.maxNewTokens()), Dim3.of(THREADS), sharedBytes(geometry.headDim()));
+        kernel.launch(s, grid(geometry, batch.numSeqs(), batch.maxNewTokens()), Dim3.of(threads(groupWarps)),
+                sharedBytes(geometry.headDim(), groupWarps));
     }
 
     static void checkGate(long gate, int tokenStride, int headStride, AttentionGeometry g) {

@@ -11,7 +11,7 @@ import java.util.Arrays;
 
 /**
  * On-device sampling of the next token ids from bf16 logits rows (kernels-ptx/sampling.cu); the ids stay in device
- * memory. Greedy: a two-level argmax (lowest id on ties; a row with a NaN logit gives −1). Stochastic: temperature,
+ * memory. Greedy: a two-level argmax in one launch (lowest id on ties; a row with a NaN logit gives −1). Stochastic: temperature,
  * top-k, top-p, min-p with the CPU Sampler's semantics, found by radix select on the bf16 keys (no sort), and a
  * Philox4x32-10 draw whose (seed, offset) state lives in device memory and advances on every call, so a replayed graph
  * samples fresh numbers with no host-side seed.
@@ -23,6 +23,8 @@ public final class SamplingKernel implements AutoCloseable {
     static final int ARGMAX_PARTS = 32;
     static final int PARAMS_BYTES = 16;
     static final int RNG_BYTES = 16;
+    /** sample_rows' key histogram: 57,344 u32 bins below the largest logit's key (dynamic shared memory). */
+    static final int SAMPLE_SMEM_BYTES = 1024 * 56 * 4;
 
     /** One row's sampling parameters: temperature 0 is greedy; topK 0, topP 1 and minP 0 are off. */
     public record RowParams(float temperature, int topK, float topP, float minP) {
@@ -36,38 +38,54 @@ public final class SamplingKernel implements AutoCloseable {
         public static RowParams greedy() {
             return new RowParams(0, 0, 1, 0);
         }
+
+        /** The device form of a request's sampling parameters; penalties are applied to the logits beforehand, not here. */
+        public static RowParams of(dev.jnext.engine.SamplingParams p) {
+            if (p.repetitionPenalty() != 1f || p.presencePenalty() != 0f) {
+                throw new IllegalArgumentException("on-device sampling takes logits with the repetition/presence penalties already applied");
+            }
+            return new RowParams(p.temperature(), p.topK(), p.topP(), p.minP());
+        }
     }
 
-    private final Kernel partial;
-    private final Kernel finalArgmax;
+    private final Kernel argmax;
     private final Kernel sample;
     private final int maxRows;
     private final DeviceBuffer partials;
+    private final DeviceBuffer counters;
 
     public SamplingKernel(KernelLibrary lib, int maxRows) {
         if (maxRows < 1) throw new IllegalArgumentException("sampling: maxRows must be >= 1, got " + maxRows);
-        this.partial = lib.kernel("sampling", "argmax_partial");
-        this.finalArgmax = lib.kernel("sampling", "argmax_final");
-        this.sample = lib.kernel("sampling", "sample_rows");
+        this.argmax = lib.kernel("sampling", "argmax_rows");
+        this.sample = lib.kernel("sampling", "sample_rows").allowDynamicSharedMemory(SAMPLE_SMEM_BYTES);
         this.maxRows = maxRows;
         this.partials = lib.gpu().allocate(8L * ARGMAX_PARTS * maxRows, "sampling.argmax_partials");
+        try {
+            this.counters = lib.gpu().allocate(4L * maxRows, "sampling.argmax_counters");
+            // each row's last block resets its counter, so zeroing once here is enough
+            try (Stream init = lib.gpu().createStream()) {
+                counters.fill32(0, init);
+                init.synchronize();
+            }
+        } catch (RuntimeException e) {
+            partials.close();
+            throw e;
+        }
     }
 
     /** {@code outIds[r] = argmax(logits[r, 0:vocab])} (lowest id on ties, −1 if the row has a NaN). */
     public void greedy(Stream s, long logits, int stride, int vocab, int rows, long outIds) {
         check(stride, vocab, rows);
         int partLen = ((vocab + ARGMAX_PARTS - 1) / ARGMAX_PARTS + 7) / 8 * 8;
-        partial.args().ptr(logits).i32(stride).i32(vocab).i32(partLen).ptr(partials.address());
-        partial.launch(s, Dim3.of(ARGMAX_PARTS, rows), Dim3.of(256), 0);
-        finalArgmax.args().ptr(partials.address()).i32(ARGMAX_PARTS).ptr(outIds);
-        finalArgmax.launch(s, Dim3.of(rows), Dim3.of(32), 0);
+        argmax.args().ptr(logits).i32(stride).i32(vocab).i32(partLen).ptr(partials.address()).ptr(counters.address()).ptr(outIds);
+        argmax.launch(s, Dim3.of(ARGMAX_PARTS, rows), Dim3.of(256), 0);
     }
 
     /** One token per row following {@code params[r]}; advances {@code rng[r]}'s offset by one for sampled rows. */
     public void sample(Stream s, long logits, int stride, int vocab, int rows, long params, long rng, long outIds) {
         check(stride, vocab, rows);
         sample.args().ptr(logits).i32(stride).i32(vocab).ptr(params).ptr(rng).ptr(outIds);
-        sample.launch(s, Dim3.of(rows), Dim3.of(1024), 0);
+        sample.launch(s, Dim3.of(rows), Dim3.of(1024), SAMPLE_SMEM_BYTES);
     }
 
     private void check(int stride, int vocab, int rows) {
@@ -94,6 +112,7 @@ public final class SamplingKernel implements AutoCloseable {
     @Override
     public void close() {
         partials.close();
+        counters.close();
     }
 
     // ------------------------------------------------------------------------------------------ CPU references

@@ -32,16 +32,20 @@ class PtxResourcesTest {
                     "moe_align_offsets", List.of(U64, U64, U64, U64, U32, U32, U32, U32),
                     "moe_align_scatter", List.of(U64, U64, U64, U64, U64, U32, U32))),
             Map.entry("moe_gemm", Map.of(
-                    "moe_gemm_gate_up", List.of(U64, U64, U64, U64, U64, U32, U32, U32),
-                    "moe_gemm_down", List.of(U64, U64, U64, U64, U64, U64, U32, U32))),
+                    "moe_gemm_gate_up_n128", List.of(U64, U64, U64, U64, U64, U32, U32, U32),
+                    "moe_gemm_gate_up_n256", List.of(U64, U64, U64, U64, U64, U32, U32, U32),
+                    "moe_gemm_down_n128", List.of(U64, U64, U64, U64, U64, U64, U32, U32),
+                    "moe_gemm_down_n256", List.of(U64, U64, U64, U64, U64, U64, U32, U32))),
+            Map.entry("moe_gemm_sm90a", Map.of(
+                    "moe_gemm_gate_up_wgmma", List.of(U64, U64, U64, U64, U64, U32, U32, U32),
+                    "moe_gemm_down_wgmma", List.of(U64, U64, U64, U64, U64, U64, U32, U32))),
             Map.entry("moe_combine", Map.of("moe_combine", List.of(U64, U64, U64, U32, U64, U32, U32, U32))),
             Map.entry("moe_decode", Map.of(
                     "moe_decode_gate_up", List.of(U64, U64, U64, U64, U64, U32, U32, U32, U32),
-                    "moe_decode_down", List.of(U64, U64, U64, U64, U64, U64, U32, U64, U32, U32, U32, U32))),
+                    "moe_decode_down", List.of(U64, U64, U64, U64, U64, U64, U32, U64, U64, U64, U32, U32, U32, U32))),
             Map.entry("embedding", Map.of("embedding_gather", List.of(U64, U64, U64, U32, U32, U32))),
             Map.entry("sampling", Map.of(
-                    "argmax_partial", List.of(U64, U32, U32, U32, U64),
-                    "argmax_final", List.of(U64, U32, U64),
+                    "argmax_rows", List.of(U64, U32, U32, U32, U64, U64, U64),
                     "philox_blocks", List.of(U64, U64, U64, U32),
                     "sample_rows", List.of(U64, U32, U32, U64, U64, U64))),
             Map.entry("gated_delta_rule_chunked", Map.of(
@@ -55,7 +59,7 @@ class PtxResourcesTest {
                     U64, U64, U64, U32, U32, U32, U32, U32, U32, F32, U64, U64, U64))),
             Map.entry("attention_prefill", Map.of(
                     "attention_prefill_hd256", PREFILL, "attention_prefill_hd128", PREFILL,
-                    "attention_prefill_hd64", PREFILL, "attention_prefill_hd32", PREFILL)),
+                    "attention_prefill_hd64", PREFILL, "attention_prefill_hd32", PREFILL, "attention_prefill_hd256_w4", PREFILL)),
             Map.entry("attention_decode", Map.of(
                     "attention_decode_hd256_g1", DECODE, "attention_decode_hd256_g2", DECODE,
                     "attention_decode_hd128_g1", DECODE, "attention_decode_hd128_g2", DECODE,
@@ -71,11 +75,11 @@ class PtxResourcesTest {
         return m;
     }
 
-    /** prefill: x, w, state, cu_seqlens, slots, out, batch, channels; update: x, w, state, slots, out, channels; K = 2, 3, 4. */
+    /** prefill: x, w, state, cu_seqlens, slots, out, batch, channels, chunk; update: x, w, state, slots, out, channels; K = 2, 3, 4. */
     private static Map<String, List<ParamType>> causalConv1d() {
         Map<String, List<ParamType>> m = new java.util.HashMap<>();
         for (int k = 2; k <= 4; k++) {
-            m.put("causal_conv1d_prefill_k" + k, List.of(U64, U64, U64, U64, U64, U64, U32, U32));
+            m.put("causal_conv1d_prefill_k" + k, List.of(U64, U64, U64, U64, U64, U64, U32, U32, U32));
             m.put("causal_conv1d_update_k" + k, List.of(U64, U64, U64, U64, U64, U32));
         }
         return m;

@@ -220,7 +220,10 @@ class AttentionGpuTest {
         }
     }
 
-    /** The whole layer core on the GPU — prep then prefill (prompt), prep then prefill (extend), prep then decode — against prep's reference rows fed to AttentionCore. */
+    /**
+     * The whole layer core on the GPU ({@link GatedAttentionCore}: prep then prefill for the prompt, prep then prefill for
+     * an extend, prep then decode) against prep's reference rows and AttentionCore on what prep wrote.
+     */
     @Test
     void prepThenPrefillExtendAndDecodeAgreeWithTheReferenceChain() {
         AttentionGeometry g = QWEN3_NEXT;
@@ -236,11 +239,9 @@ class AttentionGpuTest {
         List<Spec> finalSpecs = List.of(new Spec(prompt[0] + extend[0], 1), new Spec(prompt[1] + extend[1], 1),
                 new Spec(prompt[2] + extend[2], 1));
         try (AttentionFixture f = new AttentionFixture(g, finalSpecs, 1);
-             AttentionPrepKernel prep = new AttentionPrepKernel(GpuTestSupport.kernels(), g, theta, EPS);
-             DecodeAttentionKernel decode = new DecodeAttentionKernel(GpuTestSupport.kernels(), g, 3);
+             GatedAttentionCore core = new GatedAttentionCore(GpuTestSupport.kernels(), g, theta, EPS, 3);
              DeviceBuffer dqw = upload(qw, "q_norm"); DeviceBuffer dkw = upload(kw, "k_norm")) {
             f.uploadPool();
-            PrefillAttentionKernel prefill = new PrefillAttentionKernel(GpuTestSupport.kernels(), g);
             int[] past = {0, 0, 0};
             for (int step = 0; step < 3; step++) {
                 int[] news = step == 0 ? prompt : step == 1 ? extend : new int[] {1, 1, 1};
@@ -256,15 +257,9 @@ class AttentionGpuTest {
                      DeviceBuffer dqg = upload(qg, "qg"); DeviceBuffer dkv = upload(kv, "kv");
                      DeviceBuffer dq = poisoned(tokens * w, "q"); DeviceBuffer out = poisoned(tokens * w, "out")) {
                     batch.stage(seqs, s);
-                    prep.launch(s, dqg.address(), dkv.address(), dkv.address(2L * kvw), 2 * kvw, dqw.address(), dkw.address(),
-                            batch, f.pages, AttentionFixture.LAYER, dq.address(), tokens);
-                    if (step < 2) {
-                        prefill.launch(s, dq.address(), f.pages, AttentionFixture.LAYER, batch, out.address(),
-                                dqg.address(2L * hd), 2 * w, 2 * hd);
-                    } else {
-                        decode.launch(s, dq.address(), f.pages, AttentionFixture.LAYER, batch, out.address(),
-                                dqg.address(2L * hd), 2 * w, 2 * hd);
-                    }
+                    assertEquals(step == 2, batch.isDecode(), "steps 0 and 1 prefill/extend, step 2 decodes");
+                    core.forward(s, dqg.address(), dkv.address(), dkv.address(2L * kvw), 2 * kvw, dqw.address(), dkw.address(),
+                            batch, f.pages, AttentionFixture.LAYER, dq.address(), out.address(), tokens);
                     // prep's output must be its reference (rare 1-ulp flips allowed, as in the prep test) ...
                     short[] gotQ = download(dq, tokens * w);
                     short[] gotPool = f.downloadPool();

@@ -34,8 +34,11 @@ class AttentionLaunchRulesTest {
         assertEquals(new dev.jnext.gpu.Dim3(512, 1, 2), PrefillAttentionKernel.grid(g, 1, 8192));
         assertEquals(new dev.jnext.gpu.Dim3(7, 3, 2), PrefillAttentionKernel.grid(g, 3, 100));
         assertEquals(8, PrefillAttentionKernel.tokensPerBlock(new AttentionGeometry(32, 2, 128, 64)));
-        assertEquals(192 * 1024 + 16 * 1024 + 2048, PrefillAttentionKernel.sharedBytes(256),
+        assertEquals(192 * 1024 + 16 * 1024 + 2048, PrefillAttentionKernel.sharedBytes(256, 2),
                 "Q 64 KB + 2 x (K 32 KB + V 32 KB) + P 16 KB + row max/sum exchange");
+        assertTrue(PrefillAttentionKernel.sharedBytes(256, 4) <= 227 * 1024, "the 16-warp variant fits an H100 block");
+        assertEquals(256, PrefillAttentionKernel.threads(2));
+        assertEquals(512, PrefillAttentionKernel.threads(4));
     }
 
     @Test

@@ -22,7 +22,7 @@ class GdnKernelArgumentsTest {
     void recurrentRulePicksTheRegisterKernelForDk128AndGridsOverColumnBlocks() {
         GatedDeltaRule qwen = new GatedDeltaRule(16, 32, 128, 128);
         assertTrue(GatedDeltaRuleDecodeKernel.fastPath(qwen));
-        assertEquals(Dim3.of(64, 32, 4), GatedDeltaRuleDecodeKernel.grid(qwen, 64));
+        assertEquals(Dim3.of(4, 32, 64), GatedDeltaRuleDecodeKernel.grid(qwen, 64));
         assertEquals(0, GatedDeltaRuleDecodeKernel.sharedBytes(qwen));
         GatedDeltaRule tiny = new GatedDeltaRule(2, 4, 16, 24);
         assertFalse(GatedDeltaRuleDecodeKernel.fastPath(tiny));
@@ -36,6 +36,7 @@ class GdnKernelArgumentsTest {
     void recurrentRuleRejectsBadShapesWithTheValue() {
         GatedDeltaRule qwen = new GatedDeltaRule(16, 32, 128, 128);
         assertMessage(() -> GatedDeltaRuleDecodeKernel.validate(qwen, 0), "batch must be >= 1, got 0");
+        assertMessage(() -> GatedDeltaRuleDecodeKernel.validate(qwen, 70000), "batch at most 65535, got 70000");
         assertMessage(() -> GatedDeltaRuleDecodeKernel.validate(new GatedDeltaRule(3, 32, 128, 128), 1), "multiple of key heads 3");
         assertMessage(() -> GatedDeltaRuleDecodeKernel.validate(new GatedDeltaRule(1, 1, 8192, 128), 1), "got 8192");
         assertMessage(() -> GatedDeltaRuleDecodeKernel.validate(new GatedDeltaRule(1, 1, 0, 128), 1), "must be >= 1");
@@ -44,8 +45,8 @@ class GdnKernelArgumentsTest {
 
     @Test
     void convGridCoversTheWorstSplitOfTheTokens() {
-        // 8192 channels = 1024 vectors of 8 = 8 blocks of 128 threads; chunks: ceil(T / 16) + one partial chunk per sequence
-        assertEquals(Dim3.of(8, 4096 / 16 + 4), CausalConv1dKernel.prefillGrid(8192, 4096, 4));
+        // 8192 channels = 1024 vectors of 8 = 8 blocks of 128 threads; chunks: ceil(T / 8) + one partial chunk per sequence
+        assertEquals(Dim3.of(8, 4096 / 8 + 4), CausalConv1dKernel.prefillGrid(8192, 4096, 4));
         assertEquals(Dim3.of(2, 1 + 3), CausalConv1dKernel.prefillGrid(1032, 5, 3));
         assertEquals(Dim3.of(8, 64), CausalConv1dKernel.updateGrid(8192, 64));
         assertMessage(() -> CausalConv1dKernel.prefillGrid(8192, 2_000_000, 1), "at most 65535");

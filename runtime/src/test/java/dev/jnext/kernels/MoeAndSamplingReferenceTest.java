@@ -137,6 +137,43 @@ class MoeAndSamplingReferenceTest {
         assertEquals(-1, SamplingKernel.referenceArgmax(l, l.length), "NaN row");
     }
 
+    /** The distribution the kernels are checked against is the CPU Sampler's: its draws follow it (chi-square). */
+    @Test
+    void referenceDistributionIsTheCpuSamplers() {
+        Random rnd = new Random(21);
+        int vocab = 48, draws = 60_000;
+        float[] logits = new float[vocab];
+        for (int i = 0; i < vocab; i++) logits[i] = Bf16.round((float) rnd.nextGaussian() * 1.5f);
+        logits[7] = logits[30] = logits[11];  // a tie group
+        dev.jnext.engine.SamplingParams[] configs = {
+                new dev.jnext.engine.SamplingParams(1f, 0, 1f, 0f, 1f, 0f, 1),
+                new dev.jnext.engine.SamplingParams(0.7f, 9, 1f, 0f, 1f, 0f, 2),
+                new dev.jnext.engine.SamplingParams(1.2f, 0, 0.8f, 0f, 1f, 0f, 3),
+                new dev.jnext.engine.SamplingParams(1f, 20, 0.9f, 0.05f, 1f, 0f, 4)};
+        for (dev.jnext.engine.SamplingParams c : configs) {
+            double[] dist = SamplingKernel.referenceDistribution(logits, vocab, SamplingKernel.RowParams.of(c));
+            dev.jnext.engine.Sampler sampler = new dev.jnext.engine.Sampler(c, vocab);
+            long[] counts = new long[vocab];
+            for (int d = 0; d < draws; d++) counts[sampler.next(logits)]++;
+            double chi2 = 0;
+            int bins = 0;
+            for (int i = 0; i < vocab; i++) {
+                if (dist[i] == 0) {
+                    assertEquals(0, counts[i], "the Sampler drew " + i + ", outside the reference's kept set");
+                    continue;
+                }
+                double e = dist[i] * draws;
+                chi2 += (counts[i] - e) * (counts[i] - e) / e;
+                bins++;
+            }
+            int df = Math.max(1, bins - 1);
+            double critical = df * Math.pow(1 - 2.0 / (9 * df) + 4.75 * Math.sqrt(2.0 / (9 * df)), 3);  // p ≈ 1e-6
+            assertTrue(chi2 < critical, c + ": chi-square " + chi2 + " over " + df + " degrees of freedom");
+        }
+        assertThrows(IllegalArgumentException.class,
+                () -> SamplingKernel.RowParams.of(new dev.jnext.engine.SamplingParams(1f, 0, 1f, 0f, 1.1f, 0f, 1)));
+    }
+
     @Test
     void launchersRejectBadArguments() {
         assertThrows(IllegalArgumentException.class, () -> MoeRouterKernel.check(4, 2000, 10, 2000));
@@ -151,6 +188,7 @@ class MoeAndSamplingReferenceTest {
         assertThrows(IllegalArgumentException.class, () -> MoeDecodeKernel.check(1, 10, 2044, 512));
         assertThrows(IllegalArgumentException.class, () -> MoeDecodeKernel.check(1, 40, 2048, 512));
         assertThrows(IllegalArgumentException.class, () -> MoeDecodeKernel.check(0, 10, 2048, 512));
+        assertThrows(IllegalArgumentException.class, () -> MoeDecodeKernel.check(1, 10, 2048, 1024));
         MoeDecodeKernel.check(8, 10, 2048, 512);
         assertThrows(IllegalArgumentException.class, () -> new GpuSparseMoe.Shape(2048, 512, 10, 512, 256, true));
         assertThrows(IllegalArgumentException.class, () -> new GpuSparseMoe.Shape(2048, 2048, 10, 512, 512, true));

@@ -94,17 +94,22 @@ class MoeKernelsGpuTest {
         }
     }
 
-    @ParameterizedTest(name = "tokens={0} experts={1} hidden={2} inter={3} shared={4}")
+    @ParameterizedTest(name = "tokens={0} experts={1} hidden={2} inter={3} shared={4} {5}")
     @CsvSource({
-            "1,64,2048,512,true", "8,64,2048,512,true", "3,512,256,128,true", "1,32,512,256,false",     // decode path
-            "300,64,2048,512,true", "4096,64,2048,512,true", "700,512,256,128,true", "90,16,384,192,false"})  // prefill path
-    void wholeBlockMatchesTheRoundingFaithfulReferenceAndSparseMoe(int tokens, int experts, int hidden, int inter, boolean shared) {
+            "1,64,2048,512,true,MMA_SYNC", "8,64,2048,512,true,MMA_SYNC", "3,512,256,128,true,MMA_SYNC",     // decode path
+            "1,32,512,256,false,MMA_SYNC",
+            "300,64,2048,512,true,MMA_SYNC", "4096,64,2048,512,true,MMA_SYNC", "700,512,256,128,true,MMA_SYNC", // prefill path
+            "90,16,384,192,false,MMA_SYNC",
+            "300,64,2048,512,true,WGMMA", "4096,64,2048,512,true,WGMMA", "700,512,256,128,true,WGMMA",          // sm_90a
+            "90,16,384,192,false,WGMMA"})  // shapes wgmma does not tile fall back to mma.sync
+    void wholeBlockMatchesTheRoundingFaithfulReferenceAndSparseMoe(int tokens, int experts, int hidden, int inter, boolean shared,
+                                                                   MoeExpertGemm.Engine engine) {
         GpuSparseMoe.Shape shape = new GpuSparseMoe.Shape(hidden, experts, 10, inter, shared ? inter : 0, true);
         Gpu gpu = GpuTestSupport.gpu();
         Stream s = GpuTestSupport.stream();
         short[] x = MoeFixture.random(tokens * 7L + experts, (long) tokens * hidden, 1.0);
         try (MoeFixture f = new MoeFixture(gpu, shape, 1000 + tokens);
-             GpuSparseMoe moe = new GpuSparseMoe(GpuTestSupport.kernels(), gemm(), shape, Math.max(tokens, 16), 8);
+             GpuSparseMoe moe = new GpuSparseMoe(GpuTestSupport.kernels(), gemm(), shape, Math.max(tokens, 16), 8, engine);
              DeviceBuffer dx = upload(x, "x"); DeviceBuffer out = poisoned(tokens * hidden, "out")) {
             moe.forward(s, f.weights(), dx.address(), out.address(), tokens);
             short[] got = download(out, tokens * hidden);

@@ -66,6 +66,10 @@ class SamplingGpuTest {
             ids.fill32(-7, s);
             ids2.fill32(-7, s);
             k.greedy(s, dl.address(), VOCAB, vocab, rows, ids.address());
+            int[] first = MoeFixture.downloadInts(ids, rows);
+            ids.fill32(-7, s);
+            k.greedy(s, dl.address(), VOCAB, vocab, rows, ids.address());  // the per-row counters were reset by the last blocks
+            assertArrayEquals(first, MoeFixture.downloadInts(ids, rows), "second launch");
             uploadState(params, rng, rows, r -> SamplingKernel.RowParams.greedy(), 1);
             k.sample(s, dl.address(), VOCAB, vocab, rows, params.address(), rng.address(), ids2.address());
             int[] got = MoeFixture.downloadInts(ids, rows), got2 = MoeFixture.downloadInts(ids2, rows);
