@@ -113,8 +113,13 @@ do_run() {
     echo "--- anchor $sec:" >> "$summary"; tail -25 "$OUT/anchors_$sec.log" >> "$summary"
   done
   # at most 8 files come back from the host: keep the summary and JSON figures, pack the logs
-  (cd "$OUT" && tar -czf logs.tgz --exclude=logs.tgz --exclude='*.json' --exclude=summary.txt . 2>/dev/null \
-     && find . -mindepth 1 -not -name logs.tgz -not -name '*.json' -not -name summary.txt -delete)
+  # (tar into /tmp first: writing the archive inside the folder it reads makes tar fail)
+  (cd "$OUT" && tar -czf /tmp/jnext-logs.tgz --exclude='*.json' --exclude=summary.txt . \
+     && find . -mindepth 1 -not -name '*.json' -not -name summary.txt -delete && mv /tmp/jnext-logs.tgz logs.tgz)
+  # still more than 8 files (many JSON figures): fold the JSON files into one archive too
+  if [ "$(find "$OUT" -maxdepth 2 -type f | wc -l)" -gt 8 ]; then
+    (cd "$OUT" && tar -czf /tmp/jnext-json.tgz ./*.json && rm -f ./*.json && mv /tmp/jnext-json.tgz figures.tgz)
+  fi
   echo; echo "================ summary ================"; cat "$summary"
   return $rc
 }
