@@ -12,8 +12,8 @@
 #define CK(x) do { cudaError_t e_ = (x); if (e_ != cudaSuccess) { printf("CUDA %s at %s:%d\n", cudaGetErrorString(e_), __FILE__, __LINE__); exit(1); } } while (0)
 
 #define PREP_ARGS const bf16* qkv, int ld, const float* beta, const float* g, const int* cu, const int* slots, int nseq, \
-                  int tokens, int Hk, int Hv, float scale, int cb0, int ce, unsigned char* cb
-#define PREP_PASS qkv, ld, beta, g, cu, slots, nseq, tokens, Hk, Hv, scale, cb0, ce, cb
+                  int tokens, int Hk, int Hv, float scale, unsigned char* cb
+#define PREP_PASS qkv, ld, beta, g, cu, slots, nseq, tokens, Hk, Hv, scale, cb
 extern "C" __global__ void __launch_bounds__(128, 4) prep_noinv(PREP_ARGS) { prep_body<1>(PREP_PASS); }
 extern "C" __global__ void __launch_bounds__(128, 4) prep_noap(PREP_ARGS) { prep_body<2>(PREP_PASS); }
 
@@ -75,43 +75,22 @@ int main(int argc, char** argv) {
     CK(cudaFuncSetAttribute(prep_noap, cudaFuncAttributeMaxDynamicSharedMemorySize, prepSmem));
     CK(cudaFuncSetAttribute(gdr_chunk_state_d128, cudaFuncAttributeMaxDynamicSharedMemorySize, ss));
     const float scale = 1.f / sqrtf((float)D);
-    cudaStream_t side;
-    CK(cudaStreamCreateWithFlags(&side, cudaStreamNonBlocking));
-    cudaEvent_t ev[9];
-    for (auto& e : ev) CK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
     printf("%-26s %8s %10s %10s\n", "kernel", "T", "us", "us/chunk");
     for (int T : Ts) {
         int h_meta[4] = {0, T, 0, 0};
         CK(cudaMemcpy(meta, h_meta, 16, cudaMemcpyHostToDevice));
         const int* cu = meta; const int* slots = meta + 2;
         const int ids = 1 + (T + 63) / 64, nch = (T + 63) / 64;
-        const int BIG = 1 << 30;
-        auto prep = [&](auto kern) { return [=] { kern<<<dim3(ids, Hk), 128, prepSmem>>>(qkv, ld, beta, g, cu, slots, 1, T, Hk, Hv, scale, 0, BIG, cb); }; };
+        auto prep = [&](auto kern) { return [=] { kern<<<dim3(ids, Hk), 128, prepSmem>>>(qkv, ld, beta, g, cu, slots, 1, T, Hk, Hv, scale, cb); }; };
         auto row = [&](const char* name, float ms) { printf("%-26s %8d %10.1f %10.3f\n", name, T, ms * 1e3, ms * 1e3 / nch); };
         row("prep", median_ms(prep(gdr_chunk_prep_d128)));
         row("prep no inversion", median_ms(prep(prep_noinv)));
         row("prep no A/P/inversion", median_ms(prep(prep_noap)));
         median_ms(prep(gdr_chunk_prep_d128), 1);  // leave valid chunk blocks behind
-        auto prepR = [=](cudaStream_t st, int a, int e) {
-            gdr_chunk_prep_d128<<<dim3(ids, Hk), 128, prepSmem, st>>>(qkv, ld, beta, g, cu, slots, 1, T, Hk, Hv, scale, a, e, cb); };
-        auto stateR = [=](cudaStream_t st, int a, int e) {
-            gdr_chunk_state_d128<<<dim3(1, Hv, D / 32), 160, ss, st>>>(qkv, ld, cu, slots, T, Hk, Hv, D, a, e, cb, state, out); };
-        row("state", median_ms([=] { stateR(0, 0, BIG); }));
-        row("prep + state", median_ms([=] { prepR(0, 0, BIG); stateR(0, 0, BIG); }));
-        for (int K : {2, 4, 8}) {  // segments: prep of k + 1 on a side stream beside the state pass of k
-            const int m = std::max(1, (nch + K - 1) / K);
-            char name[64];
-            snprintf(name, sizeof name, "overlapped, %d segments", K);
-            row(name, median_ms([=] {
-                CK(cudaEventRecord(ev[0], 0)); CK(cudaStreamWaitEvent(side, ev[0], 0));
-                prepR(0, 0, K == 1 ? BIG : m);
-                for (int k = 0; k < K; k++) {
-                    if (k + 1 < K) { prepR(side, (k + 1) * m, k + 2 == K ? BIG : (k + 2) * m); CK(cudaEventRecord(ev[k + 1], side)); }
-                    if (k > 0) CK(cudaStreamWaitEvent(0, ev[k], 0));
-                    stateR(0, k * m, k + 1 == K ? BIG : (k + 1) * m);
-                }
-            }));
-        }
+        row("state", median_ms([=] { gdr_chunk_state_d128<<<dim3(1, Hv, D / 32), 160, ss>>>(qkv, ld, cu, slots, T, Hk, Hv, D, cb, state, out); }));
+        row("prep + state", median_ms([=] {
+            gdr_chunk_prep_d128<<<dim3(ids, Hk), 128, prepSmem>>>(qkv, ld, beta, g, cu, slots, 1, T, Hk, Hv, scale, cb);
+            gdr_chunk_state_d128<<<dim3(1, Hv, D / 32), 160, ss>>>(qkv, ld, cu, slots, T, Hk, Hv, D, cb, state, out); }));
     }
     CK(cudaDeviceSynchronize());
     printf("ok\n");

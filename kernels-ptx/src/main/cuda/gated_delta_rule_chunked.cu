@@ -126,7 +126,7 @@ template <int MODE>
 __device__ __forceinline__ void prep_body(const bf16* __restrict__ qkv, int qkv_ld, const float* __restrict__ beta,
                                           const float* __restrict__ g, const int* __restrict__ cu,
                                           const int* __restrict__ slots, int nseq, int tokens, int Hk, int Hv, float scale,
-                                          int c_begin, int c_end, unsigned char* __restrict__ cb_out) {
+                                          unsigned char* __restrict__ cb_out) {
     PrepSmem& sm = *reinterpret_cast<PrepSmem*>(gdr_smem);
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int gq = lane >> 2, tq = lane & 3;  // MMA fragment coordinates
@@ -141,7 +141,7 @@ __device__ __forceinline__ void prep_body(const bf16* __restrict__ qkv, int qkv_
         const int bos = cu[lo], eos = min(cu[lo + 1], tokens);
         const int c = id - chunk_base(cu, lo);
         sm.t0 = bos + c * CH;
-        sm.n = (c < max(c_begin, 0) || c >= c_end || slots[lo] < 0) ? 0 : min(CH, eos - sm.t0);
+        sm.n = (c < 0 || slots[lo] < 0) ? 0 : min(CH, eos - sm.t0);
     }
     __syncthreads();
     const int t0 = sm.t0, n = sm.n;
@@ -349,8 +349,8 @@ __device__ __forceinline__ void prep_body(const bf16* __restrict__ qkv, int qkv_
 extern "C" __global__ void __launch_bounds__(128, 4) gdr_chunk_prep_d128(
         const bf16* __restrict__ qkv, int qkv_ld, const float* __restrict__ beta, const float* __restrict__ g,
         const int* __restrict__ cu, const int* __restrict__ slots, int nseq, int tokens, int Hk, int Hv, float scale,
-        int c_begin, int c_end, unsigned char* __restrict__ cb_out) {
-    prep_body<0>(qkv, qkv_ld, beta, g, cu, slots, nseq, tokens, Hk, Hv, scale, c_begin, c_end, cb_out);
+        unsigned char* __restrict__ cb_out) {
+    prep_body<0>(qkv, qkv_ld, beta, g, cu, slots, nseq, tokens, Hk, Hv, scale, cb_out);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -414,31 +414,24 @@ __device__ __forceinline__ void stsm_x4_t(void* p, const uint32_t* r) {
                  ::"r"(smem_addr(p)), "r"(r[0]), "r"(r[1]), "r"(r[2]), "r"(r[3]) : "memory");
 }
 
-// Runs chunks c_begin..c_end−1 of every sequence, carrying the state in and out through the pool, so that the launcher
-// can split a batch into segments and overlap the prep pass of the next segment with this one.
 extern "C" __global__ void __launch_bounds__(160, 1) gdr_chunk_state_d128(
         const bf16* __restrict__ qkv, int qkv_ld, const int* __restrict__ cu, const int* __restrict__ slots, int tokens,
-        int Hk, int Hv, int dv, int c_begin, int c_end, const unsigned char* __restrict__ cb, float* __restrict__ state,
-        bf16* __restrict__ out) {
+        int Hk, int Hv, int dv, const unsigned char* __restrict__ cb, float* __restrict__ state, bf16* __restrict__ out) {
     StateSmem& sm = *reinterpret_cast<StateSmem*>(gdr_smem);
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int gq = lane >> 2, tq = lane & 3;
     const int b = blockIdx.x, h = blockIdx.y, kh = h / (Hv / Hk);
     const int v0 = blockIdx.z * 32;  // first value column of the block
-    int bos = cu[b];
-    const int eos = min(cu[b + 1], tokens), len = eos - bos;
+    const int bos = cu[b], eos = min(cu[b + 1], tokens), len = eos - bos;
     const int slot = slots[b];
     const long out_ld = (long)Hv * dv;
     if (len <= 0) return;
-    if (slot < 0) {  // padding sequence: state untouched, outputs zero (by the segment that starts at chunk 0)
-        if (c_begin <= 0)
-            for (int idx = tid; idx < len * 4; idx += 160)
-                *reinterpret_cast<uint4*>(out + (bos + idx / 4) * out_ld + h * dv + v0 + (idx % 4) * 8) = make_uint4(0, 0, 0, 0);
+    if (slot < 0) {  // padding sequence: state untouched, outputs zero
+        for (int idx = tid; idx < len * 4; idx += 160)
+            *reinterpret_cast<uint4*>(out + (bos + idx / 4) * out_ld + h * dv + v0 + (idx % 4) * 8) = make_uint4(0, 0, 0, 0);
         return;
     }
-    const int c0 = max(c_begin, 0), nchunks = min((len + CH - 1) / CH, c_end) - c0, base = chunk_base(cu, b) + c0;
-    if (nchunks <= 0) return;
-    bos += c0 * CH;  // from here on, chunk c means chunk c0 + c of the sequence
+    const int nchunks = (len + CH - 1) / CH, base = chunk_base(cu, b);
     if (tid == 0) {
         for (int s = 0; s < NSTAGE; s++) {
             mbar_init(&sm.full[s], 33);  // 32 loader lanes (cp.async) + the chunk block's bulk copy

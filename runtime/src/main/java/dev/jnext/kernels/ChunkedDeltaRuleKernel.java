@@ -2,7 +2,6 @@ package dev.jnext.kernels;
 
 import dev.jnext.gpu.DeviceBuffer;
 import dev.jnext.gpu.Dim3;
-import dev.jnext.gpu.Event;
 import dev.jnext.gpu.Kernel;
 import dev.jnext.gpu.Stream;
 import dev.jnext.numeric.Bf16;
@@ -24,11 +23,6 @@ import dev.jnext.ops.GatedDeltaRule;
  * per (sequence, value head, 32 value columns) carries the state through the chunks on chip (a loader warp, two
  * state warps on the dependent chain, two output warps). {@link Path#RECURRENT} (any dk ≤ 128, any dv) steps token by
  * token in fp32.
- *
- * <p>The chunked path splits the chunks of every sequence into up to {@link #MAX_SEGMENTS} segments: the state pass of
- * segment k runs on the caller's stream while the prep pass of segment k + 1 runs on a stream of the launcher's own
- * (fork and join through events, so the pair is capturable); the state is carried between segments in the pool.
- * Nothing waits on a flag inside a kernel, so the result and its bits do not depend on whether the two overlap.
  * Scratch is allocated once, here, for {@link Config#maxTokens()} and {@link Config#maxSequences()}: a launch
  * allocates nothing and reads no device value on the host, so it can be captured into a CUDA graph.
  */
@@ -45,9 +39,6 @@ public final class ChunkedDeltaRuleKernel implements AutoCloseable {
     /** Dynamic shared memory: static_asserts in the .cu keep the structs within these. */
     static final int PREP_SMEM_BYTES = 56 * 1024;
     static final int STATE_SMEM_BYTES = 150 * 1024;
-    /** At most this many segments per launch, each at least {@link #MIN_SEGMENT_CHUNKS} chunks long. */
-    static final int MAX_SEGMENTS = 4;
-    static final int MIN_SEGMENT_CHUNKS = 16;
     /** Bytes of one chunk block (the .cu's CB_BYTES): Tβ and P as bf16 [64][72], fk, fq, fl fp32 [64], el + padding. */
     static final int CHUNK_BLOCK_BYTES = 2 * CHUNK * (CHUNK + 8) * 2 + 3 * CHUNK * 4 + 16;
 
@@ -104,45 +95,20 @@ public final class ChunkedDeltaRuleKernel implements AutoCloseable {
     private final Kernel recurrent;
     private final DeviceBuffer chunkBlocks;
     private final float scale;
-    private final int fixedSegmentChunks;
-    private final Stream side;
-    private final Event[] joins;
 
     public ChunkedDeltaRuleKernel(KernelLibrary lib, Config config) {
-        this(lib, config, 0);
-    }
-
-    /** With {@code segmentChunks} > 0, segments of that many chunks (up to 8 of them), for tests; 0 = automatic. */
-    ChunkedDeltaRuleKernel(KernelLibrary lib, Config config, int segmentChunks) {
         this.config = config;
-        this.fixedSegmentChunks = segmentChunks;
         this.scale = (float) (1.0 / Math.sqrt(config.keyDim()));
         this.recurrent = lib.kernel("gated_delta_rule_chunked", "gdr_recurrent");
         if (config.supportsChunked()) {
             this.prep = lib.kernel("gated_delta_rule_chunked", "gdr_chunk_prep_d128").allowDynamicSharedMemory(PREP_SMEM_BYTES);
             this.statePass = lib.kernel("gated_delta_rule_chunked", "gdr_chunk_state_d128").allowDynamicSharedMemory(STATE_SMEM_BYTES);
             this.chunkBlocks = lib.gpu().allocate(config.scratchBytes(), "gdr.chunk_blocks");
-            this.side = lib.gpu().createStream();
-            this.joins = new Event[2 * MAX_SEGMENTS];
-            for (int i = 0; i < joins.length; i++) joins[i] = lib.gpu().createEvent(false);
         } else {
             this.prep = null;
             this.statePass = null;
             this.chunkBlocks = null;
-            this.side = null;
-            this.joins = null;
         }
-    }
-
-    /**
-     * Chunks per segment for a launch of {@code tokens} rows (no sequence has more than ceil(tokens / 64) chunks):
-     * {@code fixed} if positive, else at least {@link #MIN_SEGMENT_CHUNKS} and at most {@link #MAX_SEGMENTS} segments;
-     * never more than twice that many segments (the launcher's join events).
-     */
-    static int segmentChunks(int tokens, int fixed) {
-        int maxChunks = (tokens + CHUNK - 1) / CHUNK;
-        int m = fixed > 0 ? fixed : Math.max(MIN_SEGMENT_CHUNKS, (maxChunks + MAX_SEGMENTS - 1) / MAX_SEGMENTS);
-        return Math.max(m, (maxChunks + 2 * MAX_SEGMENTS - 1) / (2 * MAX_SEGMENTS));
     }
 
     public Config config() {
@@ -165,25 +131,8 @@ public final class ChunkedDeltaRuleKernel implements AutoCloseable {
             recurrent.launch(s, Dim3.of(sequences, hv, (dv + 31) / 32), Dim3.of(RECURRENT_THREADS), 0);
             return;
         }
-        int m = segmentChunks(tokens, fixedSegmentChunks);
-        int segments = ((tokens + CHUNK - 1) / CHUNK + m - 1) / m;
-        if (segments > 1) {  // fork: the side stream starts after everything already on s
-            joins[0].record(s);
-            side.waitFor(joins[0]);
-        }
-        launchPrep(s, qkv, beta, g, cuSeqlens, slots, tokens, sequences, 0, end(m, segments, 0));
-        for (int k = 0; k < segments; k++) {
-            if (k + 1 < segments) {
-                launchPrep(side, qkv, beta, g, cuSeqlens, slots, tokens, sequences, (k + 1) * m, end(m, segments, k + 1));
-                joins[k + 1].record(side);
-            }
-            if (k > 0) s.waitFor(joins[k]);  // joins the side stream back before the last state pass
-            launchState(s, qkv, cuSeqlens, slots, statePool, out, tokens, sequences, k * m, end(m, segments, k));
-        }
-    }
-
-    private static int end(int m, int segments, int k) {
-        return k + 1 == segments ? Integer.MAX_VALUE : (k + 1) * m;
+        launchPrep(s, qkv, beta, g, cuSeqlens, slots, tokens, sequences);
+        launchState(s, qkv, cuSeqlens, slots, statePool, out, tokens, sequences);
     }
 
     /** The chunked path's two passes, for benchmarks; the state pass reads what the last prep pass wrote. */
@@ -193,24 +142,22 @@ public final class ChunkedDeltaRuleKernel implements AutoCloseable {
     public void launchStage(Stage stage, Stream s, long qkv, long beta, long g, long cuSeqlens, long slots, long statePool,
                             long out, int tokens, int sequences) {
         checkLaunch(config, qkv, beta, g, cuSeqlens, slots, statePool, out, tokens, sequences, Path.CHUNKED);
-        if (stage == Stage.PREP) launchPrep(s, qkv, beta, g, cuSeqlens, slots, tokens, sequences, 0, Integer.MAX_VALUE);
-        else launchState(s, qkv, cuSeqlens, slots, statePool, out, tokens, sequences, 0, Integer.MAX_VALUE);
+        if (stage == Stage.PREP) launchPrep(s, qkv, beta, g, cuSeqlens, slots, tokens, sequences);
+        else launchState(s, qkv, cuSeqlens, slots, statePool, out, tokens, sequences);
     }
 
-    private void launchPrep(Stream s, long qkv, long beta, long g, long cuSeqlens, long slots, int tokens, int sequences,
-                            int chunkBegin, int chunkEnd) {
+    private void launchPrep(Stream s, long qkv, long beta, long g, long cuSeqlens, long slots, int tokens, int sequences) {
         int chunkIds = sequences + (tokens + CHUNK - 1) / CHUNK;
         prep.args().ptr(qkv).i32(config.qkvWidth()).ptr(beta).ptr(g).ptr(cuSeqlens).ptr(slots).i32(sequences).i32(tokens)
-                .i32(config.keyHeads()).i32(config.valueHeads()).f32(scale).i32(chunkBegin).i32(chunkEnd)
-                .ptr(chunkBlocks.address());
+                .i32(config.keyHeads()).i32(config.valueHeads()).f32(scale).ptr(chunkBlocks.address());
         prep.launch(s, Dim3.of(chunkIds, config.keyHeads()), Dim3.of(PREP_THREADS), PREP_SMEM_BYTES);
     }
 
     private void launchState(Stream s, long qkv, long cuSeqlens, long slots, long statePool, long out, int tokens,
-                             int sequences, int chunkBegin, int chunkEnd) {
+                             int sequences) {
         int hv = config.valueHeads(), dv = config.valueDim();
         statePass.args().ptr(qkv).i32(config.qkvWidth()).ptr(cuSeqlens).ptr(slots).i32(tokens).i32(config.keyHeads()).i32(hv)
-                .i32(dv).i32(chunkBegin).i32(chunkEnd).ptr(chunkBlocks.address()).ptr(statePool).ptr(out);
+                .i32(dv).ptr(chunkBlocks.address()).ptr(statePool).ptr(out);
         statePass.launch(s, Dim3.of(sequences, hv, dv / STATE_COLUMNS), Dim3.of(STATE_THREADS), STATE_SMEM_BYTES);
     }
 
@@ -241,8 +188,6 @@ public final class ChunkedDeltaRuleKernel implements AutoCloseable {
     @Override
     public void close() {
         if (chunkBlocks != null) chunkBlocks.close();
-        if (side != null) side.close();
-        if (joins != null) for (Event e : joins) e.close();
     }
 
     /**

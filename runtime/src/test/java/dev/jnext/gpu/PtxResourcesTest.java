@@ -49,8 +49,8 @@ class PtxResourcesTest {
                     "philox_blocks", List.of(U64, U64, U64, U32),
                     "sample_rows", List.of(U64, U32, U32, U64, U64, U64))),
             Map.entry("gated_delta_rule_chunked", Map.of(
-                    "gdr_chunk_prep_d128", List.of(U64, U32, U64, U64, U64, U64, U32, U32, U32, U32, F32, U32, U32, U64),
-                    "gdr_chunk_state_d128", List.of(U64, U32, U64, U64, U32, U32, U32, U32, U32, U32, U64, U64, U64),
+                    "gdr_chunk_prep_d128", List.of(U64, U32, U64, U64, U64, U64, U32, U32, U32, U32, F32, U64),
+                    "gdr_chunk_state_d128", List.of(U64, U32, U64, U64, U32, U32, U32, U32, U64, U64, U64),
                     "gdr_recurrent", List.of(U64, U32, U64, U64, U64, U64, U32, U32, U32, U32, U32, F32, U64, U64))),
             Map.entry("gdn_recurrent", gdnRecurrent()),
             Map.entry("causal_conv1d", causalConv1d()),

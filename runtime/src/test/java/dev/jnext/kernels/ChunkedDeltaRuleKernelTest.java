@@ -37,17 +37,6 @@ class ChunkedDeltaRuleKernelTest {
     }
 
     @Test
-    void segmentsSplitTheLongestPossibleSequenceIntoAtMostFourPieces() {
-        // the overlap of prep and state passes: >= 16 chunks per segment, <= 4 segments
-        assertEquals(16, ChunkedDeltaRuleKernel.segmentChunks(4096, 0), "64 chunks: 4 segments of 16");
-        assertEquals(64, ChunkedDeltaRuleKernel.segmentChunks(16384, 0), "256 chunks: 4 of 64");
-        assertEquals(256, ChunkedDeltaRuleKernel.segmentChunks(65536, 0));
-        assertEquals(16, ChunkedDeltaRuleKernel.segmentChunks(100, 0), "2 chunks: one segment");
-        assertEquals(4, ChunkedDeltaRuleKernel.segmentChunks(1435, 4), "a fixed size is kept while <= 8 segments");
-        assertEquals(13, ChunkedDeltaRuleKernel.segmentChunks(6400, 4), "100 chunks in at most 8 segments");
-    }
-
-    @Test
     void badGeometryIsRejectedWithTheOffendingValues() {
         var e = assertThrows(IllegalArgumentException.class, () -> new Config(3, 4, 128, 128, 10, 1));
         assertTrue(e.getMessage().contains("value heads (4)") && e.getMessage().contains("key heads (3)"), e.getMessage());
