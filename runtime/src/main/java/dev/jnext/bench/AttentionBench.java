@@ -14,6 +14,9 @@ import dev.jnext.state.AttentionBatch;
 import dev.jnext.state.KvPages;
 import dev.jnext.state.PageTable;
 
+import static dev.jnext.bench.BenchSuite.fmt;
+import static dev.jnext.bench.BenchSuite.pct;
+
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -42,7 +45,7 @@ import java.util.Map;
  *       K/V rows written.</li>
  * </ul>
  */
-public final class AttentionBench {
+public final class AttentionBench implements BenchSuite {
     /** bf16 dense peak of the host H100, measured by torch (KERNELS.md, 2026-11-27). */
     public static final double PEAK_TFLOPS = 762;
     private static final AttentionGeometry GEOMETRY = new AttentionGeometry(16, 2, 256, 64);
@@ -51,7 +54,7 @@ public final class AttentionBench {
     private static final int LAYER_CALLS = 16;
 
     private final Gpu gpu;
-    private final List<KernelBench.Row> rows = new ArrayList<>();
+    private final List<Row> rows = new ArrayList<>();
     private final Map<String, Double> numbers = new LinkedHashMap<>();
     private double copyTBps;
 
@@ -59,17 +62,20 @@ public final class AttentionBench {
         this.gpu = gpu;
     }
 
-    public List<KernelBench.Row> rows() {
+    @Override
+    public List<Row> rows() {
         return rows;
     }
 
+    @Override
     public Map<String, Double> numbers() {
         return numbers;
     }
 
+    @Override
     public void runAll() {
         try (Stream s = gpu.createStream(); GpuTimer timer = new GpuTimer(gpu, s); KernelLibrary lib = new KernelLibrary(gpu)) {
-            copyCeiling(s, timer);
+            copyTBps = BenchSuite.measureCopyCeiling(gpu, s, timer, rows, numbers);
             for (int t : new int[] {1024, 4096, 8192}) prefill(s, timer, lib, 0, t, PrefillAttentionKernel.DEFAULT_GROUP_WARPS);
             prefill(s, timer, lib, 8192, 512, PrefillAttentionKernel.DEFAULT_GROUP_WARPS);
             prep(s, timer, lib, 8192);
@@ -78,17 +84,6 @@ public final class AttentionBench {
             }
             // experimental variants last: a failure there cannot cost the rows above
             for (int t : new int[] {4096, 8192}) prefill(s, timer, lib, 0, t, 4);
-        }
-    }
-
-    private void copyCeiling(Stream s, GpuTimer timer) {
-        long bytes = 1L << 30;
-        try (DeviceBuffer a = gpu.allocate(bytes, "copy.src"); DeviceBuffer b = gpu.allocate(bytes, "copy.dst")) {
-            a.fill((byte) 1, s);
-            double ms = timer.medianMillis(() -> b.copyFrom(a, 0, 0, bytes, s), 3, 20);
-            copyTBps = 2.0 * bytes / ms / 1e9;
-            numbers.put("copy_TBps", copyTBps);
-            rows.add(new KernelBench.Row("device copy (ceiling)", "1 GiB", ms * 1e3, fmt("%.2f TB/s", copyTBps), "100%", "read + write"));
         }
     }
 
@@ -131,7 +126,7 @@ public final class AttentionBench {
                 note = fmt("experimental; vs default: max %.0f ulp, rel L2 %.1e%s", cmp[0], cmp[1],
                         cmp[2] > 0 ? fmt(", %.0f NaN", cmp[2]) : "");
             }
-            rows.add(new KernelBench.Row("prefill attention (causal, gate" + (groupWarps != 2 ? ", " + 4 * groupWarps + " warps" : "") + ")",
+            rows.add(new Row("prefill attention (causal, gate" + (groupWarps != 2 ? ", " + 4 * groupWarps + " warps" : "") + ")",
                     (past > 0 ? past + "+" : "") + t + " tok, 16/2 x 256", ms * 1e3, fmt("%.0f TFLOP/s", tflops),
                     fmt("%.0f%% pk", 100 * tflops / PEAK_TFLOPS), note));
         }
@@ -182,7 +177,7 @@ public final class AttentionBench {
             double tbps = bytes / ms / 1e9;
             numbers.put("prep_T" + t + "_us", ms * 1e3);
             numbers.put("prep_T" + t + "_TBps", tbps);
-            rows.add(new KernelBench.Row("q/k norm + RoPE + KV write", t + " tok", ms * 1e3, fmt("%.2f TB/s", tbps),
+            rows.add(new Row("q/k norm + RoPE + KV write", t + " tok", ms * 1e3, fmt("%.2f TB/s", tbps),
                     pct(tbps / copyTBps), ""));
         }
     }
@@ -234,7 +229,7 @@ public final class AttentionBench {
                 numbers.put(key + "_TBps", tbps);
                 numbers.put(key + "_single_replay_us", single * 1e3);
                 numbers.put(key + "_splits", (double) k.splitsFor(batchSize));
-                rows.add(new KernelBench.Row("decode attention (in graph, gate)", "B" + batchSize + " x " + context + " ctx", ms * 1e3,
+                rows.add(new Row("decode attention (in graph, gate)", "B" + batchSize + " x " + context + " ctx", ms * 1e3,
                         fmt("%.2f TB/s", tbps), pct(tbps / copyTBps),
                         fmt("%d splits%s; one-call graph %.1f us; target >= 80%%", k.splitsFor(batchSize),
                                 sets > 1 ? ", " + sets + " rotated sets" : "", single * 1e3)));
@@ -265,20 +260,4 @@ public final class AttentionBench {
         }
     }
 
-    private static String pct(double f) {
-        return fmt("%.0f%%", 100 * f);
-    }
-
-    private static String fmt(String f, Object... a) {
-        return String.format(Locale.ROOT, f, a);
-    }
-
-    public String table() {
-        StringBuilder sb = new StringBuilder();
-        sb.append(fmt("%-36s %-22s %10s  %-16s %-8s %s%n", "benchmark", "shape", "us", "rate", "of ceil", "note"));
-        for (KernelBench.Row r : rows) {
-            sb.append(fmt("%-36s %-22s %10.2f  %-16s %-8s %s%n", r.name(), r.shape(), r.micros(), r.rate(), r.ofCeiling(), r.note()));
-        }
-        return sb.toString();
-    }
 }

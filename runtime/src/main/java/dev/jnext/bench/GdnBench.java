@@ -13,6 +13,9 @@ import dev.jnext.numeric.Bf16;
 import dev.jnext.ops.GatedDeltaRule;
 import dev.jnext.ops.GdnProjections;
 
+import static dev.jnext.bench.BenchSuite.fmt;
+import static dev.jnext.bench.BenchSuite.pct;
+
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -38,7 +41,7 @@ import java.util.function.IntConsumer;
  * </ul>
  * The copy ceiling is a 1 GiB device-to-device copy in the same run. fla anchors: H100, 2026-11-27 run (KERNELS handoff).
  */
-public final class GdnBench {
+public final class GdnBench implements BenchSuite {
     private static final GatedDeltaRule RULE = new GatedDeltaRule(16, 32, 128, 128);
     private static final GdnProjections PROJ = new GdnProjections(16, 32, 128, 128);
     private static final int CONV = 8192, WIDTH = 4;
@@ -47,7 +50,7 @@ public final class GdnBench {
     private static final Map<Integer, Double> FLA_RECURRENT_US = Map.of(1, 19.6, 32, 66.6, 64, 120.4);
 
     private final Gpu gpu;
-    private final List<KernelBench.Row> rows = new ArrayList<>();
+    private final List<Row> rows = new ArrayList<>();
     private final Map<String, Double> numbers = new LinkedHashMap<>();
     private double copyTBps;
 
@@ -55,17 +58,20 @@ public final class GdnBench {
         this.gpu = gpu;
     }
 
-    public List<KernelBench.Row> rows() {
+    @Override
+    public List<Row> rows() {
         return rows;
     }
 
+    @Override
     public Map<String, Double> numbers() {
         return numbers;
     }
 
+    @Override
     public void runAll() {
         try (Stream s = gpu.createStream(); GpuTimer timer = new GpuTimer(gpu, s); KernelLibrary lib = new KernelLibrary(gpu)) {
-            copyCeiling(s, timer);
+            copyTBps = BenchSuite.measureCopyCeiling(gpu, s, timer, rows, numbers);
             GatedDeltaRuleDecodeKernel rule = new GatedDeltaRuleDecodeKernel(lib);
             for (int b : new int[] {1, 32, 64, 128}) recurrent(s, timer, rule, b, false);
             recurrent(s, timer, rule, 64, true);
@@ -77,17 +83,6 @@ public final class GdnBench {
             GdnSplitGatingKernel split = new GdnSplitGatingKernel(lib);
             split(s, timer, split, 64);
             split(s, timer, split, 4096);
-        }
-    }
-
-    private void copyCeiling(Stream s, GpuTimer timer) {
-        long bytes = 1L << 30;
-        try (DeviceBuffer a = gpu.allocate(bytes, "copy.src"); DeviceBuffer b = gpu.allocate(bytes, "copy.dst")) {
-            a.fill((byte) 1, s);
-            double ms = timer.medianMillis(() -> b.copyFrom(a, 0, 0, bytes, s), 3, 20);
-            copyTBps = 2.0 * bytes / ms / 1e9;
-            numbers.put("copy_TBps", copyTBps);
-            rows.add(new KernelBench.Row("device copy (ceiling)", "1 GiB", ms * 1e3, fmt("%.2f TB/s", copyTBps), "100%", "read + write"));
         }
     }
 
@@ -121,7 +116,7 @@ public final class GdnBench {
                 note = fmt("fla %.1f us (H100 anchor run): %.2fx", fla, fla / us);
             }
             if (b == 64) note += (note.isEmpty() ? "" : "; ") + "target >= 2.6 TB/s";
-            rows.add(new KernelBench.Row("recurrent delta rule" + (fused ? " +gating" : ""), "B=" + b + " Hv=32 128x128", us,
+            rows.add(new Row("recurrent delta rule" + (fused ? " +gating" : ""), "B=" + b + " Hv=32 128x128", us,
                     fmt("%.2f TB/s state", tbps), pct(tbps / copyTBps), note));
         }
     }
@@ -178,7 +173,7 @@ public final class GdnBench {
         double tbps = bytes / us / 1e6;
         numbers.put(key + "_us", us);
         numbers.put(key + "_TBps", tbps);
-        rows.add(new KernelBench.Row(name, shape, us, fmt("%.2f TB/s", tbps), pct(tbps / copyTBps), note));
+        rows.add(new Row(name, shape, us, fmt("%.2f TB/s", tbps), pct(tbps / copyTBps), note));
     }
 
     /** Sets of buffers so that one timed graph touches at least {@link #ROTATE_BYTES}; at most 64. */
@@ -247,20 +242,4 @@ public final class GdnBench {
         }
     }
 
-    private static String pct(double f) {
-        return fmt("%.0f%%", 100 * f);
-    }
-
-    private static String fmt(String f, Object... a) {
-        return String.format(Locale.ROOT, f, a);
-    }
-
-    public String table() {
-        StringBuilder sb = new StringBuilder();
-        sb.append(fmt("%-34s %-34s %10s  %-18s %-8s %s%n", "benchmark", "shape", "us", "rate", "of copy", "note"));
-        for (KernelBench.Row r : rows) {
-            sb.append(fmt("%-34s %-34s %10.2f  %-18s %-8s %s%n", r.name(), r.shape(), r.micros(), r.rate(), r.ofCeiling(), r.note()));
-        }
-        return sb.toString();
-    }
 }

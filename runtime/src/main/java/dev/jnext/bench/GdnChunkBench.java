@@ -10,6 +10,9 @@ import dev.jnext.kernels.ChunkedDeltaRuleKernel.Stage;
 import dev.jnext.kernels.KernelLibrary;
 import dev.jnext.numeric.Bf16;
 
+import static dev.jnext.bench.BenchSuite.fmt;
+import static dev.jnext.bench.BenchSuite.pct;
+
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -31,23 +34,30 @@ import java.util.SplittableRandom;
  * β and g once: 2·(2·Hk·dk + 2·Hv·dv) + 8·Hv = 24.8 KB per token (plus the 2 MiB state, read and written once).
  * fla anchors (chunk_gated_delta_rule, Triton, H100, measured by the lead on 2026-11-27): 0.295, 1.109, 4.45 ms.
  */
-public final class GdnChunkBench {
+public final class GdnChunkBench implements BenchSuite {
     static final int HK = 16, HV = 32, D = 128;
     static final int[] TOKENS = {4096, 16384, 65536};
     static final double[] FLA_MS = {0.295, 1.109, 4.45};
 
     private final Gpu gpu;
-    private final List<KernelBench.Row> rows = new ArrayList<>();
+    private final List<Row> rows = new ArrayList<>();
     private final Map<String, Double> numbers = new LinkedHashMap<>();
 
     public GdnChunkBench(Gpu gpu) {
         this.gpu = gpu;
     }
 
+    @Override
+    public List<Row> rows() {
+        return rows;
+    }
+
+    @Override
     public Map<String, Double> numbers() {
         return numbers;
     }
 
+    @Override
     public void runAll() {
         int maxT = TOKENS[TOKENS.length - 1];
         int width = 2 * HK * D + HV * D;
@@ -76,7 +86,7 @@ public final class GdnChunkBench {
                         double sm = timer.medianMillis(() -> kernel.launchStage(stage, s, qkv.address(), beta.address(),
                                 g.address(), cu, slots, pool.address(), out.address(), t, 1), 2, reps);
                         numbers.put("gdn_chunk_T" + t + "_" + stage.name().toLowerCase(Locale.ROOT) + "_ms", sm);
-                        rows.add(new KernelBench.Row("  " + stage.name().toLowerCase(Locale.ROOT) + " pass alone (eager)",
+                        rows.add(new Row("  " + stage.name().toLowerCase(Locale.ROOT) + " pass alone (eager)",
                                 "T=" + t, sm * 1e3, fmt("%.0f%% of the total", 100 * sm / ms), "", ""));
                     }
                 }
@@ -96,7 +106,7 @@ public final class GdnChunkBench {
         numbers.put(key + "_TFLOPs", tflops);
         numbers.put(key + "_TBps", tbps);
         numbers.put(key + "_vs_fla", flaMs / ms);
-        rows.add(new KernelBench.Row("GDN chunked prefill (graph)", "T=" + t + " Hv=32 d=128", ms * 1e3,
+        rows.add(new Row("GDN chunked prefill (graph)", "T=" + t + " Hv=32 d=128", ms * 1e3,
                 fmt("%.1f M tok/s, %.0f TFLOP/s, %.2f TB/s", mtoks, tflops, tbps), "",
                 fmt("fla %.3f ms (%.1f M tok/s): %.2fx", flaMs, t / flaMs / 1e3, flaMs / ms)));
     }
@@ -127,14 +137,4 @@ public final class GdnChunkBench {
         return Math.sqrt(-2 * Math.log(1 - r.nextDouble())) * Math.cos(2 * Math.PI * r.nextDouble());
     }
 
-    private static String fmt(String f, Object... a) {
-        return String.format(Locale.ROOT, f, a);
-    }
-
-    public String table() {
-        StringBuilder sb = new StringBuilder();
-        sb.append(fmt("%-30s %-22s %10s  %-40s %s%n", "benchmark", "shape", "us", "rate", "anchor"));
-        for (KernelBench.Row r : rows) sb.append(fmt("%-30s %-22s %10.1f  %-40s %s%n", r.name(), r.shape(), r.micros(), r.rate(), r.note()));
-        return sb.toString();
-    }
 }

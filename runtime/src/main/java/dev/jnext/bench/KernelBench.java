@@ -12,6 +12,9 @@ import dev.jnext.kernels.GatedRmsNormKernel;
 import dev.jnext.kernels.KernelLibrary;
 import dev.jnext.numeric.Bf16;
 
+import static dev.jnext.bench.BenchSuite.fmt;
+import static dev.jnext.bench.BenchSuite.pct;
+
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -29,8 +32,7 @@ import java.util.Random;
  * device copy ceiling, gated RMSNorm at decode and prefill sizes, Java launch cost eager vs graph node,
  * and cuBLASLt GEMMs at the model's shapes.
  */
-public final class KernelBench {
-    public record Row(String name, String shape, double micros, String rate, String ofCeiling, String note) {}
+public final class KernelBench implements BenchSuite {
 
     private final Gpu gpu;
     private final List<Row> rows = new ArrayList<>();
@@ -41,33 +43,25 @@ public final class KernelBench {
         this.gpu = gpu;
     }
 
+    @Override
     public List<Row> rows() {
         return rows;
     }
 
     /** Flat name → value map of every figure (for JSON output). */
+    @Override
     public Map<String, Double> numbers() {
         return numbers;
     }
 
+    @Override
     public void runAll() {
         try (Stream s = gpu.createStream(); GpuTimer timer = new GpuTimer(gpu, s); KernelLibrary lib = new KernelLibrary(gpu)) {
-            copyCeiling(s, timer);
+            copyTBps = BenchSuite.measureCopyCeiling(gpu, s, timer, rows, numbers);
             gatedRmsNorm(s, timer, lib, 32);
             gatedRmsNorm(s, timer, lib, 131072);
             launchCost(s, timer, lib);
             gemms(s, timer);
-        }
-    }
-
-    private void copyCeiling(Stream s, GpuTimer timer) {
-        long bytes = 1L << 30;
-        try (DeviceBuffer a = gpu.allocate(bytes, "copy.src"); DeviceBuffer b = gpu.allocate(bytes, "copy.dst")) {
-            a.fill((byte) 1, s);
-            double ms = timer.medianMillis(() -> b.copyFrom(a, 0, 0, bytes, s), 3, 20);
-            copyTBps = 2.0 * bytes / ms / 1e9;
-            numbers.put("copy_TBps", copyTBps);
-            rows.add(new Row("device copy (ceiling)", "1 GiB", ms * 1e3, fmt("%.2f TB/s", copyTBps), "100%", "read + write"));
         }
     }
 
@@ -163,20 +157,4 @@ public final class KernelBench {
         }
     }
 
-    private static String pct(double f) {
-        return fmt("%.0f%%", 100 * f);
-    }
-
-    private static String fmt(String f, Object... a) {
-        return String.format(Locale.ROOT, f, a);
-    }
-
-    public String table() {
-        StringBuilder sb = new StringBuilder();
-        sb.append(fmt("%-38s %-22s %10s  %-28s %-8s %s%n", "benchmark", "shape", "us", "rate", "of copy", "note"));
-        for (Row r : rows) {
-            sb.append(fmt("%-38s %-22s %10.2f  %-28s %-8s %s%n", r.name, r.shape, r.micros, r.rate, r.ofCeiling, r.note));
-        }
-        return sb.toString();
-    }
 }

@@ -12,6 +12,9 @@ import dev.jnext.kernels.MoeExpertGemm;
 import dev.jnext.kernels.SamplingKernel;
 import dev.jnext.numeric.Bf16;
 
+import static dev.jnext.bench.BenchSuite.fmt;
+import static dev.jnext.bench.BenchSuite.pct;
+
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -37,12 +40,12 @@ import java.util.SplittableRandom;
  *   <li>Sampling over 151,936 logits: greedy (two-level argmax) and top-k 50 / top-p 0.9 / T 0.7, at 1 and 64 rows.</li>
  * </ul>
  */
-public final class MoeBench {
+public final class MoeBench implements BenchSuite {
     static final double BF16_PEAK_TFLOPS = 762;
     private static final int HIDDEN = 2048, INTER = 512, TOP_K = 10, VOCAB = 151936;
 
     private final Gpu gpu;
-    private final List<KernelBench.Row> rows = new ArrayList<>();
+    private final List<Row> rows = new ArrayList<>();
     private final Map<String, Double> numbers = new LinkedHashMap<>();
     private double copyTBps;
 
@@ -50,18 +53,21 @@ public final class MoeBench {
         this.gpu = gpu;
     }
 
-    public List<KernelBench.Row> rows() {
+    @Override
+    public List<Row> rows() {
         return rows;
     }
 
+    @Override
     public Map<String, Double> numbers() {
         return numbers;
     }
 
+    @Override
     public void runAll() {
         try (Stream s = gpu.createStream(); GpuTimer timer = new GpuTimer(gpu, s); KernelLibrary lib = new KernelLibrary(gpu);
              Gemm gemm = new Gemm(gpu)) {
-            copyCeiling(s, timer);
+            copyTBps = BenchSuite.measureCopyCeiling(gpu, s, timer, rows, numbers);
             decode(s, timer, lib, gemm, 512, 1);
             decode(s, timer, lib, gemm, 512, 8);
             decode(s, timer, lib, gemm, 64, 1);
@@ -71,17 +77,6 @@ public final class MoeBench {
             }
             sampling(s, timer, lib, 1);
             sampling(s, timer, lib, 64);
-        }
-    }
-
-    private void copyCeiling(Stream s, GpuTimer timer) {
-        long bytes = 1L << 30;
-        try (DeviceBuffer a = gpu.allocate(bytes, "copy.src"); DeviceBuffer b = gpu.allocate(bytes, "copy.dst")) {
-            a.fill((byte) 1, s);
-            double ms = timer.medianMillis(() -> b.copyFrom(a, 0, 0, bytes, s), 3, 20);
-            copyTBps = 2.0 * bytes / ms / 1e9;
-            numbers.put("copy_TBps", copyTBps);
-            rows.add(new KernelBench.Row("device copy (ceiling)", "1 GiB", ms * 1e3, fmt("%.2f TB/s", copyTBps), "100%", "read + write"));
         }
     }
 
@@ -155,7 +150,7 @@ public final class MoeBench {
                 String key = "moe_decode_E" + experts + "_B" + batch;
                 numbers.put(key + "_us", ms * 1e3);
                 numbers.put(key + "_TBps", tbps);
-                rows.add(new KernelBench.Row("MoE decode block (graph)", "B=" + batch + " E=" + experts + " k=10", ms * 1e3,
+                rows.add(new Row("MoE decode block (graph)", "B=" + batch + " E=" + experts + " k=10", ms * 1e3,
                         fmt("%.2f TB/s (%.1f MB)", tbps, bytes / 1e6), pct(tbps / copyTBps), "router GEMM + top-k + 2 expert kernels"));
                 decodeExperts(s, timer, lib, layer, batch, x, out, key);
             }
@@ -218,7 +213,7 @@ public final class MoeBench {
                     double tbps = bytes * share / ms / 1e9;
                     numbers.put(key + "_experts_" + part + "_us", ms * 1e3);
                     numbers.put(key + "_experts_" + part + "_TBps", tbps);
-                    rows.add(new KernelBench.Row("MoE decode experts: " + part, "B=" + batch + " E=" + experts + " k=10", ms * 1e3,
+                    rows.add(new Row("MoE decode experts: " + part, "B=" + batch + " E=" + experts + " k=10", ms * 1e3,
                             fmt("%.2f TB/s (%.1f MB)", tbps, bytes * share / 1e6), pct(tbps / copyTBps),
                             part.equals("both") ? "target >= 80% of copy" : ""));
                 }
@@ -251,7 +246,7 @@ public final class MoeBench {
                 String key = "moe_prefill_E" + experts + "_T" + tokens + "_" + engine;
                 numbers.put(key + "_block_us", ms * 1e3);
                 numbers.put(key + "_block_TFLOPs", tf);
-                rows.add(new KernelBench.Row("MoE prefill block (graph)", "T=" + tokens + " E=" + experts + " " + engine, ms * 1e3,
+                rows.add(new Row("MoE prefill block (graph)", "T=" + tokens + " E=" + experts + " " + engine, ms * 1e3,
                         fmt("%.0f TFLOP/s", tf), pct(tf / BF16_PEAK_TFLOPS) + " pk", "router+grouping+experts+shared+combine"));
             }
             // the grouped GEMMs alone, on the grouping of the last forward
@@ -260,9 +255,9 @@ public final class MoeBench {
             String key0 = "moe_prefill_E" + experts + "_T" + tokens + "_" + engine;
             numbers.put(key0 + "_gate_up_us", msGateUp * 1e3);
             numbers.put(key0 + "_down_us", msDown * 1e3);
-            rows.add(new KernelBench.Row("  grouped GEMM gate_up+SiLU", "T=" + tokens + " E=" + experts + " " + engine, msGateUp * 1e3,
+            rows.add(new Row("  grouped GEMM gate_up+SiLU", "T=" + tokens + " E=" + experts + " " + engine, msGateUp * 1e3,
                     fmt("%.0f TFLOP/s", pairFlops * 2 / 3 / msGateUp / 1e9), pct(pairFlops * 2 / 3 / msGateUp / 1e9 / BF16_PEAK_TFLOPS) + " pk", ""));
-            rows.add(new KernelBench.Row("  grouped GEMM down (weighted)", "T=" + tokens + " E=" + experts + " " + engine, msDown * 1e3,
+            rows.add(new Row("  grouped GEMM down (weighted)", "T=" + tokens + " E=" + experts + " " + engine, msDown * 1e3,
                     fmt("%.0f TFLOP/s", pairFlops / 3 / msDown / 1e9), pct(pairFlops / 3 / msDown / 1e9 / BF16_PEAK_TFLOPS) + " pk", ""));
             double ms = timer.medianMillis(() -> moe.expertGemms(s, layer.weights(), x.address(), tokens), 5, 30);
             double tf = pairFlops / ms / 1e9;
@@ -270,7 +265,7 @@ public final class MoeBench {
             String key = "moe_prefill_E" + experts + "_T" + tokens + "_" + engine;
             numbers.put(key + "_gemms_us", ms * 1e3);
             numbers.put(key + "_gemms_TFLOPs", tf);
-            rows.add(new KernelBench.Row("MoE grouped GEMMs (gate_up+down)", "T=" + tokens + " E=" + experts + " " + engine, ms * 1e3,
+            rows.add(new Row("MoE grouped GEMMs (gate_up+down)", "T=" + tokens + " E=" + experts + " " + engine, ms * 1e3,
                     fmt("%.0f TFLOP/s", tf), pct(tf / BF16_PEAK_TFLOPS) + " pk",
                     fmt("target >= 50%% of peak; weight-read floor %.0f us", weightBytes / copyTBps / 1e6)));
         }
@@ -294,32 +289,16 @@ public final class MoeBench {
             try (CudaGraph g = CudaGraph.capture(s, st -> k.greedy(st, logits.address(), VOCAB, VOCAB, batch, ids.address()))) {
                 double ms = timer.medianMillis(() -> g.replay(s), 20, 200);
                 numbers.put("sample_greedy_rows" + batch + "_us", ms * 1e3);
-                rows.add(new KernelBench.Row("sampling greedy (graph)", batch + " x " + VOCAB, ms * 1e3,
+                rows.add(new Row("sampling greedy (graph)", batch + " x " + VOCAB, ms * 1e3,
                         fmt("%.2f TB/s", bytes / ms / 1e9), pct(bytes / ms / 1e9 / copyTBps), "two-level argmax"));
             }
             try (CudaGraph g = CudaGraph.capture(s, st -> k.sample(st, logits.address(), VOCAB, VOCAB, batch, params.address(), rng.address(), ids.address()))) {
                 double ms = timer.medianMillis(() -> g.replay(s), 20, 200);
                 numbers.put("sample_topk_topp_rows" + batch + "_us", ms * 1e3);
-                rows.add(new KernelBench.Row("sampling T/top-k/top-p (graph)", batch + " x " + VOCAB, ms * 1e3,
+                rows.add(new Row("sampling T/top-k/top-p (graph)", batch + " x " + VOCAB, ms * 1e3,
                         fmt("%.2f TB/s", bytes / ms / 1e9), "", "T 0.7, k 50, p 0.9; Philox in graph"));
             }
         }
     }
 
-    private static String pct(double f) {
-        return fmt("%.0f%%", 100 * f);
-    }
-
-    private static String fmt(String f, Object... a) {
-        return String.format(Locale.ROOT, f, a);
-    }
-
-    public String table() {
-        StringBuilder sb = new StringBuilder();
-        sb.append(fmt("%-38s %-22s %10s  %-28s %-8s %s%n", "benchmark", "shape", "us", "rate", "of ceil", "note"));
-        for (KernelBench.Row r : rows) {
-            sb.append(fmt("%-38s %-22s %10.2f  %-28s %-8s %s%n", r.name(), r.shape(), r.micros(), r.rate(), r.ofCeiling(), r.note()));
-        }
-        return sb.toString();
-    }
 }

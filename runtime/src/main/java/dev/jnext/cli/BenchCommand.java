@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.SerializationFeature;
 import dev.jnext.bench.AttentionBench;
 import dev.jnext.bench.GdnBench;
 import dev.jnext.bench.GdnChunkBench;
+import dev.jnext.bench.BenchSuite;
 import dev.jnext.bench.KernelBench;
 import dev.jnext.bench.MoeBench;
 import dev.jnext.gpu.Gpu;
@@ -43,41 +44,16 @@ public final class BenchCommand implements Callable<Integer> {
     @Override
     public Integer call() throws IOException {
         try (Gpu gpu = Gpu.open(ordinal)) {
-            String table;
-            Map<String, Double> numbers;
-            switch (suite) {
-                case kernels -> {
-                    KernelBench bench = new KernelBench(gpu);
-                    bench.runAll();
-                    table = bench.table();
-                    numbers = bench.numbers();
-                }
-                case moe -> {
-                    MoeBench bench = new MoeBench(gpu);
-                    bench.runAll();
-                    table = bench.table();
-                    numbers = bench.numbers();
-                }
-                case gdn_decode -> {
-                    GdnBench bench = new GdnBench(gpu);
-                    bench.runAll();
-                    table = bench.table();
-                    numbers = bench.numbers();
-                }
-                case gdn_chunk -> {
-                    GdnChunkBench bench = new GdnChunkBench(gpu);
-                    bench.runAll();
-                    table = bench.table();
-                    numbers = bench.numbers();
-                }
-                case attention -> {
-                    AttentionBench bench = new AttentionBench(gpu);
-                    bench.runAll();
-                    table = bench.table();
-                    numbers = bench.numbers();
-                }
-                default -> throw new IllegalStateException("unknown suite " + suite);
-            }
+            BenchSuite bench = switch (suite) {
+                case kernels -> new KernelBench(gpu);
+                case gdn_decode -> new GdnBench(gpu);
+                case gdn_chunk -> new GdnChunkBench(gpu);
+                case attention -> new AttentionBench(gpu);
+                case moe -> new MoeBench(gpu);
+            };
+            bench.runAll();
+            String table = bench.table();
+            Map<String, Double> numbers = bench.numbers();
             System.out.println("card: " + gpu.device().name() + " (" + gpu.device().smCount() + " SMs)");
             System.out.print(table);
             if (json != null) {
