@@ -168,6 +168,11 @@ final class JinjaRewriter {
     }
 
     private static List<String> topLevelCommas(String inside) {
+        return splitTopLevel(inside, ',');
+    }
+
+    /** The parts between {@code separator}s that sit outside quotes and brackets. */
+    private static List<String> splitTopLevel(String inside, char separator) {
         List<String> parts = new ArrayList<>();
         int depth = 0, last = 0;
         char quote = 0;
@@ -179,7 +184,7 @@ final class JinjaRewriter {
             } else if (c == '\'' || c == '"') quote = c;
             else if (c == '(' || c == '[' || c == '{') depth++;
             else if (c == ')' || c == ']' || c == '}') depth--;
-            else if (c == ',' && depth == 0) {
+            else if (c == separator && depth == 0) {
                 parts.add(inside.substring(last, i));
                 last = i + 1;
             }
@@ -211,24 +216,7 @@ final class JinjaRewriter {
 
     /** The parts between top-level colons, or null if there is nested bracket content we cannot see through. */
     private static String[] topLevelColons(String inside) {
-        List<String> parts = new ArrayList<>();
-        int depth = 0, last = 0;
-        char quote = 0;
-        for (int i = 0; i < inside.length(); i++) {
-            char c = inside.charAt(i);
-            if (quote != 0) {
-                if (c == '\\') i++;
-                else if (c == quote) quote = 0;
-            } else if (c == '\'' || c == '"') quote = c;
-            else if (c == '[' || c == '(' || c == '{') depth++;
-            else if (c == ']' || c == ')' || c == '}') depth--;
-            else if (c == ':' && depth == 0) {
-                parts.add(inside.substring(last, i));
-                last = i + 1;
-            }
-        }
-        parts.add(inside.substring(last));
-        return parts.toArray(String[]::new);
+        return splitTopLevel(inside, ':').toArray(String[]::new);
     }
 
     /** Start of the postfix expression (names, attribute access, calls, subscripts, literals) ending before {@code end}. */
