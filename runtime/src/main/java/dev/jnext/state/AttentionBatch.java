@@ -48,6 +48,8 @@ public final class AttentionBatch implements AutoCloseable {
     private final DeviceBuffer device;
     private final PinnedBuffer staging;
     private final Event copied;
+    /** Device address of the int32 layout: the owned buffer's, or the caller's region for a {@link #view}. */
+    private final long base;
     private boolean copyPending;
     private int numSeqs;
     private int totalTokens;
@@ -70,9 +72,30 @@ public final class AttentionBatch implements AutoCloseable {
         }
         this.device = d;
         this.staging = p;
+        this.base = d.address();
     }
 
-    static int intsFor(int maxSeqs, int maxPagesPerSeq) {
+    private AttentionBatch(long base, int maxSeqs, int maxPagesPerSeq) {
+        this.maxSeqs = maxSeqs;
+        this.maxPagesPerSeq = maxPagesPerSeq;
+        this.host = null;
+        this.device = null;
+        this.staging = null;
+        this.copied = null;
+        this.base = base;
+    }
+
+    /**
+     * A batch whose {@link #intsFor} int32 words live at {@code base} inside a buffer the caller owns and fills (with
+     * {@link #pack}) as part of its own single host-to-device copy per step; {@link #stage} is not available on a view.
+     */
+    public static AttentionBatch view(long base, int maxSeqs, int maxPagesPerSeq) {
+        intsFor(maxSeqs, maxPagesPerSeq);
+        if (base == 0 || base % 16 != 0) throw new IllegalArgumentException("attention batch view: base must be a 16-byte aligned device address");
+        return new AttentionBatch(base, maxSeqs, maxPagesPerSeq);
+    }
+
+    public static int intsFor(int maxSeqs, int maxPagesPerSeq) {
         if (maxSeqs < 1 || maxPagesPerSeq < 1) {
             throw new IllegalArgumentException("attention batch: maxSeqs and maxPagesPerSeq must be positive, got " + maxSeqs
                     + " and " + maxPagesPerSeq);
@@ -119,6 +142,7 @@ public final class AttentionBatch implements AutoCloseable {
 
     /** Packs {@code seqs} and copies them to the device buffers on {@code stream} (waits for the previous step's copy first). */
     public void stage(List<Sequence> seqs, Stream stream) {
+        if (device == null) throw new IllegalStateException("attention batch view: its owner stages the metadata");
         if (copyPending) copied.synchronize();
         totalTokens = pack(seqs, maxSeqs, maxPagesPerSeq, host);
         numSeqs = seqs.size();
@@ -162,15 +186,15 @@ public final class AttentionBatch implements AutoCloseable {
     }
 
     public long cuSeqlens() {
-        return device.address();
+        return base;
     }
 
     public long pastLengths() {
-        return device.address(4L * (maxSeqs + 1));
+        return base + 4L * (maxSeqs + 1);
     }
 
     public long pageTable() {
-        return device.address(4L * (2 * maxSeqs + 1));
+        return base + 4L * (2 * maxSeqs + 1);
     }
 
     /** Row stride of the page table (ints). */
@@ -180,6 +204,7 @@ public final class AttentionBatch implements AutoCloseable {
 
     @Override
     public void close() {
+        if (device == null) return;
         try {
             if (copyPending) copied.synchronize();
         } finally {

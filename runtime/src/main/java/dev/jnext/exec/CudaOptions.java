@@ -1,0 +1,83 @@
+package dev.jnext.exec;
+
+import dev.jnext.JnextException;
+
+/**
+ * How the CUDA runner sizes itself and which executors it uses; one immutable record passed down from the CLI, the
+ * engine options or JMH.
+ *
+ * @param maxSequences   concurrent sequence slots (GDN state, KV page tables, sampling history)
+ * @param maxStepTokens  most new tokens one forward step carries (all sequences together); activations are sized for it
+ * @param maxContext     most tokens one sequence may hold; 0 = the model's max_position_embeddings, capped at
+ *                       {@value #DEFAULT_CONTEXT_CAP} (page tables are sized for it)
+ * @param kvBudget       how much KV cache to allocate
+ * @param prefill        how prefill/extend steps run
+ * @param decodeGraphs   replay one captured graph per decode batch bucket (else decode steps run eagerly)
+ * @param maxLogitRows   most logits rows one step produces (sampled sequences, or every token when scoring)
+ * @param moeDecodeMaxTokens steps of at most this many rows take the MoE decode kernels, larger ones the grouped GEMMs
+ */
+public record CudaOptions(int maxSequences, int maxStepTokens, int maxContext, KvBudget kvBudget, PrefillMode prefill,
+                          boolean decodeGraphs, int maxLogitRows, int moeDecodeMaxTokens) {
+
+    public static final int DEFAULT_CONTEXT_CAP = 32768;
+
+    /** How prefill/extend steps run (decode steps are governed by {@code decodeGraphs}). */
+    public enum PrefillMode { EAGER, PIECEWISE, GDN_LAYER_EAGER }
+
+    /** The KV cache's size: a number of tokens, or a fraction of the device memory left after everything else. */
+    public sealed interface KvBudget {
+        record Tokens(long tokens) implements KvBudget {
+            public Tokens {
+                if (tokens < 1) throw new JnextException("KV budget must be at least 1 token, got " + tokens);
+            }
+        }
+
+        record Fraction(double fraction) implements KvBudget {
+            public Fraction {
+                if (!(fraction > 0 && fraction <= 1)) throw new JnextException("KV memory fraction must be in (0, 1], got " + fraction);
+            }
+        }
+    }
+
+    public CudaOptions {
+        if (maxSequences < 1 || maxSequences > 4096) throw new JnextException("sequence slots must be in 1..4096, got " + maxSequences);
+        if (maxStepTokens < 1) throw new JnextException("step token budget must be at least 1, got " + maxStepTokens);
+        if (maxContext < 0) throw new JnextException("max context must be >= 0 (0 = the model's), got " + maxContext);
+        if (maxLogitRows < 1) throw new JnextException("max logits rows must be at least 1, got " + maxLogitRows);
+        if (moeDecodeMaxTokens < 0) throw new JnextException("MoE decode rows must be >= 0, got " + moeDecodeMaxTokens);
+        if (kvBudget == null || prefill == null) throw new JnextException("KV budget and prefill mode are required");
+    }
+
+    /** 16 sequences, 8,192-token steps, 90% of the free memory for KV, eager prefill, decode graphs on. */
+    public static CudaOptions defaults() {
+        return new CudaOptions(16, 8192, 0, new KvBudget.Fraction(0.9), PrefillMode.EAGER, true, 512, 8);
+    }
+
+    public CudaOptions withMaxSequences(int n) {
+        return new CudaOptions(n, maxStepTokens, maxContext, kvBudget, prefill, decodeGraphs, maxLogitRows, moeDecodeMaxTokens);
+    }
+
+    public CudaOptions withMaxStepTokens(int n) {
+        return new CudaOptions(maxSequences, n, maxContext, kvBudget, prefill, decodeGraphs, maxLogitRows, moeDecodeMaxTokens);
+    }
+
+    public CudaOptions withMaxContext(int n) {
+        return new CudaOptions(maxSequences, maxStepTokens, n, kvBudget, prefill, decodeGraphs, maxLogitRows, moeDecodeMaxTokens);
+    }
+
+    public CudaOptions withKvBudget(KvBudget b) {
+        return new CudaOptions(maxSequences, maxStepTokens, maxContext, b, prefill, decodeGraphs, maxLogitRows, moeDecodeMaxTokens);
+    }
+
+    public CudaOptions withPrefill(PrefillMode m) {
+        return new CudaOptions(maxSequences, maxStepTokens, maxContext, kvBudget, m, decodeGraphs, maxLogitRows, moeDecodeMaxTokens);
+    }
+
+    public CudaOptions withDecodeGraphs(boolean on) {
+        return new CudaOptions(maxSequences, maxStepTokens, maxContext, kvBudget, prefill, on, maxLogitRows, moeDecodeMaxTokens);
+    }
+
+    public CudaOptions withMaxLogitRows(int n) {
+        return new CudaOptions(maxSequences, maxStepTokens, maxContext, kvBudget, prefill, decodeGraphs, n, moeDecodeMaxTokens);
+    }
+}
