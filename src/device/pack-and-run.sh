@@ -6,12 +6,14 @@
 #       jre.tgz, jnext.jar (runnable, all dependencies), jnext-tests.jar (test classes + fixtures), jnext-jmh.jar,
 #       lib/ (JUnit console launcher, JMH and its dependencies).
 #
-#   src/device/pack-and-run.sh run [--tests] [--test-select ARGS] [--bench] [--bench-suites "S1 S2"] [--jmh REGEX] [--jmh-args ARGS]
-#                                  [--cli "ARGS"] [--anchors SECTIONS] [--launch-anchor]
+#   src/device/pack-and-run.sh run [--parity] [--tests] [--test-select ARGS] [--bench] [--bench-suites "S1 S2"] [--jmh REGEX]
+#                                  [--jmh-args ARGS] [--cli "ARGS"] [--anchors SECTIONS] [--launch-anchor]
 #       On the GPU host (no Java there): unpacks the runtime under /tmp and runs, in this order,
 #       the gpu-tagged JUnit tests, `jnext bench kernels` (--bench) and other suites, JMH benchmarks matching REGEX, a jnext CLI command,
 #       peer anchors (python3 .anchors/anchor.py SECTION for each of e.g. "ceil fla"; needs .anchors/ carried) and
 #       the C launch-cost anchor (src/reference/launch_anchor.cu, built there with nvcc).
+#       --parity first writes the CUDA forward-pass parity cases (jnext synth checkpoints + transformers logits from
+#       src/reference/cuda_parity.py) under /tmp/jnext-parity and exports JNEXT_PARITY_DIR for CudaForwardParityGpuTest.
 #       Results go to $OUT (junit reports, bench.json, jmh.json, anchors_*.json); a short summary is printed last.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -44,10 +46,11 @@ do_pack() {
 }
 
 do_run() {
-  local tests=0 select="" bench=0 suites="" jmh="" jmhargs="" cli="" anchors="" launch_anchor=0
+  local tests=0 select="" bench=0 suites="" jmh="" jmhargs="" cli="" anchors="" launch_anchor=0 parity=0
   while [ $# -gt 0 ]; do
     case "$1" in
       --tests) tests=1 ;;
+      --parity) parity=1 ;;
       --test-select) select="$2"; shift ;;
       --bench) bench=1 ;;
       --bench-suites) suites="$2"; shift ;;
@@ -72,6 +75,20 @@ do_run() {
   nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.mem --format=csv,noheader | sed 's/^/card: /' | tee -a "$summary"
   local rc=0
 
+  export JNEXT_RESULTS_DIR="$OUT"
+  if [ $parity = 1 ]; then
+    local pdir=/tmp/jnext-parity scale=4
+    rm -rf "$pdir" && mkdir -p "$pdir"
+    local synth="$java -jar $pack/jnext.jar synth --logit-scale $scale"
+    { $synth --preset gpu-small --vocab-size 8192 --mlp-only-layers 1 --no-norm-topk-prob --out "$pdir/ckpt-small-hub-v5" &&
+      $synth --preset gpu-small --layers 8 --vocab-size 8190 --experts-layout fused --config-style 4 --tie-word-embeddings \
+        --out "$pdir/ckpt-small-fused-v4-tied" &&
+      $synth --preset next-80b-a3b --layers 8 --experts 64 --out "$pdir/ckpt-next80b-8l-64e"; } > "$OUT/parity-synth.log" 2>&1 || rc=1
+    PYTHONUNBUFFERED=1 python3 "$root/src/reference/cuda_parity.py" --out "$pdir" small-hub-v5="$pdir/ckpt-small-hub-v5" \
+      small-fused-v4-tied="$pdir/ckpt-small-fused-v4-tied" next80b-8l-64e="$pdir/ckpt-next80b-8l-64e" > "$OUT/parity-ref.log" 2>&1 || rc=1
+    echo "--- parity references:" | tee -a "$summary"; grep -E "cuda_parity" "$OUT/parity-ref.log" | tail -8 | tee -a "$summary"
+    export JNEXT_PARITY_DIR="$pdir"
+  fi
   if [ $tests = 1 ]; then
     local sel=${select:-"--scan-class-path $pack/jnext-tests.jar --include-tag gpu"}
     # shellcheck disable=SC2086

@@ -1,7 +1,13 @@
 package dev.jnext.cli;
 
 import dev.jnext.JnextException;
+import dev.jnext.exec.Backends;
 import dev.jnext.exec.CpuSession;
+import dev.jnext.exec.CudaModel;
+import dev.jnext.exec.CudaOptions;
+import dev.jnext.exec.CudaSession;
+import dev.jnext.exec.LogitsSession;
+import dev.jnext.model.ModelConfig;
 import dev.jnext.model.Npy;
 import dev.jnext.model.Qwen3NextModel;
 import dev.jnext.tokenizer.QwenTokenizer;
@@ -38,17 +44,16 @@ public final class ScoreCommand implements Callable<Integer> {
     @Option(names = "--logits-out", description = "write the logits [T, vocab] as float32 .npy")
     Path logitsOut;
 
-    @Option(names = "--device", defaultValue = "auto", description = "cpu, cuda or auto (default: ${DEFAULT-VALUE}; auto = cpu for now)")
+    @Option(names = "--device", defaultValue = "auto",
+            description = "cpu, cuda or auto (default: ${DEFAULT-VALUE}: the GPU when a CUDA driver is present and the kernels support the checkpoint's geometry)")
     Device device;
 
-    /** Tokens per forward call; the state carries over, so any size gives the same logits. */
-    static final int CALL_TOKENS = 256;
+    @Option(names = "--decode-from", description = "prefill the first N tokens, then feed the rest one decode step at a time (default: all in prefill)")
+    Integer decodeFrom;
 
     @Override
     public Integer call() {
-        if (device == Device.cuda) {
-            throw new JnextException("--device cuda: the CUDA runner is not available yet; use --device cpu");
-        }
+        if (decodeFrom != null && decodeFrom < 1) throw new JnextException("--decode-from must be at least 1, got " + decodeFrom);
         QwenTokenizer tokenizer = null;
         int[] ids;
         if (input.text != null) {
@@ -62,19 +67,26 @@ public final class ScoreCommand implements Callable<Integer> {
         }
         if (ids.length == 0) throw new JnextException("nothing to score: the input has no tokens");
         long t0 = System.nanoTime();
-        try (Qwen3NextModel m = Qwen3NextModel.load(model); CpuSession session = new CpuSession(m)) {
-            int vocab = m.config().vocabSize();
+        ModelConfig config = ModelConfig.load(model);
+        Backends.Choice choice = Backends.resolve(device.name(), config,
+                why -> System.err.println("jnext: --device auto: using the CPU (" + why + ")"));
+        try (Backend b = open(choice)) {
+            LogitsSession session = b.session();
+            int vocab = config.vocabSize();
             long t1 = System.nanoTime();
             double[] logProbs = new double[ids.length];
+            int prefill = decodeFrom == null ? ids.length : Math.min(decodeFrom, ids.length);
             Npy.FloatWriter writer = logitsOut == null ? null : new Npy.FloatWriter(logitsOut, ids.length, vocab);
             try {
-                for (int start = 0; start < ids.length; start += CALL_TOKENS) {
-                    int end = Math.min(ids.length, start + CALL_TOKENS);
+                int chunk = session.maxTokensPerCall();
+                for (int start = 0; start < ids.length; ) {
+                    int end = start < prefill ? Math.min(prefill, start + chunk) : start + 1;
                     float[] logits = session.extendAll(Arrays.copyOfRange(ids, start, end));
                     if (writer != null) writer.write(logits, 0, logits.length);
                     for (int t = start; t < end; t++) {
                         if (t + 1 < ids.length) logProbs[t + 1] = logSoftmaxAt(logits, (t - start) * vocab, vocab, ids[t + 1]);
                     }
+                    start = end;
                 }
             } finally {
                 if (writer != null) writer.close();
@@ -95,10 +107,36 @@ public final class ScoreCommand implements Callable<Integer> {
             } else {
                 System.out.println("tokens: 1 (perplexity needs at least 2 tokens)");
             }
-            System.err.printf("device: cpu; load %.2f s, forward %.2f s (%d tokens)%n", (t1 - t0) / 1e9,
-                    (t2 - t1) / 1e9, ids.length);
+            System.err.printf("device: %s; load %.2f s, forward %.2f s (%d tokens%s)%n", b.name(), (t1 - t0) / 1e9,
+                    (t2 - t1) / 1e9, ids.length, prefill < ids.length ? ", " + (ids.length - prefill) + " of them decode steps" : "");
         }
         return 0;
+    }
+
+    /** The loaded model and one session on it, closed together. */
+    private record Backend(String name, LogitsSession session, AutoCloseable model) implements AutoCloseable {
+        @Override
+        public void close() {
+            try (AutoCloseable m = model) {
+                session.close();
+            } catch (Exception e) {
+                throw e instanceof RuntimeException r ? r : new JnextException("closing the model: " + e.getMessage(), e);
+            }
+        }
+    }
+
+    private Backend open(Backends.Choice choice) {
+        if (choice == Backends.Choice.CPU) {
+            Qwen3NextModel m = Qwen3NextModel.load(model);
+            return new Backend("cpu", new CpuSession(m), m);
+        }
+        CudaModel m = CudaModel.load(model, CudaOptions.defaults().withMaxSequences(1).withMaxStepTokens(4096), bytes -> {});
+        try {
+            return new Backend(m.deviceName(), new CudaSession(m), m);
+        } catch (RuntimeException e) {
+            m.close();
+            throw e;
+        }
     }
 
     static int[] parseIds(String[] parts) {

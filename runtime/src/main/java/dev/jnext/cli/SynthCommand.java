@@ -10,6 +10,8 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.Callable;
 
 /** {@code jnext synth}: a random Qwen3-Next checkpoint in the Hugging Face layout, streamed to disk. */
@@ -18,7 +20,7 @@ import java.util.concurrent.Callable;
 public final class SynthCommand implements Callable<Integer> {
 
     enum Preset {
-        tiny("tiny"), next_80b_a3b("next-80b-a3b");
+        tiny("tiny"), gpu_small("gpu-small"), next_80b_a3b("next-80b-a3b");
         final String name;
 
         Preset(String name) {
@@ -34,7 +36,8 @@ public final class SynthCommand implements Callable<Integer> {
     enum Dtype { bf16, f32 }
 
     @Option(names = "--preset", required = true, converter = PresetConverter.class,
-            description = "tiny (a few MB, every block) or next-80b-a3b (the 80B-A3B per-layer geometry)")
+            description = "tiny (a few MB, every block), gpu-small (the smallest shape the CUDA kernels run on their fast paths) "
+                    + "or next-80b-a3b (the 80B-A3B per-layer geometry)")
     Preset preset;
 
     @Option(names = "--layers", description = "number of decoder layers (default: the preset's; every 4th is full attention)")
@@ -60,6 +63,21 @@ public final class SynthCommand implements Callable<Integer> {
             description = "hub (experts.{e}.gate_proj ...) or fused (experts.gate_up_proj [E,2I,H]) (default: ${DEFAULT-VALUE})")
     String layout;
 
+    @Option(names = "--mlp-only-layers", split = ",", description = "layers that get a dense MLP instead of the MoE (comma-separated)")
+    List<Integer> mlpOnlyLayers = new ArrayList<>();
+
+    @Option(names = "--no-norm-topk-prob", description = "do not renormalise the top-k routing weights (norm_topk_prob false)")
+    boolean noNormTopk;
+
+    @Option(names = "--tie-word-embeddings", description = "no lm_head.weight: the output layer is the embedding")
+    boolean tie;
+
+    @Option(names = "--config-style", defaultValue = "5", description = "config.json as transformers 5 (rope_parameters, layer_types) or 4 (top-level rope_theta) writes it (default: ${DEFAULT-VALUE})")
+    int configStyle;
+
+    @Option(names = "--logit-scale", defaultValue = "1", description = "scale of the final norm (1: near-uniform next-token distributions; 4-6: 1-4 nats, like a trained model) (default: ${DEFAULT-VALUE})")
+    float logitScale;
+
     @Option(names = "--out", required = true, description = "output directory (created; must not hold a checkpoint)")
     Path out;
 
@@ -67,7 +85,7 @@ public final class SynthCommand implements Callable<Integer> {
         @Override
         public Preset convert(String value) {
             for (Preset p : Preset.values()) if (p.name.equals(value)) return p;
-            throw new picocli.CommandLine.TypeConversionException("expected tiny or next-80b-a3b, got " + value);
+            throw new picocli.CommandLine.TypeConversionException("expected tiny, gpu-small or next-80b-a3b, got " + value);
         }
     }
 
@@ -80,9 +98,11 @@ public final class SynthCommand implements Callable<Integer> {
             default -> throw new dev.jnext.JnextException("--experts-layout must be hub or fused, got " + layout);
         };
         if (shardMb <= 0) throw new dev.jnext.JnextException("--shard-size-mb must be positive, got " + shardMb);
+        if (configStyle != 4 && configStyle != 5) throw new dev.jnext.JnextException("--config-style must be 4 or 5, got " + configStyle);
         ModelConfig config = SyntheticCheckpoint.preset(preset.name, layers, experts, dt);
-        if (vocabSize != null) config = withVocabSize(config, vocabSize);
-        var options = new SyntheticCheckpoint.Options(config, dt, seed, shardMb << 20, el);
+        config = derive(config, vocabSize != null ? vocabSize : config.vocabSize());
+        var options = new SyntheticCheckpoint.Options(config, dt, seed, shardMb << 20, el, logitScale,
+                configStyle == 4 ? SyntheticCheckpoint.ConfigStyle.V4 : SyntheticCheckpoint.ConfigStyle.V5);
         long total = SyntheticCheckpoint.dataBytes(options);
         long start = System.nanoTime();
         try (ProgressBar bar = new ProgressBarBuilder().setTaskName("synth " + preset.name)
@@ -95,15 +115,23 @@ public final class SynthCommand implements Callable<Integer> {
         return 0;
     }
 
-    /** The preset with another vocabulary; Qwen's BOS/EOS ids are set when the vocabulary holds them. */
-    private static ModelConfig withVocabSize(ModelConfig c, int vocab) {
+    /**
+     * The preset with the command's vocabulary, dense layers, routing normalisation and tying; Qwen's BOS/EOS ids are set
+     * when the vocabulary holds them.
+     */
+    private ModelConfig derive(ModelConfig c, int vocab) {
         if (vocab < 1) throw new dev.jnext.JnextException("--vocab-size must be at least 1, got " + vocab);
+        for (int l : mlpOnlyLayers) {
+            if (l < 0 || l >= c.numHiddenLayers()) {
+                throw new dev.jnext.JnextException("--mlp-only-layers: layer " + l + " is not in 0.." + (c.numHiddenLayers() - 1));
+            }
+        }
         return new ModelConfig(vocab, c.hiddenSize(), c.intermediateSize(), c.numHiddenLayers(), c.numAttentionHeads(),
                 c.numKeyValueHeads(), c.headDim(), c.linearNumKeyHeads(), c.linearNumValueHeads(), c.linearKeyHeadDim(),
                 c.linearValueHeadDim(), c.linearConvKernelDim(), c.numExperts(), c.numExpertsPerTok(),
-                c.moeIntermediateSize(), c.sharedExpertIntermediateSize(), c.decoderSparseStep(), c.mlpOnlyLayers(),
-                c.normTopkProb(), c.layerTypes(), c.ropeTheta(), c.partialRotaryFactor(), c.rmsNormEps(),
-                c.maxPositionEmbeddings(), c.tieWordEmbeddings(), c.dtype(), vocab > 151643 ? Integer.valueOf(151643) : null,
+                c.moeIntermediateSize(), c.sharedExpertIntermediateSize(), c.decoderSparseStep(), List.copyOf(mlpOnlyLayers),
+                c.normTopkProb() && !noNormTopk, c.layerTypes(), c.ropeTheta(), c.partialRotaryFactor(), c.rmsNormEps(),
+                c.maxPositionEmbeddings(), c.tieWordEmbeddings() || tie, c.dtype(), vocab > 151643 ? Integer.valueOf(151643) : null,
                 vocab > 151645 ? java.util.List.of(151645) : java.util.List.of());
     }
 }

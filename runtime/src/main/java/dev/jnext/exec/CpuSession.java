@@ -18,7 +18,7 @@ import java.util.List;
  * }
  * }</pre>
  */
-public final class CpuSession implements AutoCloseable {
+public final class CpuSession implements LogitsSession {
     private final CpuForward forward;
     private final CpuState state;
     private final int slot;
@@ -43,22 +43,31 @@ public final class CpuSession implements AutoCloseable {
     }
 
     /** Appends several tokens in one call (chunked prefill); returns the last one's logits [vocab]. */
+    @Override
     public float[] extend(int[] ids) {
         check();
         return forward.forward(state, List.of(new CpuForward.SequenceInput(slot, ids)), false).getFirst();
     }
 
     /** Appends tokens and returns the logits of every one of them, [ids.length · vocab] row-major. */
+    @Override
     public float[] extendAll(int[] ids) {
         check();
         return forward.forward(state, List.of(new CpuForward.SequenceInput(slot, ids)), true).getFirst();
     }
 
     /** Tokens consumed so far. */
+    @Override
     public int position() {
         return state.position(slot);
     }
 
+    @Override
+    public int maxTokensPerCall() {
+        return 256;
+    }
+
+    @Override
     public int vocabSize() {
         return forward.model().config().vocabSize();
     }

@@ -15,9 +15,13 @@ import dev.jnext.JnextException;
  * @param decodeGraphs   replay one captured graph per decode batch bucket (else decode steps run eagerly)
  * @param maxLogitRows   most logits rows one step produces (sampled sequences, or every token when scoring)
  * @param moeDecodeMaxTokens steps of at most this many rows take the MoE decode kernels, larger ones the grouped GEMMs
+ * @param maxPrefillBucket the largest prefill token bucket captured (piecewise modes); 0 = min(8192, maxStepTokens).
+ *                       A step above it runs eagerly at its exact size.
+ * @param lazyCapture    capture a prefill bucket's pieces on its first use instead of all at load
  */
 public record CudaOptions(int maxSequences, int maxStepTokens, int maxContext, KvBudget kvBudget, PrefillMode prefill,
-                          boolean decodeGraphs, int maxLogitRows, int moeDecodeMaxTokens) {
+                          boolean decodeGraphs, int maxLogitRows, int moeDecodeMaxTokens, int maxPrefillBucket,
+                          boolean lazyCapture) {
 
     public static final int DEFAULT_CONTEXT_CAP = 32768;
 
@@ -46,38 +50,47 @@ public record CudaOptions(int maxSequences, int maxStepTokens, int maxContext, K
         if (maxLogitRows < 1) throw new JnextException("max logits rows must be at least 1, got " + maxLogitRows);
         if (moeDecodeMaxTokens < 0) throw new JnextException("MoE decode rows must be >= 0, got " + moeDecodeMaxTokens);
         if (kvBudget == null || prefill == null) throw new JnextException("KV budget and prefill mode are required");
+        if (maxPrefillBucket < 0) throw new JnextException("largest prefill bucket must be >= 0 (0 = default), got " + maxPrefillBucket);
     }
 
     /** 16 sequences, 8,192-token steps, 90% of the free memory for KV, eager prefill, decode graphs on. */
     public static CudaOptions defaults() {
-        return new CudaOptions(16, 8192, 0, new KvBudget.Fraction(0.9), PrefillMode.EAGER, true, 512, 8);
+        return new CudaOptions(16, 8192, 0, new KvBudget.Fraction(0.9), PrefillMode.EAGER, true, 512, 8, 0, false);
     }
 
     public CudaOptions withMaxSequences(int n) {
-        return new CudaOptions(n, maxStepTokens, maxContext, kvBudget, prefill, decodeGraphs, maxLogitRows, moeDecodeMaxTokens);
+        return new CudaOptions(n, maxStepTokens, maxContext, kvBudget, prefill, decodeGraphs, maxLogitRows, moeDecodeMaxTokens, maxPrefillBucket, lazyCapture);
     }
 
     public CudaOptions withMaxStepTokens(int n) {
-        return new CudaOptions(maxSequences, n, maxContext, kvBudget, prefill, decodeGraphs, maxLogitRows, moeDecodeMaxTokens);
+        return new CudaOptions(maxSequences, n, maxContext, kvBudget, prefill, decodeGraphs, maxLogitRows, moeDecodeMaxTokens, maxPrefillBucket, lazyCapture);
     }
 
     public CudaOptions withMaxContext(int n) {
-        return new CudaOptions(maxSequences, maxStepTokens, n, kvBudget, prefill, decodeGraphs, maxLogitRows, moeDecodeMaxTokens);
+        return new CudaOptions(maxSequences, maxStepTokens, n, kvBudget, prefill, decodeGraphs, maxLogitRows, moeDecodeMaxTokens, maxPrefillBucket, lazyCapture);
     }
 
     public CudaOptions withKvBudget(KvBudget b) {
-        return new CudaOptions(maxSequences, maxStepTokens, maxContext, b, prefill, decodeGraphs, maxLogitRows, moeDecodeMaxTokens);
+        return new CudaOptions(maxSequences, maxStepTokens, maxContext, b, prefill, decodeGraphs, maxLogitRows, moeDecodeMaxTokens, maxPrefillBucket, lazyCapture);
     }
 
     public CudaOptions withPrefill(PrefillMode m) {
-        return new CudaOptions(maxSequences, maxStepTokens, maxContext, kvBudget, m, decodeGraphs, maxLogitRows, moeDecodeMaxTokens);
+        return new CudaOptions(maxSequences, maxStepTokens, maxContext, kvBudget, m, decodeGraphs, maxLogitRows, moeDecodeMaxTokens, maxPrefillBucket, lazyCapture);
     }
 
     public CudaOptions withDecodeGraphs(boolean on) {
-        return new CudaOptions(maxSequences, maxStepTokens, maxContext, kvBudget, prefill, on, maxLogitRows, moeDecodeMaxTokens);
+        return new CudaOptions(maxSequences, maxStepTokens, maxContext, kvBudget, prefill, on, maxLogitRows, moeDecodeMaxTokens, maxPrefillBucket, lazyCapture);
     }
 
     public CudaOptions withMaxLogitRows(int n) {
-        return new CudaOptions(maxSequences, maxStepTokens, maxContext, kvBudget, prefill, decodeGraphs, n, moeDecodeMaxTokens);
+        return new CudaOptions(maxSequences, maxStepTokens, maxContext, kvBudget, prefill, decodeGraphs, n, moeDecodeMaxTokens, maxPrefillBucket, lazyCapture);
+    }
+
+    public CudaOptions withMaxPrefillBucket(int n) {
+        return new CudaOptions(maxSequences, maxStepTokens, maxContext, kvBudget, prefill, decodeGraphs, maxLogitRows, moeDecodeMaxTokens, n, lazyCapture);
+    }
+
+    public CudaOptions withLazyCapture(boolean lazy) {
+        return new CudaOptions(maxSequences, maxStepTokens, maxContext, kvBudget, prefill, decodeGraphs, maxLogitRows, moeDecodeMaxTokens, maxPrefillBucket, lazy);
     }
 }

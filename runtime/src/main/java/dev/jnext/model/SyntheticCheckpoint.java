@@ -35,14 +35,28 @@ public final class SyntheticCheckpoint {
     /**
      * @param maxShardBytes a new shard starts before a tensor that would push the current one past this
      */
-    public record Options(ModelConfig config, DType dtype, long seed, long maxShardBytes, ExpertLayout expertLayout) {
+    /** The config.json style: transformers 5.x ({@code rope_parameters}, {@code layer_types}) or 4.x (top-level rope keys). */
+    public enum ConfigStyle { V5, V4 }
+
+    /**
+     * @param maxShardBytes a new shard starts before a tensor that would push the current one past this
+     * @param logitScale    the final norm's scale (its stored weight is centred on {@code logitScale − 1}): larger values
+     *                      sharpen the next-token distribution (1 leaves it near uniform; about 4–6 gives 1–4 nats)
+     */
+    public record Options(ModelConfig config, DType dtype, long seed, long maxShardBytes, ExpertLayout expertLayout,
+                          float logitScale, ConfigStyle style) {
         public Options {
             if (maxShardBytes <= 0) throw new IllegalArgumentException("maxShardBytes must be positive");
+            if (!(logitScale > 0) || !Float.isFinite(logitScale)) throw new JnextException("--logit-scale must be positive, got " + logitScale);
+        }
+
+        public Options(ModelConfig config, DType dtype, long seed, long maxShardBytes, ExpertLayout expertLayout) {
+            this(config, dtype, seed, maxShardBytes, expertLayout, 1f, ConfigStyle.V5);
         }
     }
 
     /** How one logical block of values is drawn. */
-    enum Init { LINEAR, EMBEDDING, CENTRED_NORM, GATED_NORM, CONV, A_LOG, DT_BIAS }
+    enum Init { LINEAR, EMBEDDING, CENTRED_NORM, FINAL_NORM, GATED_NORM, CONV, A_LOG, DT_BIAS }
 
     /** A logical matrix/vector inside a stored tensor: its own random stream, {@code count} values. */
     record Part(String streamName, long count, Init init, int fanIn) {}
@@ -72,7 +86,10 @@ public final class SyntheticCheckpoint {
                     experts == null ? 8 : experts, 2, 32, 48, 1.0e7, dtype);
             case "next-80b-a3b" -> config(151936, 2048, 5120, layers == null ? 48 : layers, 16, 2, 256, 16, 32,
                     128, 128, 4, experts == null ? 512 : experts, 10, 512, 512, 1.0e7, dtype);
-            default -> throw new JnextException("unknown preset \"" + name + "\" (expected tiny or next-80b-a3b)");
+            // the smallest shape every CUDA kernel takes on its fast path: hidden % 128, dk = 128, expert width % 64
+            case "gpu-small" -> config(151936, 512, 1024, layers == null ? 4 : layers, 4, 2, 128, 2, 4, 128, 128, 4,
+                    experts == null ? 16 : experts, 4, 128, 128, 1.0e7, dtype);
+            default -> throw new JnextException("unknown preset \"" + name + "\" (expected tiny, gpu-small or next-80b-a3b)");
         };
     }
 
@@ -157,7 +174,7 @@ public final class SyntheticCheckpoint {
                 out.add(single(m + "down_proj.weight", Init.LINEAR, inter, h, inter));
             }
         }
-        out.add(single("model.norm.weight", Init.CENTRED_NORM, h, h));
+        out.add(single("model.norm.weight", Init.FINAL_NORM, h, h));
         if (!c.tieWordEmbeddings()) out.add(single("lm_head.weight", Init.LINEAR, h, c.vocabSize(), h));
         return out;
     }
@@ -199,10 +216,31 @@ public final class SyntheticCheckpoint {
             index.putObject("metadata").put("total_size", total);
             index.set("weight_map", weightMap);
             Files.writeString(dir.resolve(Checkpoint.INDEX_FILE), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(index));
-            Files.writeString(dir.resolve("config.json"), o.config().toJson());
+            Files.writeString(dir.resolve("config.json"), o.style() == ConfigStyle.V5 ? o.config().toJson() : legacyJson(o.config()));
         } catch (IOException e) {
             throw new JnextException(dir + ": cannot write the checkpoint: " + e.getMessage(), e);
         }
+    }
+
+    /**
+     * The transformers 4.x style of the same config: top-level {@code rope_theta}, {@code partial_rotary_factor},
+     * {@code rope_scaling}, {@code full_attention_interval} instead of {@code layer_types}, {@code torch_dtype}.
+     */
+    static String legacyJson(ModelConfig c) throws IOException {
+        ObjectNode o = (ObjectNode) JSON.readTree(c.toJson());
+        o.remove("rope_parameters");
+        o.remove("layer_types");
+        for (int i = 0; i < c.numHiddenLayers(); i++) {
+            if (c.layerType(i) != ((i + 1) % 4 == 0 ? LayerType.FULL_ATTENTION : LayerType.LINEAR_ATTENTION)) {
+                throw new JnextException("the 4.x config style expresses layer types only as full_attention_interval 4; "
+                        + "this configuration's layer " + i + " does not follow it");
+            }
+        }
+        o.put("full_attention_interval", 4);
+        o.put("rope_theta", c.ropeTheta());
+        o.putNull("rope_scaling");
+        o.set("torch_dtype", o.remove("dtype"));
+        return JSON.writerWithDefaultPrettyPrinter().writeValueAsString(o);
     }
 
     private static List<List<Spec>> shard(List<Spec> specs, Options o) {
@@ -259,7 +297,7 @@ public final class SyntheticCheckpoint {
             long firstChunk = first;
             int n = (int) Math.min(batch, chunks - first);
             ByteBuffer[] bufs = IntStream.range(0, n).parallel()
-                    .mapToObj(i -> fill(p, o.dtype(), streamSeed, firstChunk + i))
+                    .mapToObj(i -> fill(p, o.dtype(), o.logitScale(), streamSeed, firstChunk + i))
                     .toArray(ByteBuffer[]::new);
             for (ByteBuffer b : bufs) {
                 int len = b.remaining();
@@ -269,7 +307,7 @@ public final class SyntheticCheckpoint {
         }
     }
 
-    private static ByteBuffer fill(Part p, DType dtype, long streamSeed, long chunk) {
+    private static ByteBuffer fill(Part p, DType dtype, float logitScale, long streamSeed, long chunk) {
         long start = chunk * CHUNK;
         int n = (int) Math.min(CHUNK, p.count() - start);
         SplittableRandom rnd = new SplittableRandom(streamSeed + chunk * 0xBF58476D1CE4E5B9L);
@@ -278,11 +316,12 @@ public final class SyntheticCheckpoint {
             case LINEAR -> (float) (1.0 / Math.sqrt(p.fanIn()));
             case CONV -> (float) (1.0 / Math.sqrt(p.fanIn()));
             case EMBEDDING -> 1.0f;
-            case CENTRED_NORM, GATED_NORM, DT_BIAS -> 0.1f;
+            case CENTRED_NORM, FINAL_NORM, GATED_NORM, DT_BIAS -> 0.1f;
             case A_LOG -> 0f;
         };
         float mean = switch (p.init()) {
             case GATED_NORM, DT_BIAS -> 1.0f;
+            case FINAL_NORM -> logitScale - 1f;
             default -> 0f;
         };
         float halfWidth = std * (float) Math.sqrt(3.0);

@@ -1,0 +1,51 @@
+package dev.jnext.exec;
+
+import dev.jnext.JnextException;
+import dev.jnext.gpu.Cuda;
+import dev.jnext.gpu.CudaException;
+import dev.jnext.gpu.Device;
+import dev.jnext.model.ModelConfig;
+
+/** Which backend runs a model: the user's choice, or for {@code auto} the GPU when a driver and a supported geometry are present. */
+public final class Backends {
+    /** The PTX is built for compute_90 (Hopper); older GPUs cannot JIT it. */
+    static final int MIN_COMPUTE_MAJOR = 9;
+
+    public enum Choice { CPU, CUDA }
+
+    private Backends() {}
+
+    /**
+     * Resolves {@code requested} ("cpu", "cuda" or "auto") for {@code config}; {@code why} receives a one-line reason
+     * when auto falls back to the CPU.
+     */
+    public static Choice resolve(String requested, ModelConfig config, java.util.function.Consumer<String> why) {
+        return switch (requested) {
+            case "cpu" -> Choice.CPU;
+            case "cuda" -> Choice.CUDA;
+            case "auto" -> {
+                String reason = cudaUnavailable(config);
+                if (reason == null) yield Choice.CUDA;
+                why.accept(reason);
+                yield Choice.CPU;
+            }
+            default -> throw new JnextException("--device must be cpu, cuda or auto, got \"" + requested + "\"");
+        };
+    }
+
+    /** Why the CUDA backend cannot run {@code config} here, or {@code null} when it can. */
+    public static String cudaUnavailable(ModelConfig config) {
+        if (!Cuda.driverPresent()) return "no CUDA driver found";
+        try {
+            if (Cuda.deviceCount() < 1) return "the CUDA driver reports no GPU";
+            Device d = Device.query(0);
+            if (d.computeMajor() < MIN_COMPUTE_MAJOR) {
+                return d.name() + " is sm_" + d.computeMajor() + d.computeMinor() + "; the kernels need sm_90 (Hopper) or newer";
+            }
+        } catch (CudaException e) {
+            return "the CUDA driver is present but unusable: " + e.getMessage();
+        }
+        var v = CudaGeometry.violations(config);
+        return v.isEmpty() ? null : "the CUDA kernels cannot run this geometry: " + String.join("; ", v);
+    }
+}

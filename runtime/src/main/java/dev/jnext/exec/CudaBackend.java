@@ -1,0 +1,108 @@
+package dev.jnext.exec;
+
+import dev.jnext.engine.ModelBackend;
+import dev.jnext.engine.SamplingParams;
+import dev.jnext.kernels.SamplingKernel;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.function.LongConsumer;
+
+/**
+ * The CUDA runner as the engine's {@link ModelBackend}: sampling (penalties included) happens on the device and only
+ * the sampled ids cross PCIe, except for inputs that ask for log-probabilities, whose logits row is read back.
+ */
+public final class CudaBackend implements ModelBackend {
+    private final CudaModel model;
+
+    public CudaBackend(CudaModel model) {
+        this.model = model;
+    }
+
+    public static CudaBackend open(Path dir, CudaOptions options, LongConsumer progress) {
+        return new CudaBackend(CudaModel.load(dir, options, progress));
+    }
+
+    /** The device form of a request's sampling parameters. */
+    static SamplingKernel.RowParams rowParams(SamplingParams p) {
+        return new SamplingKernel.RowParams(p.temperature(), p.topK(), p.topP(), p.minP(), p.repetitionPenalty(), p.presencePenalty());
+    }
+
+    public CudaModel model() {
+        return model;
+    }
+
+    @Override
+    public String device() {
+        return model.deviceName();
+    }
+
+    @Override
+    public int vocabSize() {
+        return model.config().vocabSize();
+    }
+
+    @Override
+    public int contextLength() {
+        return model.maxContext();
+    }
+
+    @Override
+    public int maxSequences() {
+        return model.options().maxSequences();
+    }
+
+    @Override
+    public int maxStepTokens() {
+        return model.maxStepTokens();
+    }
+
+    @Override
+    public int freeSequences() {
+        return model.freeSlots();
+    }
+
+    @Override
+    public int openSequence(SamplingParams sampling, int vocabLimit) {
+        return model.open(rowParams(sampling), vocabLimit, sampling.seed());
+    }
+
+    @Override
+    public boolean reserve(int slot, int totalTokens) {
+        return model.reserve(slot, totalTokens);
+    }
+
+    @Override
+    public void closeSequence(int slot) {
+        model.close(slot);
+    }
+
+    @Override
+    public List<StepOutput> step(List<StepInput> inputs) {
+        List<CudaModel.Input> in = new ArrayList<>(inputs.size());
+        for (StepInput s : inputs) {
+            in.add(new CudaModel.Input(s.slot(), s.tokens(), s.sample(),
+                    s.sample() && s.topLogprobs() > 0 ? CudaModel.Logits.LAST : CudaModel.Logits.NONE));
+        }
+        List<CudaModel.Output> out = model.step(in);
+        List<StepOutput> result = new ArrayList<>(out.size());
+        for (int i = 0; i < out.size(); i++) {
+            CudaModel.Output o = out.get(i);
+            StepInput s = inputs.get(i);
+            if (!s.sample()) {
+                result.add(StepOutput.NONE);
+            } else if (o.logits() == null) {
+                result.add(new StepOutput(o.token(), Float.NaN, new int[0], new float[0]));
+            } else {
+                result.add(LogProbs.of(o.logits(), o.token(), s.topLogprobs()));
+            }
+        }
+        return result;
+    }
+
+    @Override
+    public void close() {
+        model.close();
+    }
+}

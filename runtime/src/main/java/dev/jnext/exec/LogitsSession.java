@@ -1,0 +1,26 @@
+package dev.jnext.exec;
+
+/**
+ * One sequence whose logits the caller reads back (scoring, parity checks): the CPU reference ({@link CpuSession}) or
+ * the CUDA runner ({@link CudaSession}). The state carries over between calls, so feeding a text in any split gives the
+ * same logits up to the backend's rounding.
+ */
+public interface LogitsSession extends AutoCloseable {
+
+    /** Appends tokens; returns the logits of every one of them, [ids.length · vocab] row-major. */
+    float[] extendAll(int[] ids);
+
+    /** Appends tokens; returns the last one's logits [vocab]. */
+    float[] extend(int[] ids);
+
+    /** Tokens consumed so far. */
+    int position();
+
+    int vocabSize();
+
+    /** Most tokens one {@link #extendAll} call may bring (callers split longer inputs). */
+    int maxTokensPerCall();
+
+    @Override
+    void close();
+}

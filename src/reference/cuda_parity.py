@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+"""Truth and peer logits for the CUDA forward-pass parity tests (CudaForwardParityGpuTest), run on the GPU host.
+
+For each checkpoint folder given (written by `jnext synth` in the same device call), with B random sequences of P
+token ids (seeded, the same for every run):
+
+    <case>/ids.npy              int32   [B, P]
+    <case>/truth.npy            float32 [B, P, V]   transformers in fp32 (on the GPU, TF32 off) on the checkpoint's
+                                                    bf16 weights: one full forward, no cache (the truth)
+    <case>/hf_bf16_prefill.npy  float32 [B, P, V]   transformers in bf16: the same full forward
+    <case>/hf_bf16_decode.npy   float32 [B, P-N, V] transformers in bf16: prefill ids[:, :N] with the cache, then one
+                                                    token per step; rows are positions N .. P-1
+    <case>/meta.json            N, versions, timings, transformers' own figures (computed again by the Java test)
+
+    python3 src/reference/cuda_parity.py --out DIR CASE_NAME=CHECKPOINT_DIR ...
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+
+B, P, N = 2, 400, 144  # 2 x 400 prefill positions, 2 x 256 decode positions
+
+
+def log(msg):
+    print(f"[cuda_parity {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def kl_rows(p_logits, q_logits):
+    """mean over rows of KL(softmax(p) || softmax(q)), float64, on the GPU."""
+    p = torch.log_softmax(p_logits.double(), -1)
+    q = torch.log_softmax(q_logits.double(), -1)
+    return float((p.exp() * (p - q)).sum(-1).mean())
+
+
+def top1(p_logits, q_logits):
+    return float((p_logits.argmax(-1) == q_logits.argmax(-1)).double().mean())
+
+
+def run_case(name, ckpt, out_dir):
+    from transformers import Qwen3NextForCausalLM
+    os.makedirs(out_dir, exist_ok=True)
+    cfg = json.load(open(os.path.join(ckpt, "config.json")))
+    vocab = cfg["vocab_size"]
+    g = torch.Generator().manual_seed(1234)
+    ids = torch.randint(0, vocab, (B, P), generator=g)
+    np.save(os.path.join(out_dir, "ids.npy"), ids.numpy().astype(np.int32))
+    meta = {"case": name, "checkpoint": ckpt, "B": B, "P": P, "N": N, "torch": torch.__version__}
+    import transformers
+    meta["transformers"] = transformers.__version__
+
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.set_float32_matmul_precision("highest")
+    dev = "cuda"
+    t0 = time.time()
+    m32 = Qwen3NextForCausalLM.from_pretrained(ckpt, dtype=torch.float32, attn_implementation="eager").to(dev).eval()
+    with torch.no_grad():
+        truth = m32(ids.to(dev)).logits.float()
+    meta["fp32_seconds"] = time.time() - t0
+    np.save(os.path.join(out_dir, "truth.npy"), truth.cpu().numpy())
+    del m32
+    torch.cuda.empty_cache()
+
+    t0 = time.time()
+    m16 = Qwen3NextForCausalLM.from_pretrained(ckpt, dtype=torch.bfloat16).to(dev).eval()
+    with torch.no_grad():
+        pre = m16(ids.to(dev)).logits.float()
+        out = m16(ids[:, :N].to(dev), use_cache=True)
+        cache = out.past_key_values
+        dec = []
+        for t in range(N, P):
+            out = m16(ids[:, t:t + 1].to(dev), past_key_values=cache, use_cache=True)
+            cache = out.past_key_values
+            dec.append(out.logits[:, -1].float())
+        dec = torch.stack(dec, 1)
+    meta["bf16_seconds"] = time.time() - t0
+    np.save(os.path.join(out_dir, "hf_bf16_prefill.npy"), pre.cpu().numpy())
+    np.save(os.path.join(out_dir, "hf_bf16_decode.npy"), dec.cpu().numpy())
+    tv = truth.reshape(-1, vocab)
+    meta["hf_bf16_prefill_kl"] = kl_rows(tv, pre.reshape(-1, vocab))
+    meta["hf_bf16_prefill_top1"] = top1(tv, pre.reshape(-1, vocab))
+    td = truth[:, N:].reshape(-1, vocab)
+    meta["hf_bf16_decode_kl"] = kl_rows(td, dec.reshape(-1, vocab))
+    meta["hf_bf16_decode_top1"] = top1(td, dec.reshape(-1, vocab))
+    meta["hf_bf16_decode_vs_prefill_kl"] = kl_rows(pre[:, N:].reshape(-1, vocab), dec.reshape(-1, vocab))
+    pt = torch.softmax(tv.double(), -1)
+    meta["truth_entropy_nats"] = float(-(pt * torch.log(pt.clamp_min(1e-300))).sum(-1).mean())
+    json.dump(meta, open(os.path.join(out_dir, "meta.json"), "w"), indent=1)
+    log(f"{name}: entropy {meta['truth_entropy_nats']:.2f} nats; hf bf16 prefill KL {meta['hf_bf16_prefill_kl']:.4g} "
+        f"top1 {meta['hf_bf16_prefill_top1']:.3f}; decode KL {meta['hf_bf16_decode_kl']:.4g} top1 {meta['hf_bf16_decode_top1']:.3f}; "
+        f"decode vs prefill KL {meta['hf_bf16_decode_vs_prefill_kl']:.4g}")
+    del m16
+    torch.cuda.empty_cache()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", required=True)
+    ap.add_argument("cases", nargs="+", help="NAME=CHECKPOINT_DIR")
+    a = ap.parse_args()
+    ok = True
+    for c in a.cases:
+        name, ckpt = c.split("=", 1)
+        try:
+            run_case(name, ckpt, os.path.join(a.out, name))
+        except Exception as e:  # one broken case must not hide the others
+            ok = False
+            log(f"{name}: FAILED: {type(e).__name__}: {e}")
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
