@@ -11,8 +11,11 @@
 // 32 rows (see flash_prefill). Key tiles are KV pages (64 keys); K and V are double-buffered with cp.async; S = Q·Kᵀ and
 // O += P·V on mma.sync m16n8k16 (bf16 in, fp32 accumulate) with ldmatrix from XOR-swizzled shared memory; online softmax
 // in the log2 domain.
-// Grid: (ceil(max_new_tokens / TOK), num_seqs, num_kv_heads); blocks of a sequence run from its last (heaviest) token block.
-// Padded sequences (past_len < 0) get zero output rows.
+// Grid: (num_seqs + ceil(num_tokens / TOK), num_kv_heads), sized from the step's fixed shape only (graph-safe): block x
+// of a KV head is work item x. Sequence b owns items base(b) .. base(b) + ceil(n_b / TOK) − 1 with base(b) = b + cu[b] / TOK
+// (distinct for every batch, so no host-side prefix sum), taken from its last (heaviest) token block; the rows past the
+// last entry, cu[num_seqs] .. num_tokens − 1, are items from base(num_seqs) on. Items nobody owns exit at once.
+// Padded sequences (past_len < 0) and the rows past the last entry get zero output rows; empty entries own no item.
 #include "attention.cuh"
 
 // W = warps per group of 32 query rows (2: the default, 8 warps; 4: 16 warps with half the registers each).
@@ -54,7 +57,7 @@ template <int HD, int W>
 __device__ __forceinline__ void flash_prefill(const bf16* __restrict__ q, const bf16* __restrict__ k_cache,
                                               const bf16* __restrict__ v_cache, const int* __restrict__ page_table, int pt_stride,
                                               const int* __restrict__ cu_seqlens, const int* __restrict__ past_len, int num_seqs,
-                                              bf16* __restrict__ out, const bf16* __restrict__ gate, int gate_tok_stride,
+                                              int num_tokens, bf16* __restrict__ out, const bf16* __restrict__ gate, int gate_tok_stride,
                                               int gate_head_stride, int num_heads, int num_kv_heads, float scale_log2) {
     using S = PrefillShape<HD, W>;
     extern __shared__ __align__(128) unsigned char smem_raw[];
@@ -65,28 +68,56 @@ __device__ __forceinline__ void flash_prefill(const bf16* __restrict__ q, const 
     float* xmax = reinterpret_cast<float*>(sp + S::BM * S::BN);  // [W parts][BM]
     float* xsum = xmax + W * S::BM;                              // [W parts][BM]
 
-    const int b = blockIdx.y, kvh = blockIdx.z;
-    if (b >= num_seqs) return;
-    const int past = past_len[b];
-    const int row0 = cu_seqlens[b], n_new = cu_seqlens[b + 1] - row0;
+    const int kvh = blockIdx.y;
     const int G = num_heads / num_kv_heads;
     const int TOK = S::BM / G;
-    const int n_blocks = (n_new + TOK - 1) / TOK;
-    if ((int)blockIdx.x >= n_blocks) return;
-    const int t0 = (n_blocks - 1 - blockIdx.x) * TOK;
-    const int tok_valid = min(TOK, n_new - t0);
+    __shared__ int item[3];  // sequence (num_seqs: the rows past the last entry, −1: nothing), first row, rows
+    if (threadIdx.x == 0) {
+        const int id = blockIdx.x;
+        int lo = 0, hi = num_seqs;  // last b with base(b) <= id
+        while (lo < hi) {
+            const int mid = (lo + hi + 1) >> 1;
+            if (mid + cu_seqlens[mid] / TOK <= id) lo = mid; else hi = mid - 1;
+        }
+        const int c = id - (lo + cu_seqlens[lo] / TOK);
+        int seq = -1, first = 0, rows = 0;
+        if (lo == num_seqs) {  // rows past the last entry: TOK per item
+            first = cu_seqlens[num_seqs] + c * TOK;
+            rows = min(TOK, num_tokens - first);
+            seq = c >= 0 && rows > 0 ? lo : -1;
+        } else {
+            const int n_new = cu_seqlens[lo + 1] - cu_seqlens[lo], nb = (n_new + TOK - 1) / TOK;
+            if (c >= 0 && c < nb) {
+                const int t0 = (nb - 1 - c) * TOK;  // heaviest block of the sequence first
+                seq = lo;
+                first = cu_seqlens[lo] + t0;
+                rows = min(TOK, n_new - t0);
+            }
+        }
+        item[0] = seq;
+        item[1] = first;
+        item[2] = rows;
+    }
+    __syncthreads();
+    const int b = item[0];
+    if (b < 0) return;
+    const int tok_valid = item[2];
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int g = lane >> 2, tig = lane & 3;
     const int grp = warp / W, part = warp % W;
 
-    if (past < 0) {  // padded sequence: zero rows, nothing read
+    if (b == num_seqs || past_len[b] < 0) {  // no sequence, or a padded one: zero rows, nothing read
+        const int first = item[1];
         for (int c = threadIdx.x; c < tok_valid * G * S::CH; c += S::THREADS) {
             const int r = c / S::CH, ch = c % S::CH;
             const int tok = r / G, h = kvh * G + r % G;
-            *reinterpret_cast<uint4*>(out + ((size_t)(row0 + t0 + tok) * num_heads + h) * HD + ch * 8) = make_uint4(0, 0, 0, 0);
+            *reinterpret_cast<uint4*>(out + ((size_t)(first + tok) * num_heads + h) * HD + ch * 8) = make_uint4(0, 0, 0, 0);
         }
         return;
     }
+    const int past = past_len[b];
+    const int row0 = cu_seqlens[b], n_new = cu_seqlens[b + 1] - row0;
+    const int t0 = item[1] - row0;
     const int kv_total = past + n_new;
     const int kv_len = past + t0 + tok_valid;  // keys this block needs
     const int n_tiles = (kv_len + S::BN - 1) / S::BN;
@@ -291,9 +322,9 @@ __device__ __forceinline__ void flash_prefill(const bf16* __restrict__ q, const 
 #define PREFILL_ENTRY(NAME, HD, W, MIN_BLOCKS)                                                                                 \
     extern "C" __global__ void __launch_bounds__(4 * W * 32, MIN_BLOCKS) NAME(                                                 \
         const bf16* q, const bf16* k_cache, const bf16* v_cache, const int* page_table, int pt_stride, const int* cu_seqlens,  \
-        const int* past_len, int num_seqs, bf16* out, const bf16* gate, int gate_tok_stride, int gate_head_stride,            \
-        int num_heads, int num_kv_heads, float scale_log2) {                                                                   \
-        flash_prefill<HD, W>(q, k_cache, v_cache, page_table, pt_stride, cu_seqlens, past_len, num_seqs, out, gate,              \
+        const int* past_len, int num_seqs, int num_tokens, bf16* out, const bf16* gate, int gate_tok_stride,                  \
+        int gate_head_stride, int num_heads, int num_kv_heads, float scale_log2) {                                            \
+        flash_prefill<HD, W>(q, k_cache, v_cache, page_table, pt_stride, cu_seqlens, past_len, num_seqs, num_tokens, out, gate,  \
                           gate_tok_stride, gate_head_stride, num_heads, num_kv_heads, scale_log2);                             \
     }
 

@@ -5,7 +5,8 @@
 // taps are 8(K-1) consecutive values = (K-1) 16-byte accesses, so both orientations coalesce and this one matches the
 // CPU reference (dev.jnext.ops.CausalConv1d) and the design's [slots, conv_dim, K-1]. Weights [C, K] bf16.
 // Each thread owns 8 consecutive channels (16-byte loads/stores); C % 8 == 0. Slot -1 = padding: state untouched,
-// output rows zeroed.
+// output rows zeroed. Prefill: entries with no tokens do nothing, and rows past the last entry (cu_seqlens[batch] ..
+// tokens-1) get zero outputs, so every row of the step is written whatever the activations there hold.
 #include "common.cuh"
 
 #define THREADS 128
@@ -80,16 +81,16 @@ __device__ __forceinline__ bf16x8 conv_step(const bf16x8 (&wv)[K], bf16x8 (&win)
     return pack8(y);
 }
 
-// ---- prefill: grid (ceil(C / 8 / THREADS), ceil(T / CHUNK) + B), block THREADS ----
-// Block y is the n-th chunk of CHUNK tokens counted sequence by sequence (a chunk never crosses a sequence start);
-// blocks past the last chunk exit. Chunk 0 of a sequence is the only reader of its slot's old state, so it also writes
+// ---- prefill: grid (ceil(C / 8 / THREADS), ceil(T / CHUNK) + B + 1), block THREADS ----
+// Block y is the n-th chunk of CHUNK tokens counted sequence by sequence (a chunk never crosses a sequence start), then
+// the chunks of the rows past the last entry (zeroed); blocks past those exit. Chunk 0 of a sequence is the only reader of its slot's old state, so it also writes
 // the new one (its final window when the sequence fits in one chunk, else the last K-1 inputs read from x): no other
 // block touches that slot.
 template <int K, int CH>
 __device__ __forceinline__ void conv_prefill(const bf16* __restrict__ x, const bf16* __restrict__ w,
                                              bf16* __restrict__ state, const int* __restrict__ cu_seqlens,
                                              const int* __restrict__ slots, bf16* __restrict__ out, int batch,
-                                             int channels) {
+                                             int tokens, int channels) {
     __shared__ int chunk[4];   // sequence, its first token, its end, this chunk's first token
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     if (warp == 0) {
@@ -120,6 +121,15 @@ __device__ __forceinline__ void conv_prefill(const bf16* __restrict__ x, const b
             }
             remaining -= __shfl_sync(0xffffffffu, incl, 31);
         }
+        if (found < 0) {  // past every entry's chunks: the rows after the last entry, CH per chunk (entry `batch`)
+            const int end = cu_seqlens[batch], first = end + remaining * CH;
+            if (first < tokens) {
+                found = batch;
+                s0 = end;
+                s1 = tokens;
+                t0 = first;
+            }
+        }
         if (lane == 0) {
             chunk[0] = found;
             chunk[1] = s0;
@@ -133,8 +143,8 @@ __device__ __forceinline__ void conv_prefill(const bf16* __restrict__ x, const b
     if (seq < 0 || c0 >= channels) return;
     const int seq_start = chunk[1], seq_end = chunk[2], t0 = chunk[3];
     const int t1 = min(t0 + CH, seq_end);
-    const int slot = slots[seq];
-    if (slot < 0) {
+    const int slot = seq == batch ? -1 : slots[seq];
+    if (slot < 0) {  // a padding entry, or no entry: zero rows, nothing read
         const float zero[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
         for (int t = t0; t < t1; t++) *reinterpret_cast<bf16x8*>(out + (long)t * channels + c0) = pack8(zero);
         return;
@@ -215,9 +225,9 @@ __device__ __forceinline__ void conv_update(const bf16* __restrict__ x, const bf
 #define PREFILL(K)                                                                                                    \
     extern "C" __global__ void __launch_bounds__(THREADS) causal_conv1d_prefill_k##K(                                 \
         const bf16* x, const bf16* w, bf16* state, const int* cu_seqlens, const int* slots, bf16* out, int batch,     \
-        int channels, int chunk) {                                                                                    \
+        int tokens, int channels, int chunk) {                                                                        \
         if (chunk != CHUNK) __trap(); /* the launcher sized the grid for another chunk length */                      \
-        conv_prefill<K, CHUNK>(x, w, state, cu_seqlens, slots, out, batch, channels);                                 \
+        conv_prefill<K, CHUNK>(x, w, state, cu_seqlens, slots, out, batch, tokens, channels);                         \
     }
 #define UPDATE(K)                                                                                                     \
     extern "C" __global__ void __launch_bounds__(THREADS) causal_conv1d_update_k##K(                                  \

@@ -1,8 +1,10 @@
 // Gated delta rule for prefill (QWEN3_NEXT_MODEL.md §3.4(g)), variable-length batches.
 //
 // Inputs, per token t: the conv output row qkv[t] = [q (Hk·dk) | k (Hk·dk) | v (Hv·dv)] (bf16, row stride qkv_ld),
-// beta[t, Hv] and g[t, Hv] (fp32, g <= 0). Sequence b spans tokens cu[b] .. cu[b+1]-1 and keeps its state in
-// state[slots[b]] (fp32 [Hv, dk, dv], element (h, i, j) = S_h[i][j]); slot -1: skipped, its outputs zeroed.
+// beta[t, Hv] and g[t, Hv] (fp32, g <= 0). Sequence b < nseq spans tokens cu[b] .. cu[b+1]-1 and keeps its state in
+// state[slots[b]] (fp32 [Hv, dk, dv], element (h, i, j) = S_h[i][j]); slot -1: skipped, its outputs zeroed; an empty
+// entry (cu[b] == cu[b+1]) does nothing. Rows cu[nseq] .. tokens-1 (past the last entry) get zero outputs: the output
+// kernels' grids have one block row more than the entries for them. Nothing of a skipped or zeroed row is read.
 // Output o[t, Hv·dv] (bf16). Value head h reads key head h / (Hv/Hk). q and k are l2-normalised in-kernel
 // (eps 1e-6 on the sum of squares) and q is scaled by dk^-1/2.
 //
@@ -416,17 +418,18 @@ __device__ __forceinline__ void stsm_x4_t(void* p, const uint32_t* r) {
 
 extern "C" __global__ void __launch_bounds__(160, 1) gdr_chunk_state_d128(
         const bf16* __restrict__ qkv, int qkv_ld, const int* __restrict__ cu, const int* __restrict__ slots, int tokens,
-        int Hk, int Hv, int dv, const unsigned char* __restrict__ cb, float* __restrict__ state, bf16* __restrict__ out) {
+        int nseq, int Hk, int Hv, int dv, const unsigned char* __restrict__ cb, float* __restrict__ state, bf16* __restrict__ out) {
     StateSmem& sm = *reinterpret_cast<StateSmem*>(gdr_smem);
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int gq = lane >> 2, tq = lane & 3;
     const int b = blockIdx.x, h = blockIdx.y, kh = h / (Hv / Hk);
     const int v0 = blockIdx.z * 32;  // first value column of the block
-    const int bos = cu[b], eos = min(cu[b + 1], tokens), len = eos - bos;
-    const int slot = slots[b];
+    const bool tail = b == nseq;     // the rows past the last entry
+    const int bos = cu[b], eos = tail ? tokens : min(cu[b + 1], tokens), len = eos - bos;
+    const int slot = tail ? -1 : slots[b];
     const long out_ld = (long)Hv * dv;
     if (len <= 0) return;
-    if (slot < 0) {  // padding sequence: state untouched, outputs zero
+    if (slot < 0) {  // padding sequence or no sequence: state untouched, outputs zero
         for (int idx = tid; idx < len * 4; idx += 160)
             *reinterpret_cast<uint4*>(out + (bos + idx / 4) * out_ld + h * dv + v0 + (idx % 4) * 8) = make_uint4(0, 0, 0, 0);
         return;
@@ -668,12 +671,13 @@ extern "C" __global__ void __launch_bounds__(160, 1) gdr_chunk_state_d128(
 
 extern "C" __global__ void __launch_bounds__(256) gdr_recurrent(
         const bf16* __restrict__ qkv, int qkv_ld, const float* __restrict__ beta, const float* __restrict__ g,
-        const int* __restrict__ cu, const int* __restrict__ slots, int tokens, int Hk, int Hv, int dk, int dv, float scale,
-        float* __restrict__ state, bf16* __restrict__ out) {
+        const int* __restrict__ cu, const int* __restrict__ slots, int nseq, int tokens, int Hk, int Hv, int dk, int dv,
+        float scale, float* __restrict__ state, bf16* __restrict__ out) {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int b = blockIdx.x, h = blockIdx.y, kh = h / (Hv / Hk);
     const int j0 = blockIdx.z * 32 + warp * 4;
-    const int bos = cu[b], eos = min(cu[b + 1], tokens), slot = slots[b];
+    const bool tail = b == nseq;  // the rows past the last entry: zero outputs
+    const int bos = cu[b], eos = tail ? tokens : min(cu[b + 1], tokens), slot = tail ? -1 : slots[b];
     const long out_ld = (long)Hv * dv;
     if (j0 >= dv) return;
     if (slot < 0) {

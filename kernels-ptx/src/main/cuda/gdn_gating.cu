@@ -3,7 +3,8 @@
 //     -> mixed [T, 2*Hk*dk + Hv*dv] = [all q | all k | all v] (the conv input, channel order of conv1d.weight)
 //     -> z     [T, Hv*dv]
 //   ba   [T, 2*Hv] grouped per key head as [b (r) | a (r)]
-//     -> beta [T, Hv] bf16 = bf16(sigmoid(b))   (torch computes it in the bf16 model dtype)
+//     -> beta [T, Hv] fp32 = bf16(sigmoid(b))   (torch computes it in the bf16 model dtype; stored widened to fp32, which
+//                                               is lossless, because the delta-rule kernels read fp32 β)
 //     -> g    [T, Hv] fp32 = -exp(A_log) * softplus(a + dt_bias), softplus threshold 20
 // A pure permutation of 16-byte vectors (8 bf16; dk % 8 == 0 and dv % 8 == 0) plus one gate pair per (token, head):
 // work item i of a token row is a copy vector for i < W/8, else the gates of head i - W/8.
@@ -16,7 +17,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) gdn_split_gating(const bf1
                                                                         const float* __restrict__ a_log,
                                                                         const float* __restrict__ dt_bias,
                                                                         bf16* __restrict__ mixed, bf16* __restrict__ z,
-                                                                        bf16* __restrict__ beta, float* __restrict__ g,
+                                                                        float* __restrict__ beta, float* __restrict__ g,
                                                                         int tokens, int hk, int hv, int dk, int dv) {
     const int r = hv / hk;
     const int group = 2 * dk + 2 * r * dv;
@@ -43,7 +44,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) gdn_split_gating(const bf1
         const bf16* row = ba + t * 2 * hv + (h / r) * 2 * r;
         const float b = __bfloat162float(row[h % r]);
         const float a = __bfloat162float(row[r + h % r]) + dt_bias[h];
-        beta[t * hv + h] = __float2bfloat16_rn(1.0f / (1.0f + expf(-b)));
+        beta[t * hv + h] = round_bf16(1.0f / (1.0f + expf(-b)));
         g[t * hv + h] = -expf(a_log[h]) * (a > 20.0f ? a : log1pf(expf(a)));
     }
 }

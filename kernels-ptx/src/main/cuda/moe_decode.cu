@@ -8,7 +8,8 @@
 // Weights: gate_up [E, 2I, H] (gate rows then up rows), down [E, H, I]; shared gate_up [2I, H], shared down [H, I]
 // (0 = no shared expert). One warp per output; each lane streams 16-byte pieces of the weight rows.
 // Constraints (checked by the launcher): hidden % 64 == 0, inter % 16 == 0, inter <= 512 (a slot's activation row and
-// its weight pieces stay on chip).
+// its weight pieces stay on chip). Expert ids are bound-checked: a pair whose id is outside [0, experts) reads no weight,
+// and its activation row and contribution are zero (the router never writes one; this is the second line of defence).
 #include "common.cuh"
 
 #define DEC_THREADS 256
@@ -39,21 +40,26 @@ __device__ __forceinline__ bf16x8 ldg_stream(const bf16* p) {
 extern "C" __global__ void __launch_bounds__(DEC_THREADS)
 moe_decode_gate_up(const bf16* __restrict__ x, const int* __restrict__ topk_ids, const bf16* __restrict__ w_gate_up,
                    const bf16* __restrict__ shared_gate_up, bf16* __restrict__ act, int tokens, int topk, int hidden,
-                   int inter) {
+                   int inter, int experts) {
     extern __shared__ __align__(16) float xs[];  // the token's hidden row, fp32
     const int slot = blockIdx.y;
     const int pairs = tokens * topk;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int col0 = blockIdx.x * (DEC_WARPS * DEC_COLS_PER_WARP) + warp * DEC_COLS_PER_WARP;
     int token;
     const bf16* w;
     if (slot < pairs) {
         token = slot / topk;
-        w = w_gate_up + (long)topk_ids[slot] * 2 * inter * hidden;
+        const int e = topk_ids[slot];
+        if ((unsigned)e >= (unsigned)experts) {  // not an expert: a zero activation row, no weight read (whole block)
+            if (lane < DEC_COLS_PER_WARP) act[(long)slot * inter + col0 + lane] = __float2bfloat16_rn(0.f);
+            return;
+        }
+        w = w_gate_up + (long)e * 2 * inter * hidden;
     } else {
         token = slot - pairs;
         w = shared_gate_up;
     }
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int col0 = blockIdx.x * (DEC_WARPS * DEC_COLS_PER_WARP) + warp * DEC_COLS_PER_WARP;
     // rows of this warp: gate col0, up col0, gate col0+1, up col0+1
     const bf16* rows[4] = {w + (long)col0 * hidden, w + (long)(inter + col0) * hidden, w + (long)(col0 + 1) * hidden,
                            w + (long)(inter + col0 + 1) * hidden};
@@ -115,7 +121,7 @@ extern "C" __global__ void __launch_bounds__(DEC_THREADS)
 moe_decode_down(const bf16* __restrict__ act, const int* __restrict__ topk_ids, const bf16* __restrict__ topk_weights,
                 const bf16* __restrict__ w_down, const bf16* __restrict__ shared_down, const bf16* __restrict__ gate_logits,
                 int gate_stride, bf16* __restrict__ contrib, unsigned* __restrict__ counters, bf16* __restrict__ out, int tokens,
-                int topk, int hidden, int inter) {
+                int topk, int hidden, int inter, int experts) {
     __shared__ __align__(16) float as[512];  // the slot's activation row, fp32 (inter <= 512)
     __shared__ int last;
     const int slot = blockIdx.y;
@@ -123,7 +129,9 @@ moe_decode_down(const bf16* __restrict__ act, const int* __restrict__ topk_ids, 
     const bool routed = slot < pairs;
     const bool has_shared = shared_down != nullptr;
     const int token = routed ? slot / topk : slot - pairs;
-    const bf16* w = routed ? w_down + (long)__ldg(topk_ids + slot) * hidden * inter : shared_down;
+    const int expert = routed ? __ldg(topk_ids + slot) : 0;
+    const bool valid = !routed || (unsigned)expert < (unsigned)experts;  // not an expert: contributes zero, reads no weight
+    const bf16* w = routed ? w_down + (long)(valid ? expert : 0) * hidden * inter : shared_down;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int hb0 = blockIdx.x * DOWN_ROWS_PER_BLOCK;
     const int h0 = hb0 + warp * DOWN_ROWS_PER_WARP;
@@ -134,7 +142,7 @@ moe_decode_down(const bf16* __restrict__ act, const int* __restrict__ topk_ids, 
 #pragma unroll
         for (int j = 0; j < 2; j++) {
             const int c = lane * 8 + j * 256;
-            wv[r][j] = c < inter ? ldg_stream(w + (long)(h0 + r) * inter + c) : bf16x8{};
+            wv[r][j] = valid && c < inter ? ldg_stream(w + (long)(h0 + r) * inter + c) : bf16x8{};
         }
     for (int c = threadIdx.x * 8; c < inter; c += DEC_THREADS * 8) {
         float f[8];
@@ -157,7 +165,7 @@ moe_decode_down(const bf16* __restrict__ act, const int* __restrict__ topk_ids, 
 #pragma unroll
     for (int r = 0; r < DOWN_ROWS_PER_WARP; r++) {
         const float y = round_bf16(warp_sum(s[r]));
-        if (lane == r) contrib[(long)slot * hidden + h0 + r] = __float2bfloat16_rn(routed ? y * wk : y);
+        if (lane == r) contrib[(long)slot * hidden + h0 + r] = __float2bfloat16_rn(!valid ? 0.f : routed ? y * wk : y);
     }
     // the last of the token's slots for this row block combines them
     __threadfence();

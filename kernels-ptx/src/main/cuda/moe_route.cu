@@ -4,6 +4,9 @@
 //               shared-expert gate logit when the two projections share one GEMM)
 //   topk_ids    [rows, topk] int32, topk_weights [rows, topk] bf16, written in descending order
 // One warp per row; lane l holds experts l, l+32, ... in registers (experts <= 32 * ROUTE_MAX_PER_LANE).
+// Any row, including garbage in padded rows, yields k distinct ids in [0, experts) and finite weights: a NaN logit counts
+// as −inf; +inf logits share the mass; a row with no finite logit (all NaN/−inf) picks experts 0..k−1 with weight 0
+// (renormalisation of a zero sum gives 0). MoeRouterKernel.reference has the same rules.
 #include "common.cuh"
 
 #define ROUTE_MAX_PER_LANE 32
@@ -37,22 +40,24 @@ moe_route_topk(const bf16* __restrict__ logits, int logit_stride, int* __restric
 #pragma unroll
     for (int j = 0; j < ROUTE_MAX_PER_LANE; j++) {
         int e = lane + 32 * j;
-        p[j] = e < experts ? __bfloat162float(l[e]) : -INFINITY;
+        const float v = e < experts ? __bfloat162float(l[e]) : -INFINITY;
+        p[j] = isnan(v) ? -INFINITY : v;  // NaN: never preferred over a number
         m = fmaxf(m, p[j]);
     }
     m = warp_max(m);
+    // exp(x − max), with x == max giving 1 so that +inf logits do not make inf − inf; all −inf: every mass 0
     float s = 0.f;
 #pragma unroll
     for (int j = 0; j < ROUTE_MAX_PER_LANE; j++) {
         int e = lane + 32 * j;
-        p[j] = e < experts ? expf(p[j] - m) : 0.f;
+        p[j] = e < experts && m != -INFINITY ? (p[j] == m ? 1.f : expf(p[j] - m)) : 0.f;
         s += p[j];
     }
-    s = warp_sum(s);
+    s = warp_sum(s);  // >= 1 unless the row has no finite logit
 #pragma unroll
     for (int j = 0; j < ROUTE_MAX_PER_LANE; j++) {
         int e = lane + 32 * j;
-        p[j] = e < experts ? p[j] / s : -1.f;  // -1: never selected
+        p[j] = e < experts ? (s > 0.f ? p[j] / s : 0.f) : -1.f;  // -1: never selected; every expert >= 0 > -2
     }
     // k rounds of warp argmax; the winner's lane retires that expert. Lane-local scan in j order keeps the lowest index.
     float chosen_w = 0.f;  // lane k keeps the k-th weight
@@ -74,7 +79,7 @@ moe_route_topk(const bf16* __restrict__ logits, int logit_stride, int* __restric
         wsum += bv;  // top-k order, as the reference sums
     }
     if (lane < topk) {
-        float w = renorm ? chosen_w / wsum : chosen_w;
+        float w = renorm ? (wsum > 0.f ? chosen_w / wsum : 0.f) : chosen_w;
         topk_ids[(long)row * topk + lane] = chosen_e;
         topk_weights[(long)row * topk + lane] = __float2bfloat16_rn(w);
     }

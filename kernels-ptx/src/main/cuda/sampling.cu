@@ -15,8 +15,17 @@
 // ids with key == K*; the draw is an inverse CDF in id
 // order with a Philox4x32-10 number: key = the row's seed, counter = the row's offset, which the kernel increments
 // (state in device memory: a replayed graph draws fresh numbers without a host-side seed).
-//   params [rows] float4: (temperature (0 = greedy), top_k as float (0 = off), top_p (1 = off), min_p (0 = off))
+//   params [rows] 2 x float4: (temperature (0 = greedy), top_k as float (0 = off), top_p (1 = off), min_p (0 = off)),
+//                             (repetition penalty (1 = off), presence penalty (0 = off), 0, 0)
 //   rng    [rows] 2 x u64: (seed, offset)
+//
+// Token history (optional, both kernels): bitmask pools seen, generated [num_slots][words] u32 (bit i % 32 of word i / 32
+// is token id i) and row_slot [rows], the sequence slot of each row. A row whose slot is −1 (or not below num_slots) is
+// padding: its id is −1 and nothing else is read or written for it. Penalties are the CPU Sampler's rules on the bf16
+// logits promoted to fp32: v = logit; a seen id: v = v > 0 ? v / rp : v · rp; a generated id: v −= pp (the logits are not
+// modified). Greedy compares the penalized fp32 values exactly; the stochastic path orders bf16 keys, so a penalized value
+// is rounded to bf16 there (unpenalized ids are unchanged). The picked id is then marked seen and generated in the row's
+// slot (atomicOr: order-independent). Rows of one launch must have distinct slots.
 #include "common.cuh"
 
 #define SAMPLE_THREADS 1024
@@ -35,6 +44,84 @@ __device__ __forceinline__ bool bf16_is_nan(unsigned short b) { return (b & 0x7f
 // Packed (key, id) so that max() picks the larger key, then the lower id.
 __device__ __forceinline__ unsigned long long pack_best(unsigned key, int id) {
     return ((unsigned long long)key << 32) | (0xffffffffu - (unsigned)id);
+}
+
+// fp32 -> 32-bit key whose unsigned order is the value order (NaN excluded); −0 counts as +0 (equal logits: lowest id).
+__device__ __forceinline__ unsigned order_key32(float v) {
+    const unsigned u = __float_as_uint(v == 0.f ? 0.f : v);
+    return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+
+// ---------------------------------------------------------------------------------------------- penalties
+
+// The penalty state of one row: its slot's words of the seen / generated pools (nullptr: that penalty is off).
+struct Penalty {
+    const unsigned* seen;
+    const unsigned* gen;
+    float rp, pp;
+};
+
+__device__ __forceinline__ Penalty row_penalty(const float4* params, int row, const unsigned* seen, const unsigned* generated,
+                                               int words, int slot) {
+    Penalty p{nullptr, nullptr, 1.f, 0.f};
+    if (params == nullptr || seen == nullptr || slot < 0) return p;
+    const float4 q = params[2 * row + 1];
+    p.rp = q.x;
+    p.pp = q.y;
+    if (p.rp != 1.f) p.seen = seen + (long)slot * words;
+    if (p.pp != 0.f) p.gen = generated + (long)slot * words;
+    return p;
+}
+
+// Bits of ids id0 .. id0 + 7 (id0 % 8 == 0) in a row's words: one byte of one word.
+__device__ __forceinline__ unsigned mask8(const unsigned* words, int id0) {
+    return words != nullptr ? (words[id0 >> 5] >> (id0 & 31)) & 0xffu : 0u;
+}
+
+__device__ __forceinline__ float bits_value(unsigned short b) { return __uint_as_float((unsigned)b << 16); }
+
+// The CPU Sampler's penalties on one logit (fp32, exact IEEE operations as in Java).
+__device__ __forceinline__ float penalize(float v, bool seen, bool generated, const Penalty& p) {
+    if (seen) v = v > 0.f ? v / p.rp : v * p.rp;
+    if (generated) v -= p.pp;
+    return v;
+}
+
+// Element j of a piece: its penalized fp32 value, and the same rounded to bf16 bits (the stochastic path's key).
+__device__ __forceinline__ float pen_value(unsigned short b, unsigned sm, unsigned gm, int j, const Penalty& p) {
+    const bool s = (sm >> j) & 1u, g = (gm >> j) & 1u;
+    return (s | g) ? penalize(bits_value(b), s, g, p) : bits_value(b);
+}
+__device__ __forceinline__ unsigned short pen_bits(unsigned short b, unsigned sm, unsigned gm, int j, const Penalty& p) {
+    if ((((sm | gm) >> j) & 1u) == 0u) return b;
+    return __bfloat16_as_ushort(__float2bfloat16_rn(penalize(bits_value(b), (sm >> j) & 1u, (gm >> j) & 1u, p)));
+}
+// The same for any id (the tie walk).
+__device__ __forceinline__ unsigned short pen_bits_id(const bf16* l, int i, const Penalty& p) {
+    const unsigned short b = __bfloat16_as_ushort(l[i]);
+    const unsigned sm = p.seen != nullptr ? p.seen[i >> 5] >> (i & 31) : 0u;
+    const unsigned gm = p.gen != nullptr ? p.gen[i >> 5] >> (i & 31) : 0u;
+    return pen_bits(b, sm & 1u, gm & 1u, 0, p);
+}
+
+// Marks the picked id in the row's slot: seen (the repetition penalty's set) and generated (the presence penalty's).
+__device__ __forceinline__ void mark_picked(unsigned* seen, unsigned* generated, int words, int slot, int id) {
+    if (seen == nullptr || slot < 0 || id < 0) return;
+    const long w = (long)slot * words + (id >> 5);
+    const unsigned bit = 1u << (id & 31);
+    atomicOr(seen + w, bit);
+    atomicOr(generated + w, bit);
+}
+
+// Marks the step's input ids as seen in each row's slot (row_slot −1 or out of range: skipped; ids outside
+// [0, vocab) ignored). One thread per row.
+extern "C" __global__ void history_observe(const int* __restrict__ ids, const int* __restrict__ row_slot, int rows,
+                                           unsigned* __restrict__ seen, int words, int num_slots, int vocab) {
+    const int r = blockIdx.x * blockDim.x + threadIdx.x;
+    if (r >= rows) return;
+    const int slot = row_slot[r], id = ids[r];
+    if (slot < 0 || slot >= num_slots || id < 0 || id >= vocab) return;
+    atomicOr(seen + (long)slot * words + (id >> 5), 1u << (id & 31));
 }
 
 __device__ __forceinline__ unsigned long long warp_max_u64(unsigned long long v) {
@@ -61,10 +148,11 @@ __device__ __forceinline__ int load8(const bf16* row, int i, int vocab, unsigned
     return n < 0 ? 0 : n;
 }
 
-// Calls f(piece, bits[8], n) for each 16-byte piece of a row this thread owns: piece p = threadIdx.x + 1024 j holds
-// ids 8p .. 8p + 7 (n of them valid: the last piece may be short). Four loads are issued before any is used.
+// Calls f(piece, bits[8], n, seen_mask, generated_mask) for each 16-byte piece of a row this thread owns: piece
+// p = threadIdx.x + 1024 j holds ids 8p .. 8p + 7 (n of them valid: the last piece may be short); the masks are the
+// pieces's bits of the row's history (0 without penalties). Four loads are issued before any is used.
 template <typename F>
-__device__ __forceinline__ void row_pieces(const bf16* l, int vocab, F&& f) {
+__device__ __forceinline__ void row_pieces(const bf16* l, int vocab, const Penalty& pen, F&& f) {
     const int full = vocab / 8;
     const uint4* v = reinterpret_cast<const uint4*>(l);
     int p = threadIdx.x;
@@ -73,29 +161,40 @@ __device__ __forceinline__ void row_pieces(const bf16* l, int vocab, F&& f) {
 #pragma unroll
         for (int u = 0; u < 4; u++) q[u] = v[p + u * SAMPLE_THREADS];
 #pragma unroll
-        for (int u = 0; u < 4; u++) f(p + u * SAMPLE_THREADS, reinterpret_cast<const unsigned short*>(&q[u]), 8);
+        for (int u = 0; u < 4; u++) {
+            const int pc = p + u * SAMPLE_THREADS;
+            f(pc, reinterpret_cast<const unsigned short*>(&q[u]), 8, mask8(pen.seen, 8 * pc), mask8(pen.gen, 8 * pc));
+        }
     }
     for (; p < full; p += SAMPLE_THREADS) {
         uint4 q = v[p];
-        f(p, reinterpret_cast<const unsigned short*>(&q), 8);
+        f(p, reinterpret_cast<const unsigned short*>(&q), 8, mask8(pen.seen, 8 * p), mask8(pen.gen, 8 * p));
     }
     if (p == full && vocab % 8 != 0) {
         unsigned short b[8];
         const int n = vocab - 8 * full;
 #pragma unroll
         for (int j = 0; j < 8; j++) b[j] = j < n ? __bfloat16_as_ushort(l[8 * full + j]) : 0;
-        f(p, b, n);
+        f(p, b, n, mask8(pen.seen, 8 * p), mask8(pen.gen, 8 * p));
     }
 }
 
 // ---------------------------------------------------------------------------------------------- greedy (two levels)
 
 // Grid (parts, rows): each block reduces its slice to a packed (key, id) partial; the last block of a row to finish
-// (a per-row counter in device memory, reset by that block) reduces the row's partials in a fixed order.
+// (a per-row counter in device memory, reset by that block) reduces the row's partials in a fixed order. Keys are the
+// penalized fp32 values (part_len % 8 == 0, so each 8-id piece is one byte of a history word).
 extern "C" __global__ void __launch_bounds__(ARGMAX_THREADS)
-argmax_rows(const bf16* __restrict__ logits, int stride, int vocab, int part_len, unsigned long long* __restrict__ partial,
-            unsigned* __restrict__ counters, int* __restrict__ out_ids) {
+argmax_rows(const bf16* __restrict__ logits, int stride, int vocab, int part_len, const float4* __restrict__ params,
+            const int* __restrict__ row_slot, unsigned* __restrict__ seen, unsigned* __restrict__ generated, int words,
+            int num_slots, unsigned long long* __restrict__ partial, unsigned* __restrict__ counters, int* __restrict__ out_ids) {
     const int row = blockIdx.y, part = blockIdx.x, parts = gridDim.x;
+    const int slot = row_slot != nullptr ? row_slot[row] : -1;
+    if (row_slot != nullptr && (slot < 0 || slot >= num_slots)) {  // padding row: skipped (no block touches the counter)
+        if (part == 0 && threadIdx.x == 0) out_ids[row] = -1;
+        return;
+    }
+    const Penalty pen = row_penalty(params, row, seen, generated, words, slot);
     const bf16* l = logits + (long)row * stride;
     const int begin = part * part_len, end = min(vocab, begin + part_len);
     unsigned long long best = 0;
@@ -103,11 +202,12 @@ argmax_rows(const bf16* __restrict__ logits, int stride, int vocab, int part_len
     for (int i = begin + threadIdx.x * 8; i < end; i += ARGMAX_THREADS * 8) {
         unsigned short b[8];
         int n = load8(l, i, end, b);
+        const unsigned sm = mask8(pen.seen, i), gm = mask8(pen.gen, i);
 #pragma unroll
         for (int j = 0; j < 8; j++) {
             if (j < n) {
                 nan |= bf16_is_nan(b[j]);
-                unsigned long long c = pack_best(order_key(b[j]), i + j);
+                unsigned long long c = pack_best(order_key32(pen_value(b[j], sm, gm, j, pen)), i + j);
                 best = c > best ? c : best;
             }
         }
@@ -139,7 +239,9 @@ argmax_rows(const bf16* __restrict__ logits, int stride, int vocab, int part_len
     b = warp_max_u64(b);
     row_nan = __any_sync(0xffffffffu, row_nan);
     if (threadIdx.x == 0) {
-        out_ids[row] = row_nan ? -1 : (int)(0xffffffffu - (unsigned)(b & 0xffffffffu));
+        const int id = row_nan ? -1 : (int)(0xffffffffu - (unsigned)(b & 0xffffffffu));
+        out_ids[row] = id;
+        if (row_slot != nullptr) mark_picked(seen, generated, words, slot, id);
         counters[row] = 0;  // ready for the next launch (or graph replay)
     }
 }
@@ -221,29 +323,38 @@ __device__ __forceinline__ unsigned long long fixed_mass(float m) { return (unsi
 // One 1024-thread block per row; dynamic shared memory: the WINDOW-bin key histogram (u32).
 extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS, 1)
 sample_rows(const bf16* __restrict__ logits, int stride, int vocab, const float4* __restrict__ params,
-            unsigned long long* __restrict__ rng, int* __restrict__ out_ids) {
+            unsigned long long* __restrict__ rng, const int* __restrict__ row_slot, unsigned* __restrict__ seen,
+            unsigned* __restrict__ generated, int words, int num_slots, int* __restrict__ out_ids) {
     __shared__ SampleShared sh;
     extern __shared__ unsigned hist[];  // hist[d] = candidates with key == max_key - d
     const int row = blockIdx.x, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int slot = row_slot != nullptr ? row_slot[row] : -1;
+    if (row_slot != nullptr && (slot < 0 || slot >= num_slots)) {  // padding row: skipped, its generator untouched
+        if (tid == 0) out_ids[row] = -1;
+        return;
+    }
     const bf16* l = logits + (long)row * stride;
-    const float4 p = params[row];
+    const float4 p = params[2 * row];
     const float temperature = p.x, top_p = p.z, min_p = p.w;
     const int top_k = (int)p.y;
+    const Penalty pen = row_penalty(params, row, seen, generated, words, slot);
+    const bool greedy = !(temperature > 0.f);
 
-    // pass A: largest key (lowest id among equals) and the NaN check; clear the histogram meanwhile
-    if (temperature > 0.f)
+    // pass A: largest key (lowest id among equals) and the NaN check; clear the histogram meanwhile. Greedy rows key the
+    // penalized fp32 values; stochastic rows the penalized bf16 keys, shifted up (their max key is then best >> 48).
+    if (!greedy)
         for (int i = tid; i < WINDOW; i += SAMPLE_THREADS) hist[i] = 0;
     if (tid == 0) { sh.flag = 0; sh.result = -1; }
     // a thread visits its ids in increasing order, so a strictly larger key is the only update (lowest id on ties)
     unsigned best_key = 0;
     int best_id = 0;
     bool nan = false;
-    row_pieces(l, vocab, [&](int piece, const unsigned short* b, int n) {
+    row_pieces(l, vocab, pen, [&](int piece, const unsigned short* b, int n, unsigned sm, unsigned gm) {
 #pragma unroll
         for (int j = 0; j < 8; j++) {
             if (j < n) {
                 nan |= (b[j] & 0x7fffu) > 0x7f80u;
-                const unsigned key = order_key(b[j]);
+                const unsigned key = greedy ? order_key32(pen_value(b[j], sm, gm, j, pen)) : order_key(pen_bits(b[j], sm, gm, j, pen)) << 16;
                 if (key > best_key) { best_key = key; best_id = 8 * piece + j; }
             }
         }
@@ -262,21 +373,24 @@ sample_rows(const bf16* __restrict__ logits, int stride, int vocab, const float4
     best = sh.best[0];
     const int argmax = (int)(0xffffffffu - (unsigned)(best & 0xffffffffu));
     if (sh.flag || vocab <= 0) {
-        if (tid == 0) { out_ids[row] = -1; if (temperature > 0.f) rng[2 * row + 1] += 1; }
+        if (tid == 0) { out_ids[row] = -1; if (!greedy) rng[2 * row + 1] += 1; }
         return;
     }
-    if (!(temperature > 0.f)) {
-        if (tid == 0) out_ids[row] = argmax;
+    if (greedy) {
+        if (tid == 0) {
+            out_ids[row] = argmax;
+            mark_picked(seen, generated, words, slot, argmax);
+        }
         return;
     }
-    const unsigned max_key = (unsigned)(best >> 32);
+    const unsigned max_key = (unsigned)(best >> 48);
     const float max_scaled = key_value(max_key) / temperature;
 
     // pass B: exact key histogram over the window below the largest key (integer counts: order-independent)
-    row_pieces(l, vocab, [&](int, const unsigned short* b, int n) {
+    row_pieces(l, vocab, pen, [&](int, const unsigned short* b, int n, unsigned sm, unsigned gm) {
 #pragma unroll
         for (int j = 0; j < 8; j++) {
-            const unsigned d = max_key - order_key(b[j]);
+            const unsigned d = max_key - order_key(pen_bits(b[j], sm, gm, j, pen));
             if (j < n && d < WINDOW) atomicAdd(&hist[d], 1u);
         }
     });
@@ -364,12 +478,12 @@ sample_rows(const bf16* __restrict__ logits, int stride, int vocab, const float4
     if (tid == 0) sh.eq_count = 0;
     __syncthreads();
     unsigned long long m_above = 0;
-    row_pieces(l, vocab, [&](int piece, const unsigned short* b, int n) {
+    row_pieces(l, vocab, pen, [&](int piece, const unsigned short* b, int n, unsigned sm, unsigned gm) {
         unsigned long long m_chunk = 0;
 #pragma unroll
         for (int e = 0; e < 8; e++) {
             if (e < n) {
-                const unsigned key = order_key(b[e]);
+                const unsigned key = order_key(pen_bits(b[e], sm, gm, e, pen));
                 if (key == kstar) {
                     const unsigned at = atomicAdd(&sh.eq_count, 1u);
                     if (at < EQ_CAP) eq_list[at] = 8 * piece + e;
@@ -407,9 +521,10 @@ sample_rows(const bf16* __restrict__ logits, int stride, int vocab, const float4
                 const int i = 8 * piece;
                 unsigned short b[8];
                 const int n = load8(l, i, vocab, b);
+                const unsigned sm = mask8(pen.seen, i), gm = mask8(pen.gen, i);
                 bool found = false;
                 for (int e = 0; e < n; e++) {
-                    const unsigned key = order_key(b[e]);
+                    const unsigned key = order_key(pen_bits(b[e], sm, gm, e, pen));
                     if (key > kstar && key >= lowest) {
                         const float m = key_mass(key, temperature, max_scaled);
                         const unsigned long long q = m >= min_p ? fixed_mass(m) : 0ull;
@@ -432,16 +547,18 @@ sample_rows(const bf16* __restrict__ logits, int stride, int vocab, const float4
             }
         } else if (tid == 0) {
             // more tied candidates than the list holds (a degenerate row): walk the row in id order
-            unsigned seen = 0;
+            unsigned tied = 0;
             for (int i = 0; i < vocab; i++) {
-                if (order_key(__bfloat16_as_ushort(l[i])) == kstar && seen++ == want) { sh.result = i; break; }
+                if (order_key(pen_bits_id(l, i, pen)) == kstar && tied++ == want) { sh.result = i; break; }
             }
         }
     }
     __syncthreads();
     if (tid == 0) {
         // total > 0 always (the largest candidate has mass 2^40); the argmax is only a guard
-        out_ids[row] = sh.result >= 0 ? sh.result : argmax;
+        const int id = sh.result >= 0 ? sh.result : argmax;
+        out_ids[row] = id;
         rng[2 * row + 1] = offset + 1;
+        mark_picked(seen, generated, words, slot, id);
     }
 }

@@ -9,6 +9,7 @@ import dev.jnext.kernels.AttentionPrepKernel;
 import dev.jnext.kernels.DecodeAttentionKernel;
 import dev.jnext.kernels.KernelLibrary;
 import dev.jnext.kernels.PrefillAttentionKernel;
+import dev.jnext.kernels.StepShape;
 import dev.jnext.numeric.Bf16;
 import dev.jnext.state.AttentionBatch;
 import dev.jnext.state.KvPages;
@@ -106,7 +107,8 @@ public final class AttentionBench implements BenchSuite {
             table.reserve(past + t);
             batch.stage(List.of(new AttentionBatch.Sequence(table, past, t)), s);
             PrefillAttentionKernel k = new PrefillAttentionKernel(lib, g, groupWarps);
-            Runnable run = () -> k.launch(s, q.address(), pages, 0, batch, out.address(), qg.address(2L * g.headDim()), 2 * w,
+            StepShape shape = StepShape.prefill(t, 1);
+            Runnable run = () -> k.launch(s, shape, q.address(), pages, 0, batch, out.address(), qg.address(2L * g.headDim()), 2 * w,
                     2 * g.headDim());
             double ms = timer.medianMillis(run, 3, 20);
             double flops = 4.0 * g.headDim() * g.heads() * ((double) t * past + (double) t * (t + 1) / 2);
@@ -117,7 +119,7 @@ public final class AttentionBench implements BenchSuite {
             String note = past == 0 && t == 8192 && groupWarps == 2 ? "target >= 300 TFLOP/s" : "";
             if (groupWarps != PrefillAttentionKernel.DEFAULT_GROUP_WARPS) {
                 short[] got = download(out, (long) t * w);
-                new PrefillAttentionKernel(lib, g).launch(s, q.address(), pages, 0, batch, out.address(),
+                new PrefillAttentionKernel(lib, g).launch(s, shape, q.address(), pages, 0, batch, out.address(),
                         qg.address(2L * g.headDim()), 2 * w, 2 * g.headDim());
                 short[] ref = download(out, (long) t * w);
                 double[] cmp = compare(ref, got);
@@ -171,8 +173,9 @@ public final class AttentionBench implements BenchSuite {
             PageTable table = pages.newSequence();
             table.reserve(t);
             batch.stage(List.of(new AttentionBatch.Sequence(table, 0, t)), s);
-            double ms = timer.medianMillis(() -> k.launch(s, qg.address(), kv.address(), kv.address(2L * kvw), 2 * kvw,
-                    norms.address(), norms.address(2L * g.headDim()), batch, pages, 0, q.address(), t), 3, 20);
+            StepShape shape = StepShape.prefill(t, 1);
+            double ms = timer.medianMillis(() -> k.launch(s, shape, qg.address(), kv.address(), kv.address(2L * kvw), 2 * kvw,
+                    norms.address(), norms.address(2L * g.headDim()), batch, pages, 0, q.address()), 3, 20);
             double bytes = 2.0 * t * (w + 2 * kvw) * 2;
             double tbps = bytes / ms / 1e9;
             numbers.put("prep_T" + t + "_us", ms * 1e3);
@@ -191,6 +194,7 @@ public final class AttentionBench implements BenchSuite {
         int totalPages = sets * batchSize * pagesPerSeq;
         List<AttentionBatch> batches = new ArrayList<>();
         List<CudaGraph> graphs = new ArrayList<>();
+        StepShape shape = StepShape.decode(batchSize);
         try (KvPages pages = KvPages.allocate(gpu, new KvPages.Geometry(1, g.kvHeads(), g.headDim(), totalPages));
              DecodeAttentionKernel k = new DecodeAttentionKernel(lib, g, batchSize);
              DeviceBuffer q = gpu.allocate(2L * batchSize * w, "q"); DeviceBuffer gate = gpu.allocate(2L * batchSize * w, "gate");
@@ -208,14 +212,14 @@ public final class AttentionBench implements BenchSuite {
                 AttentionBatch batch = new AttentionBatch(gpu, batchSize, pagesPerSeq);
                 batches.add(batch);
                 batch.stage(seqs, s);
-                graphs.add(CudaGraph.capture(s, st -> k.launch(st, q.address(), pages, 0, batch, out.address(), gate.address(), w,
-                        g.headDim())));
+                graphs.add(CudaGraph.capture(s, st -> k.launch(st, shape, q.address(), pages, 0, batch, out.address(), gate.address(),
+                        w, g.headDim())));
             }
             // as a decode step runs it: many layers' calls in one graph (each a different rotated set); per call = replay / n
             try (CudaGraph layers = CudaGraph.capture(s, st -> {
                 for (int i = 0; i < LAYER_CALLS; i++) {
                     AttentionBatch batch = batches.get(i % sets);
-                    k.launch(st, q.address(), pages, 0, batch, out.address(), gate.address(), w, g.headDim());
+                    k.launch(st, shape, q.address(), pages, 0, batch, out.address(), gate.address(), w, g.headDim());
                 }
             })) {
                 layers.upload(s);

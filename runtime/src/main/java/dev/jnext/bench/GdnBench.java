@@ -9,6 +9,7 @@ import dev.jnext.kernels.GatedDeltaRuleDecodeKernel;
 import dev.jnext.kernels.GatedDeltaRuleDecodeKernel.Gates;
 import dev.jnext.kernels.GdnSplitGatingKernel;
 import dev.jnext.kernels.KernelLibrary;
+import dev.jnext.kernels.StepShape;
 import dev.jnext.numeric.Bf16;
 import dev.jnext.ops.GatedDeltaRule;
 import dev.jnext.ops.GdnProjections;
@@ -103,8 +104,9 @@ public final class GdnBench implements BenchSuite {
              DeviceBuffer slots = ints(sets * b, "slots")) {
             Gates gates = fused ? new Gates.Fused(ba.address(), aLog.address(), dt.address())
                     : new Gates.Precomputed(beta.address(), false, g.address());
-            double us = perLaunchMicros(s, timer, sets, i -> k.launch(s, RULE, qkv.address(), gates, pool.address(),
-                    slots.address(4L * i * b), out.address(), b));
+            StepShape step = StepShape.decode(b);
+            double us = perLaunchMicros(s, timer, sets, i -> k.launch(s, step, RULE, qkv.address(), gates, pool.address(),
+                    slots.address(4L * i * b), out.address()));
             double tbps = stateBytes / us / 1e6;
             String key = "gdn_recurrent_B" + b + (fused ? "_fused" : "");
             numbers.put(key + "_us", us);
@@ -132,8 +134,9 @@ public final class GdnBench implements BenchSuite {
              DeviceBuffer w = randomBf16(rnd, (long) CONV * WIDTH, 0.5, "w");
              DeviceBuffer pool = randomBf16(rnd, (long) sets * seqs * CONV * (WIDTH - 1), 1, "conv state");
              DeviceBuffer dCu = upload(cu, "cu_seqlens"); DeviceBuffer slots = ints(sets * seqs, "slots")) {
-            double us = perLaunchMicros(s, timer, sets, i -> k.launchPrefill(s, x.address(2L * i * tokens * CONV), w.address(),
-                    pool.address(), dCu.address(), slots.address(4L * i * seqs), out.address(2L * i * tokens * CONV), tokens, seqs, CONV, WIDTH));
+            StepShape shape = StepShape.prefill(tokens, seqs);
+            double us = perLaunchMicros(s, timer, sets, i -> k.launchPrefill(s, shape, x.address(2L * i * tokens * CONV), w.address(),
+                    pool.address(), dCu.address(), slots.address(4L * i * seqs), out.address(2L * i * tokens * CONV), CONV, WIDTH));
             report("conv1d+SiLU prefill", "T=" + tokens + " (" + seqs + " seq) C=8192 K=4", "conv_prefill_T" + tokens, us, bytes, "target >= 80% of copy");
         }
     }
@@ -147,8 +150,9 @@ public final class GdnBench implements BenchSuite {
              DeviceBuffer w = randomBf16(rnd, (long) CONV * WIDTH, 0.5, "w");
              DeviceBuffer pool = randomBf16(rnd, (long) sets * b * CONV * (WIDTH - 1), 1, "conv state");
              DeviceBuffer slots = ints(sets * b, "slots")) {
-            double us = perLaunchMicros(s, timer, sets, i -> k.launchUpdate(s, x.address(2L * i * b * CONV), w.address(),
-                    pool.address(), slots.address(4L * i * b), out.address(2L * i * b * CONV), b, CONV, WIDTH));
+            StepShape shape = StepShape.decode(b);
+            double us = perLaunchMicros(s, timer, sets, i -> k.launchUpdate(s, shape, x.address(2L * i * b * CONV), w.address(),
+                    pool.address(), slots.address(4L * i * b), out.address(2L * i * b * CONV), CONV, WIDTH));
             report("conv1d+SiLU decode update", "B=" + b + " C=8192 K=4", "conv_update_B" + b, us, bytes, "target >= 80% of copy");
         }
     }
@@ -161,9 +165,9 @@ public final class GdnBench implements BenchSuite {
         try (DeviceBuffer qkvz = randomBf16(rnd, sets * q, 1, "qkvz"); DeviceBuffer ba = randomBf16(rnd, sets * 2 * h, 1, "ba");
              DeviceBuffer aLog = randomFloats(rnd, 32, 0.5, "A_log"); DeviceBuffer dt = randomFloats(rnd, 32, 0.5, "dt_bias");
              DeviceBuffer mixed = gpu.allocate(2 * sets * m, "mixed"); DeviceBuffer zb = gpu.allocate(2 * sets * z, "z");
-             DeviceBuffer beta = gpu.allocate(2 * sets * h, "beta"); DeviceBuffer g = gpu.allocate(4 * sets * h, "g")) {
+             DeviceBuffer beta = gpu.allocate(4 * sets * h, "beta"); DeviceBuffer g = gpu.allocate(4 * sets * h, "g")) {
             double us = perLaunchMicros(s, timer, sets, i -> k.launch(s, PROJ, qkvz.address(2 * i * q), ba.address(4 * i * h),
-                    aLog.address(), dt.address(), mixed.address(2 * i * m), zb.address(2 * i * z), beta.address(2 * i * h),
+                    aLog.address(), dt.address(), mixed.address(2 * i * m), zb.address(2 * i * z), beta.address(4 * i * h),
                     g.address(4 * i * h), tokens));
             report("GDN split + gating", "T=" + tokens + " (qkvz 12288, ba 64)", "gdn_split_T" + tokens, us, bytes, "");
         }

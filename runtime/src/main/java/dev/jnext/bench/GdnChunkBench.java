@@ -8,6 +8,7 @@ import dev.jnext.kernels.ChunkedDeltaRuleKernel;
 import dev.jnext.kernels.ChunkedDeltaRuleKernel.Config;
 import dev.jnext.kernels.ChunkedDeltaRuleKernel.Stage;
 import dev.jnext.kernels.KernelLibrary;
+import dev.jnext.kernels.StepShape;
 import dev.jnext.numeric.Bf16;
 
 import static dev.jnext.bench.BenchSuite.fmt;
@@ -76,15 +77,16 @@ public final class GdnChunkBench implements BenchSuite {
                     meta.copyFromHost(a.allocateFrom(ValueLayout.JAVA_INT, 0, t, 0, 0));
                 }
                 long cu = meta.address(), slots = meta.address(8);
-                try (CudaGraph graph = CudaGraph.capture(s, st -> kernel.launch(st, qkv.address(), beta.address(), g.address(),
-                        cu, slots, pool.address(), out.address(), t, 1))) {
+                StepShape shape = StepShape.prefill(t, 1);
+                try (CudaGraph graph = CudaGraph.capture(s, st -> kernel.launch(st, shape, qkv.address(), beta.address(), g.address(),
+                        cu, slots, pool.address(), out.address()))) {
                     graph.upload(s);
                     int reps = t >= 65536 ? 10 : 30;
                     double ms = timer.medianMillis(() -> graph.replay(s), 3, reps);
                     record(t, ms, FLA_MS[i]);
                     for (Stage stage : Stage.values()) {   // each pass alone, eager (diagnostics)
-                        double sm = timer.medianMillis(() -> kernel.launchStage(stage, s, qkv.address(), beta.address(),
-                                g.address(), cu, slots, pool.address(), out.address(), t, 1), 2, reps);
+                        double sm = timer.medianMillis(() -> kernel.launchStage(stage, s, shape, qkv.address(), beta.address(),
+                                g.address(), cu, slots, pool.address(), out.address()), 2, reps);
                         numbers.put("gdn_chunk_T" + t + "_" + stage.name().toLowerCase(Locale.ROOT) + "_ms", sm);
                         rows.add(new Row("  " + stage.name().toLowerCase(Locale.ROOT) + " pass alone (eager)",
                                 "T=" + t, sm * 1e3, fmt("%.0f%% of the total", 100 * sm / ms), "", ""));

@@ -10,6 +10,8 @@ import dev.jnext.kernels.KernelLibrary;
 import dev.jnext.kernels.MoeDecodeKernel;
 import dev.jnext.kernels.MoeExpertGemm;
 import dev.jnext.kernels.SamplingKernel;
+import dev.jnext.kernels.StepShape;
+import dev.jnext.kernels.TokenHistory;
 import dev.jnext.numeric.Bf16;
 
 import static dev.jnext.bench.BenchSuite.fmt;
@@ -135,12 +137,14 @@ public final class MoeBench implements BenchSuite {
             fillRandom(x, 1.7, 10 + batch);
             long distinctSum = 0;
             for (int i = 0; i < sets; i++) {  // eager: plans the GEMMs outside capture, and counts the experts each set selects
-                moe.forward(s, layer.weights(), x.address() + 2L * i * batch * HIDDEN, out.address(), batch);
+                moe.forward(s, StepShape.decode(batch), layer.weights(), x.address() + 2L * i * batch * HIDDEN, out.address());
                 distinctSum += distinctExperts(moe, batch);
             }
             // one graph runs the 16 token sets back to back (as consecutive layers would): per-set time, no launch gaps
             try (CudaGraph g = CudaGraph.capture(s, st -> {
-                for (int i = 0; i < sets; i++) moe.forward(st, layer.weights(), x.address() + 2L * i * batch * HIDDEN, out.address(), batch);
+                for (int i = 0; i < sets; i++) {
+                    moe.forward(st, StepShape.decode(batch), layer.weights(), x.address() + 2L * i * batch * HIDDEN, out.address());
+                }
             })) {
                 g.upload(s);
                 double ms = timer.medianMillis(() -> g.replay(s), 10, 100) / sets;
@@ -199,11 +203,11 @@ public final class MoeBench implements BenchSuite {
                         long wi = dW.address() + 2L * i * batch * TOP_K;
                         if (!part.equals("down")) {
                             k.launchGateUp(st, xi, idi, layer.gateUp().address(), layer.sharedGateUp().address(), act.address(), batch, TOP_K,
-                                    HIDDEN, INTER);
+                                    HIDDEN, INTER, experts);
                         }
                         if (!part.equals("gate_up")) {
                             k.launchDown(st, act.address(), idi, wi, layer.down().address(), layer.sharedDown().address(), gates.address(), rr,
-                                    contrib.address(), counters.address(), out.address(), batch, TOP_K, HIDDEN, INTER);
+                                    contrib.address(), counters.address(), out.address(), batch, TOP_K, HIDDEN, INTER, experts);
                         }
                     }
                 })) {
@@ -238,8 +242,9 @@ public final class MoeBench implements BenchSuite {
             fillRandom(x, 1.7, 20 + experts);
             double pairFlops = (double) tokens * TOP_K * 6.0 * HIDDEN * INTER;
             double blockFlops = pairFlops + (double) tokens * (2.0 * HIDDEN * GpuSparseMoe.routerRows(layer.shape()) + 6.0 * HIDDEN * INTER);
-            moe.forward(s, layer.weights(), x.address(), out.address(), tokens);  // plans the GEMMs outside capture
-            try (CudaGraph g = CudaGraph.capture(s, st -> moe.forward(st, layer.weights(), x.address(), out.address(), tokens))) {
+            StepShape shape = StepShape.prefill(tokens, 1);
+            moe.forward(s, shape, layer.weights(), x.address(), out.address());  // plans the GEMMs outside capture
+            try (CudaGraph g = CudaGraph.capture(s, st -> moe.forward(st, shape, layer.weights(), x.address(), out.address()))) {
                 g.upload(s);
                 double ms = timer.medianMillis(() -> g.replay(s), 5, 30);
                 double tf = blockFlops / ms / 1e9;
@@ -273,17 +278,37 @@ public final class MoeBench implements BenchSuite {
 
     private void sampling(Stream s, GpuTimer timer, KernelLibrary lib, int batch) {
         try (SamplingKernel k = new SamplingKernel(lib, batch); DeviceBuffer logits = gpu.allocate(2L * batch * VOCAB, "logits");
-             DeviceBuffer ids = gpu.allocate(4L * batch, "ids"); DeviceBuffer params = gpu.allocate(16L * batch, "params");
-             DeviceBuffer rng = gpu.allocate(16L * batch, "rng")) {
+             DeviceBuffer ids = gpu.allocate(4L * batch, "ids");
+             DeviceBuffer params = gpu.allocate((long) SamplingKernel.PARAMS_BYTES * batch, "params");
+             DeviceBuffer penalized = gpu.allocate((long) SamplingKernel.PARAMS_BYTES * batch, "params with penalties");
+             DeviceBuffer rng = gpu.allocate(16L * batch, "rng"); DeviceBuffer rowSlot = gpu.allocate(4L * batch, "row slots");
+             TokenHistory history = new TokenHistory(lib, batch, VOCAB)) {
             fillRandom(logits, 8, 30 + batch);
             try (Arena a = Arena.ofConfined()) {
-                MemorySegment hp = a.allocate(16L * batch), hr = a.allocate(16L * batch);
+                MemorySegment hp = a.allocate((long) SamplingKernel.PARAMS_BYTES * batch), hq = a.allocate(hp.byteSize());
+                MemorySegment hr = a.allocate(16L * batch), hs = a.allocate(4L * batch);
+                MemorySegment seenIds = a.allocate(4L * batch * 512), seenSlots = a.allocate(4L * batch * 512);
                 for (int r = 0; r < batch; r++) {
                     SamplingKernel.writeParams(hp, r, new SamplingKernel.RowParams(0.7f, 50, 0.9f, 0f));
+                    SamplingKernel.writeParams(hq, r, new SamplingKernel.RowParams(0.7f, 50, 0.9f, 0f, 1.1f, 0.5f));
                     SamplingKernel.writeRng(hr, r, 1234 + r, 0);
+                    hs.setAtIndex(ValueLayout.JAVA_INT, r, r);
+                    for (int j = 0; j < 512; j++) {  // a 512-token prompt per row
+                        seenIds.setAtIndex(ValueLayout.JAVA_INT, r * 512L + j, (int) ((r * 7919L + j * 104729L) % VOCAB));
+                        seenSlots.setAtIndex(ValueLayout.JAVA_INT, r * 512L + j, r);
+                    }
                 }
                 params.copyFromHost(hp);
+                penalized.copyFromHost(hq);
                 rng.copyFromHost(hr);
+                rowSlot.copyFromHost(hs);
+                try (DeviceBuffer dIds = gpu.allocate(seenIds.byteSize(), "prompt ids");
+                     DeviceBuffer dSlots = gpu.allocate(seenSlots.byteSize(), "prompt slots")) {
+                    dIds.copyFromHost(seenIds);
+                    dSlots.copyFromHost(seenSlots);
+                    history.observe(s, dIds.address(), dSlots.address(), batch * 512);
+                    s.synchronize();
+                }
             }
             double bytes = 2.0 * batch * VOCAB;
             try (CudaGraph g = CudaGraph.capture(s, st -> k.greedy(st, logits.address(), VOCAB, VOCAB, batch, ids.address()))) {
@@ -297,6 +322,13 @@ public final class MoeBench implements BenchSuite {
                 numbers.put("sample_topk_topp_rows" + batch + "_us", ms * 1e3);
                 rows.add(new Row("sampling T/top-k/top-p (graph)", batch + " x " + VOCAB, ms * 1e3,
                         fmt("%.2f TB/s", bytes / ms / 1e9), "", "T 0.7, k 50, p 0.9; Philox in graph"));
+            }
+            try (CudaGraph g = CudaGraph.capture(s, st -> k.sample(st, logits.address(), VOCAB, VOCAB, batch, penalized.address(),
+                    rng.address(), rowSlot.address(), history, ids.address()))) {
+                double ms = timer.medianMillis(() -> g.replay(s), 20, 200);
+                numbers.put("sample_penalties_rows" + batch + "_us", ms * 1e3);
+                rows.add(new Row("sampling + penalties (graph)", batch + " x " + VOCAB, ms * 1e3,
+                        fmt("%.2f TB/s", bytes / ms / 1e9), "", "as above, rep 1.1, presence 0.5, 512-token history"));
             }
         }
     }

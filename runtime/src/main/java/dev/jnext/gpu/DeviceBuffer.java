@@ -124,7 +124,15 @@ public final class DeviceBuffer implements AutoCloseable {
         Cuda.check(CudaDriver.cuMemsetD8Async(address(), value, bytes, stream.handle()), "cuMemsetD8Async(" + label + ")");
     }
 
-    /** Sets {@code count} 16-bit words from {@code offset} to {@code pattern} (e.g. a bf16 NaN to poison outputs). */
+    /** Sets {@code count} bytes from byte {@code offset} to {@code value}, stream-ordered (a memset node inside a capture). */
+    public void fill8(long offset, long count, byte value, Stream stream) {
+        checkRange(offset, count);
+        if (count == 0) return;
+        Cuda.check(CudaDriver.cuMemsetD8Async(address() + offset, value, count, stream.handle()),
+                "cuMemsetD8Async(" + label + ", offset " + offset + ", " + count + " bytes)");
+    }
+
+    /** Sets every 16-bit word of the buffer to {@code pattern} (e.g. a bf16 NaN to poison outputs); the size must be a multiple of 4. */
     public void fill16(short pattern, Stream stream) {
         if (bytes % 4 != 0) throw new IllegalArgumentException("fill16 needs a size that is a multiple of 4 bytes: " + label);
         int word = (pattern & 0xffff) | ((pattern & 0xffff) << 16);
@@ -136,11 +144,38 @@ public final class DeviceBuffer implements AutoCloseable {
         Cuda.check(CudaDriver.cuMemsetD32Async(address(), pattern, bytes / 4, stream.handle()), "cuMemsetD32Async(" + label + ")");
     }
 
+    /**
+     * Sets {@code count} 32-bit words from byte {@code offset} (a multiple of 4) to {@code value}, stream-ordered: e.g. the
+     * reset of one state slot, or NaN planted in a row range.
+     */
+    public void fill32(long offset, long count, int value, Stream stream) {
+        checkFill32(bytes, label, offset, count);
+        if (count == 0) return;
+        Cuda.check(CudaDriver.cuMemsetD32Async(address() + offset, value, count, stream.handle()),
+                "cuMemsetD32Async(" + label + ", offset " + offset + ", " + count + " words)");
+    }
+
     private void checkRange(long offset, long count) {
-        if (offset < 0 || count < 0 || offset + count > bytes) {
+        checkRange(bytes, label, offset, count);
+    }
+
+    /** Byte range [offset, offset + count) within a buffer of {@code bytes}. */
+    static void checkRange(long bytes, String label, long offset, long count) {
+        if (offset < 0 || count < 0 || offset > bytes || count > bytes - offset) {
             throw new IndexOutOfBoundsException("range [" + offset + ", " + (offset + count) + ") outside device buffer '"
                     + label + "' of " + bytes + " bytes");
         }
+    }
+
+    /** {@code count} 32-bit words from byte {@code offset} (4-aligned) within a buffer of {@code bytes}. */
+    static void checkFill32(long bytes, String label, long offset, long count) {
+        if (offset % 4 != 0) {
+            throw new IllegalArgumentException("fill32 of device buffer '" + label + "': offset " + offset + " is not a multiple of 4 bytes");
+        }
+        if (count < 0 || count > Long.MAX_VALUE / 4) {
+            throw new IllegalArgumentException("fill32 of device buffer '" + label + "': word count must be >= 0, got " + count);
+        }
+        checkRange(bytes, label, offset, 4 * count);
     }
 
     private static void requireNative(MemorySegment s) {

@@ -51,38 +51,33 @@ public final class AttentionPrepKernel implements AutoCloseable {
     }
 
     /**
+     * @param shape    the step's fixed shape: T = {@code shape.tokens()} rows, {@code shape.seqs()} batch entries
      * @param qg       q_proj output [T, heads · 2 · headDim] (per head: query then gate)
      * @param k        k_proj output rows of {@code kvStride} elements, [T, kvHeads · headDim] used
      * @param v        v_proj output, same row stride as k
      * @param qNormW   q_norm weight [headDim] (stored centred on 0)
      * @param kNormW   k_norm weight [headDim]
-     * @param qOut     [T, heads, headDim]
-     * @param tokens   rows of the step (≥ the batch's total; rows past it get zero q)
+     * @param qOut     [T, heads, headDim]; rows of padded entries and past the last entry get zero q (and write no K/V)
      */
-    public void launch(Stream s, long qg, long k, long v, int kvStride, long qNormW, long kNormW, AttentionBatch batch,
-                       KvPages pages, int layer, long qOut, int tokens) {
-        checkShapes(geometry, pages.geometry(), kvStride, tokens, batch.totalTokens());
+    public void launch(Stream s, StepShape shape, long qg, long k, long v, int kvStride, long qNormW, long kNormW,
+                       AttentionBatch batch, KvPages pages, int layer, long qOut) {
+        checkShapes(geometry, pages.geometry(), kvStride);
+        PrefillAttentionKernel.checkEntries(shape, batch, "attention prep");
         AttentionGeometry g = geometry;
         kernel.args().ptr(qg).i32(2 * g.heads() * g.headDim()).ptr(k).ptr(v).i32(kvStride)
                 .ptr(qNormW).ptr(kNormW).ptr(invFreq.address()).i32(g.rotaryDim())
                 .ptr(batch.cuSeqlens()).ptr(batch.pastLengths()).ptr(batch.pageTable()).i32(batch.pageTableStride())
-                .i32(batch.numSeqs()).i32(tokens).i32(g.heads()).i32(g.kvHeads()).i32(g.headDim()).f32(eps)
+                .i32(shape.seqs()).i32(shape.tokens()).i32(g.heads()).i32(g.kvHeads()).i32(g.headDim()).f32(eps)
                 .ptr(qOut).ptr(pages.keys(layer)).ptr(pages.values(layer));
-        long warps = (long) tokens * (g.heads() + 2 * g.kvHeads());
+        long warps = (long) shape.tokens() * (g.heads() + 2 * g.kvHeads());
         kernel.launch(s, Dim3.of((int) ((warps + WARPS - 1) / WARPS)), Dim3.of(32 * WARPS), 0);
     }
 
-    static void checkShapes(AttentionGeometry g, KvPages.Geometry pool, int kvStride, int tokens, int batchTokens) {
-        if (pool.kvHeads() != g.kvHeads() || pool.headDim() != g.headDim()) {
-            throw new IllegalArgumentException("attention prep: KV pool has " + pool.kvHeads() + " heads x " + pool.headDim()
-                    + ", the layer " + g.kvHeads() + " x " + g.headDim());
-        }
+    static void checkShapes(AttentionGeometry g, KvPages.Geometry pool, int kvStride) {
+        PrefillAttentionKernel.checkPool(g, pool, "attention prep");
         if (kvStride < g.kvHeads() * g.headDim() || kvStride % 8 != 0) {
             throw new IllegalArgumentException("attention prep: k/v row stride " + kvStride + " must be a multiple of 8 and >= "
                     + g.kvHeads() * g.headDim());
-        }
-        if (tokens < batchTokens || tokens < 1) {
-            throw new IllegalArgumentException("attention prep: " + tokens + " rows launched but the batch has " + batchTokens + " tokens");
         }
     }
 

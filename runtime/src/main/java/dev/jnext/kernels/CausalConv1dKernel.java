@@ -46,9 +46,12 @@ public final class CausalConv1dKernel {
         }
     }
 
-    /** Prefill grid: channel blocks × the most chunks any split of {@code tokens} into {@code batch} sequences can have. */
+    /**
+     * Prefill grid: channel blocks × the most chunks any split of {@code tokens} rows into {@code batch} entries can have,
+     * plus those of the rows past the last entry (zeroed).
+     */
     public static Dim3 prefillGrid(int channels, int tokens, int batch) {
-        long chunks = (tokens + CHUNK - 1) / CHUNK + (long) batch;
+        long chunks = (tokens + CHUNK - 1) / CHUNK + (long) batch + 1;
         if (chunks > MAX_GRID_YZ) {
             throw new IllegalArgumentException("causal conv1d prefill: " + tokens + " tokens in " + batch
                     + " sequences need " + chunks + " chunk blocks, at most " + MAX_GRID_YZ);
@@ -66,29 +69,30 @@ public final class CausalConv1dKernel {
     }
 
     /**
-     * Convolves the {@code tokens} rows of {@code x} (sequences split by {@code cuSeqlens}, whose last entry must be
-     * {@code tokens}) into {@code out}, reading and updating each sequence's slot of {@code state}.
-     * {@code tokens} and {@code batch} size the grid (the worst case for a captured bucket); the split is read on the device.
+     * Convolves the {@code shape.tokens()} rows of {@code x} (split into {@code shape.seqs()} entries by
+     * {@code cuSeqlens [seqs + 1]}, {@code slots [seqs]}) into {@code out}, reading and updating each entry's slot of
+     * {@code state}. The grid comes from the shape (the worst case for a captured bucket); the split is read on the device.
+     * Entries with slot −1 and the rows past {@code cuSeqlens[seqs]} get zero outputs; empty entries do nothing.
      */
-    public void launchPrefill(Stream s, long x, long weight, long state, long cuSeqlens, long slots, long out,
-                              int tokens, int batch, int channels, int kernelWidth) {
+    public void launchPrefill(Stream s, StepShape shape, long x, long weight, long state, long cuSeqlens, long slots, long out,
+                              int channels, int kernelWidth) {
         validate(channels, kernelWidth);
-        if (tokens < 1 || batch < 1) {
-            throw new IllegalArgumentException("causal conv1d prefill: tokens and batch must be >= 1, got " + tokens + ", " + batch);
-        }
         Kernel k = prefill[kernelWidth];
-        k.args().ptr(x).ptr(weight).ptr(state).ptr(cuSeqlens).ptr(slots).ptr(out).i32(batch).i32(channels).i32(CHUNK);
-        k.launch(s, prefillGrid(channels, tokens, batch), Dim3.of(THREADS), 0);
+        Dim3 grid = prefillGrid(channels, shape.tokens(), shape.seqs());
+        k.args().ptr(x).ptr(weight).ptr(state).ptr(cuSeqlens).ptr(slots).ptr(out).i32(shape.seqs()).i32(shape.tokens())
+                .i32(channels).i32(CHUNK);
+        k.launch(s, grid, Dim3.of(THREADS), 0);
     }
 
-    /** One token per sequence: {@code x, out [batch, C]}, {@code slots [batch]}. */
-    public void launchUpdate(Stream s, long x, long weight, long state, long slots, long out, int batch, int channels,
+    /** One token per entry of a decode {@code shape}: {@code x, out [seqs, C]}, {@code slots [seqs]} (−1: zero output row). */
+    public void launchUpdate(Stream s, StepShape shape, long x, long weight, long state, long slots, long out, int channels,
                              int kernelWidth) {
         validate(channels, kernelWidth);
-        if (batch < 1) throw new IllegalArgumentException("causal conv1d update: batch must be >= 1, got " + batch);
+        if (!shape.decode()) throw new IllegalArgumentException("causal conv1d update: " + shape + " is not a decode shape");
         Kernel k = update[kernelWidth];
+        Dim3 grid = updateGrid(channels, shape.seqs());
         k.args().ptr(x).ptr(weight).ptr(state).ptr(slots).ptr(out).i32(channels);
-        k.launch(s, updateGrid(channels, batch), Dim3.of(THREADS), 0);
+        k.launch(s, grid, Dim3.of(THREADS), 0);
     }
 
     /** Bytes a prefill must move: x read, out written, each live sequence's state read and written, the weights. */

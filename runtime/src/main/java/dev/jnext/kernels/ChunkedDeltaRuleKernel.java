@@ -12,10 +12,11 @@ import dev.jnext.ops.GatedDeltaRule;
  * sequences described on the device.
  *
  * <p>Per launch: {@code qkv[tokens, 2·Hk·dk + Hv·dv]} bf16 (the conv output rows {@code [q | k | v]}),
- * {@code beta, g [tokens, Hv]} fp32 (g ≤ 0), {@code cuSeqlens[sequences + 1]} int32 (0, non-decreasing, last ≤ tokens),
- * {@code slots[sequences]} int32 (state-pool slot, −1 for a padding sequence: state untouched, outputs zero),
- * {@code statePool[slots, Hv, dk, dv]} fp32 read as the initial state and overwritten with the final one, and
- * {@code out[tokens, Hv·dv]} bf16. Rows past {@code cuSeqlens[sequences]} are left alone.
+ * {@code beta, g [tokens, Hv]} fp32 (g ≤ 0; β as {@link GdnSplitGatingKernel} writes it), {@code cuSeqlens[sequences + 1]}
+ * int32 (0, non-decreasing, last ≤ tokens; an entry with no tokens is skipped), {@code slots[sequences]} int32 (state-pool
+ * slot, −1 for a padding sequence: state untouched, outputs zero), {@code statePool[slots, Hv, dk, dv]} fp32 read as the
+ * initial state and overwritten with the final one, and {@code out[tokens, Hv·dv]} bf16. Rows past
+ * {@code cuSeqlens[sequences]} are written as zeros. tokens and sequences are the {@link StepShape}'s.
  *
  * <p>{@link Path#CHUNKED} (dk = 128, dv a multiple of 32) is fla's chunked WY form with bf16 tensor-core
  * operands and fp32 state and accumulation: a parallel pass over (chunk, key head) builds each chunk's matrices
@@ -115,20 +116,25 @@ public final class ChunkedDeltaRuleKernel implements AutoCloseable {
         return config;
     }
 
-    /** Launches the config's {@link Config#defaultPath() default path}. */
-    public void launch(Stream s, long qkv, long beta, long g, long cuSeqlens, long slots, long statePool, long out,
-                       int tokens, int sequences) {
-        launch(s, qkv, beta, g, cuSeqlens, slots, statePool, out, tokens, sequences, config.defaultPath());
+    /**
+     * Launches the config's {@link Config#defaultPath() default path} for a step of fixed {@code shape}: {@code shape.seqs()}
+     * entries ({@code cuSeqlens [seqs + 1]}, {@code slots [seqs]}) over {@code shape.tokens()} rows. Empty entries and slot −1
+     * entries are skipped (their rows, and the rows past {@code cuSeqlens[seqs]}, are written as zeros); the grids come from
+     * the shape only, so the launch can be captured once per bucket.
+     */
+    public void launch(Stream s, StepShape shape, long qkv, long beta, long g, long cuSeqlens, long slots, long statePool, long out) {
+        launch(s, shape, qkv, beta, g, cuSeqlens, slots, statePool, out, config.defaultPath());
     }
 
-    public void launch(Stream s, long qkv, long beta, long g, long cuSeqlens, long slots, long statePool, long out,
-                       int tokens, int sequences, Path path) {
-        checkLaunch(config, qkv, beta, g, cuSeqlens, slots, statePool, out, tokens, sequences, path);
+    public void launch(Stream s, StepShape shape, long qkv, long beta, long g, long cuSeqlens, long slots, long statePool, long out,
+                       Path path) {
+        checkLaunch(config, qkv, beta, g, cuSeqlens, slots, statePool, out, shape, path);
+        int tokens = shape.tokens(), sequences = shape.seqs();
         if (path == Path.RECURRENT) {
             int hk = config.keyHeads(), hv = config.valueHeads(), dk = config.keyDim(), dv = config.valueDim();
-            recurrent.args().ptr(qkv).i32(config.qkvWidth()).ptr(beta).ptr(g).ptr(cuSeqlens).ptr(slots).i32(tokens).i32(hk).i32(hv)
-                    .i32(dk).i32(dv).f32(scale).ptr(statePool).ptr(out);
-            recurrent.launch(s, Dim3.of(sequences, hv, (dv + 31) / 32), Dim3.of(RECURRENT_THREADS), 0);
+            recurrent.args().ptr(qkv).i32(config.qkvWidth()).ptr(beta).ptr(g).ptr(cuSeqlens).ptr(slots).i32(sequences).i32(tokens)
+                    .i32(hk).i32(hv).i32(dk).i32(dv).f32(scale).ptr(statePool).ptr(out);
+            recurrent.launch(s, Dim3.of(sequences + 1, hv, (dv + 31) / 32), Dim3.of(RECURRENT_THREADS), 0);
             return;
         }
         launchPrep(s, qkv, beta, g, cuSeqlens, slots, tokens, sequences);
@@ -139,11 +145,11 @@ public final class ChunkedDeltaRuleKernel implements AutoCloseable {
     public enum Stage { PREP, STATE }
 
     /** Launches one {@link Stage} of the chunked path. */
-    public void launchStage(Stage stage, Stream s, long qkv, long beta, long g, long cuSeqlens, long slots, long statePool,
-                            long out, int tokens, int sequences) {
-        checkLaunch(config, qkv, beta, g, cuSeqlens, slots, statePool, out, tokens, sequences, Path.CHUNKED);
-        if (stage == Stage.PREP) launchPrep(s, qkv, beta, g, cuSeqlens, slots, tokens, sequences);
-        else launchState(s, qkv, cuSeqlens, slots, statePool, out, tokens, sequences);
+    public void launchStage(Stage stage, Stream s, StepShape shape, long qkv, long beta, long g, long cuSeqlens, long slots,
+                            long statePool, long out) {
+        checkLaunch(config, qkv, beta, g, cuSeqlens, slots, statePool, out, shape, Path.CHUNKED);
+        if (stage == Stage.PREP) launchPrep(s, qkv, beta, g, cuSeqlens, slots, shape.tokens(), shape.seqs());
+        else launchState(s, qkv, cuSeqlens, slots, statePool, out, shape.tokens(), shape.seqs());
     }
 
     private void launchPrep(Stream s, long qkv, long beta, long g, long cuSeqlens, long slots, int tokens, int sequences) {
@@ -153,17 +159,19 @@ public final class ChunkedDeltaRuleKernel implements AutoCloseable {
         prep.launch(s, Dim3.of(chunkIds, config.keyHeads()), Dim3.of(PREP_THREADS), PREP_SMEM_BYTES);
     }
 
+    /** One block row per entry plus one for the rows past the last entry. */
     private void launchState(Stream s, long qkv, long cuSeqlens, long slots, long statePool, long out, int tokens,
                              int sequences) {
         int hv = config.valueHeads(), dv = config.valueDim();
-        statePass.args().ptr(qkv).i32(config.qkvWidth()).ptr(cuSeqlens).ptr(slots).i32(tokens).i32(config.keyHeads()).i32(hv)
-                .i32(dv).ptr(chunkBlocks.address()).ptr(statePool).ptr(out);
-        statePass.launch(s, Dim3.of(sequences, hv, dv / STATE_COLUMNS), Dim3.of(STATE_THREADS), STATE_SMEM_BYTES);
+        statePass.args().ptr(qkv).i32(config.qkvWidth()).ptr(cuSeqlens).ptr(slots).i32(tokens).i32(sequences).i32(config.keyHeads())
+                .i32(hv).i32(dv).ptr(chunkBlocks.address()).ptr(statePool).ptr(out);
+        statePass.launch(s, Dim3.of(sequences + 1, hv, dv / STATE_COLUMNS), Dim3.of(STATE_THREADS), STATE_SMEM_BYTES);
     }
 
     /** Host-side checks of a launch (the device arrays' contents are the caller's contract). */
     static void checkLaunch(Config c, long qkv, long beta, long g, long cuSeqlens, long slots, long statePool, long out,
-                            int tokens, int sequences, Path path) {
+                            StepShape shape, Path path) {
+        int tokens = shape.tokens(), sequences = shape.seqs();
         if (tokens < 1 || tokens > c.maxTokens()) {
             throw new IllegalArgumentException("gated delta rule: tokens must be in 1.." + c.maxTokens() + ", got " + tokens);
         }

@@ -14,8 +14,8 @@ import dev.jnext.state.KvPages;
  * partial softmax·V for the G query heads of its KV head; a combine kernel merges the splits, rounds to bf16 and applies
  * the output gate. Bandwidth bound: every cached K and V byte is read once.
  *
- * <p>The split count depends only on the batch size and the card ({@link #splitsFor}), never on the context lengths, so a
- * decode graph captured for a batch bucket stays valid; the partial-result scratch is allocated here, once, for
+ * <p>The split count depends only on the {@link StepShape}'s entries and the card ({@link #splitsFor}), never on the
+ * context lengths or the staged batch, so a decode graph captured for a batch bucket stays valid; the partial-result scratch is allocated here, once, for
  * {@code maxSeqs}.
  */
 public final class DecodeAttentionKernel implements AutoCloseable {
@@ -89,31 +89,31 @@ public final class DecodeAttentionKernel implements AutoCloseable {
         return splitsFor(numSeqs, geometry.kvHeads(), slots);
     }
 
-    /** As {@link #launch(Stream, long, KvPages, int, AttentionBatch, long, long, int, int, int)} with {@link #splitsFor}. */
-    public void launch(Stream s, long q, KvPages pages, int layer, AttentionBatch batch, long out, long gate,
+    /** As {@link #launch(Stream, StepShape, long, KvPages, int, AttentionBatch, long, long, int, int, int)} with {@link #splitsFor}. */
+    public void launch(Stream s, StepShape shape, long q, KvPages pages, int layer, AttentionBatch batch, long out, long gate,
                        int gateTokenStride, int gateHeadStride) {
-        launch(s, q, pages, layer, batch, out, gate, gateTokenStride, gateHeadStride, splitsFor(batch.numSeqs()));
+        launch(s, shape, q, pages, layer, batch, out, gate, gateTokenStride, gateHeadStride, splitsFor(shape.seqs()));
     }
 
     /**
-     * @param q      [numSeqs, heads, headDim]
-     * @param out    [numSeqs, heads · headDim]
+     * @param shape  a decode shape: {@code shape.seqs()} entries, row i of q and out is entry i (padded entries, past −1,
+     *               get zero rows)
+     * @param q      [seqs, heads, headDim]
+     * @param out    [seqs, heads · headDim]
      * @param gate   first gate value or 0 (strides as in {@link PrefillAttentionKernel#launch})
      * @param splits blocks per (sequence, KV head), 1 .. the scratch allows
      */
-    public void launch(Stream s, long q, KvPages pages, int layer, AttentionBatch batch, long out, long gate,
+    public void launch(Stream s, StepShape shape, long q, KvPages pages, int layer, AttentionBatch batch, long out, long gate,
                        int gateTokenStride, int gateHeadStride, int splits) {
         PrefillAttentionKernel.checkGate(gate, gateTokenStride, gateHeadStride, geometry);
-        int n = batch.numSeqs();
-        if (!batch.isDecode()) throw new IllegalArgumentException("decode attention: every batch entry must bring exactly one token");
+        if (!shape.decode()) throw new IllegalArgumentException("decode attention: " + shape + " is not a decode shape");
+        int n = shape.seqs();
         if (n > maxSeqs) throw new IllegalArgumentException("decode attention: " + n + " sequences, sized for " + maxSeqs);
+        PrefillAttentionKernel.checkEntries(shape, batch, "decode attention");
         if (splits < 1 || (long) n * geometry.heads() * splits > lsePart.bytes() / 4) {
             throw new IllegalArgumentException("decode attention: " + splits + " splits for " + n + " sequences exceed the scratch");
         }
-        if (pages.geometry().kvHeads() != geometry.kvHeads() || pages.geometry().headDim() != geometry.headDim()) {
-            throw new IllegalArgumentException("decode attention: KV pool is " + pages.geometry().kvHeads() + " x "
-                    + pages.geometry().headDim() + ", the layer " + geometry.kvHeads() + " x " + geometry.headDim());
-        }
+        PrefillAttentionKernel.checkPool(geometry, pages.geometry(), "decode attention");
         split.args().ptr(q).ptr(pages.keys(layer)).ptr(pages.values(layer)).ptr(batch.pageTable()).i32(batch.pageTableStride())
                 .ptr(batch.pastLengths()).i32(n).i32(geometry.heads()).i32(geometry.kvHeads()).i32(splits)
                 .f32(geometry.scaleLog2()).ptr(oPart.address()).ptr(lsePart.address());

@@ -59,10 +59,11 @@ public final class ExpertGrouping {
     /** The grouping a routing must produce (CPU reference). */
     public record Groups(int[] expertStart, int[] sortedPairs, int[] pairRow, int[] tileExpert) {}
 
+    /** The grouping of {@code expertIds}; ids outside [0, experts) are dropped (pair row −1), as the kernels do. */
     public static Groups reference(int[] expertIds, int experts, int blockM) {
         int pairs = expertIds.length;
         int[] counts = new int[experts];
-        for (int e : expertIds) counts[e]++;
+        for (int e : expertIds) if (e >= 0 && e < experts) counts[e]++;
         int[] start = new int[experts + 1];
         for (int e = 0; e < experts; e++) start[e + 1] = start[e] + (counts[e] + blockM - 1) / blockM * blockM;
         int maxTiles = maxTiles(pairs, experts, blockM);
@@ -71,6 +72,10 @@ public final class ExpertGrouping {
         int[] next = java.util.Arrays.copyOf(start, experts);
         int[] pairRow = new int[pairs];
         for (int p = 0; p < pairs; p++) {
+            if (expertIds[p] < 0 || expertIds[p] >= experts) {
+                pairRow[p] = -1;
+                continue;
+            }
             int row = next[expertIds[p]]++;
             sorted[row] = p;
             pairRow[p] = row;

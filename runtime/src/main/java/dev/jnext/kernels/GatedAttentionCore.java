@@ -7,7 +7,7 @@ import dev.jnext.state.KvPages;
 /**
  * The full-attention layer's core on the GPU, between q/k/v_proj and o_proj (the eager "core" of a piecewise forward):
  * q/k norm + RoPE + KV write ({@link AttentionPrepKernel}), then attention over the pages with the sigmoid output gate —
- * {@link DecodeAttentionKernel} when every sequence brings one token, {@link PrefillAttentionKernel} otherwise.
+ * {@link DecodeAttentionKernel} for a decode {@link StepShape}, {@link PrefillAttentionKernel} otherwise.
  * Owns its launchers and their scratch (sized for {@code maxSeqs} decode sequences); nothing is allocated per call.
  */
 public final class GatedAttentionCore implements AutoCloseable {
@@ -33,23 +33,27 @@ public final class GatedAttentionCore implements AutoCloseable {
     }
 
     /**
+     * One layer's core for a step of fixed {@code shape} (graph-safe: nothing staged per step is read on the host): prep over
+     * {@code shape.tokens()} rows and {@code shape.seqs()} entries, then decode attention when {@code shape.decode()} (splits
+     * from {@link DecodeAttentionKernel#splitsFor(int) splitsFor(shape.seqs())}), else prefill attention with a grid for any
+     * split of the rows into entries. Output rows of padded entries (past −1) and rows past the last entry are zero.
+     *
      * @param qg       q_proj output [tokens, heads · 2 · headDim] (per head: query then gate); the gate is read from it
      * @param k        k_proj output, rows of {@code kvStride} elements
      * @param v        v_proj output, same stride
      * @param qScratch [tokens, heads, headDim] for the normed, rotated q
      * @param out      [tokens, heads · headDim], o · sigmoid(gate), ready for o_proj
-     * @param tokens   rows of the step's activations (≥ the batch's tokens; extra rows of q are zeroed)
      */
-    public void forward(Stream s, long qg, long k, long v, int kvStride, long qNormW, long kNormW, AttentionBatch batch,
-                        KvPages pages, int layer, long qScratch, long out, int tokens) {
+    public void forward(Stream s, StepShape shape, long qg, long k, long v, int kvStride, long qNormW, long kNormW,
+                        AttentionBatch batch, KvPages pages, int layer, long qScratch, long out) {
         int hd = geometry.headDim();
-        prep.launch(s, qg, k, v, kvStride, qNormW, kNormW, batch, pages, layer, qScratch, tokens);
+        prep.launch(s, shape, qg, k, v, kvStride, qNormW, kNormW, batch, pages, layer, qScratch);
         long gate = qg + 2L * hd;
         int tokenStride = 2 * geometry.heads() * hd, headStride = 2 * hd;
-        if (batch.isDecode()) {
-            decode.launch(s, qScratch, pages, layer, batch, out, gate, tokenStride, headStride);
+        if (shape.decode()) {
+            decode.launch(s, shape, qScratch, pages, layer, batch, out, gate, tokenStride, headStride);
         } else {
-            prefill.launch(s, qScratch, pages, layer, batch, out, gate, tokenStride, headStride);
+            prefill.launch(s, shape, qScratch, pages, layer, batch, out, gate, tokenStride, headStride);
         }
     }
 

@@ -79,10 +79,13 @@ public final class GatedDeltaRuleDecodeKernel {
     }
 
     /**
-     * Enqueues one step: reads {@code qkv}, the gates and each row's slot of {@code state}, writes {@code out} and the
-     * updated state. All pointers are device addresses.
+     * Enqueues one decode step of fixed {@code step} shape (batch = {@code step.seqs()} rows, row b is entry b; rows whose
+     * slot is −1 are padding: state untouched, output zero): reads {@code qkv}, the gates and each row's slot of
+     * {@code state}, writes {@code out} and the updated state. All pointers are device addresses.
      */
-    public void launch(Stream stream, GatedDeltaRule shape, long qkv, Gates gates, long state, long slots, long out, int batch) {
+    public void launch(Stream stream, StepShape step, GatedDeltaRule shape, long qkv, Gates gates, long state, long slots, long out) {
+        if (!step.decode()) throw new IllegalArgumentException("gated delta rule decode: " + step + " is not a decode shape");
+        int batch = step.seqs();
         validate(shape, batch);
         int mode;
         long gate0, g = 0, aLog = 0, dtBias = 0;

@@ -12,7 +12,8 @@ import dev.jnext.ops.GdnProjections;
  *   <li>{@code qkvz [T, Hk·(2dk + 2r·dv)]} (grouped per key head) → {@code mixed [T, 2·Hk·dk + Hv·dv]} = [q | k | v],
  *       the conv input, and {@code z [T, Hv·dv]}: a permutation of 16-byte vectors, bit-exact;</li>
  *   <li>{@code ba [T, 2·Hv]} (grouped per key head as [b (r) | a (r)]) with {@code A_log}, {@code dt_bias} fp32 [Hv] →
- *       {@code beta [T, Hv]} bf16 = bf16(sigmoid(b)) (torch computes it in the bf16 model dtype) and
+ *       {@code beta [T, Hv]} fp32 holding bf16(sigmoid(b)) (torch computes it in the bf16 model dtype; widened to fp32
+ *       losslessly because {@link ChunkedDeltaRuleKernel} and {@link GatedDeltaRuleDecodeKernel} read fp32 β) and
  *       {@code g [T, Hv]} fp32 = −exp(A_log)·softplus(a + dt_bias).</li>
  * </ul>
  * One launch, one thread per 16-byte vector or per (token, head) gate pair. dk and dv must be multiples of 8.
@@ -60,9 +61,9 @@ public final class GdnSplitGatingKernel {
         kernel.launch(s, grid(shape, tokens), Dim3.of(THREADS), 0);
     }
 
-    /** Bytes a launch must move: qkvz and ba read, mixed, z, beta (bf16) and g (fp32) written. */
+    /** Bytes a launch must move: qkvz and ba read, mixed, z, beta (fp32) and g (fp32) written. */
     public static long bytes(GdnProjections shape, int tokens) {
-        long perToken = 2L * shape.qkvzWidth() * 2 + 2L * shape.baWidth() + (2L + 4L) * shape.valueHeads();
+        long perToken = 2L * shape.qkvzWidth() * 2 + 2L * shape.baWidth() + (4L + 4L) * shape.valueHeads();
         return perToken * tokens + 8L * shape.valueHeads();
     }
 }

@@ -130,10 +130,21 @@ public final class GpuSparseMoe implements AutoCloseable {
         return maxTiles;
     }
 
-    /** {@code out [tokens, H] = MoE(x [tokens, H])}: the decode path up to decodeMaxTokens rows, else the prefill path. */
-    public void forward(Stream s, Weights w, long x, long out, int tokens) {
+    /**
+     * {@code out [T, H] = MoE(x [T, H])} for a step of fixed {@code shape}, T = {@code shape.tokens()}: the decode path when
+     * T ≤ {@link #decodeMaxTokens()}, else the prefill path — chosen from the shape only, so a captured piece stays valid
+     * for every batch of its bucket. Rows are independent: whatever a padded row holds (NaN included) routes to valid
+     * experts and changes no other row; its own output row is not meaningful.
+     */
+    public void forward(Stream s, StepShape shape, Weights w, long x, long out) {
+        int tokens = shape.tokens();
         if (tokens <= decodeMaxTokens) decode(s, w, x, out, tokens);
         else prefill(s, w, x, out, tokens);
+    }
+
+    /** The most rows {@link #forward} runs on the decode (GEMV) path. */
+    public int decodeMaxTokens() {
+        return decodeMaxTokens;
     }
 
     /** Router GEMM and top-k: fills {@link #topkIds()} / {@link #topkWeights()}. */
@@ -154,9 +165,10 @@ public final class GpuSparseMoe implements AutoCloseable {
     public void decodeExperts(Stream s, Weights w, long x, long out, int tokens) {
         checkTokens(tokens);
         long sgu = shape.hasShared() ? w.sharedGateUp() : 0, sd = shape.hasShared() ? w.sharedDown() : 0;
-        decode.launchGateUp(s, x, topkIds.address(), w.gateUp(), sgu, act.address(), tokens, shape.topK(), shape.hidden(), shape.inter());
+        decode.launchGateUp(s, x, topkIds.address(), w.gateUp(), sgu, act.address(), tokens, shape.topK(), shape.hidden(), shape.inter(),
+                shape.experts());
         decode.launchDown(s, act.address(), topkIds.address(), topkWeights.address(), w.down(), sd, sharedGateLogits(), routerRows(shape),
-                decodeContrib.address(), decodeCounters.address(), out, tokens, shape.topK(), shape.hidden(), shape.inter());
+                decodeContrib.address(), decodeCounters.address(), out, tokens, shape.topK(), shape.hidden(), shape.inter(), shape.experts());
     }
 
     public void prefill(Stream s, Weights w, long x, long out, int tokens) {
@@ -174,7 +186,8 @@ public final class GpuSparseMoe implements AutoCloseable {
             gemm.matmul(s, sharedAct.address(), w.sharedDown(), sharedOut.address(), tokens, shape.hidden(), is);
             shared = sharedOut.address();
         }
-        combine.launch(s, contrib.address(), shared, sharedGateLogits(), routerRows(shape), out, tokens, shape.topK(), shape.hidden());
+        combine.launch(s, contrib.address(), topkIds.address(), shape.experts(), shared, sharedGateLogits(), routerRows(shape), out, tokens,
+                shape.topK(), shape.hidden());
     }
 
     /** The two grouped GEMMs of the prefill path on the grouping of the last {@link #prefill} of {@code tokens} rows. */

@@ -20,16 +20,21 @@ public final class MoeCombineKernel {
 
     /**
      * {@code contrib [rows·topK, H]}, {@code shared [rows, H]} (0: no shared expert), shared-gate logits at
-     * {@code gateLogits + t·gateStride} (bf16) → {@code out [rows, H]}.
+     * {@code gateLogits + t·gateStride} (bf16) → {@code out [rows, H]}. {@code topkIds [rows·topK]}: a pair whose expert id is
+     * outside [0, experts) was dropped by the grouping (its contrib row was never written) and is skipped, not read.
      */
-    public void launch(Stream s, long contrib, long shared, long gateLogits, int gateStride, long out, int rows, int topK, int hidden) {
+    public void launch(Stream s, long contrib, long topkIds, int experts, long shared, long gateLogits, int gateStride, long out,
+                       int rows, int topK, int hidden) {
         if (rows < 1 || topK < 1) throw new IllegalArgumentException("moe combine: rows and top-k must be >= 1, got " + rows + ", " + topK);
         if (hidden < 8 || hidden % 8 != 0) throw new IllegalArgumentException("moe combine: hidden must be a positive multiple of 8, got " + hidden);
+        if (experts < 1) throw new IllegalArgumentException("moe combine: experts must be >= 1, got " + experts);
+        if (topkIds == 0) throw new IllegalArgumentException("moe combine: the expert ids are a null device pointer");
         if (shared != 0 && (gateLogits == 0 || gateStride < 1)) {
             throw new IllegalArgumentException("moe combine: a shared expert needs its gate logits and a positive stride");
         }
         long threads = (long) rows * (hidden / 8);
-        kernel.args().ptr(contrib).ptr(shared).ptr(gateLogits).i32(gateStride).ptr(out).i32(rows).i32(topK).i32(hidden);
+        kernel.args().ptr(contrib).ptr(topkIds).i32(experts).ptr(shared).ptr(gateLogits).i32(gateStride).ptr(out).i32(rows).i32(topK)
+                .i32(hidden);
         kernel.launch(s, Dim3.of((int) ((threads + THREADS - 1) / THREADS)), Dim3.of(THREADS), 0);
     }
 

@@ -33,14 +33,18 @@ public final class MoeDecodeKernel {
         return tokens * topK + (shared ? tokens : 0);
     }
 
-    /** {@code x [tokens, H]}, ids [tokens·topK] → {@code act [actRows, I]}. {@code sharedGateUp} [2I, H] or 0. */
+    /**
+     * {@code x [tokens, H]}, ids [tokens·topK] → {@code act [actRows, I]}. {@code sharedGateUp} [2I, H] or 0. An id outside
+     * [0, experts) reads no weight and gets a zero activation row.
+     */
     public void launchGateUp(Stream s, long x, long topkIds, long gateUpWeights, long sharedGateUp, long act, int tokens, int topK,
-                             int hidden, int inter) {
-        check(tokens, topK, hidden, inter);
+                             int hidden, int inter, int experts) {
+        check(tokens, topK, hidden, inter, experts);
         int slots = actRows(tokens, topK, sharedGateUp != 0);
         int smem = hidden * 4;
         if (smem > 48 * 1024) throw new IllegalArgumentException("moe decode: hidden " + hidden + " exceeds 12288");
-        gateUp.args().ptr(x).ptr(topkIds).ptr(gateUpWeights).ptr(sharedGateUp).ptr(act).i32(tokens).i32(topK).i32(hidden).i32(inter);
+        gateUp.args().ptr(x).ptr(topkIds).ptr(gateUpWeights).ptr(sharedGateUp).ptr(act).i32(tokens).i32(topK).i32(hidden).i32(inter)
+                .i32(experts);
         gateUp.launch(s, Dim3.of(inter / COLS_PER_BLOCK, slots), Dim3.of(THREADS), smem);
     }
 
@@ -52,21 +56,24 @@ public final class MoeDecodeKernel {
     /**
      * {@code act} → {@code contrib [actRows, H]} (per-slot weighted down outputs, scratch) → {@code out [tokens, H]} =
      * routed sum (+ gated shared expert when {@code sharedDown} [H, I] is given, its gate logit at
-     * {@code gateLogits + t·gateStride}); one launch: the last block of each (token, row block) combines.
+     * {@code gateLogits + t·gateStride}); one launch: the last block of each (token, row block) combines. A pair whose id is
+     * outside [0, experts) contributes zero and reads no weight.
      */
     public void launchDown(Stream s, long act, long topkIds, long topkWeights, long downWeights, long sharedDown, long gateLogits,
-                           int gateStride, long contrib, long counters, long out, int tokens, int topK, int hidden, int inter) {
-        check(tokens, topK, hidden, inter);
+                           int gateStride, long contrib, long counters, long out, int tokens, int topK, int hidden, int inter,
+                           int experts) {
+        check(tokens, topK, hidden, inter, experts);
         boolean shared = sharedDown != 0;
         if (shared && (gateLogits == 0 || gateStride < 1)) {
             throw new IllegalArgumentException("moe decode: a shared expert needs its gate logits and a positive stride");
         }
         down.args().ptr(act).ptr(topkIds).ptr(topkWeights).ptr(downWeights).ptr(sharedDown).ptr(gateLogits).i32(gateStride)
-                .ptr(contrib).ptr(counters).ptr(out).i32(tokens).i32(topK).i32(hidden).i32(inter);
+                .ptr(contrib).ptr(counters).ptr(out).i32(tokens).i32(topK).i32(hidden).i32(inter).i32(experts);
         down.launch(s, Dim3.of(hidden / ROWS_PER_BLOCK, actRows(tokens, topK, shared)), Dim3.of(THREADS), 0);
     }
 
-    static void check(int tokens, int topK, int hidden, int inter) {
+    static void check(int tokens, int topK, int hidden, int inter, int experts) {
+        if (experts < 1) throw new IllegalArgumentException("moe decode: experts must be >= 1, got " + experts);
         if (tokens < 1 || tokens > 65535) throw new IllegalArgumentException("moe decode: tokens must be in [1, 65535], got " + tokens);
         if (topK < 1 || topK > MAX_TOP_K) throw new IllegalArgumentException("moe decode: top-k must be in [1, " + MAX_TOP_K + "], got " + topK);
         if (hidden < ROWS_PER_BLOCK || hidden % ROWS_PER_BLOCK != 0) {

@@ -8,7 +8,9 @@ import dev.jnext.numeric.Bf16;
 /**
  * The MoE router after its GEMM (kernels-ptx/moe_route.cu): per token, fp32 softmax over the E router logits, top-k in
  * descending order with the lowest expert index winning ties, optional renormalisation in fp32, weights cast to bf16
- * (transformers 5.17). Semantics of {@link dev.jnext.ops.SparseMoe#route}.
+ * (transformers 5.17). Semantics of {@link dev.jnext.ops.SparseMoe#route} on finite logits; any other row (garbage in a
+ * padded row) still yields distinct ids in [0, experts) and finite weights: NaN counts as −inf, +inf logits share the
+ * mass, and a row without a finite logit picks experts 0..k−1 with weight 0.
  */
 public final class MoeRouterKernel {
     static final int WARPS = 8;
@@ -49,7 +51,10 @@ public final class MoeRouterKernel {
     /** The routing of every row: ids and bf16 weights, each [rows, topK]. */
     public record Routes(int[] ids, short[] weights) {}
 
-    /** CPU reference: the same softmax/top-k/renormalisation as {@link dev.jnext.ops.SparseMoe#route} on bf16 logits. */
+    /**
+     * CPU reference: the same softmax/top-k/renormalisation as {@link dev.jnext.ops.SparseMoe#route} on bf16 logits, with the
+     * kernel's rules for rows that are not finite (see the class comment).
+     */
     public static Routes reference(short[] logits, int logitStride, int rows, int experts, int topK, boolean normTopkProb) {
         int[] ids = new int[rows * topK];
         short[] weights = new short[rows * topK];
@@ -57,13 +62,17 @@ public final class MoeRouterKernel {
         boolean[] taken = new boolean[experts];
         for (int r = 0; r < rows; r++) {
             float max = Float.NEGATIVE_INFINITY;
-            for (int e = 0; e < experts; e++) max = Math.max(max, Bf16.toFloat(logits[r * logitStride + e]));
+            for (int e = 0; e < experts; e++) {
+                float v = Bf16.toFloat(logits[r * logitStride + e]);
+                p[e] = Float.isNaN(v) ? Float.NEGATIVE_INFINITY : v;
+                max = Math.max(max, p[e]);
+            }
             float sum = 0;
             for (int e = 0; e < experts; e++) {
-                p[e] = (float) Math.exp(Bf16.toFloat(logits[r * logitStride + e]) - max);
+                p[e] = max == Float.NEGATIVE_INFINITY ? 0f : p[e] == max ? 1f : (float) Math.exp(p[e] - max);
                 sum += p[e];
             }
-            for (int e = 0; e < experts; e++) p[e] /= sum;
+            for (int e = 0; e < experts; e++) p[e] = sum > 0 ? p[e] / sum : 0f;
             java.util.Arrays.fill(taken, false);
             float[] w = new float[topK];
             float wsum = 0;
@@ -75,7 +84,9 @@ public final class MoeRouterKernel {
                 w[k] = p[best];
                 wsum += w[k];
             }
-            for (int k = 0; k < topK; k++) weights[r * topK + k] = Bf16.fromFloat(normTopkProb ? w[k] / wsum : w[k]);
+            for (int k = 0; k < topK; k++) {
+                weights[r * topK + k] = Bf16.fromFloat(normTopkProb ? (wsum > 0 ? w[k] / wsum : 0f) : w[k]);
+            }
         }
         return new Routes(ids, weights);
     }

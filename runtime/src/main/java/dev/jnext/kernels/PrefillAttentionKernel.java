@@ -12,7 +12,9 @@ import dev.jnext.state.KvPages;
  * fp32 online softmax, bf16 tensor cores; the output gate {@code bf16(bf16(o)·bf16(sigmoid(gate)))} fused in the epilogue.
  *
  * <p>A block holds 128 query rows: {@code 128 / G} tokens × the G query heads of one KV head, so each K/V page is loaded
- * once for the whole group. Grid: (token blocks of the longest sequence, sequences, KV heads).
+ * once for the whole group. The grid comes from the {@link StepShape} only — (entries + token blocks of all the step's
+ * rows, KV heads), enough for any split of the rows into entries — and each block finds its (sequence, token block) in
+ * the device metadata; blocks nobody owns exit. Padded entries (past −1) and the rows past the last entry get zero rows.
  */
 public final class PrefillAttentionKernel {
     static final int BLOCK_ROWS = 128;
@@ -58,31 +60,45 @@ public final class PrefillAttentionKernel {
         return BLOCK_ROWS / g.group();
     }
 
-    static Dim3 grid(AttentionGeometry g, int numSeqs, int maxNewTokens) {
+    /** Work items per KV head: every entry adds at most one partial token block to the full blocks of all rows. */
+    static Dim3 grid(AttentionGeometry g, StepShape shape) {
         int tok = tokensPerBlock(g);
-        return Dim3.of(Math.max(1, (maxNewTokens + tok - 1) / tok), numSeqs, g.kvHeads());
+        long items = (long) shape.seqs() + (shape.tokens() + tok - 1) / tok;
+        if (items > Integer.MAX_VALUE) throw new IllegalArgumentException("prefill attention: " + shape + " exceeds one launch");
+        return Dim3.of((int) items, g.kvHeads());
     }
 
     /**
+     * @param shape the step's fixed shape: T = {@code shape.tokens()} rows, {@code shape.seqs()} batch entries
      * @param q     [T, heads, headDim] from {@link AttentionPrepKernel}
-     * @param out   [T, heads · headDim], ready for o_proj
+     * @param out   [T, heads · headDim], ready for o_proj (every row written: padding and rows past the last entry zero)
      * @param gate  first gate value (q_proj output + headDim elements), or 0 for no gate
      * @param gateTokenStride elements between tokens of the gate (q_proj layout: heads · 2 · headDim)
      * @param gateHeadStride  elements between heads of the gate (q_proj layout: 2 · headDim)
      */
-    public void launch(Stream s, long q, KvPages pages, int layer, AttentionBatch batch, long out, long gate,
+    public void launch(Stream s, StepShape shape, long q, KvPages pages, int layer, AttentionBatch batch, long out, long gate,
                        int gateTokenStride, int gateHeadStride) {
         checkGate(gate, gateTokenStride, gateHeadStride, geometry);
-        if (pages.geometry().kvHeads() != geometry.kvHeads() || pages.geometry().headDim() != geometry.headDim()) {
-            throw new IllegalArgumentException("prefill attention: KV pool is " + pages.geometry().kvHeads() + " x "
-                    + pages.geometry().headDim() + ", the layer " + geometry.kvHeads() + " x " + geometry.headDim());
-        }
-        if (batch.maxNewTokens() < 1) return;
+        checkPool(geometry, pages.geometry(), "prefill attention");
+        checkEntries(shape, batch, "prefill attention");
         kernel.args().ptr(q).ptr(pages.keys(layer)).ptr(pages.values(layer)).ptr(batch.pageTable()).i32(batch.pageTableStride())
-                .ptr(batch.cuSeqlens()).ptr(batch.pastLengths()).i32(batch.numSeqs()).ptr(out).ptr(gate)
+                .ptr(batch.cuSeqlens()).ptr(batch.pastLengths()).i32(shape.seqs()).i32(shape.tokens()).ptr(out).ptr(gate)
                 .i32(gateTokenStride).i32(gateHeadStride).i32(geometry.heads()).i32(geometry.kvHeads()).f32(geometry.scaleLog2());
-        kernel.launch(s, grid(geometry, batch.numSeqs(), batch.maxNewTokens()), Dim3.of(threads(groupWarps)),
-                sharedBytes(geometry.headDim(), groupWarps));
+        kernel.launch(s, grid(geometry, shape), Dim3.of(threads(groupWarps)), sharedBytes(geometry.headDim(), groupWarps));
+    }
+
+    static void checkPool(AttentionGeometry g, KvPages.Geometry pool, String who) {
+        if (pool.kvHeads() != g.kvHeads() || pool.headDim() != g.headDim()) {
+            throw new IllegalArgumentException(who + ": KV pool is " + pool.kvHeads() + " x " + pool.headDim() + ", the layer "
+                    + g.kvHeads() + " x " + g.headDim());
+        }
+    }
+
+    /** The shape's entries must fit the batch's device arrays (sized once; nothing staged per step is read here). */
+    static void checkEntries(StepShape shape, AttentionBatch batch, String who) {
+        if (shape.seqs() > batch.maxSeqs()) {
+            throw new IllegalArgumentException(who + ": " + shape.seqs() + " entries, the batch metadata holds " + batch.maxSeqs());
+        }
     }
 
     static void checkGate(long gate, int tokenStride, int headStride, AttentionGeometry g) {

@@ -70,9 +70,10 @@ class AttentionGpuTest {
             PrefillAttentionKernel k = new PrefillAttentionKernel(GpuTestSupport.kernels(), g);
             try (AttentionBatch batch = f.stage(); DeviceBuffer dq = upload(q, "q"); DeviceBuffer dqg = upload(qg, "qg");
                  DeviceBuffer out = poisoned(f.totalTokens * w, "out"); DeviceBuffer plain = poisoned(f.totalTokens * w, "out-nogate")) {
-                k.launch(s, dq.address(), f.pages, AttentionFixture.LAYER, batch, out.address(), dqg.address(2L * g.headDim()),
+                StepShape shape = StepShape.prefill(f.totalTokens, f.specs.size());
+                k.launch(s, shape, dq.address(), f.pages, AttentionFixture.LAYER, batch, out.address(), dqg.address(2L * g.headDim()),
                         2 * w, 2 * g.headDim());
-                k.launch(s, dq.address(), f.pages, AttentionFixture.LAYER, batch, plain.address(), 0, 0, 0);
+                k.launch(s, shape, dq.address(), f.pages, AttentionFixture.LAYER, batch, plain.address(), 0, 0, 0);
                 float[][] ref = f.reference(f.pool, q);
                 f.assertOutput(ref, gateView(qg, g, f.totalTokens), 2 * w, 2 * g.headDim(), download(out, f.totalTokens * w),
                         "prefill+gate " + g);
@@ -98,15 +99,16 @@ class AttentionGpuTest {
             try (DecodeAttentionKernel k = new DecodeAttentionKernel(GpuTestSupport.kernels(), g, specs.size());
                  AttentionBatch batch = f.stage(); DeviceBuffer dq = upload(q, "q"); DeviceBuffer dg = upload(gate, "gate")) {
                 int auto = k.splitsFor(specs.size());
+                StepShape shape = StepShape.decode(specs.size());
                 for (int splits : new int[] {auto, 1, 3, k.maxSplitsFor(specs.size())}) {
                     try (DeviceBuffer out = poisoned(f.totalTokens * w, "out")) {
-                        k.launch(s, dq.address(), f.pages, AttentionFixture.LAYER, batch, out.address(), dg.address(), w,
+                        k.launch(s, shape, dq.address(), f.pages, AttentionFixture.LAYER, batch, out.address(), dg.address(), w,
                                 g.headDim(), splits);
                         f.assertOutput(ref, gate, w, g.headDim(), download(out, f.totalTokens * w), "decode splits=" + splits + " " + g);
                     }
                 }
                 try (DeviceBuffer out = poisoned(f.totalTokens * w, "out")) {
-                    k.launch(s, dq.address(), f.pages, AttentionFixture.LAYER, batch, out.address(), 0, 0, 0);
+                    k.launch(s, shape, dq.address(), f.pages, AttentionFixture.LAYER, batch, out.address(), 0, 0, 0);
                     f.assertOutput(ref, null, 0, 0, download(out, f.totalTokens * w), "decode no gate " + g);
                 }
             }
@@ -131,8 +133,8 @@ class AttentionGpuTest {
             try (AttentionBatch batch = f.stage(); DeviceBuffer dqg = upload(qg, "qg"); DeviceBuffer dkv = upload(kv, "kv");
                  DeviceBuffer dqw = upload(qw, "q_norm"); DeviceBuffer dkw = upload(kw, "k_norm");
                  DeviceBuffer qOut = poisoned(tokens * w, "q")) {
-                k.launch(s, dqg.address(), dkv.address(), dkv.address(2L * kvw), 2 * kvw, dqw.address(), dkw.address(), batch,
-                        f.pages, AttentionFixture.LAYER, qOut.address(), tokens);
+                k.launch(s, StepShape.prefill(tokens, specs.size()), dqg.address(), dkv.address(), dkv.address(2L * kvw), 2 * kvw,
+                        dqw.address(), dkw.address(), batch, f.pages, AttentionFixture.LAYER, qOut.address());
                 short[] gotQ = download(qOut, tokens * w);
                 short[] gotPool = f.downloadPool();
                 float[] inv = new RotaryEmbedding(hd, g.rotaryDim(), theta).invFreq();
@@ -257,9 +259,9 @@ class AttentionGpuTest {
                      DeviceBuffer dqg = upload(qg, "qg"); DeviceBuffer dkv = upload(kv, "kv");
                      DeviceBuffer dq = poisoned(tokens * w, "q"); DeviceBuffer out = poisoned(tokens * w, "out")) {
                     batch.stage(seqs, s);
-                    assertEquals(step == 2, batch.isDecode(), "steps 0 and 1 prefill/extend, step 2 decodes");
-                    core.forward(s, dqg.address(), dkv.address(), dkv.address(2L * kvw), 2 * kvw, dqw.address(), dkw.address(),
-                            batch, f.pages, AttentionFixture.LAYER, dq.address(), out.address(), tokens);
+                    StepShape shape = step == 2 ? StepShape.decode(3) : StepShape.prefill(tokens, 3);
+                    core.forward(s, shape, dqg.address(), dkv.address(), dkv.address(2L * kvw), 2 * kvw, dqw.address(), dkw.address(),
+                            batch, f.pages, AttentionFixture.LAYER, dq.address(), out.address());
                     // prep's output must be its reference (rare 1-ulp flips allowed, as in the prep test) ...
                     short[] gotQ = download(dq, tokens * w);
                     short[] gotPool = f.downloadPool();

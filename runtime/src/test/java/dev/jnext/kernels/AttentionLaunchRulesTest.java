@@ -31,8 +31,10 @@ class AttentionLaunchRulesTest {
     void prefillBlocksPackTheGroupsHeads() {
         AttentionGeometry g = new AttentionGeometry(16, 2, 256, 64);
         assertEquals(16, PrefillAttentionKernel.tokensPerBlock(g));
-        assertEquals(new dev.jnext.gpu.Dim3(512, 1, 2), PrefillAttentionKernel.grid(g, 1, 8192));
-        assertEquals(new dev.jnext.gpu.Dim3(7, 3, 2), PrefillAttentionKernel.grid(g, 3, 100));
+        // (entries + token blocks of all rows, KV heads): from the step's shape, never from the staged batch
+        assertEquals(new dev.jnext.gpu.Dim3(513, 2, 1), PrefillAttentionKernel.grid(g, StepShape.prefill(8192, 1)));
+        assertEquals(new dev.jnext.gpu.Dim3(10, 2, 1), PrefillAttentionKernel.grid(g, StepShape.prefill(100, 3)));
+        assertEquals(new dev.jnext.gpu.Dim3(64 + 512, 2, 1), PrefillAttentionKernel.grid(g, StepShape.prefill(8192, 64)));
         assertEquals(8, PrefillAttentionKernel.tokensPerBlock(new AttentionGeometry(32, 2, 128, 64)));
         assertEquals(192 * 1024 + 16 * 1024 + 2048, PrefillAttentionKernel.sharedBytes(256, 2),
                 "Q 64 KB + 2 x (K 32 KB + V 32 KB) + P 16 KB + row max/sum exchange");
@@ -68,12 +70,11 @@ class AttentionLaunchRulesTest {
         assertTrue(e.getMessage().contains("headStride 100"), e.getMessage());
         assertThrows(IllegalArgumentException.class, () -> PrefillAttentionKernel.checkGate(4098, 16 * 512, 512, g));
         KvPages.Geometry pool = new KvPages.Geometry(1, 2, 256, 4);
-        AttentionPrepKernel.checkShapes(g, pool, 512, 10, 10);
-        assertThrows(IllegalArgumentException.class, () -> AttentionPrepKernel.checkShapes(g, pool, 500, 10, 10));
-        assertThrows(IllegalArgumentException.class, () -> AttentionPrepKernel.checkShapes(g, pool, 512, 9, 10));
+        AttentionPrepKernel.checkShapes(g, pool, 512);
+        assertThrows(IllegalArgumentException.class, () -> AttentionPrepKernel.checkShapes(g, pool, 500));
         IllegalArgumentException heads = assertThrows(IllegalArgumentException.class,
-                () -> AttentionPrepKernel.checkShapes(g, new KvPages.Geometry(1, 4, 256, 4), 1024, 10, 10));
-        assertTrue(heads.getMessage().contains("KV pool has 4 heads"), heads.getMessage());
+                () -> AttentionPrepKernel.checkShapes(g, new KvPages.Geometry(1, 4, 256, 4), 1024));
+        assertTrue(heads.getMessage().contains("KV pool is 4 x 256"), heads.getMessage());
     }
 
     @Test

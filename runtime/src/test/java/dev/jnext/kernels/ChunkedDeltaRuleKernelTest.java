@@ -50,18 +50,18 @@ class ChunkedDeltaRuleKernelTest {
     @Test
     void launchChecksCountsPathAndPointers() {
         Config c = new Config(2, 4, 128, 128, 100, 3);
-        ChunkedDeltaRuleKernel.checkLaunch(c, P, P, P, P, P, P, P, 100, 3, Path.CHUNKED);
-        ChunkedDeltaRuleKernel.checkLaunch(c, P, P, P, P, P, P, P, 1, 1, Path.RECURRENT);
-        var e = assertThrows(IllegalArgumentException.class, () -> ChunkedDeltaRuleKernel.checkLaunch(c, P, P, P, P, P, P, P, 101, 1, Path.CHUNKED));
+        ChunkedDeltaRuleKernel.checkLaunch(c, P, P, P, P, P, P, P, StepShape.prefill(100, 3), Path.CHUNKED);
+        ChunkedDeltaRuleKernel.checkLaunch(c, P, P, P, P, P, P, P, StepShape.prefill(1, 1), Path.RECURRENT);
+        var e = assertThrows(IllegalArgumentException.class, () -> ChunkedDeltaRuleKernel.checkLaunch(c, P, P, P, P, P, P, P, StepShape.prefill(101, 1), Path.CHUNKED));
         assertTrue(e.getMessage().contains("tokens must be in 1..100, got 101"), e.getMessage());
-        e = assertThrows(IllegalArgumentException.class, () -> ChunkedDeltaRuleKernel.checkLaunch(c, P, P, P, P, P, P, P, 10, 4, Path.CHUNKED));
+        e = assertThrows(IllegalArgumentException.class, () -> ChunkedDeltaRuleKernel.checkLaunch(c, P, P, P, P, P, P, P, StepShape.prefill(10, 4), Path.CHUNKED));
         assertTrue(e.getMessage().contains("sequences must be in 1..3, got 4"), e.getMessage());
-        e = assertThrows(IllegalArgumentException.class, () -> ChunkedDeltaRuleKernel.checkLaunch(c, P, P, P, 0, P, P, P, 10, 1, Path.CHUNKED));
+        e = assertThrows(IllegalArgumentException.class, () -> ChunkedDeltaRuleKernel.checkLaunch(c, P, P, P, 0, P, P, P, StepShape.prefill(10, 1), Path.CHUNKED));
         assertTrue(e.getMessage().contains("cu_seqlens is a null device pointer"), e.getMessage());
-        e = assertThrows(IllegalArgumentException.class, () -> ChunkedDeltaRuleKernel.checkLaunch(c, P + 8, P, P, P, P, P, P, 10, 1, Path.CHUNKED));
+        e = assertThrows(IllegalArgumentException.class, () -> ChunkedDeltaRuleKernel.checkLaunch(c, P + 8, P, P, P, P, P, P, StepShape.prefill(10, 1), Path.CHUNKED));
         assertTrue(e.getMessage().contains("qkv must be 16-byte aligned"), e.getMessage());
         Config tiny = new Config(2, 4, 16, 24, 100, 3);
-        e = assertThrows(IllegalArgumentException.class, () -> ChunkedDeltaRuleKernel.checkLaunch(tiny, P, P, P, P, P, P, P, 10, 1, Path.CHUNKED));
+        e = assertThrows(IllegalArgumentException.class, () -> ChunkedDeltaRuleKernel.checkLaunch(tiny, P, P, P, P, P, P, P, StepShape.prefill(10, 1), Path.CHUNKED));
         assertTrue(e.getMessage().contains("dk=16 dv=24"), e.getMessage());
     }
 

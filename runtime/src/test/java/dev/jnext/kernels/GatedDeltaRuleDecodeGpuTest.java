@@ -117,7 +117,7 @@ class GatedDeltaRuleDecodeGpuTest {
                         case BF16_BETA -> new Gates.Precomputed(dBeta16.address(), true, dG.address());
                         case FUSED -> new Gates.Fused(dBa.address(), dALog.address(), dDt.address());
                     };
-                    kernel.launch(s, rule, dQkv.address(), gates, dPool.address(), dSlots.address(), dOut.address(), b);
+                    kernel.launch(s, StepShape.decode(b), rule, dQkv.address(), gates, dPool.address(), dSlots.address(), dOut.address());
                     short[] out = download(dOut, b * outW);
                     checkOutput(refOut, out, slots, hv, c.dv, "step " + step);
                 }

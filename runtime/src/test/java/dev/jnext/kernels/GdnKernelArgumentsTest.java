@@ -46,8 +46,8 @@ class GdnKernelArgumentsTest {
     @Test
     void convGridCoversTheWorstSplitOfTheTokens() {
         // 8192 channels = 1024 vectors of 8 = 8 blocks of 128 threads; chunks: ceil(T / 8) + one partial chunk per sequence
-        assertEquals(Dim3.of(8, 4096 / 8 + 4), CausalConv1dKernel.prefillGrid(8192, 4096, 4));
-        assertEquals(Dim3.of(2, 1 + 3), CausalConv1dKernel.prefillGrid(1032, 5, 3));
+        assertEquals(Dim3.of(8, 4096 / 8 + 4 + 1), CausalConv1dKernel.prefillGrid(8192, 4096, 4), "+1: the rows past the last entry");
+        assertEquals(Dim3.of(2, 1 + 3 + 1), CausalConv1dKernel.prefillGrid(1032, 5, 3));
         assertEquals(Dim3.of(8, 64), CausalConv1dKernel.updateGrid(8192, 64));
         assertMessage(() -> CausalConv1dKernel.prefillGrid(8192, 2_000_000, 1), "at most 65535");
         assertMessage(() -> CausalConv1dKernel.validate(8192, 5), "width must be 2, 3 or 4, got 5");

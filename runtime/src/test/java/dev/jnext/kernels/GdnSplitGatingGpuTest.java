@@ -21,8 +21,9 @@ import static org.junit.jupiter.api.Assertions.fail;
 
 /**
  * The split/gating kernel against {@link GdnProjections#split} and {@link GdnGating} (CPU) on random projection
- * outputs, outputs poisoned first. mixed and z are a permutation: bit-exact. beta: the kernel rounds sigmoid(b) once to
- * bf16 as torch does; expf against Math.exp may move the fp32 value across a rounding boundary: 1 ulp. g is fp32 from
+ * outputs, outputs poisoned first. mixed and z are a permutation: bit-exact. beta (fp32 in memory): the kernel rounds
+ * sigmoid(b) once to bf16 as torch does and stores it widened, so every value is exactly a bf16; expf against Math.exp may
+ * move the fp32 value across a rounding boundary: 1 ulp. g is fp32 from
  * expf/log1pf against double-precision Math: 1e-5 relative (plus 1e-6 absolute near zero).
  */
 @Tag("gpu")
@@ -54,18 +55,19 @@ class GdnSplitGatingGpuTest {
         try (DeviceBuffer dq = upload(qkvz, "qkvz"); DeviceBuffer dba = upload(ba, "ba");
              DeviceBuffer dA = DeviceArrays.upload(aLog, "A_log"); DeviceBuffer dDt = DeviceArrays.upload(dtBias, "dt_bias");
              DeviceBuffer dMixed = poisoned(tokens * conv, "mixed"); DeviceBuffer dZ = poisoned(tokens * zW, "z");
-             DeviceBuffer dBeta = poisoned(tokens * hv, "beta"); DeviceBuffer dG = DeviceArrays.poisonedFloats(tokens * hv, "g")) {
+             DeviceBuffer dBeta = DeviceArrays.poisonedFloats(tokens * hv, "beta"); DeviceBuffer dG = DeviceArrays.poisonedFloats(tokens * hv, "g")) {
             kernel.launch(GpuTestSupport.stream(), proj, dq.address(), dba.address(), dA.address(), dDt.address(),
                     dMixed.address(), dZ.address(), dBeta.address(), dG.address(), tokens);
             assertArrayEquals(mixed, DeviceArrays.toFloats(download(dMixed, tokens * conv)), "mixed = [q | k | v]: bit-exact permutation");
             assertArrayEquals(z, DeviceArrays.toFloats(download(dZ, tokens * zW)), "z: bit-exact permutation");
-            short[] gotBeta = download(dBeta, tokens * hv);
+            float[] gotBeta = DeviceArrays.downloadFloats(dBeta, tokens * hv);
             float[] gotG = DeviceArrays.downloadFloats(dG, tokens * hv);
             for (int i = 0; i < tokens * hv; i++) {
                 String at = "token " + i / hv + " head " + i % hv;
-                assertFalse(Float.isNaN(Bf16.toFloat(gotBeta[i])) || Float.isNaN(gotG[i]), at + ": NaN (unwritten or broken)");
-                if (Bf16.ulpDistance(Bf16.fromFloat(beta[i]), gotBeta[i]) > 1) {
-                    fail(at + ": beta " + Bf16.toFloat(gotBeta[i]) + ", want " + beta[i]);
+                assertFalse(Float.isNaN(gotBeta[i]) || Float.isNaN(gotG[i]), at + ": NaN (unwritten or broken)");
+                if (Bf16.round(gotBeta[i]) != gotBeta[i]) fail(at + ": beta " + gotBeta[i] + " is not a bf16 value widened");
+                if (Bf16.ulpDistance(Bf16.fromFloat(beta[i]), Bf16.fromFloat(gotBeta[i])) > 1) {
+                    fail(at + ": beta " + gotBeta[i] + ", want " + beta[i]);
                 }
                 if (Math.abs(gotG[i] - g[i]) > 1e-5 * Math.abs(g[i]) + 1e-6) fail(at + ": g " + gotG[i] + ", want " + g[i]);
             }

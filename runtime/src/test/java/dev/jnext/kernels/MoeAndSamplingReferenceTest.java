@@ -16,6 +16,7 @@ import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -151,7 +152,8 @@ class MoeAndSamplingReferenceTest {
                 new dev.jnext.engine.SamplingParams(1.2f, 0, 0.8f, 0f, 1f, 0f, 3),
                 new dev.jnext.engine.SamplingParams(1f, 20, 0.9f, 0.05f, 1f, 0f, 4)};
         for (dev.jnext.engine.SamplingParams c : configs) {
-            double[] dist = SamplingKernel.referenceDistribution(logits, vocab, SamplingKernel.RowParams.of(c));
+            double[] dist = SamplingKernel.referenceDistribution(logits, vocab,
+                    new SamplingKernel.RowParams(c.temperature(), c.topK(), c.topP(), c.minP()));
             dev.jnext.engine.Sampler sampler = new dev.jnext.engine.Sampler(c, vocab);
             long[] counts = new long[vocab];
             for (int d = 0; d < draws; d++) counts[sampler.next(logits)]++;
@@ -170,8 +172,6 @@ class MoeAndSamplingReferenceTest {
             double critical = df * Math.pow(1 - 2.0 / (9 * df) + 4.75 * Math.sqrt(2.0 / (9 * df)), 3);  // p ≈ 1e-6
             assertTrue(chi2 < critical, c + ": chi-square " + chi2 + " over " + df + " degrees of freedom");
         }
-        assertThrows(IllegalArgumentException.class,
-                () -> SamplingKernel.RowParams.of(new dev.jnext.engine.SamplingParams(1f, 0, 1f, 0f, 1.1f, 0f, 1)));
     }
 
     @Test
@@ -185,11 +185,12 @@ class MoeAndSamplingReferenceTest {
         assertThrows(IllegalArgumentException.class, () -> MoeExpertGemm.checkShape(2048, 500, 10));
         assertThrows(IllegalArgumentException.class, () -> MoeExpertGemm.checkShape(2048, 512, 70000));
         MoeExpertGemm.checkShape(2048, 512, 833);
-        assertThrows(IllegalArgumentException.class, () -> MoeDecodeKernel.check(1, 10, 2044, 512));
-        assertThrows(IllegalArgumentException.class, () -> MoeDecodeKernel.check(1, 40, 2048, 512));
-        assertThrows(IllegalArgumentException.class, () -> MoeDecodeKernel.check(0, 10, 2048, 512));
-        assertThrows(IllegalArgumentException.class, () -> MoeDecodeKernel.check(1, 10, 2048, 1024));
-        MoeDecodeKernel.check(8, 10, 2048, 512);
+        assertThrows(IllegalArgumentException.class, () -> MoeDecodeKernel.check(1, 10, 2044, 512, 64));
+        assertThrows(IllegalArgumentException.class, () -> MoeDecodeKernel.check(1, 40, 2048, 512, 64));
+        assertThrows(IllegalArgumentException.class, () -> MoeDecodeKernel.check(0, 10, 2048, 512, 64));
+        assertThrows(IllegalArgumentException.class, () -> MoeDecodeKernel.check(1, 10, 2048, 1024, 64));
+        assertThrows(IllegalArgumentException.class, () -> MoeDecodeKernel.check(1, 10, 2048, 512, 0));
+        MoeDecodeKernel.check(8, 10, 2048, 512, 64);
         assertThrows(IllegalArgumentException.class, () -> new GpuSparseMoe.Shape(2048, 512, 10, 512, 256, true));
         assertThrows(IllegalArgumentException.class, () -> new GpuSparseMoe.Shape(2048, 2048, 10, 512, 512, true));
         assertEquals(520, GpuSparseMoe.routerRows(new GpuSparseMoe.Shape(2048, 512, 10, 512, 512, true)));
@@ -197,6 +198,11 @@ class MoeAndSamplingReferenceTest {
         assertThrows(IllegalArgumentException.class, () -> new SamplingKernel.RowParams(-1f, 0, 1f, 0f));
         assertThrows(IllegalArgumentException.class, () -> new SamplingKernel.RowParams(1f, 0, 0f, 0f));
         assertThrows(IllegalArgumentException.class, () -> new SamplingKernel.RowParams(1f, 0, 1f, 1f));
+        assertThrows(IllegalArgumentException.class, () -> new SamplingKernel.RowParams(1f, 0, 1f, 0f, 0f, 0f), "repetition penalty 0");
+        assertThrows(IllegalArgumentException.class, () -> new SamplingKernel.RowParams(1f, 0, 1f, 0f, Float.NaN, 0f));
+        assertThrows(IllegalArgumentException.class, () -> new SamplingKernel.RowParams(1f, 0, 1f, 0f, 1f, Float.POSITIVE_INFINITY));
+        assertFalse(SamplingKernel.RowParams.greedy().hasPenalties());
+        assertTrue(new SamplingKernel.RowParams(0f, 0, 1f, 0f, 1f, -0.5f).hasPenalties(), "a negative presence penalty is allowed");
         JnextException e = assertThrows(JnextException.class, () -> EmbeddingKernel.validateIds(new int[]{3, 151936}, 2, 151936));
         assertTrue(e.getMessage().contains("151936") && e.getMessage().contains("position 1"), e.getMessage());
         EmbeddingKernel.validateIds(new int[]{0, 151935, -5}, 2, 151936);

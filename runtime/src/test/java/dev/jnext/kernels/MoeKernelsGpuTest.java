@@ -111,7 +111,8 @@ class MoeKernelsGpuTest {
         try (MoeFixture f = new MoeFixture(gpu, shape, 1000 + tokens);
              GpuSparseMoe moe = new GpuSparseMoe(GpuTestSupport.kernels(), gemm(), shape, Math.max(tokens, 16), 8, engine);
              DeviceBuffer dx = upload(x, "x"); DeviceBuffer out = poisoned(tokens * hidden, "out")) {
-            moe.forward(s, f.weights(), dx.address(), out.address(), tokens);
+            StepShape shape1 = StepShape.prefill(tokens, 1);
+            moe.forward(s, shape1, f.weights(), dx.address(), out.address());
             short[] got = download(out, tokens * hidden);
             int rr = GpuSparseMoe.routerRows(shape);
             short[] logits = download(moe.logits(), tokens * rr);
@@ -178,10 +179,10 @@ class MoeKernelsGpuTest {
 
             // 3) same work, same bits: eager again and a graph replay give identical outputs
             out.fill16((short) 0xffff, s);
-            moe.forward(s, f.weights(), dx.address(), out.address(), tokens);
+            moe.forward(s, shape1, f.weights(), dx.address(), out.address());
             assertArrayEquals(got, download(out, tokens * hidden), "eager rerun is bitwise identical");
             out.fill16((short) 0xffff, s);
-            try (CudaGraph g = CudaGraph.capture(s, st -> moe.forward(st, f.weights(), dx.address(), out.address(), tokens))) {
+            try (CudaGraph g = CudaGraph.capture(s, st -> moe.forward(st, shape1, f.weights(), dx.address(), out.address()))) {
                 g.replay(s);
                 g.replay(s);
                 assertArrayEquals(got, download(out, tokens * hidden), "graph replay is bitwise identical");

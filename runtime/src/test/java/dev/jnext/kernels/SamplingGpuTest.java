@@ -62,7 +62,7 @@ class SamplingGpuTest {
         Stream s = GpuTestSupport.stream();
         try (SamplingKernel k = new SamplingKernel(GpuTestSupport.kernels(), 64); DeviceBuffer dl = upload(l, "logits");
              DeviceBuffer ids = gpu.allocate(4L * rows, "ids"); DeviceBuffer ids2 = gpu.allocate(4L * rows, "ids2");
-             DeviceBuffer params = gpu.allocate(16L * rows, "params"); DeviceBuffer rng = gpu.allocate(16L * rows, "rng")) {
+             DeviceBuffer params = gpu.allocate((long) SamplingKernel.PARAMS_BYTES * rows, "params"); DeviceBuffer rng = gpu.allocate(16L * rows, "rng")) {
             ids.fill32(-7, s);
             ids2.fill32(-7, s);
             k.greedy(s, dl.address(), VOCAB, vocab, rows, ids.address());
@@ -131,7 +131,7 @@ class SamplingGpuTest {
             for (int r = 0; r < rows; r++) System.arraycopy(one, 0, l, r * vocab, vocab);
             long[] counts = new long[vocab];
             try (SamplingKernel k = new SamplingKernel(GpuTestSupport.kernels(), rows); DeviceBuffer dl = upload(l, "logits");
-                 DeviceBuffer ids = gpu.allocate(4L * rows, "ids"); DeviceBuffer params = gpu.allocate(16L * rows, "params");
+                 DeviceBuffer ids = gpu.allocate(4L * rows, "ids"); DeviceBuffer params = gpu.allocate((long) SamplingKernel.PARAMS_BYTES * rows, "params");
                  DeviceBuffer rng = gpu.allocate(16L * rows, "rng")) {
                 uploadState(params, rng, rows, r -> p, 1000L * ci);
                 for (int launch = 0; launch < launches; launch++) {
@@ -185,7 +185,7 @@ class SamplingGpuTest {
         Stream s = GpuTestSupport.stream();
         SamplingKernel.RowParams p = new SamplingKernel.RowParams(1.5f, 0, 1f, 0f);
         try (SamplingKernel k = new SamplingKernel(GpuTestSupport.kernels(), rows); DeviceBuffer dl = upload(l, "logits");
-             DeviceBuffer ids = gpu.allocate(4L * rows, "ids"); DeviceBuffer params = gpu.allocate(16L * rows, "params");
+             DeviceBuffer ids = gpu.allocate(4L * rows, "ids"); DeviceBuffer params = gpu.allocate((long) SamplingKernel.PARAMS_BYTES * rows, "params");
              DeviceBuffer rng = gpu.allocate(16L * rows, "rng")) {
             uploadState(params, rng, rows, r -> p, 5);
             int[][] eager = new int[3][];
@@ -210,7 +210,7 @@ class SamplingGpuTest {
     private static void uploadState(DeviceBuffer params, DeviceBuffer rng, int rows, java.util.function.IntFunction<SamplingKernel.RowParams> p,
                                long seedBase) {
         try (Arena a = Arena.ofConfined()) {
-            MemorySegment hp = a.allocate(16L * rows), hr = a.allocate(16L * rows);
+            MemorySegment hp = a.allocate((long) SamplingKernel.PARAMS_BYTES * rows), hr = a.allocate(16L * rows);
             for (int r = 0; r < rows; r++) {
                 SamplingKernel.writeParams(hp, r, p.apply(r));
                 SamplingKernel.writeRng(hr, r, seedBase * 7919 + r * 104729L + 1, 0);
