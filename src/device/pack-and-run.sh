@@ -77,7 +77,7 @@ do_run() {
 
   export JNEXT_RESULTS_DIR="$OUT"
   if [ $parity = 1 ]; then
-    local pdir=/tmp/jnext-parity scale=4
+    local pdir=/tmp/jnext-parity scale=5
     rm -rf "$pdir" && mkdir -p "$pdir"
     local synth="$java -jar $pack/jnext.jar synth --logit-scale $scale"
     { $synth --preset gpu-small --vocab-size 8192 --mlp-only-layers 1 --no-norm-topk-prob --out "$pdir/ckpt-small-hub-v5" &&

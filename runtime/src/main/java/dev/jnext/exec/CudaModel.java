@@ -689,8 +689,8 @@ public final class CudaModel implements AutoCloseable {
                 if (rows > 0) enqueueHead(stream, shape, rows);
             }
             case PIECEWISE_PREFILL -> {
-                int realRows = total;
-                piecewise.run(prefillBucket, stream, poisonPadding && prefillBucket > total ? () -> poisonRows(realRows, prefillBucket) : null);
+                int realRows = total, bucketRows = prefillBucket;
+                piecewise.run(bucketRows, stream, poisonPadding && bucketRows > realRows ? () -> poisonRows(realRows, bucketRows) : null);
                 if (rows > 0) enqueueHead(stream, shape, rows);
             }
         }

@@ -107,8 +107,7 @@ public record ModelImage(WeightImage image, long embed, long finalNorm, long lmH
     private static MoeWeights moe(WeightImage img, String p, SparseMoe moe, int h) {
         int e = moe.experts().size();
         boolean shared = moe.sharedExpert() != null && moe.sharedExpert().intermediate() > 0;
-        int rows = GpuSparseMoe.routerRows(new GpuSparseMoe.Shape(h, e, moe.topK(), moe.experts().getFirst().intermediate(),
-                shared ? moe.sharedExpert().intermediate() : 0, moe.normTopkProb()));
+        int rows = GpuSparseMoe.routerRows(e, shared);
         List<Piece> router = new ArrayList<>();
         router.add(Piece.of(moe.router()));
         if (shared) router.add(Piece.of(moe.sharedGate()));

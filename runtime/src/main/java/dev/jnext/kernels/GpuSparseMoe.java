@@ -46,7 +46,12 @@ public final class GpuSparseMoe implements AutoCloseable {
 
     /** Rows of the router weight (and of each logits row): E router rows, the shared gate row, padding to 8. */
     public static int routerRows(Shape shape) {
-        return (shape.experts() + (shape.hasShared() ? 1 : 0) + 7) / 8 * 8;
+        return routerRows(shape.experts(), shape.hasShared());
+    }
+
+    /** {@link #routerRows(Shape)} from the counts alone (planning a weight image needs no kernel shape checks). */
+    public static int routerRows(int experts, boolean hasShared) {
+        return (experts + (hasShared ? 1 : 0) + 7) / 8 * 8;
     }
 
     private final Shape shape;
