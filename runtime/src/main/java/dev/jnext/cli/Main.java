@@ -34,6 +34,16 @@ public final class Main {
         // UTF-8 whatever the platform's default: generated text and JSON are rarely ASCII
         cl.setOut(new PrintWriter(new OutputStreamWriter(new FileOutputStream(FileDescriptor.out), StandardCharsets.UTF_8), true));
         cl.setErr(new PrintWriter(new OutputStreamWriter(new FileOutputStream(FileDescriptor.err), StandardCharsets.UTF_8), true));
+        // a bad command line is one line too, with where to look, instead of the whole usage text
+        cl.setParameterExceptionHandler((ex, args) -> {
+            CommandLine cmd = ex.getCommandLine();
+            PrintWriter err = cmd.getErr();
+            String hint = ex instanceof CommandLine.UnmatchedArgumentException u && !u.getSuggestions().isEmpty()
+                    ? "; did you mean " + u.getSuggestions().getFirst() + "?" : "";
+            err.println("jnext: " + ex.getMessage() + hint + " (see " + cmd.getCommandSpec().qualifiedName() + " --help)");
+            err.flush();
+            return EXIT_USER_ERROR;
+        });
         cl.setExecutionExceptionHandler((ex, cmd, parseResult) -> {
             PrintWriter err = cmd.getErr();
             if (ex instanceof JnextException) {

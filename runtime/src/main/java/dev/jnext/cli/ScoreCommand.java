@@ -7,59 +7,65 @@ import dev.jnext.model.Qwen3NextModel;
 import dev.jnext.tokenizer.QwenTokenizer;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
 
+import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.concurrent.Callable;
 
 /** {@code jnext score}: per-token log-probabilities and perplexity of a token sequence under a model. */
-@Command(name = "score", mixinStandardHelpOptions = true,
-        description = "Per-token log-probabilities and the perplexity of a text or of token ids.")
+@Command(name = "score", mixinStandardHelpOptions = true, sortOptions = false, sortSynopsis = false,
+        description = "Print the per-token log-probabilities and the perplexity of a text or of token ids under a model.")
 public final class ScoreCommand implements Callable<Integer> {
 
-    enum Device { cpu, cuda, auto }
-
     static final class Input {
-        @Option(names = "--text", description = "text to score (tokenized with the model directory's tokenizer.json)")
+        @Option(names = "--text", paramLabel = "TEXT", order = 10,
+                description = "Text to score, tokenized with the --tokenizer folder's tokenizer.json (default: the --model folder's).")
         String text;
 
-        @Option(names = "--ids", split = ",", description = "token ids to score, comma-separated")
+        @Option(names = "--ids", paramLabel = "ID", split = ",", order = 11, description = "Token ids to score, comma-separated.")
         String[] ids;
     }
 
-    @Option(names = "--model", required = true, description = "Hugging Face model directory (config.json + safetensors)")
-    Path model;
+    @Spec
+    CommandSpec spec;
 
-    @ArgGroup(exclusive = true, multiplicity = "1")
+    @Mixin
+    ModelOptions modelOptions;
+
+    @ArgGroup(exclusive = true, multiplicity = "1", order = 10)
     Input input;
 
-    @Option(names = "--logits-out", description = "write the logits [T, vocab] as float32 .npy")
+    @Option(names = "--logits-out", paramLabel = "FILE", order = 20,
+            description = "Also write the logits [tokens, vocab] as a float32 .npy file.")
     Path logitsOut;
-
-    @Option(names = "--device", defaultValue = "auto", description = "cpu, cuda or auto (default: ${DEFAULT-VALUE}; auto = cpu for now)")
-    Device device;
 
     /** Tokens per forward call; the state carries over, so any size gives the same logits. */
     static final int CALL_TOKENS = 256;
 
     @Override
     public Integer call() {
-        if (device == Device.cuda) {
-            throw new JnextException("--device cuda: the CUDA runner is not available yet; use --device cpu");
+        PrintWriter out = spec.commandLine().getOut();
+        PrintWriter err = spec.commandLine().getErr();
+        // every option is checked before anything is read or loaded
+        int[] ids = input.ids != null ? parseIds(input.ids) : null;
+        if (input.text != null && input.text.isEmpty()) throw new JnextException("--text is empty: nothing to score");
+        if (logitsOut != null) {
+            if (Files.isDirectory(logitsOut)) throw new JnextException("--logits-out " + logitsOut + ": is a folder; name a .npy file");
+            Path parent = logitsOut.toAbsolutePath().getParent();
+            if (parent != null && !Files.isDirectory(parent)) throw new JnextException("--logits-out " + logitsOut + ": no such folder " + parent);
         }
-        QwenTokenizer tokenizer = null;
-        int[] ids;
-        if (input.text != null) {
-            if (!Files.isRegularFile(model.resolve("tokenizer.json"))) {
-                throw new JnextException(model + ": no tokenizer.json, which --text needs (or pass --ids)");
-            }
-            tokenizer = QwenTokenizer.load(model);
-            ids = tokenizer.encode(input.text);
-        } else {
-            ids = parseIds(input.ids);
-        }
+        modelOptions.device();
+        Path model = modelOptions.modelDir();
+        Path tokenizerDir = input.text != null || modelOptions.hasTokenizerOption() ? modelOptions.tokenizerDir() : null;
+
+        QwenTokenizer tokenizer = tokenizerDir == null ? null : QwenTokenizer.load(tokenizerDir);
+        if (ids == null) ids = tokenizer.encode(input.text);
         if (ids.length == 0) throw new JnextException("nothing to score: the input has no tokens");
         long t0 = System.nanoTime();
         try (Qwen3NextModel m = Qwen3NextModel.load(model); CpuSession session = new CpuSession(m)) {
@@ -80,23 +86,25 @@ public final class ScoreCommand implements Callable<Integer> {
                 if (writer != null) writer.close();
             }
             long t2 = System.nanoTime();
-            System.out.println("pos\ttoken_id\tlog_prob" + (tokenizer != null ? "\ttoken" : ""));
+            out.println("pos\ttoken_id\tlog_prob" + (tokenizer != null ? "\ttoken" : ""));
             double sum = 0;
             for (int t = 0; t < ids.length; t++) {
                 String lp = t == 0 ? "-" : String.format("%.6f", logProbs[t]);
                 String tok = tokenizer != null ? "\t" + printable(tokenizer.decode(new int[]{ids[t]})) : "";
-                System.out.println(t + "\t" + ids[t] + "\t" + lp + tok);
+                out.println(t + "\t" + ids[t] + "\t" + lp + tok);
                 if (t > 0) sum += logProbs[t];
             }
             if (ids.length > 1) {
                 double mean = sum / (ids.length - 1);
-                System.out.printf("tokens: %d, scored: %d, mean log-prob: %.6f, perplexity: %.6f%n", ids.length,
+                out.printf("tokens: %d, scored: %d, mean log-prob: %.6f, perplexity: %.6f%n", ids.length,
                         ids.length - 1, mean, Math.exp(-mean));
             } else {
-                System.out.println("tokens: 1 (perplexity needs at least 2 tokens)");
+                out.println("tokens: 1 (perplexity needs at least 2 tokens)");
             }
-            System.err.printf("device: cpu; load %.2f s, forward %.2f s (%d tokens)%n", (t1 - t0) / 1e9,
+            out.flush();
+            err.printf("device: cpu; load %.2f s, forward %.2f s (%d tokens)%n", (t1 - t0) / 1e9,
                     (t2 - t1) / 1e9, ids.length);
+            err.flush();
         }
         return 0;
     }

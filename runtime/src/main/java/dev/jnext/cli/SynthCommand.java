@@ -1,5 +1,6 @@
 package dev.jnext.cli;
 
+import dev.jnext.JnextException;
 import dev.jnext.model.DType;
 import dev.jnext.model.ModelConfig;
 import dev.jnext.model.SyntheticCheckpoint;
@@ -9,6 +10,7 @@ import me.tongfei.progressbar.ProgressBarStyle;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 
@@ -73,13 +75,18 @@ public final class SynthCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
+        // every option is checked before anything is written
         DType dt = dtype == Dtype.bf16 ? DType.BF16 : DType.F32;
         SyntheticCheckpoint.ExpertLayout el = switch (layout) {
             case "hub" -> SyntheticCheckpoint.ExpertLayout.HUB;
             case "fused" -> SyntheticCheckpoint.ExpertLayout.FUSED;
-            default -> throw new dev.jnext.JnextException("--experts-layout must be hub or fused, got " + layout);
+            default -> throw new JnextException("--experts-layout must be hub or fused, got " + layout);
         };
-        if (shardMb <= 0) throw new dev.jnext.JnextException("--shard-size-mb must be positive, got " + shardMb);
+        if (layers != null && layers < 1) throw new JnextException("--layers must be at least 1, got " + layers);
+        if (experts != null && experts < 1) throw new JnextException("--experts must be at least 1, got " + experts);
+        if (vocabSize != null && vocabSize < 1) throw new JnextException("--vocab-size must be at least 1, got " + vocabSize);
+        if (shardMb <= 0) throw new JnextException("--shard-size-mb must be positive, got " + shardMb);
+        if (Files.exists(out) && !Files.isDirectory(out)) throw new JnextException("--out " + out + ": not a folder");
         ModelConfig config = SyntheticCheckpoint.preset(preset.name, layers, experts, dt);
         if (vocabSize != null) config = withVocabSize(config, vocabSize);
         var options = new SyntheticCheckpoint.Options(config, dt, seed, shardMb << 20, el);
@@ -97,7 +104,6 @@ public final class SynthCommand implements Callable<Integer> {
 
     /** The preset with another vocabulary; Qwen's BOS/EOS ids are set when the vocabulary holds them. */
     private static ModelConfig withVocabSize(ModelConfig c, int vocab) {
-        if (vocab < 1) throw new dev.jnext.JnextException("--vocab-size must be at least 1, got " + vocab);
         return new ModelConfig(vocab, c.hiddenSize(), c.intermediateSize(), c.numHiddenLayers(), c.numAttentionHeads(),
                 c.numKeyValueHeads(), c.headDim(), c.linearNumKeyHeads(), c.linearNumValueHeads(), c.linearKeyHeadDim(),
                 c.linearValueHeadDim(), c.linearConvKernelDim(), c.numExperts(), c.numExpertsPerTok(),

@@ -46,6 +46,8 @@ public final class TokenizeCommand implements Callable<Integer> {
     @Override
     public Integer call() throws IOException {
         PrintWriter out = spec.commandLine().getOut();
+        ModelOptions.folderWith("--tokenizer", tokenizerDir, "tokenizer.json", "");
+        if (chat) ModelOptions.folderWith("--tokenizer", tokenizerDir, "tokenizer_config.json", ", which holds the chat template --chat needs");
         QwenTokenizer tokenizer = QwenTokenizer.load(tokenizerDir);
         ChatTemplate template = chat ? ChatTemplate.load(tokenizerDir) : null;
         var in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
