@@ -78,7 +78,7 @@ public final class GenerateCommand implements Callable<Integer> {
         if (prompt == null && System.console() != null && System.console().isTerminal()) {
             throw new JnextException("no prompt: pass --prompt TEXT or pipe it on stdin");
         }
-        String text = prompt != null ? prompt : new String(System.in.readAllBytes(), StandardCharsets.UTF_8);
+        String text = prompt != null ? prompt : withoutFinalNewline(new String(System.in.readAllBytes(), StandardCharsets.UTF_8));
         if (text.isEmpty() && !chat) throw new JnextException("no prompt: pass --prompt TEXT or pipe it on stdin");
         GenerationConfig generationConfig = GenerationConfig.read(model);
         SamplingParams sampling = samplingOptions.resolve(generationConfig, model);
@@ -120,5 +120,12 @@ public final class GenerateCommand implements Callable<Integer> {
             err.flush();
         }
         return 0;
+    }
+
+    /** The text without one final "\n" or "\r\n": what {@code echo} and editors add to a prompt, as other CLIs drop it. */
+    static String withoutFinalNewline(String text) {
+        if (text.endsWith("\r\n")) return text.substring(0, text.length() - 2);
+        if (text.endsWith("\n")) return text.substring(0, text.length() - 1);
+        return text;
     }
 }

@@ -105,6 +105,33 @@ class GenerateCommandTest {
     }
 
     @Test
+    void aPromptFromStdinLosesOneFinalNewline() {
+        String[] args = {"generate", "--model", model.toString(), "--tokenizer", tokenizer, "--max-new-tokens", "2"};
+        CliRun piped = CliRun.run("Once upon a time\n", args);
+        assertEquals(0, piped.exitCode(), piped.err());
+        CliRun given = CliRun.run("", append(args, "--prompt", "Once upon a time"));
+        assertTrue(piped.err().contains("prompt 4 tokens"), piped.err()); // Once, upon, a, time: no "\n" token
+        assertTrue(given.err().contains("prompt 4 tokens"), given.err());
+        assertEquals(given.out(), piped.out());
+        assertTrue(CliRun.run("Once upon a time\r\n", args).err().contains("prompt 4 tokens"));
+        // only one: a blank line the user meant stays
+        CliRun two = CliRun.run("Once upon a time\n\n", args);
+        assertEquals(CliRun.run("", append(args, "--prompt", "Once upon a time\n")).err().replaceAll("[0-9.]+ (s|ms|tok/s)", ""),
+                two.err().replaceAll("[0-9.]+ (s|ms|tok/s)", ""));
+        assertEquals("a\n", GenerateCommand.withoutFinalNewline("a\n\n"));
+        assertEquals("a", GenerateCommand.withoutFinalNewline("a"));
+        assertEquals("", GenerateCommand.withoutFinalNewline("\n"));
+        String help = CliRun.run("", "generate", "--help").out().replaceAll("\\s+", " ");
+        assertTrue(help.contains("default: stdin, without its final newline"), help);
+    }
+
+    private static String[] append(String[] args, String... more) {
+        String[] all = java.util.Arrays.copyOf(args, args.length + more.length);
+        System.arraycopy(more, 0, all, args.length, more.length);
+        return all;
+    }
+
+    @Test
     void noPromptAtAllIsAnError() {
         CliRun r = CliRun.run("", "generate", "--model", model.toString(), "--tokenizer", tokenizer);
         assertEquals(Main.EXIT_USER_ERROR, r.exitCode());
