@@ -101,8 +101,8 @@ public final class GenerateCommand implements Callable<Integer> {
             Set<Integer> eos = new LinkedHashSet<>(generationConfig.eosTokenIds());
             eos.addAll(m.config().eosTokenIds());
             tokenizerConfig.eosToken().ifPresent(t -> tokenizer.idOf(t).ifPresent(eos::add));
-            err.printf("jnext: loaded %s in %.2f s (cpu), tokenizer in %.2f s; prompt %d tokens; %s; eos %s%n",
-                    model, (t2 - t1) / 1e9, (t1 - t0) / 1e9, ids.length,
+            err.printf("jnext: loaded %s in %.2f s (cpu), tokenizer in %.2f s; prompt %s; %s; eos %s%n",
+                    model, (t2 - t1) / 1e9, (t1 - t0) / 1e9, Plural.of(ids.length, "token"),
                     SamplingOptions.describe(sampling), eos);
             err.flush();
             Generator.Options options = new Generator.Options(sampling, maxNewTokens, eos, stops);
@@ -114,9 +114,11 @@ public final class GenerateCommand implements Callable<Integer> {
             out.println();
             out.flush();
             var t = r.timings();
-            err.printf("jnext: time to first token %.0f ms; prefill %.1f tok/s (%d tokens); decode %.1f tok/s (%d tokens); stopped: %s%n",
-                    t.firstTokenNanos() / 1e6, t.prefillTokensPerSecond(), t.promptTokens(), t.decodeTokensPerSecond(),
-                    t.decodeSteps(), r.finishReason().name().toLowerCase(java.util.Locale.ROOT).replace('_', ' '));
+            String decode = t.decodeSteps() == 0 ? "no decode step"
+                    : String.format("decode %.1f tok/s (%s)", t.decodeTokensPerSecond(), Plural.of(t.decodeSteps(), "token"));
+            err.printf("jnext: time to first token %.0f ms; prefill %.1f tok/s (%s); %s; stopped: %s%n",
+                    t.firstTokenNanos() / 1e6, t.prefillTokensPerSecond(), Plural.of(t.promptTokens(), "token"), decode,
+                    r.finishReason().name().toLowerCase(java.util.Locale.ROOT).replace('_', ' '));
             err.flush();
         }
         return 0;

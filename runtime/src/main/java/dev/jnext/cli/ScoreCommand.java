@@ -102,8 +102,8 @@ public final class ScoreCommand implements Callable<Integer> {
                 out.println("tokens: 1 (perplexity needs at least 2 tokens)");
             }
             out.flush();
-            err.printf("device: cpu; load %.2f s, forward %.2f s (%d tokens)%n", (t1 - t0) / 1e9,
-                    (t2 - t1) / 1e9, ids.length);
+            err.printf("jnext: device cpu; load %.2f s, forward %.2f s (%s)%n", (t1 - t0) / 1e9,
+                    (t2 - t1) / 1e9, Plural.of(ids.length, "token"));
             err.flush();
         }
         return 0;

@@ -8,7 +8,9 @@ import me.tongfei.progressbar.ProgressBar;
 import me.tongfei.progressbar.ProgressBarBuilder;
 import me.tongfei.progressbar.ProgressBarStyle;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -34,6 +36,9 @@ public final class SynthCommand implements Callable<Integer> {
     }
 
     enum Dtype { bf16, f32 }
+
+    @Spec
+    CommandSpec spec;
 
     @Option(names = "--preset", required = true, converter = PresetConverter.class,
             description = "tiny (a few MB, every block) or next-80b-a3b (the 80B-A3B per-layer geometry)")
@@ -97,8 +102,8 @@ public final class SynthCommand implements Callable<Integer> {
                 .setUpdateIntervalMillis(500).build()) {
             SyntheticCheckpoint.write(out, options, bar::stepBy);
         }
-        System.out.printf("wrote %s: %d layers, %d experts, %s, %.1f MiB in %.1f s%n", out, config.numHiddenLayers(),
-                config.numExperts(), dt, total / 1048576.0, (System.nanoTime() - start) / 1e9);
+        spec.commandLine().getOut().printf("wrote %s: %s, %s, %s, %.1f MiB in %.1f s%n", out, Plural.of(config.numHiddenLayers(), "layer"),
+                Plural.of(config.numExperts(), "expert"), dt, total / 1048576.0, (System.nanoTime() - start) / 1e9);
         return 0;
     }
 

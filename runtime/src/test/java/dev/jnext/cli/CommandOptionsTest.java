@@ -55,6 +55,7 @@ class CommandOptionsTest {
         Path model = tmp.resolve("tiny");
         CliRun s = CliRun.run("", "synth", "--preset", "tiny", "--layers", "1", "--vocab-size", "151936", "--out", model.toString());
         assertEquals(0, s.exitCode(), s.err());
+        assertTrue(s.out().startsWith("wrote " + model + ": 1 layer, 8 experts, BF16, "), s.out());
         CliRun r = CliRun.run("", "score", "--model", model.toString(), "--tokenizer", tokenizer, "--text", "Hello world");
         assertEquals(0, r.exitCode(), r.err());
         assertTrue(r.out().startsWith("pos\ttoken_id\tlog_prob\ttoken\n0\t9707\t-\tHello\n1\t1879\t"), r.out());

@@ -132,6 +132,21 @@ class GenerateCommandTest {
     }
 
     @Test
+    void countsOfOneAreSingular() {
+        String[] args = {"generate", "--model", model.toString(), "--tokenizer", tokenizer, "--prompt", "Hello", "--max-new-tokens", "2"};
+        CliRun r = CliRun.run("", args);
+        assertEquals(0, r.exitCode(), r.err());
+        assertTrue(r.err().contains("; prompt 1 token;"), r.err());
+        assertTrue(r.err().matches("(?s).*prefill [0-9.]+ tok/s \\(1 token\\); decode [0-9.]+ tok/s \\(1 token\\);.*"), r.err());
+        args[args.length - 1] = "1";
+        r = CliRun.run("", args);
+        assertTrue(r.err().contains("; no decode step;") && !r.err().contains("NaN"), r.err());
+        assertEquals("1 token", Plural.of(1, "token"));
+        assertEquals("0 tokens", Plural.of(0, "token"));
+        assertEquals("2 layers", Plural.of(2, "layer"));
+    }
+
+    @Test
     void noPromptAtAllIsAnError() {
         CliRun r = CliRun.run("", "generate", "--model", model.toString(), "--tokenizer", tokenizer);
         assertEquals(Main.EXIT_USER_ERROR, r.exitCode());

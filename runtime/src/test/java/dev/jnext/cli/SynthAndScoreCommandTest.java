@@ -72,6 +72,10 @@ class SynthAndScoreCommandTest {
         CliRun cuda = run("score", "--model", dir.toString(), "--ids", "1,2", "--device", "cuda");
         assertEquals(2, cuda.exitCode());
         assertEquals("jnext: --device cuda: the CUDA runner is not available yet; use --device cpu (or auto)", cuda.err().trim());
+        CliRun one = run("score", "--model", dir.toString(), "--ids", "7");
+        assertEquals(0, one.exitCode(), one.err());
+        assertTrue(one.out().endsWith("tokens: 1 (perplexity needs at least 2 tokens)\n"), one.out());
+        assertTrue(one.err().matches("jnext: device cpu; load [0-9.]+ s, forward [0-9.]+ s \\(1 token\\)\n"), one.err());
         CliRun badId = run("score", "--model", dir.toString(), "--ids", "1,256");
         assertEquals("jnext: token id 256 at position 1 is outside the vocabulary 0..255", badId.err().trim());
         CliRun noTok = run("score", "--model", dir.toString(), "--text", "hi");
