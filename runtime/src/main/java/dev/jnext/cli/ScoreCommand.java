@@ -28,8 +28,8 @@ public final class ScoreCommand implements Callable<Integer> {
                 description = "Text to score, tokenized with the --tokenizer folder's tokenizer.json (default: the --model folder's).")
         String text;
 
-        @Option(names = "--ids", paramLabel = "ID", split = ",", order = 11, description = "Token ids to score, comma-separated.")
-        String[] ids;
+        @Option(names = "--ids", paramLabel = "IDS", order = 11, description = "Token ids to score, comma-separated (such as 9707,1879).")
+        String ids;
     }
 
     @Spec
@@ -42,7 +42,7 @@ public final class ScoreCommand implements Callable<Integer> {
     Input input;
 
     @Option(names = "--logits-out", paramLabel = "FILE", order = 20,
-            description = "Also write the logits [tokens, vocab] as a float32 .npy file.")
+            description = "Also write the logits [tokens, vocab] as a float32 NumPy file (.npy).")
     Path logitsOut;
 
     /** Tokens per forward call; the state carries over, so any size gives the same logits. */
@@ -53,7 +53,7 @@ public final class ScoreCommand implements Callable<Integer> {
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
         // every option is checked before anything is read or loaded
-        int[] ids = input.ids != null ? parseIds(input.ids) : null;
+        int[] ids = input.ids != null ? parseIds(input.ids.split(",", -1)) : null;
         if (input.text != null && input.text.isEmpty()) throw new JnextException("--text is empty: nothing to score");
         if (logitsOut != null) {
             if (Files.isDirectory(logitsOut)) throw new JnextException("--logits-out " + logitsOut + ": is a folder; name a .npy file");

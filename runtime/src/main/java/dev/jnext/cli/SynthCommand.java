@@ -17,8 +17,8 @@ import java.nio.file.Path;
 import java.util.concurrent.Callable;
 
 /** {@code jnext synth}: a random Qwen3-Next checkpoint in the Hugging Face layout, streamed to disk. */
-@Command(name = "synth", mixinStandardHelpOptions = true,
-        description = "Write a random Qwen3-Next checkpoint (config.json, sharded safetensors, index) for tests and benchmarks.")
+@Command(name = "synth", mixinStandardHelpOptions = true, sortOptions = false, sortSynopsis = false,
+        description = "Write a checkpoint with random weights in the Hugging Face layout (config.json, sharded safetensors, index) for tests and benchmarks.")
 public final class SynthCommand implements Callable<Integer> {
 
     enum Preset {
@@ -40,35 +40,35 @@ public final class SynthCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
 
-    @Option(names = "--preset", required = true, converter = PresetConverter.class,
-            description = "tiny (a few MB, every block) or next-80b-a3b (the 80B-A3B per-layer geometry)")
+    @Option(names = "--preset", required = true, paramLabel = "NAME", converter = PresetConverter.class,
+            description = "tiny (every block at toy sizes, a 256-token vocabulary unless --vocab-size) or next-80b-a3b (the per-layer geometry of Qwen3-Next-80B-A3B).")
     Preset preset;
 
-    @Option(names = "--layers", description = "number of decoder layers (default: the preset's; every 4th is full attention)")
-    Integer layers;
+    @Option(names = "--out", required = true, paramLabel = "DIR", description = "Output folder; created if needed, must not hold a checkpoint.")
+    Path out;
 
-    @Option(names = "--experts", description = "routed experts per MoE layer (default: the preset's; top-k is capped at it)")
-    Integer experts;
-
-    @Option(names = "--vocab-size", description = "vocabulary size (default: the preset's; 151936 fits the Qwen3 tokenizer, "
-            + "which `jnext generate --tokenizer` then can use)")
+    @Option(names = "--vocab-size", paramLabel = "N",
+            description = "Vocabulary size (default: the preset's). 151936 fits the Qwen3 tokenizer, so generate and score can use it with --tokenizer.")
     Integer vocabSize;
 
-    @Option(names = "--seed", defaultValue = "0", description = "random seed (default: ${DEFAULT-VALUE})")
-    long seed;
+    @Option(names = "--layers", paramLabel = "N", description = "Number of decoder layers; every 4th is full attention (default: the preset's).")
+    Integer layers;
 
-    @Option(names = "--dtype", defaultValue = "bf16", description = "bf16 or f32 (default: ${DEFAULT-VALUE})")
+    @Option(names = "--experts", paramLabel = "N", description = "Routed experts per MoE layer; top-k is capped at it (default: the preset's).")
+    Integer experts;
+
+    @Option(names = "--dtype", paramLabel = "TYPE", defaultValue = "bf16", description = "bf16 or f32 (default: ${DEFAULT-VALUE}).")
     Dtype dtype;
 
-    @Option(names = "--shard-size-mb", defaultValue = "2048", description = "largest shard in MiB (default: ${DEFAULT-VALUE})")
-    long shardMb;
-
-    @Option(names = "--experts-layout", defaultValue = "hub",
-            description = "hub (experts.{e}.gate_proj ...) or fused (experts.gate_up_proj [E,2I,H]) (default: ${DEFAULT-VALUE})")
+    @Option(names = "--experts-layout", paramLabel = "LAYOUT", defaultValue = "hub",
+            description = "hub (one tensor per expert: experts.{e}.gate_proj, ...) or fused (experts.gate_up_proj [E, 2I, H], ...) (default: ${DEFAULT-VALUE}).")
     String layout;
 
-    @Option(names = "--out", required = true, description = "output directory (created; must not hold a checkpoint)")
-    Path out;
+    @Option(names = "--shard-size-mb", paramLabel = "MIB", defaultValue = "2048", description = "Largest shard in MiB (default: ${DEFAULT-VALUE}).")
+    long shardMb;
+
+    @Option(names = "--seed", paramLabel = "S", defaultValue = "0", description = "Seed of the random weights (default: ${DEFAULT-VALUE}).")
+    long seed;
 
     static final class PresetConverter implements picocli.CommandLine.ITypeConverter<Preset> {
         @Override
