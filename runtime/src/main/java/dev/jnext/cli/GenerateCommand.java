@@ -75,7 +75,7 @@ public final class GenerateCommand implements Callable<Integer> {
         modelOptions.device();
         Path model = modelOptions.modelDir();
         Path tokDir = modelOptions.tokenizerDir();
-        if (prompt == null && System.console() != null && System.console().isTerminal()) {
+        if (prompt == null && Terminal.interactive()) {
             throw new JnextException("no prompt: pass --prompt TEXT or pipe it on stdin");
         }
         String text = prompt != null ? prompt : withoutFinalNewline(new String(System.in.readAllBytes(), StandardCharsets.UTF_8));

@@ -4,9 +4,6 @@ import dev.jnext.JnextException;
 import dev.jnext.model.DType;
 import dev.jnext.model.ModelConfig;
 import dev.jnext.model.SyntheticCheckpoint;
-import me.tongfei.progressbar.ProgressBar;
-import me.tongfei.progressbar.ProgressBarBuilder;
-import me.tongfei.progressbar.ProgressBarStyle;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
@@ -97,10 +94,8 @@ public final class SynthCommand implements Callable<Integer> {
         var options = new SyntheticCheckpoint.Options(config, dt, seed, shardMb << 20, el);
         long total = SyntheticCheckpoint.dataBytes(options);
         long start = System.nanoTime();
-        try (ProgressBar bar = new ProgressBarBuilder().setTaskName("synth " + preset.name)
-                .setInitialMax(total).setUnit(" MiB", 1 << 20).setStyle(ProgressBarStyle.ASCII)
-                .setUpdateIntervalMillis(500).build()) {
-            SyntheticCheckpoint.write(out, options, bar::stepBy);
+        try (Terminal.Progress progress = Terminal.bytes("synth " + preset.name, total)) {
+            SyntheticCheckpoint.write(out, options, progress);
         }
         spec.commandLine().getOut().printf("wrote %s: %s, %s, %s, %.1f MiB in %.1f s%n", out, Plural.of(config.numHiddenLayers(), "layer"),
                 Plural.of(config.numExperts(), "expert"), dt, total / 1048576.0, (System.nanoTime() - start) / 1e9);

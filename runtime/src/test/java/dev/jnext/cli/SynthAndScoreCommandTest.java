@@ -63,6 +63,23 @@ class SynthAndScoreCommandTest {
     }
 
     @Test
+    void synthDrawsNoProgressBarWhenNoTerminalWatches(@TempDir Path tmp) {
+        var savedErr = System.err;
+        var stderr = new java.io.ByteArrayOutputStream();
+        System.setErr(new java.io.PrintStream(stderr, true));
+        CliRun s;
+        try {
+            s = run("synth", "--preset", "tiny", "--out", tmp.resolve("m").toString());
+        } finally {
+            System.setErr(savedErr);
+        }
+        assertEquals(0, s.exitCode(), s.err());
+        assertEquals("", stderr.toString(), "the JVM's stderr (a test log here) gets no progress bar");
+        assertEquals("", s.err());
+        assertTrue(s.out().startsWith("wrote ") && !s.out().contains("\r"), s.out());
+    }
+
+    @Test
     void synthRefusesToOverwriteAndScoreRejectsBadInput(@TempDir Path tmp) {
         Path dir = tmp.resolve("m");
         assertEquals(0, run("synth", "--preset", "tiny", "--out", dir.toString()).exitCode());
