@@ -43,9 +43,14 @@ public final class Main {
         cl.setParameterExceptionHandler((ex, args) -> {
             CommandLine cmd = ex.getCommandLine();
             PrintWriter err = cmd.getErr();
+            if (args.length == 0) { // plain "jnext": the list of commands is the answer
+                cmd.usage(err);
+                return EXIT_USER_ERROR;
+            }
+            String message = ex.getMessage().startsWith("Error: ") ? ex.getMessage().substring(7) : ex.getMessage();
             String hint = ex instanceof CommandLine.UnmatchedArgumentException u && !u.getSuggestions().isEmpty()
                     ? "; did you mean " + u.getSuggestions().getFirst() + "?" : "";
-            err.println("jnext: " + ex.getMessage() + hint + " (see " + cmd.getCommandSpec().qualifiedName() + " --help)");
+            err.println("jnext: " + message + hint + " (see " + cmd.getCommandSpec().qualifiedName() + " --help)");
             err.flush();
             return EXIT_USER_ERROR;
         });

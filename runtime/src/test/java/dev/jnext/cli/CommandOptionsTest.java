@@ -139,6 +139,12 @@ class CommandOptionsTest {
         assertEquals(Main.EXIT_USER_ERROR, r.exitCode());
         assertTrue(r.err().strip().startsWith("jnext: Unmatched argument at index 0: 'generat'; did you mean generate?"), r.err());
         assertEquals(1, r.err().strip().lines().count(), r.err());
+        r = CliRun.run("", "score", "--model", "m");
+        assertEquals("jnext: Missing required argument (specify one of these): (--text=TEXT | --ids=IDS) (see jnext score --help)",
+                r.err().strip());
+        r = CliRun.run("");
+        assertEquals(Main.EXIT_USER_ERROR, r.exitCode());
+        assertTrue(r.err().startsWith("Usage: jnext ") && r.err().contains("generate"), "plain jnext lists the commands: " + r.err());
     }
 
     private static String runWith(String command, Path model, String... rest) {
