@@ -1,8 +1,18 @@
 #!/usr/bin/env bash
 # Compiles every kernels-ptx/src/main/cuda/*.cu to PTX for compute_90 (Hopper); *_sm90a.cu for compute_90a.
-# Called by Maven (generate-resources); usable by hand: build-ptx.sh SRC_DIR OUT_DIR
+# Called by Maven (generate-resources); usable by hand: build-ptx.sh SRC_DIR OUT_DIR [nvcc|none]
+# "none" (mvn -Pcpu-only) builds no kernels: the jar then holds only NO-KERNELS.txt saying so.
 set -euo pipefail
-src=${1:?source dir}; out=${2:?output dir}
+src=${1:?source dir}; out=${2:?output dir}; mode=${3:-nvcc}
+marker="$out/NO-KERNELS.txt"
+if [ "$mode" = none ]; then
+  mkdir -p "$out"
+  rm -f "$out"/*.ptx
+  echo "This jnext was built with mvn -Pcpu-only: no CUDA kernels, so only the CPU backend works." > "$marker"
+  exit 0
+fi
+[ "$mode" = nvcc ] || { echo "ERROR: build-ptx.sh: mode must be nvcc or none, got '$mode'" >&2; exit 1; }
+rm -f "$marker"
 NVCC=${NVCC:-}
 if [ -n "$NVCC" ] && ! [ -x "$NVCC" ]; then
   echo "ERROR: NVCC=$NVCC is not an executable nvcc." >&2
@@ -13,7 +23,8 @@ if [ -z "$NVCC" ]; then
   elif [ -x /usr/local/cuda/bin/nvcc ]; then NVCC=/usr/local/cuda/bin/nvcc
   else
     echo "ERROR: nvcc not found. jnext compiles its CUDA kernels to PTX during the build." >&2
-    echo "       Install the CUDA 13 toolkit (nvcc) or set NVCC=/path/to/nvcc." >&2
+    echo "       Install the CUDA 13 toolkit (nvcc) or set NVCC=/path/to/nvcc," >&2
+    echo "       or build for the CPU only, without GPU kernels: mvn -Pcpu-only ..." >&2
     exit 1
   fi
 fi

@@ -22,15 +22,16 @@ import java.util.Map;
 import java.util.concurrent.Callable;
 
 /** {@code jnext bench kernels}: GPU-event-timed benchmarks with the copy ceiling measured in the same run. */
-@Command(name = "bench", description = "Benchmarks on the GPU (CUDA-event timing, medians, ceilings measured in the same run).")
+@Command(name = "bench", mixinStandardHelpOptions = true,
+        description = "Run benchmarks on the GPU: CUDA-event timing, medians, and the ceilings they are compared with measured in the same run.")
 public final class BenchCommand implements Callable<Integer> {
-    @Parameters(index = "0", description = "What to benchmark: ${COMPLETION-CANDIDATES}")
+    @Parameters(index = "0", paramLabel = "SUITE", description = "What to benchmark: ${COMPLETION-CANDIDATES}.")
     Suite suite;
 
-    @Option(names = "--device", defaultValue = "0", description = "CUDA device ordinal")
+    @Option(names = "--device", paramLabel = "N", defaultValue = "0", description = "CUDA device ordinal (default: ${DEFAULT-VALUE}).")
     int ordinal;
 
-    @Option(names = "--json", description = "Also write every figure to this JSON file")
+    @Option(names = "--json", paramLabel = "FILE", description = "Also write every figure to this JSON file.")
     Path json;
 
     @Option(names = "--model", description = "model: the Hugging Face checkpoint folder to run")

@@ -11,6 +11,7 @@ import dev.jnext.tokenizer.ChatTemplate;
 import dev.jnext.tokenizer.QwenTokenizer;
 import dev.jnext.tokenizer.TokenizerConfig;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
@@ -18,7 +19,6 @@ import picocli.CommandLine.Spec;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashSet;
@@ -28,87 +28,60 @@ import java.util.Set;
 import java.util.concurrent.Callable;
 
 /** {@code jnext generate}: streams a model's continuation of a prompt (or its chat reply) to stdout. */
-@Command(name = "generate", mixinStandardHelpOptions = true,
-        description = {"Generate text from a prompt, streamed to stdout; load time, time to first token and",
-                "prefill/decode speed go to stderr. Sampling defaults come from the checkpoint's",
-                "generation_config.json, else greedy."})
+@Command(name = "generate", mixinStandardHelpOptions = true, sortOptions = false, sortSynopsis = false,
+        description = "Generate text from a prompt and stream it to stdout. Load time, time to first token and prefill and decode speed go to stderr. Sampling flags left out take the checkpoint's generation_config.json values, else greedy.")
 public final class GenerateCommand implements Callable<Integer> {
-
-    enum Device { auto, cpu, cuda }
 
     @Spec
     CommandSpec spec;
 
-    @Option(names = "--model", required = true, description = "Hugging Face checkpoint folder (config.json + safetensors)")
-    Path model;
+    @Mixin
+    ModelOptions modelOptions;
 
-    @Option(names = "--tokenizer", description = "folder with tokenizer.json (+ tokenizer_config.json); default: --model")
-    Path tokenizerDir;
-
-    @Option(names = "--prompt", description = "the prompt (with --chat: the user message); default: read stdin")
+    @Option(names = "--prompt", paramLabel = "TEXT", order = 10,
+            description = "The prompt (with --chat: the user message); default: stdin, without its final newline.")
     String prompt;
 
-    @Option(names = "--chat", description = "format the prompt as a user message with the chat template")
+    @Option(names = "--chat", order = 11, description = "Format the prompt as a user message with the chat template.")
     boolean chat;
 
-    @Option(names = "--system", description = "system message (with --chat)")
+    @Option(names = "--system", paramLabel = "TEXT", order = 12, description = "System message (needs --chat).")
     String system;
 
-    @Option(names = "--no-thinking", description = "with --chat: pass enable_thinking=false to the template (Qwen3)")
+    @Option(names = "--no-thinking", order = 13, description = "Pass enable_thinking=false to the chat template (Qwen3; needs --chat).")
     boolean noThinking;
 
-    @Option(names = "--max-new-tokens", defaultValue = "256", description = "most tokens to generate (default: ${DEFAULT-VALUE})")
+    @Option(names = "--max-new-tokens", paramLabel = "N", defaultValue = "256", order = 20,
+            description = "Most tokens to generate, at least 1 (default: ${DEFAULT-VALUE}).")
     int maxNewTokens;
 
-    @Option(names = "--temperature", description = "0 = greedy (default: generation_config.json, else 0)")
-    Float temperature;
-
-    @Option(names = "--top-k", description = "0 = off (default: generation_config.json, else 0)")
-    Integer topK;
-
-    @Option(names = "--top-p", description = "1 = off (default: generation_config.json, else 1)")
-    Float topP;
-
-    @Option(names = "--min-p", description = "0 = off (default: generation_config.json, else 0)")
-    Float minP;
-
-    @Option(names = "--repetition-penalty", description = "1 = off (default: generation_config.json, else 1)")
-    Float repetitionPenalty;
-
-    @Option(names = "--presence-penalty", defaultValue = "0", description = "0 = off (default: ${DEFAULT-VALUE})")
-    float presencePenalty;
-
-    @Option(names = "--seed", defaultValue = "0", description = "sampling seed (default: ${DEFAULT-VALUE})")
-    long seed;
-
-    @Option(names = "--stop", description = "stop when this text appears (repeatable)")
+    @Option(names = "--stop", paramLabel = "TEXT", order = 21,
+            description = "Stop when this text appears; it is not printed (repeatable).")
     List<String> stops = new ArrayList<>();
 
-    @Option(names = "--device", defaultValue = "auto", description = "auto, cpu or cuda (default: ${DEFAULT-VALUE}; auto = cpu for now)")
-    Device device;
+    @Mixin
+    SamplingOptions samplingOptions;
 
     @Override
     public Integer call() throws IOException {
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
-        if (device == Device.cuda) {
-            throw new JnextException("--device cuda: the CUDA runner is not available yet; use --device cpu (or auto)");
-        }
+        // every option is checked before anything is read or loaded
+        samplingOptions.validate();
+        if (maxNewTokens < 1) throw new JnextException("--max-new-tokens must be at least 1, got " + maxNewTokens);
+        for (String stop : stops) if (stop.isEmpty()) throw new JnextException("--stop needs a non-empty text");
         if (system != null && !chat) throw new JnextException("--system needs --chat");
         if (noThinking && !chat) throw new JnextException("--no-thinking needs --chat");
-        if (!Files.isRegularFile(model.resolve("config.json"))) {
-            throw new JnextException(model + "/config.json is missing: --model must be a Hugging Face checkpoint folder");
-        }
-        Path tokDir = tokenizerDir != null ? tokenizerDir : model;
-        if (!Files.isRegularFile(tokDir.resolve("tokenizer.json"))) {
-            throw new JnextException(tokDir.resolve("tokenizer.json") + " is missing"
-                    + (tokenizerDir == null ? ": this checkpoint has no tokenizer (synthetic ones have none); pass --tokenizer DIR" : ""));
-        }
-        if (prompt == null && System.console() != null && System.console().isTerminal()) {
+        modelOptions.device();
+        Path model = modelOptions.modelDir();
+        Path tokDir = modelOptions.tokenizerDir();
+        if (prompt == null && Terminal.interactive()) {
             throw new JnextException("no prompt: pass --prompt TEXT or pipe it on stdin");
         }
-        String text = prompt != null ? prompt : readStdin();
+        String text = prompt != null ? prompt : withoutFinalNewline(new String(System.in.readAllBytes(), StandardCharsets.UTF_8));
         if (text.isEmpty() && !chat) throw new JnextException("no prompt: pass --prompt TEXT or pipe it on stdin");
+        GenerationConfig generationConfig = GenerationConfig.read(model);
+        SamplingParams sampling = samplingOptions.resolve(generationConfig, model);
 
         long t0 = System.nanoTime();
         QwenTokenizer tokenizer = QwenTokenizer.load(tokDir);
@@ -123,15 +96,14 @@ public final class GenerateCommand implements Callable<Integer> {
         }
         int[] ids = tokenizer.encode(promptText);
         long t1 = System.nanoTime();
-        GenerationConfig generationConfig = GenerationConfig.read(model);
         try (Qwen3NextModel m = Qwen3NextModel.load(model); CpuSequence sequence = new CpuSequence(m)) {
             long t2 = System.nanoTime();
             Set<Integer> eos = new LinkedHashSet<>(generationConfig.eosTokenIds());
             eos.addAll(m.config().eosTokenIds());
             tokenizerConfig.eosToken().ifPresent(t -> tokenizer.idOf(t).ifPresent(eos::add));
-            SamplingParams sampling = sampling(generationConfig);
-            err.printf("jnext: loaded %s in %.2f s (cpu), tokenizer in %.2f s; prompt %d tokens; %s; eos %s%n",
-                    model, (t2 - t1) / 1e9, (t1 - t0) / 1e9, ids.length, describe(sampling), eos);
+            err.printf("jnext: loaded %s in %.2f s (cpu), tokenizer in %.2f s; prompt %s; %s; eos %s%n",
+                    model, (t2 - t1) / 1e9, (t1 - t0) / 1e9, Plural.of(ids.length, "token"),
+                    SamplingOptions.describe(sampling), eos);
             err.flush();
             Generator.Options options = new Generator.Options(sampling, maxNewTokens, eos, stops);
             Generator.Result r = new Generator(tokenizer).generate(sequence, ids, options, piece -> {
@@ -142,32 +114,20 @@ public final class GenerateCommand implements Callable<Integer> {
             out.println();
             out.flush();
             var t = r.timings();
-            err.printf("jnext: time to first token %.0f ms; prefill %.1f tok/s (%d tokens); decode %.1f tok/s (%d tokens); stopped: %s%n",
-                    t.firstTokenNanos() / 1e6, t.prefillTokensPerSecond(), t.promptTokens(), t.decodeTokensPerSecond(),
-                    t.decodeSteps(), r.finishReason().name().toLowerCase(java.util.Locale.ROOT).replace('_', ' '));
+            String decode = t.decodeSteps() == 0 ? "no decode step"
+                    : String.format("decode %.1f tok/s (%s)", t.decodeTokensPerSecond(), Plural.of(t.decodeSteps(), "token"));
+            err.printf("jnext: time to first token %.0f ms; prefill %.1f tok/s (%s); %s; stopped: %s%n",
+                    t.firstTokenNanos() / 1e6, t.prefillTokensPerSecond(), Plural.of(t.promptTokens(), "token"), decode,
+                    r.finishReason().name().toLowerCase(java.util.Locale.ROOT).replace('_', ' '));
             err.flush();
         }
         return 0;
     }
 
-    private SamplingParams sampling(GenerationConfig g) {
-        boolean sample = g.doSample().orElse(true);
-        float t = temperature != null ? temperature : sample ? g.temperature().orElse(0f) : 0f;
-        return new SamplingParams(t,
-                topK != null ? topK : g.topK().orElse(0),
-                topP != null ? topP : g.topP().orElse(1f),
-                minP != null ? minP : g.minP().orElse(0f),
-                repetitionPenalty != null ? repetitionPenalty : g.repetitionPenalty().orElse(1f),
-                presencePenalty, seed);
-    }
-
-    private static String describe(SamplingParams s) {
-        if (s.isGreedy()) return "greedy" + (s.repetitionPenalty() != 1 ? " repetition-penalty=" + s.repetitionPenalty() : "");
-        return String.format("temperature=%s top-k=%d top-p=%s min-p=%s repetition-penalty=%s presence-penalty=%s seed=%d",
-                s.temperature(), s.topK(), s.topP(), s.minP(), s.repetitionPenalty(), s.presencePenalty(), s.seed());
-    }
-
-    private static String readStdin() throws IOException {
-        return new String(System.in.readAllBytes(), StandardCharsets.UTF_8);
+    /** The text without one final "\n" or "\r\n": what {@code echo} and editors add to a prompt, as other CLIs drop it. */
+    static String withoutFinalNewline(String text) {
+        if (text.endsWith("\r\n")) return text.substring(0, text.length() - 2);
+        if (text.endsWith("\n")) return text.substring(0, text.length() - 1);
+        return text;
     }
 }

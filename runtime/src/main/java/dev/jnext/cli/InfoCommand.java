@@ -13,9 +13,10 @@ import picocli.CommandLine.Option;
 import java.util.concurrent.Callable;
 
 /** {@code jnext info}: JVM, CUDA driver presence and the device's properties. */
-@Command(name = "info", description = "Show the JVM and, if a CUDA driver is present, the GPU.")
+@Command(name = "info", mixinStandardHelpOptions = true,
+        description = "Show the JVM and, if a CUDA driver is present, the GPU: name, SMs, memory, driver and cuBLASLt versions.")
 public final class InfoCommand implements Callable<Integer> {
-    @Option(names = "--device", description = "CUDA device ordinal (default: ${DEFAULT-VALUE})", defaultValue = "0")
+    @Option(names = "--device", paramLabel = "N", defaultValue = "0", description = "CUDA device ordinal (default: ${DEFAULT-VALUE}).")
     int ordinal;
 
     @Override

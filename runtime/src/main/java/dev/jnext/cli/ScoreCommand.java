@@ -13,64 +13,74 @@ import dev.jnext.model.Qwen3NextModel;
 import dev.jnext.tokenizer.QwenTokenizer;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
 
+import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.concurrent.Callable;
 
 /** {@code jnext score}: per-token log-probabilities and perplexity of a token sequence under a model. */
-@Command(name = "score", mixinStandardHelpOptions = true,
-        description = "Per-token log-probabilities and the perplexity of a text or of token ids.")
+@Command(name = "score", mixinStandardHelpOptions = true, sortOptions = false, sortSynopsis = false,
+        description = "Print the per-token log-probabilities and the perplexity of a text or of token ids under a model.")
 public final class ScoreCommand implements Callable<Integer> {
 
-    enum Device { cpu, cuda, auto }
-
     static final class Input {
-        @Option(names = "--text", description = "text to score (tokenized with the model directory's tokenizer.json)")
+        @Option(names = "--text", paramLabel = "TEXT", order = 10,
+                description = "Text to score, tokenized with the --tokenizer folder's tokenizer.json (default: the --model folder's).")
         String text;
 
-        @Option(names = "--ids", split = ",", description = "token ids to score, comma-separated")
-        String[] ids;
+        @Option(names = "--ids", paramLabel = "IDS", order = 11, description = "Token ids to score, comma-separated (such as 9707,1879).")
+        String ids;
     }
 
-    @Option(names = "--model", required = true, description = "Hugging Face model directory (config.json + safetensors)")
-    Path model;
+    @Spec
+    CommandSpec spec;
 
-    @ArgGroup(exclusive = true, multiplicity = "1")
+    @Mixin
+    ModelOptions modelOptions;
+
+    @ArgGroup(exclusive = true, multiplicity = "1", order = 10)
     Input input;
 
-    @Option(names = "--logits-out", description = "write the logits [T, vocab] as float32 .npy")
+    @Option(names = "--logits-out", paramLabel = "FILE", order = 20,
+            description = "Also write the logits [tokens, vocab] as a float32 NumPy file (.npy).")
     Path logitsOut;
 
-    @Option(names = "--device", defaultValue = "auto",
-            description = "cpu, cuda or auto (default: ${DEFAULT-VALUE}: the GPU when a CUDA driver is present and the kernels support the checkpoint's geometry)")
-    Device device;
-
-    @Option(names = "--decode-from", description = "prefill the first N tokens, then feed the rest one decode step at a time (default: all in prefill)")
+    @Option(names = "--decode-from", paramLabel = "N", order = 21,
+            description = "Prefill the first N tokens, then feed the rest one decode step at a time (default: everything in prefill steps).")
     Integer decodeFrom;
 
     @Override
     public Integer call() {
-        if (decodeFrom != null && decodeFrom < 1) throw new JnextException("--decode-from must be at least 1, got " + decodeFrom);
-        QwenTokenizer tokenizer = null;
-        int[] ids;
-        if (input.text != null) {
-            if (!Files.isRegularFile(model.resolve("tokenizer.json"))) {
-                throw new JnextException(model + ": no tokenizer.json, which --text needs (or pass --ids)");
-            }
-            tokenizer = QwenTokenizer.load(model);
-            ids = tokenizer.encode(input.text);
-        } else {
-            ids = parseIds(input.ids);
+        PrintWriter out = spec.commandLine().getOut();
+        PrintWriter err = spec.commandLine().getErr();
+        // every option is checked before anything is read or loaded
+        int[] ids = input.ids != null ? parseIds(input.ids.split(",", -1)) : null;
+        if (input.text != null && input.text.isEmpty()) throw new JnextException("--text is empty: nothing to score");
+        if (logitsOut != null) {
+            if (Files.isDirectory(logitsOut)) throw new JnextException("--logits-out " + logitsOut + ": is a folder; name a .npy file");
+            Path parent = logitsOut.toAbsolutePath().getParent();
+            if (parent != null && !Files.isDirectory(parent)) throw new JnextException("--logits-out " + logitsOut + ": no such folder " + parent);
         }
+        if (decodeFrom != null && decodeFrom < 1) throw new JnextException("--decode-from must be at least 1, got " + decodeFrom);
+        Path model = modelOptions.modelDir();
+        Path tokenizerDir = input.text != null || modelOptions.hasTokenizerOption() ? modelOptions.tokenizerDir() : null;
+
+        QwenTokenizer tokenizer = tokenizerDir == null ? null : QwenTokenizer.load(tokenizerDir);
+        if (ids == null) ids = tokenizer.encode(input.text);
         if (ids.length == 0) throw new JnextException("nothing to score: the input has no tokens");
         long t0 = System.nanoTime();
         ModelConfig config = ModelConfig.load(model);
-        Backends.Choice choice = Backends.resolve(device.name(), config,
-                why -> System.err.println("jnext: --device auto: using the CPU (" + why + ")"));
-        try (Backend b = open(choice)) {
+        Backends.Choice choice = modelOptions.resolveDevice(config, why -> {
+            err.println("jnext: --device auto: running on the CPU (" + why + ")");
+            err.flush();
+        });
+        try (Backend b = open(choice, model)) {
             LogitsSession session = b.session();
             int vocab = config.vocabSize();
             long t1 = System.nanoTime();
@@ -92,23 +102,26 @@ public final class ScoreCommand implements Callable<Integer> {
                 if (writer != null) writer.close();
             }
             long t2 = System.nanoTime();
-            System.out.println("pos\ttoken_id\tlog_prob" + (tokenizer != null ? "\ttoken" : ""));
+            out.println("pos\ttoken_id\tlog_prob" + (tokenizer != null ? "\ttoken" : ""));
             double sum = 0;
             for (int t = 0; t < ids.length; t++) {
                 String lp = t == 0 ? "-" : String.format("%.6f", logProbs[t]);
                 String tok = tokenizer != null ? "\t" + printable(tokenizer.decode(new int[]{ids[t]})) : "";
-                System.out.println(t + "\t" + ids[t] + "\t" + lp + tok);
+                out.println(t + "\t" + ids[t] + "\t" + lp + tok);
                 if (t > 0) sum += logProbs[t];
             }
             if (ids.length > 1) {
                 double mean = sum / (ids.length - 1);
-                System.out.printf("tokens: %d, scored: %d, mean log-prob: %.6f, perplexity: %.6f%n", ids.length,
+                out.printf("tokens: %d, scored: %d, mean log-prob: %.6f, perplexity: %.6f%n", ids.length,
                         ids.length - 1, mean, Math.exp(-mean));
             } else {
-                System.out.println("tokens: 1 (perplexity needs at least 2 tokens)");
+                out.println("tokens: 1 (perplexity needs at least 2 tokens)");
             }
-            System.err.printf("device: %s; load %.2f s, forward %.2f s (%d tokens%s)%n", b.name(), (t1 - t0) / 1e9,
-                    (t2 - t1) / 1e9, ids.length, prefill < ids.length ? ", " + (ids.length - prefill) + " of them decode steps" : "");
+            out.flush();
+            err.printf("jnext: device %s; load %.2f s, forward %.2f s (%s%s)%n", b.name(), (t1 - t0) / 1e9,
+                    (t2 - t1) / 1e9, Plural.of(ids.length, "token"),
+                    prefill < ids.length ? ", " + Plural.of(ids.length - prefill, "decode step") : "");
+            err.flush();
         }
         return 0;
     }
@@ -117,15 +130,19 @@ public final class ScoreCommand implements Callable<Integer> {
     private record Backend(String name, LogitsSession session, AutoCloseable model) implements AutoCloseable {
         @Override
         public void close() {
-            try (AutoCloseable m = model) {
+            try {
                 session.close();
-            } catch (Exception e) {
-                throw e instanceof RuntimeException r ? r : new JnextException("closing the model: " + e.getMessage(), e);
+            } finally {
+                try {
+                    model.close();
+                } catch (Exception e) {
+                    throw e instanceof RuntimeException r ? r : new JnextException("closing the model: " + e.getMessage(), e);
+                }
             }
         }
     }
 
-    private Backend open(Backends.Choice choice) {
+    private static Backend open(Backends.Choice choice, Path model) {
         if (choice == Backends.Choice.CPU) {
             Qwen3NextModel m = Qwen3NextModel.load(model);
             return new Backend("cpu", new CpuSession(m), m);

@@ -1,22 +1,23 @@
 package dev.jnext.cli;
 
+import dev.jnext.JnextException;
 import dev.jnext.model.DType;
 import dev.jnext.model.ModelConfig;
 import dev.jnext.model.SyntheticCheckpoint;
-import me.tongfei.progressbar.ProgressBar;
-import me.tongfei.progressbar.ProgressBarBuilder;
-import me.tongfei.progressbar.ProgressBarStyle;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
 
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
 
 /** {@code jnext synth}: a random Qwen3-Next checkpoint in the Hugging Face layout, streamed to disk. */
-@Command(name = "synth", mixinStandardHelpOptions = true,
-        description = "Write a random Qwen3-Next checkpoint (config.json, sharded safetensors, index) for tests and benchmarks.")
+@Command(name = "synth", mixinStandardHelpOptions = true, sortOptions = false, sortSynopsis = false,
+        description = "Write a checkpoint with random weights in the Hugging Face layout (config.json, sharded safetensors, index) for tests and benchmarks.")
 public final class SynthCommand implements Callable<Integer> {
 
     enum Preset {
@@ -35,51 +36,53 @@ public final class SynthCommand implements Callable<Integer> {
 
     enum Dtype { bf16, f32 }
 
-    @Option(names = "--preset", required = true, converter = PresetConverter.class,
-            description = "tiny (a few MB, every block), gpu-small (the smallest shape the CUDA kernels run on their fast paths) "
-                    + "or next-80b-a3b (the 80B-A3B per-layer geometry)")
+    @Spec
+    CommandSpec spec;
+
+    @Option(names = "--preset", required = true, paramLabel = "NAME", converter = PresetConverter.class,
+            description = "tiny (every block at toy sizes, a 256-token vocabulary unless --vocab-size), gpu-small (the smallest shape the CUDA kernels run on their fast paths) or next-80b-a3b (the per-layer geometry of Qwen3-Next-80B-A3B).")
     Preset preset;
 
-    @Option(names = "--layers", description = "number of decoder layers (default: the preset's; every 4th is full attention)")
-    Integer layers;
+    @Option(names = "--out", required = true, paramLabel = "DIR", description = "Output folder; created if needed, must not hold a checkpoint.")
+    Path out;
 
-    @Option(names = "--experts", description = "routed experts per MoE layer (default: the preset's; top-k is capped at it)")
-    Integer experts;
-
-    @Option(names = "--vocab-size", description = "vocabulary size (default: the preset's; 151936 fits the Qwen3 tokenizer, "
-            + "which `jnext generate --tokenizer` then can use)")
+    @Option(names = "--vocab-size", paramLabel = "N",
+            description = "Vocabulary size (default: the preset's). 151936 fits the Qwen3 tokenizer, so generate and score can use it with --tokenizer.")
     Integer vocabSize;
 
-    @Option(names = "--seed", defaultValue = "0", description = "random seed (default: ${DEFAULT-VALUE})")
-    long seed;
+    @Option(names = "--layers", paramLabel = "N", description = "Number of decoder layers; every 4th is full attention (default: the preset's).")
+    Integer layers;
 
-    @Option(names = "--dtype", defaultValue = "bf16", description = "bf16 or f32 (default: ${DEFAULT-VALUE})")
+    @Option(names = "--experts", paramLabel = "N", description = "Routed experts per MoE layer; top-k is capped at it (default: the preset's).")
+    Integer experts;
+
+    @Option(names = "--dtype", paramLabel = "TYPE", defaultValue = "bf16", description = "bf16 or f32 (default: ${DEFAULT-VALUE}).")
     Dtype dtype;
 
-    @Option(names = "--shard-size-mb", defaultValue = "2048", description = "largest shard in MiB (default: ${DEFAULT-VALUE})")
-    long shardMb;
-
-    @Option(names = "--experts-layout", defaultValue = "hub",
-            description = "hub (experts.{e}.gate_proj ...) or fused (experts.gate_up_proj [E,2I,H]) (default: ${DEFAULT-VALUE})")
+    @Option(names = "--experts-layout", paramLabel = "LAYOUT", defaultValue = "hub",
+            description = "hub (one tensor per expert: experts.{e}.gate_proj, ...) or fused (experts.gate_up_proj [E, 2I, H], ...) (default: ${DEFAULT-VALUE}).")
     String layout;
 
-    @Option(names = "--mlp-only-layers", split = ",", description = "layers that get a dense MLP instead of the MoE (comma-separated)")
+    @Option(names = "--mlp-only-layers", paramLabel = "L,...", split = ",", description = "Layers that get a dense MLP instead of the MoE (mlp_only_layers).")
     List<Integer> mlpOnlyLayers = new ArrayList<>();
 
-    @Option(names = "--no-norm-topk-prob", description = "do not renormalise the top-k routing weights (norm_topk_prob false)")
+    @Option(names = "--no-norm-topk-prob", description = "Do not renormalise the top-k routing weights (norm_topk_prob false).")
     boolean noNormTopk;
 
-    @Option(names = "--tie-word-embeddings", description = "no lm_head.weight: the output layer is the embedding")
+    @Option(names = "--tie-word-embeddings", description = "No lm_head.weight: the output layer is the embedding.")
     boolean tie;
 
-    @Option(names = "--config-style", defaultValue = "5", description = "config.json as transformers 5 (rope_parameters, layer_types) or 4 (top-level rope_theta) writes it (default: ${DEFAULT-VALUE})")
+    @Option(names = "--config-style", paramLabel = "V", defaultValue = "5", description = "config.json as transformers 5 writes it (rope_parameters, layer_types) or as 4 does (top-level rope_theta, full_attention_interval) (default: ${DEFAULT-VALUE}).")
     int configStyle;
 
-    @Option(names = "--logit-scale", defaultValue = "1", description = "scale of the final norm (1: near-uniform next-token distributions; 4-6: 1-4 nats, like a trained model) (default: ${DEFAULT-VALUE})")
+    @Option(names = "--logit-scale", paramLabel = "S", defaultValue = "1", description = "Scale of the final norm: 1 gives near-uniform next-token distributions, 5 gives 2-4 nats like a trained model (default: ${DEFAULT-VALUE}).")
     float logitScale;
 
-    @Option(names = "--out", required = true, description = "output directory (created; must not hold a checkpoint)")
-    Path out;
+    @Option(names = "--shard-size-mb", paramLabel = "MIB", defaultValue = "2048", description = "Largest shard in MiB (default: ${DEFAULT-VALUE}).")
+    long shardMb;
+
+    @Option(names = "--seed", paramLabel = "S", defaultValue = "0", description = "Seed of the random weights (default: ${DEFAULT-VALUE}).")
+    long seed;
 
     static final class PresetConverter implements picocli.CommandLine.ITypeConverter<Preset> {
         @Override
@@ -91,27 +94,31 @@ public final class SynthCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
+        // every option is checked before anything is written
         DType dt = dtype == Dtype.bf16 ? DType.BF16 : DType.F32;
         SyntheticCheckpoint.ExpertLayout el = switch (layout) {
             case "hub" -> SyntheticCheckpoint.ExpertLayout.HUB;
             case "fused" -> SyntheticCheckpoint.ExpertLayout.FUSED;
-            default -> throw new dev.jnext.JnextException("--experts-layout must be hub or fused, got " + layout);
+            default -> throw new JnextException("--experts-layout must be hub or fused, got " + layout);
         };
-        if (shardMb <= 0) throw new dev.jnext.JnextException("--shard-size-mb must be positive, got " + shardMb);
-        if (configStyle != 4 && configStyle != 5) throw new dev.jnext.JnextException("--config-style must be 4 or 5, got " + configStyle);
+        if (layers != null && layers < 1) throw new JnextException("--layers must be at least 1, got " + layers);
+        if (experts != null && experts < 1) throw new JnextException("--experts must be at least 1, got " + experts);
+        if (vocabSize != null && vocabSize < 1) throw new JnextException("--vocab-size must be at least 1, got " + vocabSize);
+        if (shardMb <= 0) throw new JnextException("--shard-size-mb must be positive, got " + shardMb);
+        if (configStyle != 4 && configStyle != 5) throw new JnextException("--config-style must be 4 or 5, got " + configStyle);
+        if (!(logitScale > 0) || !Float.isFinite(logitScale)) throw new JnextException("--logit-scale must be positive, got " + logitScale);
+        if (Files.exists(out) && !Files.isDirectory(out)) throw new JnextException("--out " + out + ": not a folder");
         ModelConfig config = SyntheticCheckpoint.preset(preset.name, layers, experts, dt);
         config = derive(config, vocabSize != null ? vocabSize : config.vocabSize());
         var options = new SyntheticCheckpoint.Options(config, dt, seed, shardMb << 20, el, logitScale,
                 configStyle == 4 ? SyntheticCheckpoint.ConfigStyle.V4 : SyntheticCheckpoint.ConfigStyle.V5);
         long total = SyntheticCheckpoint.dataBytes(options);
         long start = System.nanoTime();
-        try (ProgressBar bar = new ProgressBarBuilder().setTaskName("synth " + preset.name)
-                .setInitialMax(total).setUnit(" MiB", 1 << 20).setStyle(ProgressBarStyle.ASCII)
-                .setUpdateIntervalMillis(500).build()) {
-            SyntheticCheckpoint.write(out, options, bar::stepBy);
+        try (Terminal.Progress progress = Terminal.bytes("synth " + preset.name, total)) {
+            SyntheticCheckpoint.write(out, options, progress);
         }
-        System.out.printf("wrote %s: %d layers, %d experts, %s, %.1f MiB in %.1f s%n", out, config.numHiddenLayers(),
-                config.numExperts(), dt, total / 1048576.0, (System.nanoTime() - start) / 1e9);
+        spec.commandLine().getOut().printf("wrote %s: %s, %s, %s, %.1f MiB in %.1f s%n", out, Plural.of(config.numHiddenLayers(), "layer"),
+                Plural.of(config.numExperts(), "expert"), dt, total / 1048576.0, (System.nanoTime() - start) / 1e9);
         return 0;
     }
 
@@ -120,10 +127,9 @@ public final class SynthCommand implements Callable<Integer> {
      * when the vocabulary holds them.
      */
     private ModelConfig derive(ModelConfig c, int vocab) {
-        if (vocab < 1) throw new dev.jnext.JnextException("--vocab-size must be at least 1, got " + vocab);
         for (int l : mlpOnlyLayers) {
             if (l < 0 || l >= c.numHiddenLayers()) {
-                throw new dev.jnext.JnextException("--mlp-only-layers: layer " + l + " is not in 0.." + (c.numHiddenLayers() - 1));
+                throw new JnextException("--mlp-only-layers: layer " + l + " is not in 0.." + (c.numHiddenLayers() - 1));
             }
         }
         return new ModelConfig(vocab, c.hiddenSize(), c.intermediateSize(), c.numHiddenLayers(), c.numAttentionHeads(),
@@ -132,6 +138,6 @@ public final class SynthCommand implements Callable<Integer> {
                 c.moeIntermediateSize(), c.sharedExpertIntermediateSize(), c.decoderSparseStep(), List.copyOf(mlpOnlyLayers),
                 c.normTopkProb() && !noNormTopk, c.layerTypes(), c.ropeTheta(), c.partialRotaryFactor(), c.rmsNormEps(),
                 c.maxPositionEmbeddings(), c.tieWordEmbeddings() || tie, c.dtype(), vocab > 151643 ? Integer.valueOf(151643) : null,
-                vocab > 151645 ? java.util.List.of(151645) : java.util.List.of());
+                vocab > 151645 ? List.of(151645) : List.of());
     }
 }

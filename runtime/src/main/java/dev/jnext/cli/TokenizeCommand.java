@@ -24,28 +24,29 @@ import java.util.Map;
 import java.util.concurrent.Callable;
 
 /** {@code jnext tokenize}: token ids of JSON strings (or chat conversations) read line by line from stdin. */
-@Command(name = "tokenize", mixinStandardHelpOptions = true,
-        description = {"Read stdin, one JSON string per line, and print one JSON array of token ids per line.",
-                "With --chat each line is a JSON array of {\"role\", \"content\"} messages and the output is",
-                "{\"prompt\": rendered, \"ids\": [...]} with the chat template applied."})
+@Command(name = "tokenize", mixinStandardHelpOptions = true, sortOptions = false,
+        description = "Read stdin, one JSON string per line, and print one JSON array of token ids per line. With --chat each line is a JSON array of {\"role\": ..., \"content\": ...} messages and the output is {\"prompt\": the rendered chat template, \"ids\": [...]}.")
 public final class TokenizeCommand implements Callable<Integer> {
     private static final ObjectMapper JSON = new ObjectMapper();
 
     @Spec
     CommandSpec spec;
 
-    @Option(names = "--tokenizer", required = true, description = "folder with tokenizer.json (+ tokenizer_config.json for --chat)")
+    @Option(names = "--tokenizer", required = true, paramLabel = "DIR",
+            description = "Folder with tokenizer.json (and tokenizer_config.json for --chat).")
     Path tokenizerDir;
 
-    @Option(names = "--chat", description = "lines are message arrays; render them with the chat template")
+    @Option(names = "--chat", description = "Lines are message arrays; render each with the chat template.")
     boolean chat;
 
-    @Option(names = "--no-generation-prompt", description = "with --chat: do not end with the assistant turn's opening")
+    @Option(names = "--no-generation-prompt", description = "Do not end the rendered prompt with the opening of the assistant's turn (needs --chat).")
     boolean noGenerationPrompt;
 
     @Override
     public Integer call() throws IOException {
         PrintWriter out = spec.commandLine().getOut();
+        ModelOptions.folderWith("--tokenizer", tokenizerDir, "tokenizer.json", "");
+        if (chat) ModelOptions.folderWith("--tokenizer", tokenizerDir, "tokenizer_config.json", ", which holds the chat template --chat needs");
         QwenTokenizer tokenizer = QwenTokenizer.load(tokenizerDir);
         ChatTemplate template = chat ? ChatTemplate.load(tokenizerDir) : null;
         var in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));

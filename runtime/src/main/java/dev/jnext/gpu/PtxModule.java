@@ -1,5 +1,7 @@
 package dev.jnext.gpu;
 
+import dev.jnext.JnextException;
+
 import dev.jnext.bindings.cuda.CudaDriver;
 
 import java.io.IOException;
@@ -41,7 +43,8 @@ public final class PtxModule implements AutoCloseable {
         String path = RESOURCE_DIR + name + ".ptx";
         try (InputStream in = PtxModule.class.getClassLoader().getResourceAsStream(path)) {
             if (in == null) {
-                throw new IllegalStateException("PTX resource " + path + " not on the classpath (kernels-ptx not built?)");
+                throw new JnextException("PTX resource " + path + " is not on the classpath: this jnext was built "
+                        + "without its CUDA kernels (mvn -Pcpu-only, or kernels-ptx not built); build it with nvcc");
             }
             return new String(in.readAllBytes(), StandardCharsets.US_ASCII);
         } catch (IOException e) {

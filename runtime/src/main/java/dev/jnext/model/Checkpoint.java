@@ -94,7 +94,7 @@ public final class Checkpoint implements AutoCloseable {
         JsonNode wm = root == null ? null : root.get("weight_map");
         if (wm == null || !wm.isObject()) throw new JnextException(index + ": missing \"weight_map\" object");
         Map<String, String> out = new LinkedHashMap<>();
-        for (Iterator<Map.Entry<String, JsonNode>> it = wm.fields(); it.hasNext(); ) {
+        for (Iterator<Map.Entry<String, JsonNode>> it = wm.properties().iterator(); it.hasNext(); ) {
             Map.Entry<String, JsonNode> e = it.next();
             if (!e.getValue().isTextual()) {
                 throw new JnextException(index + ": weight_map." + e.getKey() + " must be a file name, got " + e.getValue());

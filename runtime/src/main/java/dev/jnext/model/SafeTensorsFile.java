@@ -99,7 +99,7 @@ public final class SafeTensorsFile {
         long dataSize = size - dataStart;
         List<Entry> entries = new ArrayList<>();
         Map<String, String> metadata = new LinkedHashMap<>();
-        for (Iterator<Map.Entry<String, JsonNode>> it = root.fields(); it.hasNext(); ) {
+        for (Iterator<Map.Entry<String, JsonNode>> it = root.properties().iterator(); it.hasNext(); ) {
             Map.Entry<String, JsonNode> f = it.next();
             if (f.getKey().equals("__metadata__")) {
                 readMetadata(file, f.getValue(), metadata);
@@ -122,7 +122,7 @@ public final class SafeTensorsFile {
 
     private static void readMetadata(Path file, JsonNode node, Map<String, String> out) {
         if (!node.isObject()) throw new JnextException(file + ": __metadata__ must be an object of strings");
-        for (Iterator<Map.Entry<String, JsonNode>> it = node.fields(); it.hasNext(); ) {
+        for (Iterator<Map.Entry<String, JsonNode>> it = node.properties().iterator(); it.hasNext(); ) {
             Map.Entry<String, JsonNode> m = it.next();
             if (!m.getValue().isTextual()) {
                 throw new JnextException(file + ": __metadata__." + m.getKey() + " must be a string, got " + m.getValue());

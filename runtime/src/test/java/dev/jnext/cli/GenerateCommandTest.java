@@ -77,7 +77,8 @@ class GenerateCommandTest {
     void aCheckpointWithoutTokenizerAsksForOne() {
         CliRun r = CliRun.run("", "generate", "--model", model.toString(), "--prompt", "hi");
         assertEquals(Main.EXIT_USER_ERROR, r.exitCode());
-        assertTrue(r.err().contains("tokenizer.json is missing") && r.err().contains("--tokenizer"), r.err());
+        assertEquals("jnext: --model " + model + ": the folder has no tokenizer.json (synthetic checkpoints have none); pass --tokenizer DIR",
+                r.err().strip());
     }
 
     @Test
@@ -101,6 +102,48 @@ class GenerateCommandTest {
         CliRun r = CliRun.run("", "generate", "--model", model.toString(), "--tokenizer", tok.toString(), "--chat", "--prompt", "hi");
         assertEquals(Main.EXIT_USER_ERROR, r.exitCode());
         assertTrue(r.err().contains("chat template") && r.err().contains("cannot be rendered"), r.err());
+    }
+
+    @Test
+    void aPromptFromStdinLosesOneFinalNewline() {
+        String[] args = {"generate", "--model", model.toString(), "--tokenizer", tokenizer, "--max-new-tokens", "2"};
+        CliRun piped = CliRun.run("Once upon a time\n", args);
+        assertEquals(0, piped.exitCode(), piped.err());
+        CliRun given = CliRun.run("", append(args, "--prompt", "Once upon a time"));
+        assertTrue(piped.err().contains("prompt 4 tokens"), piped.err()); // Once, upon, a, time: no "\n" token
+        assertTrue(given.err().contains("prompt 4 tokens"), given.err());
+        assertEquals(given.out(), piped.out());
+        assertTrue(CliRun.run("Once upon a time\r\n", args).err().contains("prompt 4 tokens"));
+        // only one: a blank line the user meant stays
+        CliRun two = CliRun.run("Once upon a time\n\n", args);
+        assertEquals(CliRun.run("", append(args, "--prompt", "Once upon a time\n")).err().replaceAll("[0-9.]+ (s|ms|tok/s)", ""),
+                two.err().replaceAll("[0-9.]+ (s|ms|tok/s)", ""));
+        assertEquals("a\n", GenerateCommand.withoutFinalNewline("a\n\n"));
+        assertEquals("a", GenerateCommand.withoutFinalNewline("a"));
+        assertEquals("", GenerateCommand.withoutFinalNewline("\n"));
+        String help = CliRun.run("", "generate", "--help").out().replaceAll("\\s+", " ");
+        assertTrue(help.contains("default: stdin, without its final newline"), help);
+    }
+
+    private static String[] append(String[] args, String... more) {
+        String[] all = java.util.Arrays.copyOf(args, args.length + more.length);
+        System.arraycopy(more, 0, all, args.length, more.length);
+        return all;
+    }
+
+    @Test
+    void countsOfOneAreSingular() {
+        String[] args = {"generate", "--model", model.toString(), "--tokenizer", tokenizer, "--prompt", "Hello", "--max-new-tokens", "2"};
+        CliRun r = CliRun.run("", args);
+        assertEquals(0, r.exitCode(), r.err());
+        assertTrue(r.err().contains("; prompt 1 token;"), r.err());
+        assertTrue(r.err().matches("(?s).*prefill [0-9.]+ tok/s \\(1 token\\); decode [0-9.]+ tok/s \\(1 token\\);.*"), r.err());
+        args[args.length - 1] = "1";
+        r = CliRun.run("", args);
+        assertTrue(r.err().contains("; no decode step;") && !r.err().contains("NaN"), r.err());
+        assertEquals("1 token", Plural.of(1, "token"));
+        assertEquals("0 tokens", Plural.of(0, "token"));
+        assertEquals("2 layers", Plural.of(2, "layer"));
     }
 
     @Test

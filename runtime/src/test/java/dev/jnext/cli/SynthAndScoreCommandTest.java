@@ -11,10 +11,6 @@ import dev.jnext.model.SyntheticCheckpoint;
 import dev.jnext.tokenizer.TestTokenizers;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import picocli.CommandLine;
-
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -25,29 +21,16 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 class SynthAndScoreCommandTest {
 
-    record Result(int code, String out, String err) {}
-
-    static Result run(String... args) {
-        CommandLine cl = Main.commandLine();
-        StringWriter err = new StringWriter();
-        cl.setErr(new PrintWriter(err));
-        var oldOut = System.out;
-        var buf = new java.io.ByteArrayOutputStream();
-        System.setOut(new java.io.PrintStream(buf, true));
-        try {
-            int code = cl.execute(args);
-            return new Result(code, buf.toString(), err.toString());
-        } finally {
-            System.setOut(oldOut);
-        }
+    static CliRun run(String... args) {
+        return CliRun.run("", args);
     }
 
     @Test
     void synthWritesALoadableShardedCheckpointAndScoreMatchesTheLibrary(@TempDir Path tmp) throws Exception {
         Path dir = tmp.resolve("m");
-        Result s = run("synth", "--preset", "tiny", "--layers", "4", "--experts", "5", "--seed", "3", "--dtype", "f32",
+        CliRun s = run("synth", "--preset", "tiny", "--layers", "4", "--experts", "5", "--seed", "3", "--dtype", "f32",
                 "--shard-size-mb", "1", "--out", dir.toString());
-        assertEquals(0, s.code(), s.err());
+        assertEquals(0, s.exitCode(), s.err());
         assertTrue(Files.isRegularFile(dir.resolve(Checkpoint.INDEX_FILE)));
         assertTrue(Files.readString(dir.resolve("config.json")).contains("\"rope_parameters\""));
         try (var files = Files.list(dir)) {
@@ -61,9 +44,9 @@ class SynthAndScoreCommandTest {
             expected = session.extendAll(ids);
         }
         Path npy = tmp.resolve("logits.npy");
-        Result r = run("score", "--model", dir.toString(), "--ids", "5,17,200,3,3,99,12", "--logits-out", npy.toString(),
+        CliRun r = run("score", "--model", dir.toString(), "--ids", "5,17,200,3,3,99,12", "--logits-out", npy.toString(),
                 "--device", "cpu");
-        assertEquals(0, r.code(), r.err());
+        assertEquals(0, r.exitCode(), r.err());
         Npy.Array logits = Npy.read(npy);
         assertArrayEquals(new int[]{7, 256}, logits.shape());
         assertArrayEquals(expected, logits.floats());
@@ -80,21 +63,43 @@ class SynthAndScoreCommandTest {
     }
 
     @Test
+    void synthDrawsNoProgressBarWhenNoTerminalWatches(@TempDir Path tmp) {
+        var savedErr = System.err;
+        var stderr = new java.io.ByteArrayOutputStream();
+        System.setErr(new java.io.PrintStream(stderr, true));
+        CliRun s;
+        try {
+            s = run("synth", "--preset", "tiny", "--out", tmp.resolve("m").toString());
+        } finally {
+            System.setErr(savedErr);
+        }
+        assertEquals(0, s.exitCode(), s.err());
+        assertEquals("", stderr.toString(), "the JVM's stderr (a test log here) gets no progress bar");
+        assertEquals("", s.err());
+        assertTrue(s.out().startsWith("wrote ") && !s.out().contains("\r"), s.out());
+    }
+
+    @Test
     void synthRefusesToOverwriteAndScoreRejectsBadInput(@TempDir Path tmp) {
         Path dir = tmp.resolve("m");
-        assertEquals(0, run("synth", "--preset", "tiny", "--out", dir.toString()).code());
-        Result again = run("synth", "--preset", "tiny", "--out", dir.toString());
-        assertEquals(2, again.code());
+        assertEquals(0, run("synth", "--preset", "tiny", "--out", dir.toString()).exitCode());
+        CliRun again = run("synth", "--preset", "tiny", "--out", dir.toString());
+        assertEquals(2, again.exitCode());
         assertTrue(again.err().contains("already holds config.json; choose an empty directory"), again.err());
-        Result cuda = run("score", "--model", dir.toString(), "--ids", "1,2", "--device", "cuda");
-        assertEquals(2, cuda.code());
-        assertEquals("jnext: --device cuda: the CUDA runner is not available yet; use --device cpu", cuda.err().trim());
-        Result badId = run("score", "--model", dir.toString(), "--ids", "1,256");
+        CliRun cuda = run("score", "--model", dir.toString(), "--ids", "1,2", "--device", "cuda");
+        assertEquals(2, cuda.exitCode());
+        assertEquals("jnext: --device cuda: the CUDA runner is not available yet; use --device cpu (or auto)", cuda.err().trim());
+        CliRun one = run("score", "--model", dir.toString(), "--ids", "7");
+        assertEquals(0, one.exitCode(), one.err());
+        assertTrue(one.out().endsWith("tokens: 1 (perplexity needs at least 2 tokens)\n"), one.out());
+        assertTrue(one.err().matches("jnext: device cpu; load [0-9.]+ s, forward [0-9.]+ s \\(1 token\\)\n"), one.err());
+        CliRun badId = run("score", "--model", dir.toString(), "--ids", "1,256");
         assertEquals("jnext: token id 256 at position 1 is outside the vocabulary 0..255", badId.err().trim());
-        Result noTok = run("score", "--model", dir.toString(), "--text", "hi");
-        assertEquals("jnext: " + dir + ": no tokenizer.json, which --text needs (or pass --ids)", noTok.err().trim());
-        Result preset = run("synth", "--preset", "huge", "--out", tmp.resolve("x").toString());
-        assertTrue(preset.code() != 0 && preset.err().contains("expected tiny or next-80b-a3b"), preset.err());
+        CliRun noTok = run("score", "--model", dir.toString(), "--text", "hi");
+        assertEquals("jnext: --model " + dir + ": the folder has no tokenizer.json (synthetic checkpoints have none); pass --tokenizer DIR",
+                noTok.err().trim());
+        CliRun preset = run("synth", "--preset", "huge", "--out", tmp.resolve("x").toString());
+        assertTrue(preset.exitCode() != 0 && preset.err().contains("expected tiny or next-80b-a3b"), preset.err());
     }
 
     @Test
@@ -108,11 +113,11 @@ class SynthAndScoreCommandTest {
                 SyntheticCheckpoint.ExpertLayout.HUB), n -> { });
         Files.copy(TestTokenizers.qwen3Dir().resolve("tokenizer.json"), dir.resolve("tokenizer.json"));
         int[] ids = TestTokenizers.qwen3().encode("Hello world, hello jnext!");
-        Result text = run("score", "--model", dir.toString(), "--text", "Hello world, hello jnext!");
-        assertEquals(0, text.code(), text.err());
+        CliRun text = run("score", "--model", dir.toString(), "--text", "Hello world, hello jnext!");
+        assertEquals(0, text.exitCode(), text.err());
         StringBuilder idArg = new StringBuilder();
         for (int id : ids) idArg.append(idArg.isEmpty() ? "" : ",").append(id);
-        Result byIds = run("score", "--model", dir.toString(), "--ids", idArg.toString());
+        CliRun byIds = run("score", "--model", dir.toString(), "--ids", idArg.toString());
         String perplexity = byIds.out().lines().filter(l -> l.startsWith("tokens:")).findFirst().orElseThrow();
         assertTrue(text.out().contains(perplexity), text.out());
         assertTrue(text.out().contains("\t world"), text.out());

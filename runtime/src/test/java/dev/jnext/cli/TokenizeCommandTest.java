@@ -67,6 +67,6 @@ class TokenizeCommandTest {
     void aMissingTokenizerIsNamed(@TempDir Path empty) {
         CliRun r = CliRun.run("\"x\"\n", "tokenize", "--tokenizer", empty.toString());
         assertEquals(Main.EXIT_USER_ERROR, r.exitCode());
-        assertTrue(r.err().contains(empty.resolve("tokenizer.json").toString()), r.err());
+        assertEquals("jnext: --tokenizer " + empty + ": the folder has no tokenizer.json", r.err().strip());
     }
 }

@@ -22,4 +22,19 @@ class PtxBuildScriptTest {
         assertEquals(1, p.waitFor(), out);
         assertTrue(out.contains("ERROR: NVCC=/nonexistent/nvcc is not an executable nvcc"), out);
     }
+
+    @Test
+    void cpuOnlyBuildsNeedNoNvccAndSaySo() throws IOException, InterruptedException {
+        Path out = Path.of("target", "ptx-script-test-none");
+        ProcessBuilder pb = new ProcessBuilder("bash", Path.of("..", "kernels-ptx", "build-ptx.sh").toString(),
+                "../kernels-ptx/src/main/cuda", out.toString(), "none").redirectErrorStream(true);
+        pb.environment().put("NVCC", "/nonexistent/nvcc");
+        Process p = pb.start();
+        String log = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertEquals(0, p.waitFor(), log);
+        assertTrue(java.nio.file.Files.readString(out.resolve("NO-KERNELS.txt")).contains("mvn -Pcpu-only"));
+        try (var files = java.nio.file.Files.list(out)) {
+            assertTrue(files.noneMatch(f -> f.toString().endsWith(".ptx")));
+        }
+    }
 }
