@@ -71,7 +71,9 @@ __device__ __forceinline__ void flash_prefill(const bf16* __restrict__ q, const 
     const int kvh = blockIdx.y;
     const int G = num_heads / num_kv_heads;
     const int TOK = S::BM / G;
-    __shared__ int item[3];  // sequence (num_seqs: the rows past the last entry, −1: nothing), first row, rows
+    // this block's work item, in the row-sum exchange (first written in the epilogue, long after it is read):
+    // sequence (num_seqs: the rows past the last entry, −1: nothing), first row, rows
+    int* item = reinterpret_cast<int*>(xsum);
     if (threadIdx.x == 0) {
         const int id = blockIdx.x;
         int lo = 0, hi = num_seqs;  // last b with base(b) <= id

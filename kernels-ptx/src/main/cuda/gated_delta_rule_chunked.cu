@@ -679,7 +679,7 @@ extern "C" __global__ void __launch_bounds__(256) gdr_recurrent(
     const bool tail = b == nseq;  // the rows past the last entry: zero outputs
     const int bos = cu[b], eos = tail ? tokens : min(cu[b + 1], tokens), slot = tail ? -1 : slots[b];
     const long out_ld = (long)Hv * dv;
-    if (j0 >= dv) return;
+    if (j0 >= dv || eos <= bos) return;  // an empty entry: its slot is not even read
     if (slot < 0) {
         for (int t = bos + lane; t < eos; t += 32)
             for (int c = 0; c < 4 && j0 + c < dv; c++) out[t * out_ld + h * dv + j0 + c] = __float2bfloat16_rn(0.f);

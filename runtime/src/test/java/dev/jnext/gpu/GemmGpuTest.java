@@ -18,6 +18,7 @@ import static dev.jnext.gpu.GpuTestSupport.download;
 import static dev.jnext.gpu.GpuTestSupport.poisoned;
 import static dev.jnext.gpu.GpuTestSupport.randomBf16;
 import static dev.jnext.gpu.GpuTestSupport.upload;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -82,6 +83,76 @@ class GemmGpuTest {
                 }
             }
             assertTrue(bad == 0, bad + " elements out of tolerance, first " + firstBad);
+        }
+    }
+    /**
+     * Row strides: x read from a column slice of a wider buffer, the result written into a column slice of another (as
+     * q|k|v projections share one buffer); the columns around the slice keep their poison; beta = 1 accumulates into the
+     * slice.
+     */
+    @org.junit.jupiter.api.Test
+    void leadingDimensionsReadAndWriteColumnSlices() {
+        int m = 37, k = 256, n = 192, ldx = k + 64, ldy = n + 128, xCol = 32, yCol = 64;
+        Random rnd = new Random(77);
+        short[] x = randomBf16(rnd, m * ldx, 1.0), w = randomBf16(rnd, n * k, 1.0 / Math.sqrt(k));
+        dev.jnext.gpu.Stream s = GpuTestSupport.stream();
+        try (DeviceBuffer dx = upload(x, "x"); DeviceBuffer dw = upload(w, "w"); DeviceBuffer dy = poisoned(m * ldy, "y")) {
+            gemm.matmul(s, dx.address(2L * xCol), ldx, dw.address(), dy.address(2L * yCol), ldy, m, n, k);
+            short[] y = download(dy, m * ldy);
+            gemm.matmul(s, dx.address(2L * xCol), ldx, dw.address(), dy.address(2L * yCol), ldy, m, n, k, 1f, 1f);
+            short[] y2 = download(dy, m * ldy);
+            for (int r = 0; r < m; r++) {
+                for (int c = 0; c < ldy; c++) {
+                    short got = y[r * ldy + c];
+                    if (c < yCol || c >= yCol + n) {
+                        assertEquals((short) 0xffff, got, "row " + r + " column " + c + " outside the slice is untouched");
+                        assertEquals((short) 0xffff, y2[r * ldy + c], "row " + r + " column " + c + " outside the slice (beta = 1)");
+                        continue;
+                    }
+                    int j = c - yCol;
+                    double acc = 0, abs = 0;
+                    for (int i = 0; i < k; i++) {
+                        double p = (double) Bf16.toFloat(x[r * ldx + xCol + i]) * Bf16.toFloat(w[j * k + i]);
+                        acc += p;
+                        abs += Math.abs(p);
+                    }
+                    double tol = Math.abs(acc) * 0x1p-8 + abs * 0x1p-16 + 1e-30;
+                    float g = Bf16.toFloat(got);
+                    assertTrue(Math.abs(g - acc) <= tol, "row " + r + " col " + j + ": " + g + " vs " + acc);
+                    float g2 = Bf16.toFloat(y2[r * ldy + c]);
+                    assertTrue(Math.abs(g2 - (g + acc)) <= 2 * tol + Math.abs(g + acc) * 0x1p-8, "beta = 1, row " + r + " col " + j);
+                }
+            }
+        }
+    }
+
+    /** The plan cache keeps at most MAX_PLANS shapes; an evicted shape is planned again and still right. */
+    @org.junit.jupiter.api.Test
+    void planCacheIsBoundedAndRebuildsEvictedPlans() {
+        int k = 64, n = 16, shapes = Gemm.MAX_PLANS + 12;
+        Random rnd = new Random(5);
+        short[] x = randomBf16(rnd, shapes * k, 1.0), w = randomBf16(rnd, n * k, 0.125);
+        dev.jnext.gpu.Stream s = GpuTestSupport.stream();
+        try (Gemm small = new Gemm(GpuTestSupport.gpu()); DeviceBuffer dx = upload(x, "x"); DeviceBuffer dw = upload(w, "w");
+             DeviceBuffer dy = poisoned(shapes * n, "y")) {
+            for (int m = 1; m <= shapes; m++) small.matmul(s, dx.address(), dw.address(), dy.address(), m, n, k);
+            s.synchronize();
+            assertEquals(Gemm.MAX_PLANS, small.cachedPlans(), "least recently used plans evicted");
+            dy.fill16((short) 0xffff, s);
+            small.matmul(s, dx.address(), dw.address(), dy.address(), 3, n, k);  // m = 3 was evicted: planned again
+            short[] y = download(dy, 3 * n);
+            for (int r = 0; r < 3; r++) {
+                for (int j = 0; j < n; j++) {
+                    double acc = 0, abs = 0;
+                    for (int i = 0; i < k; i++) {
+                        double p = (double) Bf16.toFloat(x[r * k + i]) * Bf16.toFloat(w[j * k + i]);
+                        acc += p;
+                        abs += Math.abs(p);
+                    }
+                    assertTrue(Math.abs(Bf16.toFloat(y[r * n + j]) - acc) <= Math.abs(acc) * 0x1p-8 + abs * 0x1p-16 + 1e-30, "row " + r + " col " + j);
+                }
+            }
+            assertEquals(Gemm.MAX_PLANS, small.cachedPlans());
         }
     }
 }

@@ -76,4 +76,29 @@ class MemoryGpuTest {
         assertTrue(e.getMessage().contains("cuLaunchKernel") && e.getMessage().contains("empty_kernel")
                 && e.getMessage().contains("block Dim3[x=4096"), e.getMessage());
     }
+    @Test
+    void rangedFillsTouchOnlyTheirRange() {
+        Gpu gpu = GpuTestSupport.gpu();
+        Stream s = GpuTestSupport.stream();
+        try (Arena a = Arena.ofConfined(); DeviceBuffer b = gpu.allocate(4096, "ranged")) {
+            b.fill((byte) 0x11, s);
+            b.fill8(100, 37, (byte) 0x7e, s);
+            b.fill32(1024, 10, 0xdeadbeef, s);
+            b.fill32(4096, 0, 5, s);   // empty range at the end: nothing
+            b.fill8(0, 0, (byte) 1, s);
+            MemorySegment host = a.allocate(4096);
+            s.synchronize();
+            b.copyToHost(host);
+            byte[] got = host.toArray(ValueLayout.JAVA_BYTE);
+            for (int i = 0; i < 4096; i++) {
+                byte want = i >= 100 && i < 137 ? (byte) 0x7e : 0x11;
+                if (i >= 1024 && i < 1064) want = (byte) (0xdeadbeef >>> (8 * (i % 4)));
+                assertEquals(want, got[i], "byte " + i);
+            }
+            assertThrows(IndexOutOfBoundsException.class, () -> b.fill8(4000, 100, (byte) 0, s));
+            assertThrows(IndexOutOfBoundsException.class, () -> b.fill8(-1, 1, (byte) 0, s));
+            assertThrows(IllegalArgumentException.class, () -> b.fill32(2, 1, 0, s), "offset not a multiple of 4");
+            assertThrows(IndexOutOfBoundsException.class, () -> b.fill32(4092, 2, 0, s));
+        }
+    }
 }

@@ -16,7 +16,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The PTX built by kernels-ptx is on the classpath, for compute_90, with the entry points and signatures the launchers use. */
 class PtxResourcesTest {
-    private static final List<ParamType> PREFILL = List.of(U64, U64, U64, U64, U32, U64, U64, U32, U64, U64, U32, U32, U32, U32, F32);
+    private static final List<ParamType> PREFILL = List.of(U64, U64, U64, U64, U32, U64, U64, U32, U32, U64, U64, U32, U32, U32, U32, F32);
     private static final List<ParamType> DECODE = List.of(U64, U64, U64, U64, U32, U64, U32, U32, U32, U32, F32, U64, U64);
     private static final Map<String, Map<String, List<ParamType>>> EXPECTED = Map.ofEntries(
             Map.entry("rmsnorm", Map.of(
@@ -41,19 +41,20 @@ class PtxResourcesTest {
             Map.entry("moe_gemm_sm90a", Map.of(
                     "moe_gemm_gate_up_wgmma", List.of(U64, U64, U64, U64, U64, U32, U32, U32),
                     "moe_gemm_down_wgmma", List.of(U64, U64, U64, U64, U64, U64, U32, U32))),
-            Map.entry("moe_combine", Map.of("moe_combine", List.of(U64, U64, U64, U32, U64, U32, U32, U32))),
+            Map.entry("moe_combine", Map.of("moe_combine", List.of(U64, U64, U32, U64, U64, U32, U64, U32, U32, U32))),
             Map.entry("moe_decode", Map.of(
-                    "moe_decode_gate_up", List.of(U64, U64, U64, U64, U64, U32, U32, U32, U32),
-                    "moe_decode_down", List.of(U64, U64, U64, U64, U64, U64, U32, U64, U64, U64, U32, U32, U32, U32))),
+                    "moe_decode_gate_up", List.of(U64, U64, U64, U64, U64, U32, U32, U32, U32, U32),
+                    "moe_decode_down", List.of(U64, U64, U64, U64, U64, U64, U32, U64, U64, U64, U32, U32, U32, U32, U32))),
             Map.entry("embedding", Map.of("embedding_gather", List.of(U64, U64, U64, U32, U32, U32))),
             Map.entry("sampling", Map.of(
-                    "argmax_rows", List.of(U64, U32, U32, U32, U64, U64, U64),
+                    "argmax_rows", List.of(U64, U32, U32, U32, U64, U64, U64, U64, U32, U32, U64, U64, U64),
+                    "history_observe", List.of(U64, U64, U32, U64, U32, U32, U32),
                     "philox_blocks", List.of(U64, U64, U64, U32),
-                    "sample_rows", List.of(U64, U32, U32, U64, U64, U64))),
+                    "sample_rows", List.of(U64, U32, U32, U64, U64, U64, U64, U64, U32, U32, U64))),
             Map.entry("gated_delta_rule_chunked", Map.of(
                     "gdr_chunk_prep_d128", List.of(U64, U32, U64, U64, U64, U64, U32, U32, U32, U32, F32, U64),
-                    "gdr_chunk_state_d128", List.of(U64, U32, U64, U64, U32, U32, U32, U32, U64, U64, U64),
-                    "gdr_recurrent", List.of(U64, U32, U64, U64, U64, U64, U32, U32, U32, U32, U32, F32, U64, U64))),
+                    "gdr_chunk_state_d128", List.of(U64, U32, U64, U64, U32, U32, U32, U32, U32, U64, U64, U64),
+                    "gdr_recurrent", List.of(U64, U32, U64, U64, U64, U64, U32, U32, U32, U32, U32, U32, F32, U64, U64))),
             Map.entry("gdn_recurrent", gdnRecurrent()),
             Map.entry("causal_conv1d", causalConv1d()),
             Map.entry("gdn_gating", Map.of("gdn_split_gating", List.of(U64, U64, U64, U64, U64, U64, U64, U64, U32, U32, U32, U32, U32))),
@@ -77,11 +78,11 @@ class PtxResourcesTest {
         return m;
     }
 
-    /** prefill: x, w, state, cu_seqlens, slots, out, batch, channels, chunk; update: x, w, state, slots, out, channels; K = 2, 3, 4. */
+    /** prefill: x, w, state, cu_seqlens, slots, out, batch, tokens, channels, chunk; update: x, w, state, slots, out, channels; K = 2, 3, 4. */
     private static Map<String, List<ParamType>> causalConv1d() {
         Map<String, List<ParamType>> m = new java.util.HashMap<>();
         for (int k = 2; k <= 4; k++) {
-            m.put("causal_conv1d_prefill_k" + k, List.of(U64, U64, U64, U64, U64, U64, U32, U32, U32));
+            m.put("causal_conv1d_prefill_k" + k, List.of(U64, U64, U64, U64, U64, U64, U32, U32, U32, U32));
             m.put("causal_conv1d_update_k" + k, List.of(U64, U64, U64, U64, U64, U32));
         }
         return m;

@@ -298,7 +298,7 @@ class AttentionGpuTest {
     }
 
     /** The gate values of q_proj's output [T, heads, (q | gate)] as a flat array indexed t·(2w) + h·(2hd) + d. */
-    private static short[] gateView(short[] qg, AttentionGeometry g, int tokens) {
+    static short[] gateView(short[] qg, AttentionGeometry g, int tokens) {
         short[] out = new short[qg.length];
         int hd = g.headDim(), w = g.heads() * hd;
         for (int t = 0; t < tokens; t++) {

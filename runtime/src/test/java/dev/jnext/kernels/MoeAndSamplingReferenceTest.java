@@ -207,4 +207,93 @@ class MoeAndSamplingReferenceTest {
         assertTrue(e.getMessage().contains("151936") && e.getMessage().contains("position 1"), e.getMessage());
         EmbeddingKernel.validateIds(new int[]{0, 151935, -5}, 2, 151936);
     }
+    /** Padded rows may hold anything: the reference router still gives distinct valid ids and finite weights. */
+    @Test
+    void routerReferenceTurnsNonFiniteRowsIntoValidRoutes() {
+        int experts = 16, topK = 4, stride = 16;
+        short nan = (short) 0x7fc1, inf = (short) 0x7f80, ninf = (short) 0xff80;
+        short[] l = new short[4 * stride];
+        java.util.Arrays.fill(l, 0, stride, nan);                  // all NaN
+        java.util.Arrays.fill(l, stride, 2 * stride, ninf);        // all -inf
+        for (int e = 0; e < experts; e++) l[2 * stride + e] = Bf16.fromFloat(e * 0.1f);
+        l[2 * stride + 3] = inf;                                     // two +inf share the mass
+        l[2 * stride + 9] = inf;
+        l[2 * stride + 15] = nan;
+        for (int e = 0; e < experts; e++) l[3 * stride + e] = e % 2 == 0 ? nan : Bf16.fromFloat(-e);  // NaN counts as -inf
+        MoeRouterKernel.Routes r = MoeRouterKernel.reference(l, stride, 4, experts, topK, true);
+        assertArrayEquals(new int[] {0, 1, 2, 3}, java.util.Arrays.copyOfRange(r.ids(), 0, 4), "all NaN: the lowest ids");
+        assertArrayEquals(new int[] {0, 1, 2, 3}, java.util.Arrays.copyOfRange(r.ids(), 4, 8), "all -inf: the lowest ids");
+        assertArrayEquals(new int[] {3, 9, 0, 1}, java.util.Arrays.copyOfRange(r.ids(), 8, 12),
+                "+inf first (lowest id first), then every finite logit has probability 0: the lowest ids");
+        assertArrayEquals(new int[] {1, 3, 5, 7}, java.util.Arrays.copyOfRange(r.ids(), 12, 16), "NaN never beats a number");
+        for (int k = 0; k < 8; k++) assertEquals(0f, Bf16.toFloat(r.weights()[k]), "a row without a finite logit has weight 0");
+        assertEquals(0.5f, Bf16.toFloat(r.weights()[8]));
+        assertEquals(0.5f, Bf16.toFloat(r.weights()[9]));
+        assertEquals(0f, Bf16.toFloat(r.weights()[10]));
+        for (short w : r.weights()) assertFalse(Float.isNaN(Bf16.toFloat(w)));
+        MoeRouterKernel.Routes plain = MoeRouterKernel.reference(l, stride, 4, experts, topK, false);
+        assertEquals(0.5f, Bf16.toFloat(plain.weights()[8]), "softmax over the two +inf");
+    }
+
+    @Test
+    void groupingReferenceDropsInvalidIds() {
+        int experts = 4, blockM = 2;
+        int[] ids = {1, -1, 4, 1, 0x7fffffff, 3, 0};
+        ExpertGrouping.Groups g = ExpertGrouping.reference(ids, experts, blockM);
+        assertArrayEquals(new int[] {0, 2, 4, 4, 6}, g.expertStart(), "counts of the valid ids only, padded to 2");
+        assertEquals(-1, g.pairRow()[1]);
+        assertEquals(-1, g.pairRow()[2]);
+        assertEquals(-1, g.pairRow()[4]);
+        assertArrayEquals(new int[] {6, -1, 0, 3, 5, -1}, g.sortedPairs());
+    }
+
+    /** The device penalties' CPU reference is the CPU Sampler's rule: greedy picks agree step by step. */
+    @Test
+    void penaltyReferenceFollowsTheCpuSampler() {
+        Random rnd = new Random(9);
+        int vocab = 3000;
+        for (float[] pen : new float[][] {{1.3f, 0f}, {1f, 0.7f}, {0.8f, -0.2f}, {1.2f, 0.4f}}) {
+            SamplingKernel.RowParams p = new SamplingKernel.RowParams(0f, 0, 1f, 0f, pen[0], pen[1]);
+            dev.jnext.engine.Sampler cpu = new dev.jnext.engine.Sampler(
+                    new dev.jnext.engine.SamplingParams(0f, 0, 1f, 0f, pen[0], pen[1], 0), vocab);
+            int[] prompt = rnd.ints(20, 0, vocab).toArray();
+            cpu.observePrompt(prompt);
+            java.util.BitSet seen = new java.util.BitSet(), generated = new java.util.BitSet();
+            for (int id : prompt) seen.set(id);
+            int moved = 0;
+            for (int step = 0; step < 30; step++) {
+                float[] l = new float[vocab];
+                for (int i = 0; i < vocab; i++) l[i] = Bf16.round((float) rnd.nextGaussian() * 3);
+                for (int id : prompt) if (rnd.nextInt(4) == 0) l[id] = Bf16.round(9f + rnd.nextFloat());     // seen ids on top
+                for (int id = generated.nextSetBit(0); id >= 0; id = generated.nextSetBit(id + 1)) l[id] = Bf16.round(9.3f + rnd.nextFloat());
+                int expect = cpu.next(l);
+                float[] pl = SamplingKernel.penalize(l, vocab, p, seen, generated);
+                assertEquals(expect, SamplingKernel.referenceArgmax(pl, vocab), "penalties " + java.util.Arrays.toString(pen) + " step " + step);
+                if (expect != SamplingKernel.referenceArgmax(l, vocab)) moved++;
+                float[] rounded = SamplingKernel.roundPenalized(l, vocab, p, seen, generated);
+                for (int i = 0; i < vocab; i++) {
+                    assertEquals(Bf16.round(pl[i]), rounded[i], "the stochastic path's logits are the penalized ones rounded to bf16");
+                    if (!seen.get(i) && !generated.get(i)) assertEquals(l[i], pl[i], "an id never seen keeps its logit");
+                }
+                seen.set(expect);
+                generated.set(expect);
+            }
+            assertTrue(moved > 0, "penalties " + java.util.Arrays.toString(pen) + " never moved the argmax");
+        }
+    }
+
+    @Test
+    void tokenHistoryReferenceSkipsPaddingRowsAndForeignIds() {
+        java.util.BitSet[] seen = {new java.util.BitSet(), new java.util.BitSet()};
+        TokenHistory.referenceObserve(new int[] {4, 5, -1, 100, 6, 7}, new int[] {0, 1, 1, 0, -1, 2}, 6, seen, 100);
+        assertEquals(java.util.BitSet.valueOf(new long[] {1L << 4}), seen[0]);
+        assertEquals(java.util.BitSet.valueOf(new long[] {1L << 5}), seen[1]);
+        assertEquals(4748, TokenHistory.wordsFor(151936), "ceil(vocab / 32) u32 words per slot");
+        assertEquals(4749, TokenHistory.wordsFor(151937));
+        assertEquals(4L * 256 * 4748, TokenHistory.poolBytes(256, 151936));
+        assertThrows(IllegalArgumentException.class, () -> TokenHistory.checkSlot(2, 2));
+        assertThrows(IllegalArgumentException.class, () -> TokenHistory.checkSlot(-1, 2));
+        assertThrows(IllegalArgumentException.class, () -> SamplingKernel.checkHistory(10, 64, 64, null));
+        assertEquals(32, SamplingKernel.PARAMS_BYTES);
+    }
 }
