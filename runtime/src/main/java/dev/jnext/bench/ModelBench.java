@@ -29,16 +29,26 @@ public final class ModelBench implements BenchSuite {
     private final Gpu gpu;
     private final Path model;
     private final CudaOptions options;
+    private final List<CudaOptions.PrefillMode> modes;
     private final int[] prefill;
+    private final int[] prefillSeqs;
     private final int[] decodeBatch;
     private final List<Row> rows = new ArrayList<>();
     private final Map<String, Double> numbers = new LinkedHashMap<>();
 
-    public ModelBench(Gpu gpu, Path model, CudaOptions options, int[] prefill, int[] decodeBatch) {
+    /**
+     * @param modes       prefill executors to compare (each loads the model once; decode runs with the first)
+     * @param prefill     prefill token counts per step
+     * @param prefillSeqs how many sequences share each step's tokens (1 = one sequence of all of them)
+     */
+    public ModelBench(Gpu gpu, Path model, CudaOptions options, List<CudaOptions.PrefillMode> modes, int[] prefill, int[] prefillSeqs,
+                      int[] decodeBatch) {
         this.gpu = gpu;
         this.model = model;
         this.options = options;
+        this.modes = List.copyOf(modes);
         this.prefill = prefill.clone();
+        this.prefillSeqs = prefillSeqs.clone();
         this.decodeBatch = decodeBatch.clone();
     }
 
@@ -51,66 +61,94 @@ public final class ModelBench implements BenchSuite {
         }
         int maxT = Arrays.stream(prefill).max().orElse(1);
         int maxB = Arrays.stream(decodeBatch).max().orElse(1);
-        CudaOptions o = options.withMaxSequences(Math.max(options.maxSequences(), maxB))
-                .withMaxStepTokens(Math.max(options.maxStepTokens(), Math.max(maxT, maxB * 128)))
-                .withMaxContext(Math.max(maxT + 8, 1024));
-        long t0 = System.nanoTime();
-        try (CudaModel m = CudaModel.load(model, o, b -> {})) {
-            numbers.put("load_s", (System.nanoTime() - t0) / 1e9);
-            ModelConfig c = m.config();
-            SplittableRandom rnd = new SplittableRandom(1);
-            for (int t : prefill) {
-                double[] ms = new double[3];
-                for (int rep = 0; rep < ms.length + 1; rep++) {
-                    int slot = m.open(SamplingKernel.RowParams.greedy(), c.vocabSize(), 0);
-                    int[] ids = rnd.ints(t, 0, c.vocabSize()).toArray();
-                    long a = System.nanoTime();
-                    m.step(List.of(new CudaModel.Input(slot, ids, true, CudaModel.Logits.NONE)));
-                    if (rep > 0) ms[rep - 1] = (System.nanoTime() - a) / 1e6;  // the first run warms up this shape
-                    m.close(slot);
+        int maxS = Arrays.stream(prefillSeqs).max().orElse(1);
+        for (int m = 0; m < modes.size(); m++) {
+            CudaOptions.PrefillMode mode = modes.get(m);
+            CudaOptions o = options.withPrefill(mode).withMaxSequences(Math.max(options.maxSequences(), Math.max(maxB, maxS)))
+                    .withMaxStepTokens(Math.max(options.maxStepTokens(), Math.max(maxT, maxB * 128)))
+                    .withMaxContext(Math.max(maxT + 8, 1024));
+            long t0 = System.nanoTime();
+            try (CudaModel cm = CudaModel.load(model, o, b -> {})) {
+                String tag = mode.name().toLowerCase(java.util.Locale.ROOT).replace('_', '-');
+                numbers.put(tag + "_load_s", (System.nanoTime() - t0) / 1e9);
+                numbers.put(tag + "_capture_s", cm.graphCaptureNanos() / 1e9);
+                numbers.put(tag + "_prefill_graphs", (double) cm.prefillGraphCount());
+                for (int seqs : prefillSeqs) {
+                    for (int t : prefill) {
+                        if (t >= seqs) prefillRow(cm, tag, t, seqs, gemmTflops);
+                    }
                 }
-                Arrays.sort(ms);
-                double med = ms[ms.length / 2];
-                double flops = prefillFlops(c, t);
-                double roof = flops / (gemmTflops * 1e12) * 1e3;
-                numbers.put("prefill_" + t + "_ms", med);
-                numbers.put("prefill_" + t + "_tok_per_s", t / med * 1e3);
-                numbers.put("prefill_" + t + "_of_roofline", roof / med);
-                rows.add(new Row("prefill " + o.prefill().name().toLowerCase(), t + " tokens", med * 1e3,
-                        BenchSuite.fmt("%.0f tok/s", t / med * 1e3), BenchSuite.pct(roof / med),
-                        BenchSuite.fmt("%.2f TFLOP, roofline %.2f ms at %.0f TFLOP/s", flops / 1e12, roof, gemmTflops)));
-            }
-            for (int b : decodeBatch) {
-                int[] slots = new int[b];
-                List<CudaModel.Input> in = new ArrayList<>();
-                for (int i = 0; i < b; i++) {
-                    slots[i] = m.open(SamplingKernel.RowParams.greedy(), c.vocabSize(), 0);
-                    in.add(new CudaModel.Input(slots[i], rnd.ints(128, 0, c.vocabSize()).toArray(), true, CudaModel.Logits.NONE));
+                if (m == 0) {
+                    for (int b : decodeBatch) decodeRow(cm, b, copyTBps);
                 }
-                List<CudaModel.Output> out = m.step(in);
-                int steps = 64;
-                double[] ms = new double[steps];
-                for (int k = 0; k < steps + 8; k++) {
-                    in.clear();
-                    for (int i = 0; i < b; i++) in.add(new CudaModel.Input(slots[i], new int[]{Math.max(0, out.get(i).token())}, true,
-                            CudaModel.Logits.NONE));
-                    long a = System.nanoTime();
-                    out = m.step(in);
-                    if (k >= 8) ms[k - 8] = (System.nanoTime() - a) / 1e6;
-                }
-                for (int sl : slots) m.close(sl);
-                Arrays.sort(ms);
-                double med = ms[steps / 2];
-                double bytes = decodeBytes(c, b, 128 + 40);
-                double roof = bytes / (copyTBps * 1e12) * 1e3;
-                numbers.put("decode_b" + b + "_ms", med);
-                numbers.put("decode_b" + b + "_tok_per_s", b / med * 1e3);
-                numbers.put("decode_b" + b + "_of_roofline", roof / med);
-                rows.add(new Row("decode " + (o.decodeGraphs() ? "graphs" : "eager"), "batch " + b, med * 1e3,
-                        BenchSuite.fmt("%.0f tok/s", b / med * 1e3), BenchSuite.pct(roof / med),
-                        BenchSuite.fmt("%.2f GB/step, roofline %.3f ms at %.2f TB/s", bytes / 1e9, roof, copyTBps)));
             }
         }
+    }
+
+    /** Median wall time of a prefill step of {@code t} tokens over {@code seqs} fresh sequences, sampling their first tokens. */
+    private void prefillRow(CudaModel m, String tag, int t, int seqs, double gemmTflops) {
+        ModelConfig c = m.config();
+        SplittableRandom rnd = new SplittableRandom(t * 31L + seqs);
+        double[] ms = new double[5];
+        for (int rep = 0; rep < ms.length + 1; rep++) {
+            List<CudaModel.Input> in = new ArrayList<>();
+            for (int i = 0; i < seqs; i++) {
+                int len = t / seqs + (i < t % seqs ? 1 : 0);
+                int slot = m.open(SamplingKernel.RowParams.greedy(), c.vocabSize(), 0);
+                in.add(new CudaModel.Input(slot, rnd.ints(len, 0, c.vocabSize()).toArray(), true, CudaModel.Logits.NONE));
+            }
+            long a = System.nanoTime();
+            m.step(in);
+            if (rep > 0) ms[rep - 1] = (System.nanoTime() - a) / 1e6;  // the first run warms up this shape (or captures it)
+            for (CudaModel.Input i : in) m.close(i.slot());
+        }
+        Arrays.sort(ms);
+        double med = ms[ms.length / 2];
+        double flops = 0;
+        for (int i = 0; i < seqs; i++) flops += prefillFlops(c, t / seqs + (i < t % seqs ? 1 : 0));
+        double roof = flops / (gemmTflops * 1e12) * 1e3;
+        String key = tag + "_prefill_" + t + (seqs > 1 ? "x" + seqs : "");
+        numbers.put(key + "_ms", med);
+        numbers.put(key + "_tok_per_s", t / med * 1e3);
+        numbers.put(key + "_of_roofline", roof / med);
+        rows.add(new Row("prefill " + tag, t + " tokens" + (seqs > 1 ? " in " + seqs + " seqs" : ""), med * 1e3,
+                BenchSuite.fmt("%.0f tok/s", t / med * 1e3), BenchSuite.pct(roof / med),
+                BenchSuite.fmt("TTFT %.2f ms; %.3f TFLOP, roofline %.3f ms at %.0f TFLOP/s", med, flops / 1e12, roof, gemmTflops)));
+    }
+
+    /** Median wall time of a decode step of {@code b} sequences of about 170 tokens, greedy sampling included. */
+    private void decodeRow(CudaModel m, int b, double copyTBps) {
+        ModelConfig c = m.config();
+        SplittableRandom rnd = new SplittableRandom(b);
+        int[] slots = new int[b];
+        List<CudaModel.Input> in = new ArrayList<>();
+        for (int i = 0; i < b; i++) {
+            slots[i] = m.open(SamplingKernel.RowParams.greedy(), c.vocabSize(), 0);
+            in.add(new CudaModel.Input(slots[i], rnd.ints(128, 0, c.vocabSize()).toArray(), true, CudaModel.Logits.NONE));
+        }
+        List<CudaModel.Output> out = m.step(in);
+        int steps = 64;
+        double[] ms = new double[steps];
+        for (int k = 0; k < steps + 8; k++) {
+            in.clear();
+            for (int i = 0; i < b; i++) {
+                in.add(new CudaModel.Input(slots[i], new int[]{Math.max(0, out.get(i).token())}, true, CudaModel.Logits.NONE));
+            }
+            long a = System.nanoTime();
+            out = m.step(in);
+            if (k >= 8) ms[k - 8] = (System.nanoTime() - a) / 1e6;
+        }
+        for (int sl : slots) m.close(sl);
+        Arrays.sort(ms);
+        double med = ms[steps / 2];
+        double bytes = decodeBytes(c, b, 128 + 40);
+        double roof = bytes / (copyTBps * 1e12) * 1e3;
+        numbers.put("decode_b" + b + "_ms", med);
+        numbers.put("decode_b" + b + "_tok_per_s", b / med * 1e3);
+        numbers.put("decode_b" + b + "_of_roofline", roof / med);
+        rows.add(new Row("decode " + (m.options().decodeGraphs() ? "graphs" : "eager"), "batch " + b, med * 1e3,
+                BenchSuite.fmt("%.0f tok/s", b / med * 1e3), BenchSuite.pct(roof / med),
+                BenchSuite.fmt("%.3f GB/step, roofline %.3f ms at %.2f TB/s", bytes / 1e9, roof, copyTBps)));
     }
 
     private double measureGemmCeiling(Stream s, GpuTimer timer) {

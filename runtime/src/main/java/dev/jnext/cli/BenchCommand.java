@@ -7,9 +7,7 @@ import dev.jnext.bench.GdnBench;
 import dev.jnext.bench.GdnChunkBench;
 import dev.jnext.bench.BenchSuite;
 import dev.jnext.bench.KernelBench;
-import dev.jnext.bench.ModelBench;
 import dev.jnext.bench.MoeBench;
-import dev.jnext.exec.CudaOptions;
 import dev.jnext.gpu.Gpu;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -22,10 +20,11 @@ import java.util.Map;
 import java.util.concurrent.Callable;
 
 /** {@code jnext bench kernels}: GPU-event-timed benchmarks with the copy ceiling measured in the same run. */
-@Command(name = "bench", mixinStandardHelpOptions = true,
+@Command(name = "bench", mixinStandardHelpOptions = true, subcommands = BenchModelCommand.class,
         description = "Run benchmarks on the GPU: CUDA-event timing, medians, and the ceilings they are compared with measured in the same run.")
 public final class BenchCommand implements Callable<Integer> {
-    @Parameters(index = "0", paramLabel = "SUITE", description = "What to benchmark: ${COMPLETION-CANDIDATES}.")
+    @Parameters(index = "0", arity = "0..1", paramLabel = "SUITE",
+            description = "What to benchmark: ${COMPLETION-CANDIDATES}, or model (a whole checkpoint: jnext bench model --help).")
     Suite suite;
 
     @Option(names = "--device", paramLabel = "N", defaultValue = "0", description = "CUDA device ordinal (default: ${DEFAULT-VALUE}).")
@@ -34,23 +33,8 @@ public final class BenchCommand implements Callable<Integer> {
     @Option(names = "--json", paramLabel = "FILE", description = "Also write every figure to this JSON file.")
     Path json;
 
-    @Option(names = "--model", description = "model: the Hugging Face checkpoint folder to run")
-    Path model;
-
-    @Option(names = "--prefill", split = ",", defaultValue = "512,4096", description = "model: prefill lengths (default: ${DEFAULT-VALUE})")
-    int[] prefill;
-
-    @Option(names = "--decode-batch", split = ",", defaultValue = "1,8,32,64", description = "model: decode batch sizes (default: ${DEFAULT-VALUE})")
-    int[] decodeBatch;
-
-    @Option(names = "--graphs", defaultValue = "eager", description = "model: how prefill runs: eager, piecewise or gdn-layer-eager (default: ${DEFAULT-VALUE})")
-    String graphs;
-
-    @Option(names = "--decode-graphs", defaultValue = "on", description = "model: decode graphs on or off (default: ${DEFAULT-VALUE})")
-    String decodeGraphs;
-
     enum Suite {
-        kernels, gdn_decode, gdn_chunk, attention, moe, model;
+        kernels, gdn_decode, gdn_chunk, attention, moe;
 
         /** The name on the command line: {@code gdn-decode} (picocli matches enum constants by toString). */
         @Override
@@ -61,6 +45,7 @@ public final class BenchCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException {
+        if (suite == null) throw new dev.jnext.JnextException("bench needs a suite: kernels, gdn-decode, gdn-chunk, attention, moe or model");
         try (Gpu gpu = Gpu.open(ordinal)) {
             BenchSuite bench = switch (suite) {
                 case kernels -> new KernelBench(gpu);
@@ -68,7 +53,6 @@ public final class BenchCommand implements Callable<Integer> {
                 case gdn_chunk -> new GdnChunkBench(gpu);
                 case attention -> new AttentionBench(gpu);
                 case moe -> new MoeBench(gpu);
-                case model -> modelBench(gpu);
             };
             bench.runAll();
             String table = bench.table();
@@ -83,22 +67,5 @@ public final class BenchCommand implements Callable<Integer> {
             }
         }
         return 0;
-    }
-
-    private ModelBench modelBench(Gpu gpu) {
-        if (model == null) throw new dev.jnext.JnextException("bench model needs --model DIR");
-        CudaOptions.PrefillMode mode = switch (graphs) {
-            case "eager" -> CudaOptions.PrefillMode.EAGER;
-            case "piecewise" -> CudaOptions.PrefillMode.PIECEWISE;
-            case "gdn-layer-eager" -> CudaOptions.PrefillMode.GDN_LAYER_EAGER;
-            default -> throw new dev.jnext.JnextException("--graphs must be eager, piecewise or gdn-layer-eager, got " + graphs);
-        };
-        if (!decodeGraphs.equals("on") && !decodeGraphs.equals("off")) {
-            throw new dev.jnext.JnextException("--decode-graphs must be on or off, got " + decodeGraphs);
-        }
-        for (int t : prefill) if (t < 1) throw new dev.jnext.JnextException("--prefill lengths must be positive, got " + t);
-        for (int b : decodeBatch) if (b < 1) throw new dev.jnext.JnextException("--decode-batch sizes must be positive, got " + b);
-        return new ModelBench(gpu, model, CudaOptions.defaults().withPrefill(mode).withDecodeGraphs(decodeGraphs.equals("on")),
-                prefill, decodeBatch);
     }
 }

@@ -2,6 +2,12 @@ package dev.jnext.cli;
 
 import dev.jnext.JnextException;
 import dev.jnext.engine.CpuSequence;
+import dev.jnext.engine.SequenceModel;
+import dev.jnext.exec.Backends;
+import dev.jnext.exec.CudaModel;
+import dev.jnext.exec.CudaOptions;
+import dev.jnext.exec.CudaSession;
+import dev.jnext.model.ModelConfig;
 import dev.jnext.engine.GenerationConfig;
 import dev.jnext.engine.Generator;
 import dev.jnext.engine.SamplingParams;
@@ -72,7 +78,6 @@ public final class GenerateCommand implements Callable<Integer> {
         for (String stop : stops) if (stop.isEmpty()) throw new JnextException("--stop needs a non-empty text");
         if (system != null && !chat) throw new JnextException("--system needs --chat");
         if (noThinking && !chat) throw new JnextException("--no-thinking needs --chat");
-        modelOptions.device();
         Path model = modelOptions.modelDir();
         Path tokDir = modelOptions.tokenizerDir();
         if (prompt == null && Terminal.interactive()) {
@@ -96,13 +101,19 @@ public final class GenerateCommand implements Callable<Integer> {
         }
         int[] ids = tokenizer.encode(promptText);
         long t1 = System.nanoTime();
-        try (Qwen3NextModel m = Qwen3NextModel.load(model); CpuSequence sequence = new CpuSequence(m)) {
+        ModelConfig config = ModelConfig.load(model);
+        Backends.Choice choice = modelOptions.resolveDevice(config, why -> {
+            err.println("jnext: --device auto: running on the CPU (" + why + ")");
+            err.flush();
+        });
+        try (Loaded loaded = Loaded.open(choice, model, modelOptions.cudaOptions(CudaOptions.defaults().withMaxSequences(1)))) {
+            SequenceModel sequence = loaded.sequence();
             long t2 = System.nanoTime();
             Set<Integer> eos = new LinkedHashSet<>(generationConfig.eosTokenIds());
-            eos.addAll(m.config().eosTokenIds());
+            eos.addAll(config.eosTokenIds());
             tokenizerConfig.eosToken().ifPresent(t -> tokenizer.idOf(t).ifPresent(eos::add));
-            err.printf("jnext: loaded %s in %.2f s (cpu), tokenizer in %.2f s; prompt %s; %s; eos %s%n",
-                    model, (t2 - t1) / 1e9, (t1 - t0) / 1e9, Plural.of(ids.length, "token"),
+            err.printf("jnext: loaded %s in %.2f s (%s), tokenizer in %.2f s; prompt %s; %s; eos %s%n",
+                    model, (t2 - t1) / 1e9, loaded.device(), (t1 - t0) / 1e9, Plural.of(ids.length, "token"),
                     SamplingOptions.describe(sampling), eos);
             err.flush();
             Generator.Options options = new Generator.Options(sampling, maxNewTokens, eos, stops);
@@ -122,6 +133,38 @@ public final class GenerateCommand implements Callable<Integer> {
             err.flush();
         }
         return 0;
+    }
+
+    /** The model on the chosen device and one sequence on it, closed together. */
+    private record Loaded(String device, SequenceModel sequence, AutoCloseable owner) implements AutoCloseable {
+        static Loaded open(Backends.Choice choice, Path model, CudaOptions options) {
+            if (choice == Backends.Choice.CPU) {
+                Qwen3NextModel m = Qwen3NextModel.load(model);
+                return new Loaded("cpu", new CpuSequence(m), m);
+            }
+            CudaModel m = CudaModel.load(model, options, bytes -> {});
+            try {
+                return new Loaded(m.deviceName(), new CudaSession(m), m);
+            } catch (RuntimeException e) {
+                m.close();
+                throw e;
+            }
+        }
+
+        @Override
+        public void close() {
+            try {
+                if (sequence instanceof AutoCloseable c) c.close();
+            } catch (Exception e) {
+                throw e instanceof RuntimeException r ? r : new JnextException(e.getMessage(), e);
+            } finally {
+                try {
+                    owner.close();
+                } catch (Exception e) {
+                    throw e instanceof RuntimeException r ? r : new JnextException(e.getMessage(), e);
+                }
+            }
+        }
     }
 
     /** The text without one final "\n" or "\r\n": what {@code echo} and editors add to a prompt, as other CLIs drop it. */

@@ -2,11 +2,13 @@ package dev.jnext.cli;
 
 import dev.jnext.JnextException;
 import dev.jnext.exec.Backends;
+import dev.jnext.exec.CudaOptions;
 import dev.jnext.model.ModelConfig;
 import picocli.CommandLine.Option;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 
 /**
  * The options every command that runs a model shares, spelled and checked the same everywhere: {@code --model},
@@ -31,8 +33,43 @@ public final class ModelOptions {
             description = "auto, cpu or cuda (default: ${DEFAULT-VALUE}: the GPU when a CUDA driver is present and the kernels support the checkpoint's geometry, else the CPU).")
     Device device = Device.auto;
 
-    /** The {@code --model} folder, checked to exist and to hold config.json. */
+    @Option(names = "--graphs", defaultValue = "eager", paramLabel = "MODE", order = 91,
+            description = "How prefill runs on CUDA: eager, piecewise (one CUDA graph per token bucket for everything but the attention and linear-attention cores, captured on first use) or gdn-layer-eager (piecewise with the whole Gated DeltaNet layer eager); bench model takes a comma-separated list (default: ${DEFAULT-VALUE}).")
+    String graphs = "eager";
+
+    @Option(names = "--decode-graphs", defaultValue = "on", paramLabel = "ON", order = 92,
+            description = "Replay one CUDA graph per decode batch size on CUDA: on or off (default: ${DEFAULT-VALUE}).")
+    String decodeGraphs = "on";
+
+    /** The CUDA runner's options with this command line's graph switches (checked; one prefill mode). */
+    public CudaOptions cudaOptions(CudaOptions base) {
+        List<CudaOptions.PrefillMode> modes = prefillModes();
+        if (modes.size() != 1) throw new JnextException("--graphs takes one mode here, got \"" + graphs + "\"");
+        return base.withPrefill(modes.getFirst()).withDecodeGraphs(decodeGraphsOn()).withLazyCapture(true);
+    }
+
+    /** The {@code --graphs} modes (bench model compares several: a comma-separated list). */
+    public List<CudaOptions.PrefillMode> prefillModes() {
+        List<CudaOptions.PrefillMode> out = new java.util.ArrayList<>();
+        for (String g : graphs.split(",", -1)) out.add(BenchModelCommand.prefillMode(g.trim()));
+        return out;
+    }
+
+    public boolean decodeGraphsOn() {
+        if (!decodeGraphs.equals("on") && !decodeGraphs.equals("off")) {
+            throw new JnextException("--decode-graphs must be on or off, got \"" + decodeGraphs + "\"");
+        }
+        return decodeGraphs.equals("on");
+    }
+
+    private void checkGraphs() {
+        prefillModes();
+        decodeGraphsOn();
+    }
+
+    /** The {@code --model} folder, checked to exist and to hold config.json (and the graph switches checked). */
     public Path modelDir() {
+        checkGraphs();
         return folderWith("--model", model, "config.json",
                 "; --model must be a Hugging Face checkpoint folder (config.json and *.safetensors)");
     }

@@ -80,7 +80,7 @@ public final class ScoreCommand implements Callable<Integer> {
             err.println("jnext: --device auto: running on the CPU (" + why + ")");
             err.flush();
         });
-        try (Backend b = open(choice, model)) {
+        try (Backend b = open(choice, model, modelOptions.cudaOptions(CudaOptions.defaults().withMaxSequences(1).withMaxStepTokens(4096)))) {
             LogitsSession session = b.session();
             int vocab = config.vocabSize();
             long t1 = System.nanoTime();
@@ -142,12 +142,12 @@ public final class ScoreCommand implements Callable<Integer> {
         }
     }
 
-    private static Backend open(Backends.Choice choice, Path model) {
+    private static Backend open(Backends.Choice choice, Path model, CudaOptions options) {
         if (choice == Backends.Choice.CPU) {
             Qwen3NextModel m = Qwen3NextModel.load(model);
             return new Backend("cpu", new CpuSession(m), m);
         }
-        CudaModel m = CudaModel.load(model, CudaOptions.defaults().withMaxSequences(1).withMaxStepTokens(4096), bytes -> {});
+        CudaModel m = CudaModel.load(model, options, bytes -> {});
         try {
             return new Backend(m.deviceName(), new CudaSession(m), m);
         } catch (RuntimeException e) {

@@ -17,13 +17,14 @@ public final class Backends {
 
     /**
      * Resolves {@code requested} ("cpu", "cuda" or "auto") for {@code config}; {@code why} receives a one-line reason
-     * when auto falls back to the CPU.
+     * when auto falls back to the CPU although a CUDA driver is present (without one, the CPU is simply the device).
      */
     public static Choice resolve(String requested, ModelConfig config, java.util.function.Consumer<String> why) {
         return switch (requested) {
             case "cpu" -> Choice.CPU;
             case "cuda" -> Choice.CUDA;
             case "auto" -> {
+                if (!Cuda.driverPresent()) yield Choice.CPU;
                 String reason = cudaUnavailable(config);
                 if (reason == null) yield Choice.CUDA;
                 why.accept(reason);

@@ -127,6 +127,10 @@ public final class CudaModel implements AutoCloseable {
 
     private CudaModel(Path dir, CudaOptions options, LongConsumer progress) {
         this.options = options;
+        if (!dev.jnext.gpu.Cuda.driverPresent()) {
+            throw new dev.jnext.gpu.NoCudaDriverException("no CUDA driver found (libcuda.so.1 is not loadable): the CUDA backend "
+                    + "needs an NVIDIA GPU and its driver; use --device cpu");
+        }
         this.config = ModelConfig.load(dir);
         CudaGeometry.check(config, dir.toString());
         this.maxContext = options.maxContext() > 0 ? options.maxContext()
