@@ -337,6 +337,8 @@ public final class CudaModel implements AutoCloseable {
         long wQkvz = weights.at(w.qkvz()), wBa = weights.at(w.ba()), wConv = weights.at(w.conv());
         long aLog = weights.at(w.aLog()), dtBias = weights.at(w.dtBias()), wNorm = weights.at(w.norm()), wOut = weights.at(w.outProj());
         long convState = gdn.conv(gi), recState = gdn.recurrent(gi);
+        ChunkedDeltaRuleKernel.Path gdnPrefillPath = options.fp32GdnPrefill() ? ChunkedDeltaRuleKernel.Path.RECURRENT
+                : chunked.config().defaultPath();
         int channels = config.convDim(), k = config.linearConvKernelDim();
         int hv = proj.valueHeads(), dv = proj.valueDim();
         float eps = config.rmsNormEps();
@@ -354,7 +356,7 @@ public final class CudaModel implements AutoCloseable {
             } else {
                 long cu = meta.attention().cuSeqlens();
                 conv.launchPrefill(s, shape, mixed, wConv, convState, cu, slotsArr, convOut, channels, k);
-                chunked.launch(s, shape, convOut, beta, g, cu, slotsArr, recState, core);
+                chunked.launch(s, shape, convOut, beta, g, cu, slotsArr, recState, core, gdnPrefillPath);
             }
         }));
         ops.add(new Op("layer " + layer + " gdn gated norm + out_proj", Role.GDN_LAYER, layer, (s, shape) -> {

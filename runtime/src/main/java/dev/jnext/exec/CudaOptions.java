@@ -18,10 +18,12 @@ import dev.jnext.JnextException;
  * @param maxPrefillBucket the largest prefill token bucket captured (piecewise modes); 0 = min(8192, maxStepTokens).
  *                       A step above it runs eagerly at its exact size.
  * @param lazyCapture    capture a prefill bucket's pieces on its first use instead of all at load
+ * @param fp32GdnPrefill run the gated delta rule of prefill steps token by token in fp32 (as decode steps do) instead of
+ *                       the chunked tensor-core kernel: slower, but prefill and decode then agree more closely
  */
 public record CudaOptions(int maxSequences, int maxStepTokens, int maxContext, KvBudget kvBudget, PrefillMode prefill,
                           boolean decodeGraphs, int maxLogitRows, int moeDecodeMaxTokens, int maxPrefillBucket,
-                          boolean lazyCapture) {
+                          boolean lazyCapture, boolean fp32GdnPrefill) {
 
     public static final int DEFAULT_CONTEXT_CAP = 32768;
 
@@ -55,42 +57,46 @@ public record CudaOptions(int maxSequences, int maxStepTokens, int maxContext, K
 
     /** 16 sequences, 8,192-token steps, 90% of the free memory for KV, eager prefill, decode graphs on. */
     public static CudaOptions defaults() {
-        return new CudaOptions(16, 8192, 0, new KvBudget.Fraction(0.9), PrefillMode.EAGER, true, 512, 8, 0, false);
+        return new CudaOptions(16, 8192, 0, new KvBudget.Fraction(0.9), PrefillMode.EAGER, true, 512, 8, 0, false, false);
     }
 
     public CudaOptions withMaxSequences(int n) {
-        return new CudaOptions(n, maxStepTokens, maxContext, kvBudget, prefill, decodeGraphs, maxLogitRows, moeDecodeMaxTokens, maxPrefillBucket, lazyCapture);
+        return new CudaOptions(n, maxStepTokens, maxContext, kvBudget, prefill, decodeGraphs, maxLogitRows, moeDecodeMaxTokens, maxPrefillBucket, lazyCapture, fp32GdnPrefill);
     }
 
     public CudaOptions withMaxStepTokens(int n) {
-        return new CudaOptions(maxSequences, n, maxContext, kvBudget, prefill, decodeGraphs, maxLogitRows, moeDecodeMaxTokens, maxPrefillBucket, lazyCapture);
+        return new CudaOptions(maxSequences, n, maxContext, kvBudget, prefill, decodeGraphs, maxLogitRows, moeDecodeMaxTokens, maxPrefillBucket, lazyCapture, fp32GdnPrefill);
     }
 
     public CudaOptions withMaxContext(int n) {
-        return new CudaOptions(maxSequences, maxStepTokens, n, kvBudget, prefill, decodeGraphs, maxLogitRows, moeDecodeMaxTokens, maxPrefillBucket, lazyCapture);
+        return new CudaOptions(maxSequences, maxStepTokens, n, kvBudget, prefill, decodeGraphs, maxLogitRows, moeDecodeMaxTokens, maxPrefillBucket, lazyCapture, fp32GdnPrefill);
     }
 
     public CudaOptions withKvBudget(KvBudget b) {
-        return new CudaOptions(maxSequences, maxStepTokens, maxContext, b, prefill, decodeGraphs, maxLogitRows, moeDecodeMaxTokens, maxPrefillBucket, lazyCapture);
+        return new CudaOptions(maxSequences, maxStepTokens, maxContext, b, prefill, decodeGraphs, maxLogitRows, moeDecodeMaxTokens, maxPrefillBucket, lazyCapture, fp32GdnPrefill);
     }
 
     public CudaOptions withPrefill(PrefillMode m) {
-        return new CudaOptions(maxSequences, maxStepTokens, maxContext, kvBudget, m, decodeGraphs, maxLogitRows, moeDecodeMaxTokens, maxPrefillBucket, lazyCapture);
+        return new CudaOptions(maxSequences, maxStepTokens, maxContext, kvBudget, m, decodeGraphs, maxLogitRows, moeDecodeMaxTokens, maxPrefillBucket, lazyCapture, fp32GdnPrefill);
     }
 
     public CudaOptions withDecodeGraphs(boolean on) {
-        return new CudaOptions(maxSequences, maxStepTokens, maxContext, kvBudget, prefill, on, maxLogitRows, moeDecodeMaxTokens, maxPrefillBucket, lazyCapture);
+        return new CudaOptions(maxSequences, maxStepTokens, maxContext, kvBudget, prefill, on, maxLogitRows, moeDecodeMaxTokens, maxPrefillBucket, lazyCapture, fp32GdnPrefill);
     }
 
     public CudaOptions withMaxLogitRows(int n) {
-        return new CudaOptions(maxSequences, maxStepTokens, maxContext, kvBudget, prefill, decodeGraphs, n, moeDecodeMaxTokens, maxPrefillBucket, lazyCapture);
+        return new CudaOptions(maxSequences, maxStepTokens, maxContext, kvBudget, prefill, decodeGraphs, n, moeDecodeMaxTokens, maxPrefillBucket, lazyCapture, fp32GdnPrefill);
     }
 
     public CudaOptions withMaxPrefillBucket(int n) {
-        return new CudaOptions(maxSequences, maxStepTokens, maxContext, kvBudget, prefill, decodeGraphs, maxLogitRows, moeDecodeMaxTokens, n, lazyCapture);
+        return new CudaOptions(maxSequences, maxStepTokens, maxContext, kvBudget, prefill, decodeGraphs, maxLogitRows, moeDecodeMaxTokens, n, lazyCapture, fp32GdnPrefill);
     }
 
     public CudaOptions withLazyCapture(boolean lazy) {
-        return new CudaOptions(maxSequences, maxStepTokens, maxContext, kvBudget, prefill, decodeGraphs, maxLogitRows, moeDecodeMaxTokens, maxPrefillBucket, lazy);
+        return new CudaOptions(maxSequences, maxStepTokens, maxContext, kvBudget, prefill, decodeGraphs, maxLogitRows, moeDecodeMaxTokens, maxPrefillBucket, lazy, fp32GdnPrefill);
+    }
+
+    public CudaOptions withFp32GdnPrefill(boolean on) {
+        return new CudaOptions(maxSequences, maxStepTokens, maxContext, kvBudget, prefill, decodeGraphs, maxLogitRows, moeDecodeMaxTokens, maxPrefillBucket, lazyCapture, on);
     }
 }

@@ -62,7 +62,8 @@ class MemoryGpuTest {
 
     @Test
     void ptxJitErrorsCarryTheLog() {
-        assertThrows(IllegalStateException.class, () -> GpuTestSupport.gpu().loadModule("does_not_exist"));
+        dev.jnext.JnextException missing = assertThrows(dev.jnext.JnextException.class, () -> GpuTestSupport.gpu().loadModule("does_not_exist"));
+        assertTrue(missing.getMessage().contains("does_not_exist"), missing.getMessage());
         CudaException e = assertThrows(CudaException.class, () -> GpuTestSupport.gpu().loadModule("broken_for_test"));
         assertTrue(e.getMessage().contains("cuModuleLoadDataEx(broken_for_test.ptx)") && e.getMessage().contains("JIT log:")
                 && e.getMessage().contains("this_is_not_an_instruction"), e.getMessage());
