@@ -9,7 +9,7 @@ import java.util.Map;
  * as transformers' goldens show. Used to check that hostile content is rendered literally where no golden exists
  * yet; {@link ChatTemplateLiteralContentTest} first proves it against every golden of such a shape.
  */
-final class Qwen3PromptShape {
+public final class Qwen3PromptShape {
     private static final String TOOLS_HEAD = "# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
             + "You are provided with function signatures within <tools></tools> XML tags:\n<tools>";
     private static final String TOOLS_TAIL = "\n</tools>\n\nFor each function call, return a json object with function name "
@@ -22,7 +22,7 @@ final class Qwen3PromptShape {
      * The rendered prompt, or null when the conversation has a part this shape does not cover (thinking in an
      * assistant message, reasoning_content, non-string content).
      */
-    static String expected(List<Map<String, Object>> messages, List<Object> tools, boolean addGenerationPrompt,
+    public static String expected(List<Map<String, Object>> messages, List<Object> tools, boolean addGenerationPrompt,
                            Map<String, Object> kwargs) {
         for (Map<String, Object> m : messages) {
             if (!(m.get("content") instanceof String content) || m.containsKey("reasoning_content")) return null;
