@@ -7,6 +7,7 @@ import com.hubspot.jinjava.el.JinjavaInterpreterResolver;
 import com.hubspot.jinjava.el.JinjavaProcessors;
 import com.hubspot.jinjava.interpret.CollectionTooBigException;
 import com.hubspot.jinjava.interpret.Context;
+import com.hubspot.jinjava.interpret.InterpreterFactory;
 import com.hubspot.jinjava.interpret.OutputTooBigException;
 import com.hubspot.jinjava.interpret.RenderResult;
 import com.hubspot.jinjava.interpret.TemplateError;
@@ -33,8 +34,9 @@ import java.util.Set;
  * {@code {% generation %}} block, and the special tokens as variables. Thread-safe.
  *
  * <p>Every value a caller supplies (message content, tool schemas, extra variables) is data: it is rendered
- * literally, as jinja2 does, never re-read as a template (jinjava's "nested interpretation" is off, and the
- * filters that would render a value, {@code render} and {@code striptags}, are disabled). What a template can do
+ * literally, as jinja2 does: never re-read as a template (jinjava's "nested interpretation" is off, and the
+ * filters that would render a value, {@code render} and {@code striptags}, are disabled) and output as it is,
+ * control characters included. What a template can do
  * is bounded by {@link Limits}: output and string length, collection sizes, macro recursion, steps and time;
  * {@code range} is jinja2's sandboxed one (at most 100000 items), and no template can load another file.
  */
@@ -100,6 +102,7 @@ public final class ChatTemplate {
                 .withEnableRecursiveMacroCalls(true) // as jinja2 (jinjava's default silently renders nothing instead)
                 .withMaxMacroRecursionDepth(limits.maxDepth())
                 .withProcessors(JinjavaProcessors.newBuilder().withNodePreProcessor((node, interpreter) -> RenderBudget.step()).build())
+                .withInterperterFactory(new LiteralStringsInterpreter.Factory())
                 .withLegacyOverrides(LegacyOverrides.newBuilder()
                         .withUseTrimmingForNotesAndExpressions(true)
                         .withParseWhitespaceControlStrictly(true)
@@ -199,6 +202,38 @@ public final class ChatTemplate {
             if (v != null) out.put(k, v);
         });
         return out;
+    }
+
+    /**
+     * jinjava's interpreter, except that a string value is output exactly as it is: jinjava's "pyish" output quotes
+     * and escapes it with Jackson and unescapes only quotes and backslashes, so a control character such as U+0000
+     * came out as the six characters {@code \u0000}. Other values keep jinjava's Python-like output (True, None, lists).
+     */
+    private static final class LiteralStringsInterpreter extends JinjavaInterpreter {
+        LiteralStringsInterpreter(Jinjava application, Context context, JinjavaConfig config) {
+            super(application, context, config);
+        }
+
+        LiteralStringsInterpreter(JinjavaInterpreter parent) {
+            super(parent);
+        }
+
+        @Override
+        public String getAsString(Object object) {
+            return object instanceof CharSequence s ? s.toString() : super.getAsString(object);
+        }
+
+        static final class Factory implements InterpreterFactory {
+            @Override
+            public JinjavaInterpreter newInstance(JinjavaInterpreter parent) {
+                return new LiteralStringsInterpreter(parent);
+            }
+
+            @Override
+            public JinjavaInterpreter newInstance(Jinjava application, Context context, JinjavaConfig config) {
+                return new LiteralStringsInterpreter(application, context, config);
+            }
+        }
     }
 
     /** Hugging Face's tojson: Python's json.dumps with ensure_ascii=False (and indent / sort_keys if given). */

@@ -81,7 +81,7 @@ class ChatTemplateLiteralContentTest {
                         c.id() + " add_generation_prompt=" + gen);
             }
         }
-        assertEquals(8, hostile);
+        assertEquals(9, hostile);
     }
 
     @Test

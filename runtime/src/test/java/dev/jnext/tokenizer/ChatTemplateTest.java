@@ -185,4 +185,12 @@ class ChatTemplateTest {
             assertTrue(failure(tag, ChatTemplate.Limits.DEFAULT).contains("is disabled in this context"), tag);
         }
     }
+
+    @Test
+    void stringsAreOutputAsTheyAreControlCharactersIncluded() {
+        String content = "a\u0000b\u0001\bc\u001b[0m\u007f\\u0000\\'\"'";
+        assertEquals("[" + content + "|<" + content + ">]",
+                render("[{{ messages[0].content }}|{{ '<' + messages[0].content + '>' }}]", List.of(ChatMessage.user(content))));
+        assertEquals("['a', 1]", render("{{ ['a', 1] }}", THREE), "other values keep their Python-like output");
+    }
 }
