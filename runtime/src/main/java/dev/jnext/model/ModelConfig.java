@@ -312,6 +312,11 @@ public record ModelConfig(
         public int size() {
             return size;
         }
+
+        @Override
+        public String toString() { // a message or log line must not spell out 2^31 - 1 layers
+            return size <= 64 ? super.toString() : "[every " + interval + "th of " + size + " layers full_attention]";
+        }
     }
 
     /** Field-by-field reading with the HF 5.17 defaults; every error names the field. */
