@@ -17,7 +17,8 @@ file, $OUT/tokenizer_goldens.tar.gz, holding:
                    special tokens kept), decoded_skip_special, decoded_transformers
   decode.jsonl     random id sequences (single ids and runs) and their decoded text, lossy UTF-8 included
   chat.jsonl       per conversation x add_generation_prompt: the rendered prompt of
-                   AutoTokenizer.apply_chat_template(..., tokenize=False) and its ids
+                   AutoTokenizer.apply_chat_template(..., tokenize=False) and its ids (the hostile-*
+                   conversations carry template syntax in their content, which must come out verbatim)
   throughput.json  one-thread encode throughput of `tokenizers` on the benchmark corpus
   meta.json        library versions, vocabulary size, disagreements between the two paths
 """
@@ -219,6 +220,12 @@ def main():
                 continue
             if not isinstance(prompt, str):
                 die(f"apply_chat_template(tokenize=False) returned {type(prompt).__name__}, expected str")
+            if conv["id"].startswith("hostile-"):
+                # message content is data: jinja2 emits it verbatim, never as template code (jnext's
+                # ChatTemplateLiteralContentTest relies on these goldens for that)
+                for m in conv["messages"]:
+                    if isinstance(m.get("content"), str) and m["content"] not in prompt:
+                        die(f"chat {conv['id']}: content {m['content']!r} is not rendered verbatim")
             ids = list(raw.encode(prompt, add_special_tokens=True).ids)
             chat_lines.append(json.dumps({"id": conv["id"], "add_generation_prompt": gen, "kwargs": kwargs,
                                           "prompt": prompt, "ids": ids}, ensure_ascii=True))

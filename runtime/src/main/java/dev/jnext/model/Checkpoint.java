@@ -1,11 +1,9 @@
 package dev.jnext.model;
 
-import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.jnext.JnextException;
+import dev.jnext.JsonFiles;
 
-import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -25,9 +23,6 @@ public final class Checkpoint implements AutoCloseable {
 
     public static final String SINGLE_FILE = "model.safetensors";
     public static final String INDEX_FILE = "model.safetensors.index.json";
-
-    private static final ObjectMapper JSON = new ObjectMapper()
-            .enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION);
 
     private final Path dir;
     private final Arena arena;
@@ -56,6 +51,10 @@ public final class Checkpoint implements AutoCloseable {
                         throw new JnextException(index + ": shard \"" + f + "\" does not exist in " + dir);
                     }
                     for (Tensor t : SafeTensorsFile.map(shard, arena).values()) {
+                        if (!weightMap.containsKey(t.name())) {
+                            throw new JnextException(index + ": weight_map does not list tensor '" + t.name()
+                                    + "' of shard " + f + " (an index must account for every tensor of its shards)");
+                        }
                         String prev = seenIn.putIfAbsent(t.name(), f);
                         if (prev != null) {
                             throw new JnextException(dir + ": tensor '" + t.name() + "' appears in both " + prev
@@ -85,13 +84,8 @@ public final class Checkpoint implements AutoCloseable {
     }
 
     private static Map<String, String> readIndex(Path index) {
-        JsonNode root;
-        try {
-            root = JSON.readTree(Files.readString(index));
-        } catch (IOException e) {
-            throw new JnextException(index + ": not valid JSON: " + e.getMessage(), e);
-        }
-        JsonNode wm = root == null ? null : root.get("weight_map");
+        JsonNode root = JsonFiles.read(index);
+        JsonNode wm = root.get("weight_map");
         if (wm == null || !wm.isObject()) throw new JnextException(index + ": missing \"weight_map\" object");
         Map<String, String> out = new LinkedHashMap<>();
         for (Iterator<Map.Entry<String, JsonNode>> it = wm.properties().iterator(); it.hasNext(); ) {

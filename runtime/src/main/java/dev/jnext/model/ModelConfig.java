@@ -7,13 +7,19 @@ import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.jnext.JnextException;
+import dev.jnext.JsonFiles;
 
 import java.io.IOException;
+import java.math.BigInteger;
 import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import java.util.AbstractList;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Objects;
+import java.util.RandomAccess;
+import java.util.Set;
 
 /**
  * A Qwen3-Next {@code config.json}: the fields that change the forward pass, with the defaults of
@@ -63,13 +69,13 @@ public record ModelConfig(
 
     public ModelConfig {
         mlpOnlyLayers = List.copyOf(mlpOnlyLayers);
-        layerTypes = List.copyOf(layerTypes);
+        layerTypes = layerTypes instanceof EveryNthFull ? layerTypes : List.copyOf(layerTypes);
         eosTokenIds = List.copyOf(eosTokenIds);
         validate("config", vocabSize, hiddenSize, intermediateSize, numHiddenLayers, numAttentionHeads,
                 numKeyValueHeads, headDim, linearNumKeyHeads, linearNumValueHeads, linearKeyHeadDim,
                 linearValueHeadDim, linearConvKernelDim, numExperts, numExpertsPerTok, moeIntermediateSize,
                 sharedExpertIntermediateSize, decoderSparseStep, mlpOnlyLayers, layerTypes, ropeTheta,
-                partialRotaryFactor, rmsNormEps);
+                partialRotaryFactor, rmsNormEps, maxPositionEmbeddings);
     }
 
     // ---- derived geometry -------------------------------------------------------------------------------
@@ -95,17 +101,17 @@ public record ModelConfig(
 
     /** Hk·dk: width of the GDN query (and key) channels. */
     public int linearKeyDim() {
-        return linearNumKeyHeads * linearKeyHeadDim;
+        return Math.multiplyExact(linearNumKeyHeads, linearKeyHeadDim);
     }
 
     /** Hv·dv: width of the GDN value channels. */
     public int linearValueDim() {
-        return linearNumValueHeads * linearValueHeadDim;
+        return Math.multiplyExact(linearNumValueHeads, linearValueHeadDim);
     }
 
     /** Channels of the depthwise conv: 2·Hk·dk + Hv·dv. */
     public int convDim() {
-        return 2 * linearKeyDim() + linearValueDim();
+        return Math.addExact(Math.multiplyExact(2, linearKeyDim()), linearValueDim());
     }
 
     public int countLayers(LayerType type) {
@@ -117,26 +123,16 @@ public record ModelConfig(
     /** Reads {@code dir/config.json} (or the file itself when {@code path} is a file). */
     public static ModelConfig load(Path path) {
         Path file = Files.isDirectory(path) ? path.resolve("config.json") : path;
-        String text;
-        try {
-            text = Files.readString(file);
-        } catch (NoSuchFileException e) {
+        if (!Files.exists(file)) {
             throw new JnextException(file + ": no such file (a Hugging Face model directory needs config.json)");
-        } catch (IOException e) {
-            throw new JnextException(file + ": cannot read: " + e.getMessage(), e);
         }
-        return parse(text, file.toString());
+        return parse(JsonFiles.readText(file), file.toString());
     }
 
     /** Parses config.json text; {@code source} names it in error messages. */
     public static ModelConfig parse(String text, String source) {
-        JsonNode root;
-        try {
-            root = JSON.readTree(text);
-        } catch (IOException e) {
-            throw new JnextException(source + ": not valid JSON: " + (e instanceof com.fasterxml.jackson.core.JsonProcessingException j ? j.getOriginalMessage() : e.getMessage()), e);
-        }
-        if (root == null || !root.isObject()) throw new JnextException(source + ": expected a JSON object");
+        JsonNode root = JsonFiles.parse(text, source);
+        if (!root.isObject()) throw new JnextException(source + ": expected a JSON object");
         return new Reader(root, source).read();
     }
 
@@ -191,7 +187,7 @@ public record ModelConfig(
     private static void validate(String src, int vocab, int hidden, int inter, int layers, int heads, int kvHeads,
                                  int headDim, int hk, int hv, int dk, int dv, int kernel, int experts, int topK,
                                  int moeI, int sharedI, int sparseStep, List<Integer> mlpOnly,
-                                 List<LayerType> types, double theta, double partial, float eps) {
+                                 List<LayerType> types, double theta, double partial, float eps, int maxPositions) {
         positive(src, "vocab_size", vocab);
         positive(src, "hidden_size", hidden);
         positive(src, "num_hidden_layers", layers);
@@ -204,6 +200,7 @@ public record ModelConfig(
         positive(src, "linear_value_head_dim", dv);
         positive(src, "linear_conv_kernel_dim", kernel);
         positive(src, "decoder_sparse_step", sparseStep);
+        positive(src, "max_position_embeddings", maxPositions);
         if (heads % kvHeads != 0) {
             throw new JnextException(src + ": num_attention_heads (" + heads
                     + ") is not a multiple of num_key_value_heads (" + kvHeads + ")");
@@ -222,13 +219,13 @@ public record ModelConfig(
                 throw new JnextException(src + ": mlp_only_layers contains " + l + ", outside 0.." + (layers - 1));
             }
         }
-        boolean anyMoe = false;
-        boolean anyDense = false;
-        for (int i = 0; i < layers; i++) {
-            boolean moe = !mlpOnly.contains(i) && experts > 0 && (i + 1) % sparseStep == 0;
-            anyMoe |= moe;
-            anyDense |= !moe;
-        }
+        // which kinds of feed-forward occur, without visiting each of up to 2^31 - 1 layers: layer i is MoE iff
+        // experts > 0, (i + 1) % step == 0 and i is not in mlp_only_layers
+        Set<Integer> dense = new HashSet<>(mlpOnly);
+        long moeSlots = experts > 0 ? layers / sparseStep : 0;
+        long moeSlotsMadeDense = dense.stream().filter(l -> (l + 1) % sparseStep == 0).count();
+        boolean anyMoe = moeSlots > moeSlotsMadeDense;
+        boolean anyDense = layers > moeSlots || moeSlotsMadeDense > 0;
         if (anyMoe) {
             positive(src, "num_experts_per_tok", topK);
             positive(src, "moe_intermediate_size", moeI);
@@ -239,6 +236,21 @@ public record ModelConfig(
             }
         }
         if (anyDense) positive(src, "intermediate_size", inter);
+        // every size the model derives from these fields is an int (array lengths, tensor dimensions)
+        // (num_key_value_heads divides num_attention_heads, so the k/v rows are at most the q rows; the in_proj_qkvz
+        // rows bound every other GDN width, and the conv1d weights the conv state)
+        size(src, "q_proj rows", "num_attention_heads × head_dim × 2", product(heads, headDim, 2));
+        BigInteger keyDim = product(hk, dk);
+        BigInteger valueDim = product(hv, dv);
+        BigInteger two = BigInteger.TWO;
+        size(src, "in_proj_qkvz rows", "2 × linear_num_key_heads × linear_key_head_dim + 2 × linear_num_value_heads "
+                + "× linear_value_head_dim", two.multiply(keyDim).add(two.multiply(valueDim)));
+        size(src, "conv1d weights", "(2 × linear_num_key_heads × linear_key_head_dim + linear_num_value_heads "
+                + "× linear_value_head_dim) × linear_conv_kernel_dim",
+                two.multiply(keyDim).add(valueDim).multiply(BigInteger.valueOf(kernel)));
+        size(src, "recurrent state of a sequence", "linear_num_value_heads × linear_key_head_dim × "
+                + "linear_value_head_dim", product(hv, dk, dv));
+        if (anyMoe) size(src, "fused gate_up_proj rows", "moe_intermediate_size × 2", product(moeI, 2));
         if (!(theta > 0) || Double.isInfinite(theta)) {
             throw new JnextException(src + ": rope_theta must be a positive number, got " + theta);
         }
@@ -257,6 +269,54 @@ public record ModelConfig(
 
     private static void positive(String src, String field, int v) {
         if (v <= 0) throw new JnextException(src + ": " + field + " must be a positive integer, got " + v);
+    }
+
+    /** A size derived from config fields must fit a Java array; the error names the fields it comes from. */
+    private static void size(String src, String what, String fields, BigInteger value) {
+        if (value.compareTo(BigInteger.valueOf(MAX_SIZE)) > 0) {
+            throw new JnextException(src + ": " + fields + " = " + value + " is too large (the " + what
+                    + " must be at most " + MAX_SIZE + ")");
+        }
+    }
+
+    private static BigInteger product(long... factors) {
+        BigInteger p = BigInteger.ONE;
+        for (long f : factors) p = p.multiply(BigInteger.valueOf(f));
+        return p;
+    }
+
+    /** The largest Java array (a few JVMs refuse the last handful of elements below 2^31 - 1). */
+    private static final long MAX_SIZE = Integer.MAX_VALUE - 8;
+
+    /**
+     * Layer i is full attention iff (i + 1) % interval == 0: the transformers 4.x {@code full_attention_interval}
+     * rule as a list of num_hidden_layers entries that holds none of them, so a huge layer count costs nothing
+     * before the checkpoint is checked against it.
+     */
+    private static final class EveryNthFull extends AbstractList<LayerType> implements RandomAccess {
+        private final int size;
+        private final int interval;
+
+        EveryNthFull(int size, int interval) {
+            this.size = size;
+            this.interval = interval;
+        }
+
+        @Override
+        public LayerType get(int i) {
+            Objects.checkIndex(i, size);
+            return (i + 1) % interval == 0 ? LayerType.FULL_ATTENTION : LayerType.LINEAR_ATTENTION;
+        }
+
+        @Override
+        public int size() {
+            return size;
+        }
+
+        @Override
+        public String toString() { // a message or log line must not spell out 2^31 - 1 layers
+            return size <= 64 ? super.toString() : "[every " + interval + "th of " + size + " layers full_attention]";
+        }
     }
 
     /** Field-by-field reading with the HF 5.17 defaults; every error names the field. */
@@ -370,10 +430,7 @@ public record ModelConfig(
             if (interval <= 0) {
                 throw new JnextException(src + ": full_attention_interval must be a positive integer, got " + interval);
             }
-            for (int i = 0; i < layers; i++) {
-                out.add((i + 1) % interval == 0 ? LayerType.FULL_ATTENTION : LayerType.LINEAR_ATTENTION);
-            }
-            return out;
+            return new EveryNthFull(Math.max(layers, 0), interval);
         }
 
         private boolean present(String f) {
@@ -383,8 +440,9 @@ public record ModelConfig(
         private int integer(String f, int def) {
             JsonNode n = root.get(f);
             if (n == null || n.isNull()) return def;
-            if (!n.isIntegralNumber() || !n.canConvertToInt()) {
-                throw new JnextException(src + ": " + f + " must be an integer, got " + n);
+            if (!n.isIntegralNumber()) throw new JnextException(src + ": " + f + " must be an integer, got " + n);
+            if (!n.canConvertToInt()) {
+                throw new JnextException(src + ": " + f + " is " + n + ", out of range (at most " + Integer.MAX_VALUE + ")");
             }
             return n.intValue();
         }

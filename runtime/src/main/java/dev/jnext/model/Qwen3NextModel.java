@@ -123,6 +123,11 @@ public final class Qwen3NextModel implements AutoCloseable {
             } else {
                 lmHead = Matrix.of(embed);
             }
+            int held = layersHeld();
+            if (c.numHiddenLayers() > held) { // before anything is built per layer
+                throw new JnextException(ckpt.dir().resolve("config.json") + ": num_hidden_layers is " + c.numHiddenLayers()
+                        + " but the checkpoint holds tensors for " + held + " layer" + (held == 1 ? "" : "s"));
+            }
             List<DecoderLayer> layers = new ArrayList<>();
             for (int i = 0; i < c.numHiddenLayers(); i++) layers.add(layer(i));
             Set<String> unexpected = new TreeSet<>();
@@ -136,6 +141,22 @@ public final class Qwen3NextModel implements AutoCloseable {
                         + " (not part of a Qwen3-Next model with this config.json)");
             }
             return new Qwen3NextModel(c, ckpt, embed, finalNorm, lmHead, layers);
+        }
+
+        /** One past the highest N of the checkpoint's {@code model.layers.N.*} tensors. */
+        private int layersHeld() {
+            String prefix = "model.layers.";
+            int highest = -1;
+            for (String name : ckpt.tensors().keySet()) {
+                int dot = name.indexOf('.', prefix.length());
+                if (!name.startsWith(prefix) || dot < 0) continue;
+                try {
+                    highest = Math.max(highest, Integer.parseInt(name, prefix.length(), dot, 10));
+                } catch (NumberFormatException e) {
+                    // not a layer index: reported as an unexpected tensor
+                }
+            }
+            return highest + 1;
         }
 
         private DecoderLayer layer(int i) {
@@ -188,8 +209,8 @@ public final class Qwen3NextModel implements AutoCloseable {
             int h = c.hiddenSize();
             int e = c.numExperts();
             int inter = c.moeIntermediateSize();
-            Matrix router = matrix(p + "gate.weight", e, h);
-            List<SwiGluMlp> experts = new ArrayList<>(e);
+            Matrix router = matrix(p + "gate.weight", e, h); // checks num_experts against the checkpoint first
+            List<SwiGluMlp> experts = new ArrayList<>();
             String fusedName = p + "experts.gate_up_proj";
             if (ckpt.find(fusedName) != null) {
                 if (ckpt.find(p + "experts.0.gate_proj.weight") != null) {

@@ -1,13 +1,16 @@
 package dev.jnext.model;
 
 import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.jnext.JnextException;
+import dev.jnext.JsonFiles;
 
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.math.BigInteger;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
@@ -88,13 +91,7 @@ public final class SafeTensorsFile {
         }
         ByteBuffer hb = ByteBuffer.allocate((int) n);
         readFully(ch, hb, 8);
-        JsonNode root;
-        try {
-            root = JSON.readTree(hb.array());
-        } catch (IOException e) {
-            throw new JnextException(file + ": header is not valid JSON: " + (e instanceof com.fasterxml.jackson.core.JsonProcessingException j ? j.getOriginalMessage() : e.getMessage()), e);
-        }
-        if (root == null || !root.isObject()) throw new JnextException(file + ": header is not a JSON object");
+        JsonNode root = parseHeader(file, hb.array());
         long dataStart = 8 + n;
         long dataSize = size - dataStart;
         List<Entry> entries = new ArrayList<>();
@@ -107,17 +104,61 @@ public final class SafeTensorsFile {
                 entries.add(entry(file, f.getKey(), f.getValue(), dataSize));
             }
         }
-        List<Entry> byOffset = new ArrayList<>(entries);
-        byOffset.sort(Comparator.comparingLong(Entry::begin).thenComparingLong(Entry::end));
-        for (int i = 1; i < byOffset.size(); i++) {
-            Entry a = byOffset.get(i - 1);
-            Entry b = byOffset.get(i);
-            if (b.begin() < a.end()) {
-                throw new JnextException(file + ": tensors '" + a.name() + "' [" + a.begin() + ", " + a.end()
-                        + ") and '" + b.name() + "' [" + b.begin() + ", " + b.end() + ") overlap");
+        checkTiling(file, entries, dataSize);
+        return new Header(file, dataStart, size, List.copyOf(entries), Map.copyOf(metadata));
+    }
+
+    /** The header: one JSON object, then nothing but the padding spaces the format allows. */
+    private static JsonNode parseHeader(Path file, byte[] header) throws IOException {
+        String text = JsonFiles.utf8(header, file + ": header");
+        JsonNode root;
+        int end;
+        try (JsonParser p = JSON.createParser(text)) {
+            root = JSON.readTree(p);
+            end = (int) p.currentLocation().getCharOffset();
+        } catch (JsonProcessingException e) {
+            throw new JnextException(file + ": header is not valid JSON: " + JsonFiles.describe(e), e);
+        }
+        if (root == null || !root.isObject()) throw new JnextException(file + ": header is not a JSON object");
+        for (int i = end; i < text.length(); i++) {
+            if (text.charAt(i) != ' ') {
+                throw new JnextException(file + ": header has " + describeChar(text.charAt(i)) + " at character " + i
+                        + ", after its JSON object, where only padding spaces may follow");
             }
         }
-        return new Header(file, dataStart, size, List.copyOf(entries), Map.copyOf(metadata));
+        return root;
+    }
+
+    private static String describeChar(char c) {
+        return c >= 0x21 && c < 0x7F ? "'" + c + "'" : String.format("character U+%04X", (int) c);
+    }
+
+    /**
+     * The format's rule: the tensors tile the data section exactly, in offset order, with no hole, no overlap and
+     * nothing after the last one. A header length off by a few bytes (header padding read as data, or data read as
+     * padding) breaks it, so it cannot shift every tensor unnoticed.
+     */
+    private static void checkTiling(Path file, List<Entry> entries, long dataSize) {
+        List<Entry> byOffset = new ArrayList<>(entries);
+        byOffset.sort(Comparator.comparingLong(Entry::begin).thenComparingLong(Entry::end));
+        long covered = 0;
+        Entry previous = null;
+        for (Entry e : byOffset) {
+            if (e.begin() < covered) {
+                throw new JnextException(file + ": tensors '" + previous.name() + "' [" + previous.begin() + ", "
+                        + previous.end() + ") and '" + e.name() + "' [" + e.begin() + ", " + e.end() + ") overlap");
+            }
+            if (e.begin() > covered) {
+                throw new JnextException(file + ": bytes [" + covered + ", " + e.begin() + ") of the data section "
+                        + "belong to no tensor (before '" + e.name() + "'); the tensors must tile it exactly");
+            }
+            covered = e.end();
+            previous = e;
+        }
+        if (covered != dataSize) {
+            throw new JnextException(file + ": the tensors end at byte " + covered + " of the data section but it has "
+                    + dataSize + " bytes (a wrong header length, or bytes after the last tensor)");
+        }
     }
 
     private static void readMetadata(Path file, JsonNode node, Map<String, String> out) {
@@ -140,15 +181,14 @@ public final class SafeTensorsFile {
         JsonNode sh = node.get("shape");
         if (sh == null || !sh.isArray()) throw new JnextException(where + ": missing shape list");
         int[] shape = new int[sh.size()];
-        long elements = 1;
+        BigInteger elements = BigInteger.ONE; // exact: a product that wraps to 0 must not match empty offsets
         for (int i = 0; i < shape.length; i++) {
             JsonNode d = sh.get(i);
             if (!d.isIntegralNumber() || !d.canConvertToLong() || d.longValue() < 0 || d.longValue() > Integer.MAX_VALUE) {
                 throw new JnextException(where + ": shape entry " + d + " is not a dimension in 0.." + Integer.MAX_VALUE);
             }
             shape[i] = d.intValue();
-            elements = Math.multiplyHigh(elements, shape[i]) != 0 ? -1 : elements * shape[i];
-            if (elements < 0) throw new JnextException(where + ": shape " + sh + " is too large");
+            elements = elements.multiply(BigInteger.valueOf(shape[i]));
         }
         JsonNode off = node.get("data_offsets");
         if (off == null || !off.isArray() || off.size() != 2 || !off.get(0).isIntegralNumber()
@@ -164,8 +204,8 @@ public final class SafeTensorsFile {
         if (node.size() != 3) {
             throw new JnextException(where + ": unexpected keys in " + node + " (expected dtype, shape, data_offsets)");
         }
-        long expected = elements * dtype.bytes();
-        if (end - begin != expected) {
+        BigInteger expected = elements.multiply(BigInteger.valueOf(dtype.bytes()));
+        if (!expected.equals(BigInteger.valueOf(end - begin))) {
             throw new JnextException(where + ": data_offsets [" + begin + ", " + end + "] hold " + (end - begin)
                     + " bytes but shape " + sh + " of " + dtype + " needs " + expected);
         }

@@ -59,7 +59,9 @@ public record Tensor(String name, DType dtype, int[] shape, MemorySegment data) 
     /** The whole tensor converted to a float array (for small tensors: norms, biases, gates). */
     public float[] toFloatArray() {
         long n = elementCount();
-        if (n > Integer.MAX_VALUE - 8) throw new IllegalStateException(name + " is too large for one float[]");
+        if (n > Integer.MAX_VALUE - 8) {
+            throw new dev.jnext.JnextException("tensor '" + name + "' " + shapeString() + " is too large for one float array");
+        }
         float[] out = new float[(int) n];
         copyToFloats(data, dtype, 0, out, 0, out.length);
         return out;

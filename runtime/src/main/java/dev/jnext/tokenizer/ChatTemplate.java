@@ -4,8 +4,14 @@ import com.hubspot.jinjava.Jinjava;
 import com.hubspot.jinjava.JinjavaConfig;
 import com.hubspot.jinjava.LegacyOverrides;
 import com.hubspot.jinjava.el.JinjavaInterpreterResolver;
+import com.hubspot.jinjava.el.JinjavaProcessors;
+import com.hubspot.jinjava.interpret.CollectionTooBigException;
+import com.hubspot.jinjava.interpret.Context;
+import com.hubspot.jinjava.interpret.InterpreterFactory;
+import com.hubspot.jinjava.interpret.OutputTooBigException;
 import com.hubspot.jinjava.interpret.RenderResult;
 import com.hubspot.jinjava.interpret.TemplateError;
+import com.hubspot.jinjava.interpret.errorcategory.BasicTemplateErrorCategory;
 import com.hubspot.jinjava.interpret.JinjavaInterpreter;
 import com.hubspot.jinjava.lib.filter.Filter;
 import com.hubspot.jinjava.lib.fn.ELFunctionDefinition;
@@ -13,9 +19,11 @@ import dev.jnext.JnextException;
 import jinjava.javax.el.CompositeELResolver;
 
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 
 /**
  * A checkpoint's Jinja chat template rendered with jinjava the way Hugging Face's
@@ -24,16 +32,57 @@ import java.util.Map;
  * slices and keyword arguments ({@link JinjaRewriter}), {@code loop.previtem}/{@code nextitem},
  * {@code tojson} as Python's json.dumps, {@code raise_exception}, {@code strftime_now}, the
  * {@code {% generation %}} block, and the special tokens as variables. Thread-safe.
+ *
+ * <p>Every value a caller supplies (message content, tool schemas, extra variables) is data: it is rendered
+ * literally, as jinja2 does: never re-read as a template (jinjava's "nested interpretation" is off, and the
+ * filters that would render a value, {@code render} and {@code striptags}, are disabled) and output as it is,
+ * control characters included. What a template can do
+ * is bounded by {@link Limits}: output and string length, collection sizes, macro recursion, steps and time;
+ * {@code range} is jinja2's sandboxed one (at most 100000 items), and no template can load another file.
  */
 public final class ChatTemplate {
+
+    /**
+     * Bounds of one render, so that no template and no message can hang the process or exhaust its memory.
+     *
+     * @param maxOutputChars longest rendered prompt, and longest string one expression may build
+     * @param maxItems       most items of a list or dict the template builds
+     * @param maxDepth       deepest macro recursion
+     * @param maxSteps       most rendered nodes plus loop iterations
+     * @param maxTime        longest render
+     */
+    public record Limits(long maxOutputChars, int maxItems, int maxDepth, long maxSteps, Duration maxTime) {
+        /** 16 Mi characters (far beyond any context window), 1 Mi items, depth 64, 4 M steps, 10 s. */
+        public static final Limits DEFAULT = new Limits(16L << 20, 1 << 20, 64, 4_000_000, Duration.ofSeconds(10));
+
+        public Limits {
+            if (maxOutputChars <= 0 || maxItems <= 0 || maxDepth <= 0 || maxSteps <= 0 || maxTime == null
+                    || maxTime.isNegative() || maxTime.isZero()) {
+                throw new IllegalArgumentException("chat template limits must be positive: " + maxOutputChars + ", "
+                        + maxItems + ", " + maxDepth + ", " + maxSteps + ", " + maxTime);
+            }
+        }
+    }
+
+    /** jinjava filters and tags that would render a value as a template or load another file. */
+    private static final Map<Context.Library, Set<String>> DISABLED = Map.of(
+            Context.Library.FILTER, Set.of("render", "striptags"),
+            Context.Library.TAG, Set.of("include", "import", "from", "extends"));
+
     private final String source;
     private final String template;
     private final Path origin;
     private final Map<String, Object> specialTokens;
+    private final Limits limits;
     private final Jinjava jinjava;
 
     public ChatTemplate(String source, Path origin, Map<String, Object> specialTokens) {
+        this(source, origin, specialTokens, Limits.DEFAULT);
+    }
+
+    public ChatTemplate(String source, Path origin, Map<String, Object> specialTokens, Limits limits) {
         this.source = source;
+        this.limits = java.util.Objects.requireNonNull(limits, "limits");
         this.template = JinjaRewriter.rewrite(source);
         this.origin = origin;
         this.specialTokens = Map.copyOf(withoutNulls(specialTokens));
@@ -44,6 +93,16 @@ public final class ChatTemplate {
                 .withTrimBlocks(true)
                 .withLstripBlocks(true)
                 .withElResolver(resolver)
+                .withNestedInterpretationEnabled(false) // jinjava's default re-renders any value containing {{ or {%
+                .withDisabled(DISABLED)
+                .withMaxOutputSize(limits.maxOutputChars())
+                .withMaxStringLength(limits.maxOutputChars())
+                .withMaxListSize(limits.maxItems())
+                .withMaxMapSize(limits.maxItems())
+                .withEnableRecursiveMacroCalls(true) // as jinja2 (jinjava's default silently renders nothing instead)
+                .withMaxMacroRecursionDepth(limits.maxDepth())
+                .withProcessors(JinjavaProcessors.newBuilder().withNodePreProcessor((node, interpreter) -> RenderBudget.step()).build())
+                .withInterperterFactory(new LiteralStringsInterpreter.Factory())
                 .withLegacyOverrides(LegacyOverrides.newBuilder()
                         .withUseTrimmingForNotesAndExpressions(true)
                         .withParseWhitespaceControlStrictly(true)
@@ -56,6 +115,7 @@ public final class ChatTemplate {
         jinjava = new Jinjava(config);
         var globals = jinjava.getGlobalContext();
         globals.registerFunction(new ELFunctionDefinition("", "raise_exception", TemplateFunctions.class, "raiseException", Object.class));
+        globals.registerFunction(new ELFunctionDefinition("", "range", TemplateFunctions.class, "range", Object.class, Object[].class));
         globals.registerFunction(new ELFunctionDefinition("", "strftime_now", TemplateFunctions.class, "strftimeNow", String.class));
         globals.registerFunction(new ELFunctionDefinition("", JinjaRewriter.FUNCTION, TemplateFunctions.class, "slice",
                 Object.class, Object.class, Object.class, Object.class));
@@ -99,26 +159,41 @@ public final class ChatTemplate {
         context.put("tools", tools == null || tools.isEmpty() ? null : tools);
         context.put("add_generation_prompt", addGenerationPrompt);
         RenderResult result;
+        RenderBudget budget = RenderBudget.start(limits);
         try {
             result = jinjava.renderForResult(template, context);
+        } catch (StackOverflowError e) {
+            throw failure("the template nests too deeply", null);
         } catch (RuntimeException e) {
             throw failure(e.getMessage(), e);
+        } finally {
+            budget.close();
         }
+        if (budget.exceeded() != null) throw failure(budget.exceeded().getMessage(), budget.exceeded());
         for (TemplateError error : result.getErrors()) {
-            if (error.getSeverity() == TemplateError.ErrorType.FATAL) {
+            if (error.getSeverity() == TemplateError.ErrorType.FATAL || isCycle(error)) {
                 String message = error.getMessage();
                 Throwable cause = error.getException();
                 for (Throwable t = cause; t != null; t = t.getCause()) {
                     if (t instanceof TemplateFunctions.TemplateRaised raised) message = "raise_exception: " + raised.getMessage();
+                    else if (t instanceof TemplateFunctions.Refused || t instanceof CollectionTooBigException
+                            || t instanceof OutputTooBigException) message = t.getMessage();
                 }
-                throw failure("line " + error.getLineno() + ": " + message, cause);
+                throw failure((error.getLineno() > 0 ? "line " + error.getLineno() + ": " : "") + message, cause);
             }
         }
         return result.getOutput();
     }
 
+    /** jinjava reports a macro past the recursion limit as a warning and renders nothing for it; jinja2 fails. */
+    private static boolean isCycle(TemplateError error) {
+        return error.getCategory() == BasicTemplateErrorCategory.CYCLE_DETECTED
+                || error.getCategory() == BasicTemplateErrorCategory.IMPORT_CYCLE_DETECTED;
+    }
+
     private JnextException failure(String what, Throwable cause) {
-        return new JnextException("chat template of " + origin + " cannot be rendered: " + what, cause);
+        String oneLine = String.valueOf(what).replaceAll("\\s*\\R\\s*", " ");
+        return new JnextException("chat template of " + origin + " cannot be rendered: " + oneLine, cause);
     }
 
     private static Map<String, Object> withoutNulls(Map<String, Object> m) {
@@ -127,6 +202,38 @@ public final class ChatTemplate {
             if (v != null) out.put(k, v);
         });
         return out;
+    }
+
+    /**
+     * jinjava's interpreter, except that a string value is output exactly as it is: jinjava's "pyish" output quotes
+     * and escapes it with Jackson and unescapes only quotes and backslashes, so a control character such as U+0000
+     * came out as the six characters {@code \u0000}. Other values keep jinjava's Python-like output (True, None, lists).
+     */
+    private static final class LiteralStringsInterpreter extends JinjavaInterpreter {
+        LiteralStringsInterpreter(Jinjava application, Context context, JinjavaConfig config) {
+            super(application, context, config);
+        }
+
+        LiteralStringsInterpreter(JinjavaInterpreter parent) {
+            super(parent);
+        }
+
+        @Override
+        public String getAsString(Object object) {
+            return object instanceof CharSequence s ? s.toString() : super.getAsString(object);
+        }
+
+        static final class Factory implements InterpreterFactory {
+            @Override
+            public JinjavaInterpreter newInstance(JinjavaInterpreter parent) {
+                return new LiteralStringsInterpreter(parent);
+            }
+
+            @Override
+            public JinjavaInterpreter newInstance(Jinjava application, Context context, JinjavaConfig config) {
+                return new LiteralStringsInterpreter(application, context, config);
+            }
+        }
     }
 
     /** Hugging Face's tojson: Python's json.dumps with ensure_ascii=False (and indent / sort_keys if given). */

@@ -7,15 +7,18 @@ import com.hubspot.jinjava.tree.TagNode;
 import java.util.AbstractList;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collection;
 import java.util.Deque;
 import java.util.Iterator;
 import java.util.List;
+import java.util.Map;
 
 /**
  * Jinja's {@code loop.previtem} and {@code loop.nextitem}, which jinjava's ForLoop lacks: a {@code for} tag that
  * iterates a list remembering the current position, and the lookup {@link PythonMethods} answers from it for
- * the innermost running loop.
+ * the innermost running loop. Every iteration is charged to the render's {@link RenderBudget}, so nested loops
+ * over long ranges end at the budget instead of running for hours.
  */
 final class LoopNeighbours {
     private static final ThreadLocal<Deque<Items>> RUNNING = ThreadLocal.withInitial(ArrayDeque::new);
@@ -66,6 +69,7 @@ final class LoopNeighbours {
 
                 @Override
                 public Object next() {
+                    RenderBudget.step();
                     return items.get(++current);
                 }
             };
@@ -78,9 +82,13 @@ final class LoopNeighbours {
 
         @Override
         public String renderForCollection(TagNode tagNode, JinjavaInterpreter interpreter, List<String> loopVars, Object collection) {
-            if (!(collection instanceof Collection<?> c) || collection instanceof java.util.Set<?>) {
-                return super.renderForCollection(tagNode, interpreter, loopVars, collection);
-            }
+            Collection<?> c = switch (collection) {
+                case Map<?, ?> m -> m.keySet(); // jinja2 iterates a dict's keys (iterateOverMapKeys is on)
+                case Collection<?> all -> all;
+                case Object[] array -> Arrays.asList(array);
+                case null, default -> null;
+            };
+            if (c == null) return super.renderForCollection(tagNode, interpreter, loopVars, collection);
             Items items = new Items(c);
             RUNNING.get().push(items);
             try {

@@ -1,5 +1,6 @@
 package dev.jnext.tokenizer;
 
+import com.hubspot.jinjava.interpret.JinjavaInterpreter;
 import jinjava.javax.el.ELContext;
 import jinjava.javax.el.ELResolver;
 
@@ -47,7 +48,7 @@ final class PythonMethods extends ELResolver {
                     ? (s.isEmpty() ? s : s.substring(0, 1).toUpperCase(java.util.Locale.ROOT) + s.substring(1).toLowerCase(java.util.Locale.ROOT))
                     : UNHANDLED;
             case "title" -> p.length == 0 ? title(s) : UNHANDLED;
-            case "replace" -> p.length == 2 ? s.replace(String.valueOf(p[0]), String.valueOf(p[1])) : UNHANDLED;
+            case "replace" -> p.length == 2 ? replace(s, String.valueOf(p[0]), String.valueOf(p[1])) : UNHANDLED;
             case "find" -> p.length == 1 ? (long) s.indexOf(String.valueOf(p[0])) : UNHANDLED;
             case "rfind" -> p.length == 1 ? (long) s.lastIndexOf(String.valueOf(p[0])) : UNHANDLED;
             case "count" -> p.length == 1 ? count(s, String.valueOf(p[0])) : UNHANDLED;
@@ -168,9 +169,34 @@ final class PythonMethods extends ELResolver {
 
     private static String join(String sep, Object items) {
         List<String> parts = new ArrayList<>();
-        if (items instanceof Iterable<?> it) for (Object o : it) parts.add(String.valueOf(o));
-        else parts.add(String.valueOf(items));
+        long length = 0;
+        if (items instanceof Iterable<?> it) {
+            for (Object o : it) {
+                String part = String.valueOf(o);
+                length += part.length() + (parts.isEmpty() ? 0 : sep.length());
+                checkLength(length, "str.join");
+                parts.add(part);
+            }
+        } else {
+            parts.add(String.valueOf(items));
+        }
         return String.join(sep, parts);
+    }
+
+    private static String replace(String s, String old, String replacement) {
+        long occurrences = count(s, old);
+        checkLength(s.length() + occurrences * (replacement.length() - old.length()), "str.replace");
+        return s.replace(old, replacement);
+    }
+
+    /** Strings the template builds are bounded like jinjava's own concatenation (ChatTemplate.Limits). */
+    private static void checkLength(long length, String what) {
+        JinjavaInterpreter interpreter = JinjavaInterpreter.getCurrent();
+        long max = interpreter == null ? 0 : interpreter.getConfig().getMaxStringLength();
+        if (max > 0 && length > max) {
+            throw new TemplateFunctions.Refused(what + " would build a string of " + length
+                    + " characters; a render may build at most " + max);
+        }
     }
 
     @Override

@@ -1,10 +1,9 @@
 package dev.jnext.tokenizer;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.jnext.JnextException;
+import dev.jnext.JsonFiles;
 
-import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -23,8 +22,6 @@ import java.util.Optional;
  */
 public record TokenizerConfig(Optional<String> chatTemplate, Path templateSource, Map<String, Object> specialTokens) {
 
-    private static final ObjectMapper JSON = new ObjectMapper();
-
     /** Reads the folder; a missing tokenizer_config.json gives no template and no special tokens. */
     public static TokenizerConfig read(Path dir) {
         Path configFile = dir.resolve("tokenizer_config.json");
@@ -32,12 +29,8 @@ public record TokenizerConfig(Optional<String> chatTemplate, Path templateSource
         String template = null;
         Path source = configFile;
         if (Files.isRegularFile(configFile)) {
-            JsonNode config;
-            try {
-                config = JSON.readTree(configFile.toFile());
-            } catch (IOException e) {
-                throw new JnextException(configFile + ": not valid JSON: " + e.getMessage(), e);
-            }
+            JsonNode config = JsonFiles.read(configFile);
+            if (!config.isObject()) throw new JnextException(configFile + ": expected a JSON object");
             for (String name : List.of("bos_token", "eos_token", "pad_token", "unk_token")) {
                 JsonNode v = config.path(name);
                 special.put(name, v.isTextual() ? v.asText() : v.path("content").isTextual() ? v.path("content").asText() : null);
@@ -57,12 +50,8 @@ public record TokenizerConfig(Optional<String> chatTemplate, Path templateSource
         }
         Path jinja = dir.resolve("chat_template.jinja");
         if (Files.isRegularFile(jinja)) { // transformers prefers this file over tokenizer_config.json's template
-            try {
-                template = Files.readString(jinja);
-                source = jinja;
-            } catch (IOException e) {
-                throw new JnextException(jinja + ": cannot read: " + e.getMessage(), e);
-            }
+            template = JsonFiles.readText(jinja);
+            source = jinja;
         }
         return new TokenizerConfig(Optional.ofNullable(template), source, special);
     }

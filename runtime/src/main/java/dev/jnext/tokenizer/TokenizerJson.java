@@ -2,10 +2,12 @@ package dev.jnext.tokenizer;
 
 import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.core.JsonToken;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.jnext.JnextException;
+import dev.jnext.JsonFiles;
 
 import java.io.IOException;
 import java.io.InputStream;
@@ -40,6 +42,8 @@ record TokenizerJson(String[] vocab, Map<String, Integer> ids, int[] mergeLefts,
         } catch (NoSuchFileException e) {
             throw new JnextException(file + ": no such file (a Hugging Face tokenizer.json is expected; "
                     + "pass the folder holding it with --tokenizer)");
+        } catch (JsonProcessingException e) { // malformed JSON or UTF-8: one line with the place, not Jackson's two
+            throw new JnextException(file + ": not valid JSON: " + JsonFiles.describe(e), e);
         } catch (IOException e) {
             throw new JnextException(file + ": cannot read tokenizer.json: " + e.getMessage(), e);
         }
@@ -76,6 +80,7 @@ record TokenizerJson(String[] vocab, Map<String, Integer> ids, int[] mergeLefts,
                 default -> p.skipChildren();
             }
         }
+        if (p.nextToken() != null) throw bad(file, "unexpected content after the top-level JSON object");
         if (modelFields == null || vocab == null) throw bad(file, "no \"model\".\"vocab\" found");
         if (merges == null) throw bad(file, "no \"model\".\"merges\" found");
         String type = modelFields.path("type").asText("BPE");
@@ -92,8 +97,8 @@ record TokenizerJson(String[] vocab, Map<String, Integer> ids, int[] mergeLefts,
         }
 
         List<AddedToken> addedTokens = new ArrayList<>();
-        int size = 0;
-        for (int id : vocab.values()) size = Math.max(size, id + 1);
+        long size = 0;
+        for (int id : vocab.values()) size = Math.max(size, id + 1L);
         if (added != null) {
             for (JsonNode t : added) {
                 if (!t.path("id").canConvertToInt() || !t.path("content").isTextual()) {
@@ -104,11 +109,18 @@ record TokenizerJson(String[] vocab, Map<String, Integer> ids, int[] mergeLefts,
                     throw unsupported(file, "added token " + t.path("content").asText() + " with lstrip/rstrip/single_word");
                 }
                 var token = new AddedToken(t.path("id").asInt(), t.path("content").asText(), t.path("special").asBoolean(false));
+                if (token.id() < 0) throw bad(file, "added token " + t.path("content") + " has a negative id " + token.id());
                 addedTokens.add(token);
-                size = Math.max(size, token.id() + 1);
+                size = Math.max(size, token.id() + 1L);
             }
         }
-        String[] tokens = new String[size];
+        // ids index one array: check them against what the file defines before allocating it
+        long defined = (long) vocab.size() + addedTokens.size();
+        if (size > defined) {
+            throw bad(file, "token id " + (size - 1) + " lies beyond the " + defined
+                    + " tokens the file defines (ids must number the tokens from 0)");
+        }
+        String[] tokens = new String[(int) size];
         vocab.forEach((token, id) -> tokens[id] = token);
         for (AddedToken t : addedTokens) tokens[t.id()] = t.content();
 

@@ -223,4 +223,84 @@ class CheckpointLoadTest {
         assertEquals("D: no model.safetensors or model.safetensors.index.json (expected a Hugging Face safetensors "
                 + "checkpoint)", loadFails(dir));
     }
+
+    // ---- issue 12 ----
+
+    /** The base checkpoint with config.json fields replaced (null removes one). */
+    static Path withConfig(String name, Map<String, Object> fields) throws IOException {
+        Path dir = variant(name, t -> { });
+        var json = new com.fasterxml.jackson.databind.ObjectMapper();
+        var tree = (com.fasterxml.jackson.databind.node.ObjectNode) json.readTree(configJson);
+        fields.forEach((k, v) -> {
+            if (v == null) tree.remove(k);
+            else tree.set(k, json.valueToTree(v));
+        });
+        Files.writeString(dir.resolve("config.json"), json.writeValueAsString(tree));
+        return dir;
+    }
+
+    @Test
+    void configSizesThatWrapAroundFailTheLoadInsteadOfTheForwardPass() throws IOException {
+        // (4 + 2^27) heads × head_dim 16 × 2 wraps to the 128 q_proj rows the checkpoint holds
+        assertEquals("D/config.json: num_attention_heads × head_dim × 2 = 4294967424 is too large (the q_proj rows must "
+                + "be at most 2147483639)", loadFails(withConfig("heads-wrap", Map.of("num_attention_heads", 134217732))));
+        assertTrue(loadFails(withConfig("key-dim-wrap", Map.of("linear_key_head_dim", 1073741840)))
+                .startsWith("D/config.json: 2 × linear_num_key_heads × linear_key_head_dim + 2 × linear_num_value_heads"));
+    }
+
+    @Test
+    void aLayerCountBeyondTheCheckpointFailsBeforeAnythingIsBuiltForIt() throws IOException {
+        Map<String, Object> fields = new LinkedHashMap<>();
+        fields.put("num_hidden_layers", Integer.MAX_VALUE);
+        fields.put("layer_types", null);
+        Path dir = withConfig("many-layers", fields);
+        long start = System.nanoTime();
+        assertEquals("D/config.json: num_hidden_layers is 2147483647 but the checkpoint holds tensors for 5 layers",
+                loadFails(dir));
+        assertTrue(System.nanoTime() - start < 5e9, "rejected after " + (System.nanoTime() - start) / 1e6 + " ms");
+    }
+
+    @Test
+    void ignoredMtpTensorsGetTheSameHeaderChecks() throws IOException {
+        Path dir = variant("mtp-wrap", t -> t.put("mtp.fc.weight", new Raw("F32", new int[]{1 << 30, 1 << 30, 4}, new byte[0])));
+        String msg = loadFails(dir);
+        assertTrue(msg.endsWith("tensor 'mtp.fc.weight': data_offsets [" + dataBytes() + ", " + dataBytes() + "] hold 0 bytes "
+                + "but shape [1073741824,1073741824,4] of F32 needs 18446744073709551616"), msg);
+    }
+
+    static long dataBytes() {
+        return base.values().stream().mapToLong(r -> r.bytes().length).sum();
+    }
+
+    @Test
+    void theIndexMustListEveryTensorOfItsShardsAndBeOneJsonValue() throws IOException {
+        Path dir = TinyModels.write(tmp.resolve("index-issue12"), TinyModels.config(true, DType.BF16), 3,
+                SyntheticCheckpoint.ExpertLayout.HUB, 20_000);
+        Path index = dir.resolve(Checkpoint.INDEX_FILE);
+        String original = Files.readString(index);
+        var json = new com.fasterxml.jackson.databind.ObjectMapper();
+        var tree = (com.fasterxml.jackson.databind.node.ObjectNode) json.readTree(original);
+        String shard = ((com.fasterxml.jackson.databind.node.ObjectNode) tree.get("weight_map")).remove("model.norm.weight").asText();
+        Files.writeString(index, json.writeValueAsString(tree));
+        assertEquals("D/model.safetensors.index.json: weight_map does not list tensor 'model.norm.weight' of shard " + shard
+                + " (an index must account for every tensor of its shards)", loadFails(dir));
+        Files.writeString(index, original + "garbage");
+        assertEquals("D/model.safetensors.index.json: not valid JSON: Unrecognized token 'garbage': was expecting (JSON "
+                + "String, Number, Array, Object or token 'null', 'true' or 'false') (line " + (original.split("\n").length)
+                + ", column " + (original.length() - original.lastIndexOf('\n') + 7) + ")", loadFails(dir));
+        Files.writeString(index, original.substring(0, original.indexOf("\",\n", 200) + 1));
+        String truncated = loadFails(dir);
+        assertTrue(truncated.startsWith("D/model.safetensors.index.json: not valid JSON: Unexpected end-of-input: expected "
+                + "close marker for Object (start marker at line 5, column 18)") && !truncated.contains("Source"), truncated);
+    }
+
+    @Test
+    void invalidUtf8InConfigJsonIsOneLineNamingTheFile() throws IOException {
+        Path dir = variant("utf8", t -> { });
+        byte[] config = configJson.getBytes(StandardCharsets.UTF_8);
+        config[configJson.indexOf("silu") + 1] = (byte) 0xc3; // a lead byte followed by an ASCII letter
+        Files.write(dir.resolve("config.json"), config);
+        assertEquals("D/config.json: not valid UTF-8 (byte 0xC3 at offset " + (configJson.indexOf("silu") + 1) + ")",
+                loadFails(dir));
+    }
 }

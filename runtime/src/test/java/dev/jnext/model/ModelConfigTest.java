@@ -149,4 +149,42 @@ class ModelConfigTest {
         String msg = assertThrows(JnextException.class, () -> ModelConfig.load(dir)).getMessage();
         assertTrue(msg.contains(dir.resolve("config.json") + ": no such file"), msg);
     }
+
+    // ---- issue 12: sizes from config.json use exact arithmetic; counts allocate nothing before they are checked ----
+
+    @Test
+    void sizesThatWouldWrapAroundNameTheirFields() {
+        assertEquals("cfg.json: num_attention_heads × head_dim × 2 = 68719478784 is too large (the q_proj rows must be "
+                + "at most 2147483639)", fail("{\"num_attention_heads\": 134217732, \"num_key_value_heads\": 4}"));
+        assertEquals("cfg.json: 2 × linear_num_key_heads × linear_key_head_dim + 2 × linear_num_value_heads × "
+                + "linear_value_head_dim = 34359747072 is too large (the in_proj_qkvz rows must be at most 2147483639)",
+                fail("{\"linear_key_head_dim\": 1073741840}"));
+        assertTrue(fail("{\"num_attention_heads\": 268435456, \"num_key_value_heads\": 134217728}")
+                .startsWith("cfg.json: num_attention_heads × head_dim × 2 = 137438953472 is too large"));
+        assertTrue(fail("{\"linear_value_head_dim\": 65536, \"linear_key_head_dim\": 65536, \"linear_num_key_heads\": 1,"
+                + " \"linear_num_value_heads\": 1}").startsWith("cfg.json: linear_num_value_heads × linear_key_head_dim × linear_value_head_dim = 4294967296 is too large"));
+        assertEquals("cfg.json: head_dim is 2147483648, out of range (at most 2147483647)", fail("{\"head_dim\": 2147483648}"));
+        assertEquals("cfg.json: max_position_embeddings must be a positive integer, got -1",
+                fail("{\"max_position_embeddings\": -1}"));
+    }
+
+    @Test
+    void aHugeLayerCountAllocatesNothing() {
+        long start = System.nanoTime();
+        ModelConfig c = ModelConfig.parse("{\"num_hidden_layers\": 2147483647, \"mlp_only_layers\": [2147483646]}", "cfg.json");
+        assertTrue(System.nanoTime() - start < 2e9, "parsed in " + (System.nanoTime() - start) / 1e6 + " ms");
+        assertEquals(LayerType.FULL_ATTENTION, c.layerType(2147483646 - 3));
+        assertEquals(LayerType.LINEAR_ATTENTION, c.layerType(2147483646));
+        assertFalse(c.isMoeLayer(2147483646));
+    }
+
+    @Test
+    void textAfterTheObjectAndInvalidUtf8AreNamed(@TempDir Path dir) throws java.io.IOException {
+        assertTrue(fail("{\"vocab_size\": 12} garbage").startsWith("cfg.json: not valid JSON: Unrecognized token 'garbage'"));
+        assertTrue(fail("{\"vocab_size\": 12}{}").startsWith("cfg.json: not valid JSON: Trailing token"));
+        Path file = dir.resolve("config.json");
+        java.nio.file.Files.write(file, new byte[]{'{', '"', 'a', (byte) 0xff, '"', ':', '1', '}'});
+        assertEquals(file + ": not valid UTF-8 (byte 0xFF at offset 3)",
+                assertThrows(JnextException.class, () -> ModelConfig.load(dir)).getMessage());
+    }
 }

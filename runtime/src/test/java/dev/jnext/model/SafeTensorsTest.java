@@ -125,4 +125,68 @@ class SafeTensorsTest {
         assertTrue(fail("{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4],\"x\":1}}", 4)
                 .startsWith("F: tensor 'w': unexpected keys"));
     }
+
+    // ---- issue 12: the tensors tile the data section; the header is one object padded with spaces; exact sizes ----
+
+    /** Length field, header JSON padded with {@code pad} spaces, then {@code data}. */
+    static byte[] padded(String json, int pad, byte[] data, long lengthDelta) {
+        byte[] h = (json + " ".repeat(pad)).getBytes(StandardCharsets.UTF_8);
+        ByteBuffer b = ByteBuffer.allocate(8 + h.length + data.length).order(ByteOrder.LITTLE_ENDIAN);
+        return b.putLong(h.length + lengthDelta).put(h).put(data).array();
+    }
+
+    String fail(byte[] file) throws IOException {
+        Path f = dir.resolve("y.safetensors");
+        Files.write(f, file);
+        try (Arena arena = Arena.ofConfined()) {
+            return assertThrows(JnextException.class, () -> SafeTensorsFile.map(f, arena)).getMessage().replace(f.toString(), "F");
+        }
+    }
+
+    static final String TWO = "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+            + "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]}}";
+
+    @Test
+    void aHeaderLengthShortByTheHeaderPaddingIsRejected() throws IOException {
+        byte[] data = new byte[12];
+        for (int k = 1; k <= 7; k++) {
+            assertEquals("F: the tensors end at byte 12 of the data section but it has " + (12 + k)
+                    + " bytes (a wrong header length, or bytes after the last tensor)", fail(padded(TWO, 7, data, -k)));
+        }
+        assertEquals("F: the tensors end at byte 12 of the data section but it has 16 bytes (a wrong header length, or "
+                + "bytes after the last tensor)", fail(padded(TWO, 0, new byte[16], 0)));
+    }
+
+    @Test
+    void onlyPaddingSpacesMayFollowTheHeaderObject() throws IOException {
+        byte[] data = new byte[12];
+        assertEquals("F: header has 'x' at character " + TWO.length() + ", after its JSON object, where only padding "
+                + "spaces may follow", fail(padded(TWO + "xyz!", 0, data, 0)));
+        assertTrue(fail(padded(TWO + "{}", 2, data, 0)).startsWith("F: header has '{' at character"));
+        assertTrue(fail(padded(TWO + "\u0000\u0000\u0000", 0, data, 0)).startsWith("F: header has character U+0000 at character"));
+    }
+
+    @Test
+    void theTensorsMustTileTheDataSection() throws IOException {
+        assertEquals("F: bytes [8, 12) of the data section belong to no tensor (before 'b'); the tensors must tile it exactly",
+                fail(padded(TWO.replace("[8,12]", "[12,16]"), 0, new byte[16], 0)));
+        assertEquals("F: bytes [0, 4) of the data section belong to no tensor (before 'a'); the tensors must tile it exactly",
+                fail(padded(TWO.replace("[0,8]", "[4,12]").replace("[8,12]", "[12,16]"), 0, new byte[16], 0)));
+    }
+
+    @Test
+    void shapesWhoseByteCountWrapsAroundAreRejected() throws IOException {
+        String mtp = TWO.substring(0, TWO.length() - 1)
+                + ",\"mtp.x\":{\"dtype\":\"F32\",\"shape\":[1073741824,1073741824,4],\"data_offsets\":[0,0]}}";
+        assertEquals("F: tensor 'mtp.x': data_offsets [0, 0] hold 0 bytes but shape [1073741824,1073741824,4] of F32 needs "
+                + "18446744073709551616", fail(padded(mtp, 0, new byte[12], 0)));
+    }
+
+    @Test
+    void anInvalidUtf8HeaderIsNamed() throws IOException {
+        byte[] file = padded(TWO.replace("\"b\"", "\"\u00e9\""), 0, new byte[12], 0);
+        int at = new String(file, StandardCharsets.ISO_8859_1).indexOf('\u00c3');
+        file[at] = (byte) 0xff;
+        assertEquals("F: header: not valid UTF-8 (byte 0xFF at offset " + (at - 8) + ")", fail(file));
+    }
 }

@@ -33,7 +33,10 @@ class ChatTemplateParityTest {
     void renderedPromptsAndTheirIdsMatchHuggingFace() throws Exception {
         Map<String, JsonNode> conversations = conversations();
         List<JsonNode> goldens = Goldens.lines("chat.jsonl");
-        assertEquals(60, goldens.size());
+        // every conversation has both goldens, except hostile-* ones added since the GPU host last ran
+        // (ChatTemplateLiteralContentTest checks those against the hand-written prompt until then)
+        long expected = 2 * conversations.keySet().stream().filter(id -> !id.startsWith("hostile-")).count();
+        assertTrue(goldens.size() >= expected && expected >= 60, goldens.size() + " goldens for " + expected / 2 + " conversations");
         List<String> failures = new ArrayList<>();
         for (JsonNode g : goldens) {
             JsonNode conv = conversations.get(g.get("id").asText());

@@ -114,4 +114,83 @@ class ChatTemplateTest {
         e = assertThrows(JnextException.class, () -> ChatTemplate.load(dir));
         assertTrue(e.getMessage().contains("tokenizer_config.json"), e.getMessage());
     }
+
+    private static String failure(String template, ChatTemplate.Limits limits) {
+        ChatTemplate t = new ChatTemplate(template, Path.of("test.jinja"), Map.of(), limits);
+        String message = assertThrows(JnextException.class, () -> t.render(THREE, true)).getMessage();
+        assertTrue(message.startsWith("chat template of test.jinja cannot be rendered: ") && !message.contains("\n"), message);
+        return message;
+    }
+
+    @Test
+    void rangeIsJinja2sSandboxedRange() {
+        assertEquals("5000|[10, 7, 4, 1]|[]|[-2, -1]", render("{{ range(5000)|length }}|{{ range(10, 0, -3) }}|{{ range(3, 3) }}|{{ range(-2, 0) }}", THREE));
+        assertTrue(failure("{{ range(100001)|length }}", ChatTemplate.Limits.DEFAULT)
+                .endsWith("range of 100001 items; a chat template may build at most 100000 (as jinja2's sandbox)"));
+        assertTrue(failure("{{ range(2.0) }}", ChatTemplate.Limits.DEFAULT).endsWith("range: 'float' object cannot be interpreted as an integer"));
+        assertTrue(failure("{{ range(1, 2, 0) }}", ChatTemplate.Limits.DEFAULT).endsWith("range() arg 3 must not be zero"));
+    }
+
+    @Test
+    void macrosRecurseAsInJinja2UpToTheDepthLimit() {
+        assertEquals("012345", render("{% macro f(n) %}{% if n > 0 %}{{ f(n - 1) }}{% endif %}{{ n }}{% endmacro %}{{ f(5) }}", THREE));
+        assertTrue(failure("{% macro f(n) %}{{ f(n - 1) }}{% endmacro %}{{ f(0) }}", ChatTemplate.Limits.DEFAULT)
+                .contains("Max recursion limit of 64 reached for macro 'f'"));
+    }
+
+    @Test
+    void loopsThatWouldRunForHoursStopAtTheStepLimit() {
+        long start = System.nanoTime();
+        assertTrue(failure("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}", ChatTemplate.Limits.DEFAULT)
+                .endsWith("the template ran more than 4000000 steps (rendered nodes and loop iterations)"));
+        assertTrue(System.nanoTime() - start < 20e9);
+        var small = new ChatTemplate.Limits(1 << 20, 1000, 8, 50, java.time.Duration.ofSeconds(10));
+        assertTrue(failure("{% for m in messages %}{% for c in [1, 2, 3, 4, 5, 6, 7, 8, 9, 10] %}{{ c }}{% endfor %}{% endfor %}", small)
+                .endsWith("more than 50 steps (rendered nodes and loop iterations)"));
+    }
+
+    @Test
+    void renderTimeIsBounded() {
+        var quick = new ChatTemplate.Limits(1 << 20, 1 << 20, 8, Long.MAX_VALUE, java.time.Duration.ofMillis(200));
+        long start = System.nanoTime();
+        assertTrue(failure("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}", quick)
+                .endsWith("the template ran longer than 200 ms"));
+        assertTrue(System.nanoTime() - start < 5e9);
+    }
+
+    @Test
+    void outputStringsAndCollectionsAreBounded() {
+        var small = new ChatTemplate.Limits(1000, 100, 8, 1_000_000, java.time.Duration.ofSeconds(10));
+        assertTrue(failure("{% for i in range(200) %}{{ i }}-----{% endfor %}", small).contains("over limit of 1000"));
+        assertTrue(failure("{% set ns = namespace(s='x') %}{% for i in range(20) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s|length }}", small)
+                .contains("over limit of 1000"));
+        assertTrue(failure("{{ 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'.replace('', 'yyyyyyyyyyyyyyyyyyyy') }}", small)
+                .endsWith("str.replace would build a string of 1070 characters; a render may build at most 1000"));
+        assertTrue(failure("{% set l = [] %}{% for i in range(150) %}{% do l.append(i) %}{% endfor %}{{ l|length }}", small)
+                .endsWith("Collection of size 101 is greater than the maximum size of 100"));
+        String big = "x".repeat(2000);
+        ChatTemplate t = new ChatTemplate("{{ messages[0].content }}", Path.of("test.jinja"), Map.of(), small);
+        assertTrue(assertThrows(JnextException.class, () -> t.render(List.of(ChatMessage.user(big)), false)).getMessage()
+                .contains("over limit of 1000"));
+    }
+
+    @Test
+    void filtersThatRenderValuesAndFileLoadingAreDisabled() {
+        for (String name : List.of("render", "striptags")) {
+            assertTrue(failure("{{ messages[0].content|" + name + " }}", ChatTemplate.Limits.DEFAULT)
+                    .endsWith("'" + name + "' is disabled in this context"));
+        }
+        for (String tag : List.of("{% include 'tokenizer_config.json' %}", "{% import 'x' as y %}", "{% from 'x' import y %}",
+                "{% extends 'x' %}")) {
+            assertTrue(failure(tag, ChatTemplate.Limits.DEFAULT).contains("is disabled in this context"), tag);
+        }
+    }
+
+    @Test
+    void stringsAreOutputAsTheyAreControlCharactersIncluded() {
+        String content = "a\u0000b\u0001\bc\u001b[0m\u007f\\u0000\\'\"'";
+        assertEquals("[" + content + "|<" + content + ">]",
+                render("[{{ messages[0].content }}|{{ '<' + messages[0].content + '>' }}]", List.of(ChatMessage.user(content))));
+        assertEquals("['a', 1]", render("{{ ['a', 1] }}", THREE), "other values keep their Python-like output");
+    }
 }

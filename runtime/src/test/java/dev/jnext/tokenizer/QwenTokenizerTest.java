@@ -125,4 +125,23 @@ class QwenTokenizerTest {
         e = assertThrows(JnextException.class, () -> QwenTokenizer.load(dir));
         assertTrue(e.getMessage().contains("tokenizer.json"), e.getMessage());
     }
+
+    @Test
+    void brokenTokenizerJsonGivesOneLineAndIdsAreCheckedBeforeAllocating(@TempDir Path dir) throws Exception {
+        Path file = dir.resolve("tokenizer.json");
+        Files.writeString(file, "{\"model\": ");
+        var e = assertThrows(JnextException.class, () -> QwenTokenizer.load(dir));
+        assertTrue(e.getMessage().startsWith(file + ": not valid JSON: ") && !e.getMessage().contains("\n")
+                && !e.getMessage().contains("[Source"), e.getMessage());
+        String real = Files.readString(TestTokenizers.qwen3Dir().resolve("tokenizer.json"));
+        Files.writeString(file, real + "{}");
+        assertEquals(file + ": unexpected content after the top-level JSON object",
+                assertThrows(JnextException.class, () -> QwenTokenizer.load(dir)).getMessage());
+        Files.writeString(file, real.replaceFirst("\"id\": 151643", "\"id\": 2147483647"));
+        assertEquals(file + ": token id 2147483647 lies beyond the 151669 tokens the file defines (ids must number the "
+                + "tokens from 0)", assertThrows(JnextException.class, () -> QwenTokenizer.load(dir)).getMessage());
+        Files.writeString(file, real.replaceFirst("\"id\": 151643", "\"id\": -2"));
+        assertTrue(assertThrows(JnextException.class, () -> QwenTokenizer.load(dir)).getMessage()
+                .endsWith("has a negative id -2"));
+    }
 }
