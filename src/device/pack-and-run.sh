@@ -79,11 +79,11 @@ do_run() {
   if [ $parity = 1 ]; then
     local pdir=/tmp/jnext-parity scale=5
     rm -rf "$pdir" && mkdir -p "$pdir"
-    local synth="$java -jar $pack/jnext.jar synth --logit-scale $scale"
-    { $synth --preset gpu-small --vocab-size 8192 --mlp-only-layers 1 --no-norm-topk-prob --out "$pdir/ckpt-small-hub-v5" &&
+    local synth="$java -jar $pack/jnext.jar synth"
+    { $synth --preset gpu-small --vocab-size 8192 --mlp-only-layers 1 --no-norm-topk-prob --logit-scale $scale --out "$pdir/ckpt-small-hub-v5" &&
       $synth --preset gpu-small --layers 8 --vocab-size 8190 --experts-layout fused --config-style 4 --tie-word-embeddings --logit-scale 0.22 \
         --out "$pdir/ckpt-small-fused-v4-tied" &&
-      $synth --preset next-80b-a3b --layers 8 --experts 64 --out "$pdir/ckpt-next80b-8l-64e"; } > "$OUT/parity-synth.log" 2>&1 || rc=1
+      $synth --preset next-80b-a3b --layers 8 --experts 64 --logit-scale $scale --out "$pdir/ckpt-next80b-8l-64e"; } > "$OUT/parity-synth.log" 2>&1 || rc=1
     PYTHONUNBUFFERED=1 python3 "$root/src/reference/cuda_parity.py" --out "$pdir" small-hub-v5="$pdir/ckpt-small-hub-v5" \
       small-fused-v4-tied="$pdir/ckpt-small-fused-v4-tied" next80b-8l-64e="$pdir/ckpt-next80b-8l-64e" > "$OUT/parity-ref.log" 2>&1 || rc=1
     echo "--- parity references:" | tee -a "$summary"; grep -E "cuda_parity" "$OUT/parity-ref.log" | tail -8 | tee -a "$summary"
