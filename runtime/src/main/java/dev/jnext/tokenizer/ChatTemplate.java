@@ -36,7 +36,8 @@ import java.util.Set;
  * <p>Every value a caller supplies (message content, tool schemas, extra variables) is data: it is rendered
  * literally, as jinja2 does: never re-read as a template (jinjava's "nested interpretation" is off, and the
  * filters that would render a value, {@code render} and {@code striptags}, are disabled) and output as it is,
- * control characters included. What a template can do
+ * control characters included. jinjava's filters that are not jinja2's and need libraries jnext does not ship
+ * ({@code ipaddr}, {@code log}, {@code b64encode}, ...) are disabled too. What a template can do
  * is bounded by {@link Limits}: output and string length, collection sizes, macro recursion, steps and time;
  * {@code range} is jinja2's sandboxed one (at most 100000 items), and no template can load another file.
  */
@@ -64,9 +65,14 @@ public final class ChatTemplate {
         }
     }
 
-    /** jinjava filters and tags that would render a value as a template or load another file. */
+    /**
+     * jinjava filters and tags that would render a value as a template or load another file, and jinjava's own filters
+     * whose libraries jnext leaves out of its dependencies (Hugging Face's Jinja environment has none of them, so no
+     * chat template uses them): ipaddr/ipv4/ipv6, log, root, b64encode/b64decode.
+     */
     private static final Map<Context.Library, Set<String>> DISABLED = Map.of(
-            Context.Library.FILTER, Set.of("render", "striptags"),
+            Context.Library.FILTER, Set.of("render", "striptags",
+                    "ipaddr", "ipv4", "ipv6", "log", "root", "b64encode", "b64decode"),
             Context.Library.TAG, Set.of("include", "import", "from", "extends"));
 
     private final String source;

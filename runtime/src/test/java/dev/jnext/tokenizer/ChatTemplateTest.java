@@ -180,6 +180,13 @@ class ChatTemplateTest {
             assertTrue(failure("{{ messages[0].content|" + name + " }}", ChatTemplate.Limits.DEFAULT)
                     .endsWith("'" + name + "' is disabled in this context"));
         }
+        // jinjava's extra filters whose libraries are excluded from the dependencies: a clear error, never a linkage error
+        for (String name : List.of("ipaddr", "ipv4", "ipv6", "log", "root", "b64encode('utf-16')",
+                "b64decode")) {
+            String bare = name.contains("(") ? name.substring(0, name.indexOf('(')) : name;
+            assertTrue(failure("{{ messages[0].content|" + name + " }}", ChatTemplate.Limits.DEFAULT)
+                    .endsWith("'" + bare + "' is disabled in this context"), name);
+        }
         for (String tag : List.of("{% include 'tokenizer_config.json' %}", "{% import 'x' as y %}", "{% from 'x' import y %}",
                 "{% extends 'x' %}")) {
             assertTrue(failure(tag, ChatTemplate.Limits.DEFAULT).contains("is disabled in this context"), tag);
