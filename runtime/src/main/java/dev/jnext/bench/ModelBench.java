@@ -6,7 +6,7 @@ import dev.jnext.gpu.DeviceBuffer;
 import dev.jnext.gpu.Gemm;
 import dev.jnext.gpu.Gpu;
 import dev.jnext.gpu.Stream;
-import dev.jnext.kernels.SamplingKernel;
+import dev.jnext.engine.SamplingParams;
 import dev.jnext.model.LayerType;
 import dev.jnext.model.ModelConfig;
 
@@ -94,7 +94,7 @@ public final class ModelBench implements BenchSuite {
             List<CudaModel.Input> in = new ArrayList<>();
             for (int i = 0; i < seqs; i++) {
                 int len = t / seqs + (i < t % seqs ? 1 : 0);
-                int slot = m.open(SamplingKernel.RowParams.greedy(), c.vocabSize(), 0);
+                int slot = m.open(SamplingParams.greedy(), c.vocabSize());
                 in.add(new CudaModel.Input(slot, rnd.ints(len, 0, c.vocabSize()).toArray(), true, CudaModel.Logits.NONE));
             }
             long a = System.nanoTime();
@@ -123,7 +123,7 @@ public final class ModelBench implements BenchSuite {
         int[] slots = new int[b];
         List<CudaModel.Input> in = new ArrayList<>();
         for (int i = 0; i < b; i++) {
-            slots[i] = m.open(SamplingKernel.RowParams.greedy(), c.vocabSize(), 0);
+            slots[i] = m.open(SamplingParams.greedy(), c.vocabSize());
             in.add(new CudaModel.Input(slots[i], rnd.ints(128, 0, c.vocabSize()).toArray(), true, CudaModel.Logits.NONE));
         }
         List<CudaModel.Output> out = m.step(in);

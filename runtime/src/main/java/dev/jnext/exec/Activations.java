@@ -11,7 +11,7 @@ import dev.jnext.model.ModelConfig;
  * never allocates. The layout is planned without a GPU ({@link #bytes()} feeds the memory plan), then
  * {@link #allocate} binds it. bf16 unless noted.
  */
-public final class Activations implements AutoCloseable {
+final class Activations implements AutoCloseable {
     static final long ALIGN = 256;
 
     /** Residual stream, normed input of the next block, and the block's output (mixer, then feed-forward). */

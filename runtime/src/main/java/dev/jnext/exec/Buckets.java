@@ -9,7 +9,7 @@ import java.util.List;
  * sglang's: decode batch sizes 1, 2, 4, 8, 12, then 16–256 step 8; prefill token counts 4–32 step 4, 48–256 step 16,
  * 288–512 step 32, 576–1024 step 64, 1280–4096 step 256, 4608–8192 step 512 (58 sizes).
  */
-public record Buckets(int[] sizes) {
+record Buckets(int[] sizes) {
 
     public Buckets {
         if (sizes.length == 0) throw new IllegalArgumentException("buckets: at least one size");

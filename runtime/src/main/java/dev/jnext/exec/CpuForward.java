@@ -1,10 +1,11 @@
 package dev.jnext.exec;
 
 import dev.jnext.JnextException;
-import dev.jnext.model.DecoderLayer;
+import dev.jnext.model.weights.DecoderLayer;
 import dev.jnext.model.ModelConfig;
 import dev.jnext.model.Qwen3NextModel;
-import dev.jnext.model.Tensor;
+import dev.jnext.model.weights.ModelWeights;
+import dev.jnext.model.weights.Tensor;
 import dev.jnext.ops.Linear;
 import dev.jnext.state.CpuState;
 import dev.jnext.state.SequenceSpan;
@@ -24,10 +25,13 @@ public final class CpuForward {
     public record SequenceInput(int slot, int[] tokens) {}
 
     private final Qwen3NextModel model;
+    private final ModelWeights weights;
     private final ModelConfig config;
 
+    /** A forward pass over {@code model} (one loaded by {@link Qwen3NextModel#load}); it holds no state of its own. */
     public CpuForward(Qwen3NextModel model) {
         this.model = model;
+        this.weights = ModelWeights.of(model);
         this.config = model.config();
     }
 
@@ -59,7 +63,7 @@ public final class CpuForward {
             rows += in.tokens().length;
         }
         float[] x = new float[rows * h];
-        Tensor embed = model.embedTokens();
+        Tensor embed = weights.embedTokens();
         for (int i = 0; i < inputs.size(); i++) {
             int[] tokens = inputs.get(i).tokens();
             for (int t = 0; t < tokens.length; t++) {
@@ -71,21 +75,21 @@ public final class CpuForward {
                 Tensor.copyToFloats(embed.data(), embed.dtype(), (long) id * h, x, (spans.get(i).firstRow() + t) * h, h);
             }
         }
-        for (DecoderLayer layer : model.layers()) layer.forward(x, rows, spans, state);
+        for (DecoderLayer layer : weights.layers()) layer.forward(x, rows, spans, state);
         for (SequenceSpan s : spans) state.advance(s.slot(), s.rows());
 
         int outRows = allLogits ? rows : spans.size();
         float[] normed = new float[outRows * h];
         if (allLogits) {
-            model.finalNorm().forward(x, 0, rows, normed, 0);
+            weights.finalNorm().forward(x, 0, rows, normed, 0);
         } else {
             for (int i = 0; i < spans.size(); i++) {
                 SequenceSpan s = spans.get(i);
-                model.finalNorm().forward(x, (s.firstRow() + s.rows() - 1) * h, 1, normed, i * h);
+                weights.finalNorm().forward(x, (s.firstRow() + s.rows() - 1) * h, 1, normed, i * h);
             }
         }
         float[] logits = new float[Math.multiplyExact(outRows, vocab)];
-        Linear.forward(model.lmHead(), normed, 0, outRows, logits, 0);
+        Linear.forward(weights.lmHead(), normed, 0, outRows, logits, 0);
         List<float[]> out = new ArrayList<>(spans.size());
         for (int i = 0; i < spans.size(); i++) {
             SequenceSpan s = spans.get(i);

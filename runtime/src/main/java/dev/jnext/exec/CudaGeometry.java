@@ -20,7 +20,7 @@ import java.util.List;
  * restated, where the launcher exposes it), reported with the config field and the rule, so a user learns what
  * to change instead of meeting a kernel error mid-load.
  */
-public final class CudaGeometry {
+final class CudaGeometry {
     /** rmsnorm.cu: one block of 256 threads × 8 values × 4 per row. */
     static final int MAX_HIDDEN = 8192;
     /** gated_rmsnorm.cu: one warp per row, 8 values per lane. */

@@ -3,6 +3,7 @@ package dev.jnext.exec;
 import dev.jnext.JnextException;
 import dev.jnext.exec.ForwardPlan.Op;
 import dev.jnext.exec.ForwardPlan.Role;
+import dev.jnext.engine.SamplingParams;
 import dev.jnext.exec.ModelImage.AttentionWeights;
 import dev.jnext.exec.ModelImage.DenseWeights;
 import dev.jnext.exec.ModelImage.GdnWeights;
@@ -461,11 +462,11 @@ public final class CudaModel implements AutoCloseable {
         return deviceName;
     }
 
-    public MemoryPlan memoryPlan() {
+    MemoryPlan memoryPlan() {
         return memoryPlan;
     }
 
-    public ForwardPlan plan() {
+    ForwardPlan plan() {
         return plan;
     }
 
@@ -492,7 +493,7 @@ public final class CudaModel implements AutoCloseable {
     }
 
     /** The prefill token buckets of the piecewise modes (null in eager mode). */
-    public Buckets prefillBuckets() {
+    Buckets prefillBuckets() {
         return piecewise == null ? null : piecewise.buckets();
     }
 
@@ -506,8 +507,19 @@ public final class CudaModel implements AutoCloseable {
         return n;
     }
 
+    /**
+     * Opens a sequence in a free slot (its GDN state and sampling history zeroed) that samples with {@code sampling}
+     * (its seed included); returns the slot.
+     *
+     * @param vocabLimit only ids below it are sampled (the tokenizer's vocabulary when the embedding is padded)
+     * @throws JnextException when every slot is in use
+     */
+    public int open(SamplingParams sampling, int vocabLimit) {
+        return open(CudaBackend.rowParams(sampling), vocabLimit, sampling.seed());
+    }
+
     /** Opens a sequence in a free slot (its GDN state and sampling history zeroed); returns the slot. */
-    public int open(SamplingKernel.RowParams params, int vocabLimit, long seed) {
+    int open(SamplingKernel.RowParams params, int vocabLimit, long seed) {
         check();
         for (int i = 0; i < slots.length; i++) {
             if (slots[i] == null) {

@@ -14,7 +14,7 @@ import java.util.function.LongConsumer;
  * buffers — while the copy engine moves one, the host converts the next (mapped checkpoint pages → bf16) into the
  * other. Owns the allocation; closing frees it.
  */
-public final class DeviceWeights implements AutoCloseable {
+final class DeviceWeights implements AutoCloseable {
     /** Size of each staging buffer. */
     static final long STAGING_BYTES = 64L << 20;
 

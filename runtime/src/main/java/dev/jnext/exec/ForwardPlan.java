@@ -16,7 +16,7 @@ import java.util.Set;
  * piecewise graphs (consecutive piece ops captured per bucket, cores run eagerly between them) — {@link #segments}
  * cuts the list for a given set of eager roles.
  */
-public final class ForwardPlan {
+final class ForwardPlan {
 
     /** What an operation is, for the executors that treat cores differently. */
     public enum Role {

@@ -10,7 +10,7 @@ import java.util.Map;
  * What the CUDA runner will allocate, item by item, computed before the first allocation so that a GPU that is too
  * small fails with the numbers instead of an out-of-memory error halfway through loading.
  */
-public final class MemoryPlan {
+final class MemoryPlan {
     /** Kept free for graph executables, cuBLASLt, module images and the driver. */
     static final long RESERVE_BYTES = 512L << 20;
 

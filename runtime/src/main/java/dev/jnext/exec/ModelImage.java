@@ -3,12 +3,13 @@ package dev.jnext.exec;
 import dev.jnext.exec.WeightImage.Piece;
 import dev.jnext.exec.WeightImage.Target;
 import dev.jnext.kernels.GpuSparseMoe;
-import dev.jnext.model.DecoderLayer;
-import dev.jnext.model.FeedForward;
-import dev.jnext.model.GatedAttention;
-import dev.jnext.model.GatedDeltaNet;
+import dev.jnext.model.weights.DecoderLayer;
+import dev.jnext.model.weights.FeedForward;
+import dev.jnext.model.weights.GatedAttention;
+import dev.jnext.model.weights.GatedDeltaNet;
 import dev.jnext.model.ModelConfig;
 import dev.jnext.model.Qwen3NextModel;
+import dev.jnext.model.weights.ModelWeights;
 import dev.jnext.ops.Matrix;
 import dev.jnext.ops.SparseMoe;
 import dev.jnext.ops.SwiGluMlp;
@@ -23,7 +24,7 @@ import java.util.List;
  * k|v as one projection, gate|up of the dense and shared MLPs as one, lm_head padded to a multiple of 8 rows. All bf16
  * except A_log and dt_bias (fp32). Offsets are relative to the image's start.
  */
-public record ModelImage(WeightImage image, long embed, long finalNorm, long lmHead, int vocabStride,
+record ModelImage(WeightImage image, long embed, long finalNorm, long lmHead, int vocabStride,
                          List<LayerWeights> layers) {
 
     /** The mixer half of a layer. */
@@ -48,7 +49,8 @@ public record ModelImage(WeightImage image, long embed, long finalNorm, long lmH
     public record LayerWeights(long inputNorm, long postNorm, MixerWeights mixer, FfnWeights ffn) {}
 
     /** Plans the image of {@code model} (nothing is read from the checkpoint yet). */
-    public static ModelImage of(Qwen3NextModel model) {
+    public static ModelImage of(Qwen3NextModel loaded) {
+        ModelWeights model = ModelWeights.of(loaded);
         ModelConfig c = model.config();
         WeightImage img = new WeightImage();
         int h = c.hiddenSize();

@@ -17,7 +17,7 @@ import java.util.List;
  * it needs no GPU: {@link #bytes()} feeds the memory plan before anything is allocated, and {@link #write} produces any
  * byte range of the image on the host, which the uploader streams through pinned staging.
  */
-public final class WeightImage {
+final class WeightImage {
     /** Regions start on 256-byte boundaries (cuBLASLt and the 16-byte vector loads are then always aligned). */
     static final long ALIGN = 256;
 

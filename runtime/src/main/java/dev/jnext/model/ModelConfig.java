@@ -7,7 +7,7 @@ import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.jnext.JnextException;
-import dev.jnext.JsonFiles;
+import dev.jnext.json.JsonFiles;
 
 import java.io.IOException;
 import java.math.BigInteger;

@@ -1,255 +1,56 @@
 package dev.jnext.model;
 
-import dev.jnext.JnextException;
-import dev.jnext.ops.AttentionCore;
-import dev.jnext.ops.CausalConv1d;
-import dev.jnext.ops.GatedDeltaRule;
-import dev.jnext.ops.GatedRmsNorm;
-import dev.jnext.ops.GdnGating;
-import dev.jnext.ops.GdnProjections;
-import dev.jnext.ops.Matrix;
-import dev.jnext.ops.RmsNorm;
-import dev.jnext.ops.RotaryEmbedding;
-import dev.jnext.ops.SparseMoe;
-import dev.jnext.ops.SwiGluMlp;
+import dev.jnext.model.weights.ModelWeights;
 
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.HashSet;
-import java.util.List;
-import java.util.Set;
-import java.util.TreeSet;
 
 /**
- * A loaded Qwen3-Next checkpoint: its {@link ModelConfig} and every weight bound to the model's blocks, each
- * weight a view of the memory-mapped safetensors files (converted to fp32 as it is used; small 1-D weights are
- * copied). Close it to unmap the files.
+ * A loaded Qwen3-Next checkpoint (Hugging Face layout): its {@link ModelConfig} and every weight, memory-mapped from
+ * the safetensors files and bound to the model's blocks. Close it to unmap the files. Hand it to a runner: {@link
+ * dev.jnext.engine.CpuSequence} for text generation with {@link dev.jnext.engine.Generator}, {@link
+ * dev.jnext.exec.CpuSession} for logits, {@link dev.jnext.exec.CpuForward} for several sequences at once. (The CUDA
+ * runner, {@link dev.jnext.exec.CudaModel#load}, reads the checkpoint folder itself.)
  *
  * <pre>{@code
+ * import dev.jnext.exec.CpuSession;
+ * import dev.jnext.model.Qwen3NextModel;
+ *
  * try (Qwen3NextModel model = Qwen3NextModel.load(Path.of("Qwen3-Next-80B-A3B-Instruct"));
  *      CpuSession session = new CpuSession(model)) {
  *     float[] last = session.prefill(promptIds);   // logits of the last prompt token [vocab]
  *     float[] next = session.decode(tokenId);      // logits after one more token
  * }
  * }</pre>
- * (see {@code dev.jnext.exec.CpuSession} and {@code dev.jnext.exec.CpuForward} for batched use).
  *
  * <p>Accepted: {@code model.safetensors} or a sharded index; tensors in F32/BF16/F16; experts in the hub layout
  * ({@code mlp.experts.{e}.gate_proj|up_proj|down_proj.weight}) or transformers' fused layout
  * ({@code mlp.experts.gate_up_proj} [E, 2I, H], {@code mlp.experts.down_proj} [E, H, I]); {@code mtp.*} ignored;
  * {@code lm_head.weight} may be absent when {@code tie_word_embeddings} is true. Any other tensor, or a missing or
  * misshaped one, fails the load with its name and shapes, after unmapping everything.
+ *
+ * <p>Only jnext implements this interface: the runners refuse any other implementation. The model is immutable and
+ * may be shared by several runners and threads; closing it while one of them runs is an error of the caller.
  */
-public final class Qwen3NextModel implements AutoCloseable {
+public interface Qwen3NextModel extends AutoCloseable {
 
-    private final ModelConfig config;
-    private final Checkpoint checkpoint;
-    private final Tensor embedTokens;
-    private final RmsNorm finalNorm;
-    private final Matrix lmHead;
-    private final List<DecoderLayer> layers;
-
-    private Qwen3NextModel(ModelConfig config, Checkpoint checkpoint, Tensor embedTokens, RmsNorm finalNorm,
-                           Matrix lmHead, List<DecoderLayer> layers) {
-        this.config = config;
-        this.checkpoint = checkpoint;
-        this.embedTokens = embedTokens;
-        this.finalNorm = finalNorm;
-        this.lmHead = lmHead;
-        this.layers = List.copyOf(layers);
+    /**
+     * Loads {@code dir/config.json} and maps the safetensors files of {@code dir}, checking every tensor's name and
+     * shape against the config.
+     *
+     * @param dir a Hugging Face checkpoint folder (config.json and model.safetensors or
+     *            model.safetensors.index.json with its shards)
+     * @return the loaded model; the caller closes it
+     * @throws dev.jnext.JnextException when a file is missing or malformed, or a tensor is missing, misshaped or
+     *                                  unexpected (the message names the file or tensor)
+     */
+    static Qwen3NextModel load(Path dir) {
+        return ModelWeights.load(dir);
     }
 
-    /** Loads {@code dir/config.json} and maps the safetensors of {@code dir}. */
-    public static Qwen3NextModel load(Path dir) {
-        ModelConfig config = ModelConfig.load(dir);
-        Checkpoint ckpt = Checkpoint.open(dir);
-        try {
-            return new Binder(config, ckpt).bind();
-        } catch (RuntimeException | Error e) {
-            ckpt.close();
-            throw e;
-        }
-    }
+    /** The checkpoint's {@code config.json}, checked. */
+    ModelConfig config();
 
-    public ModelConfig config() {
-        return config;
-    }
-
-    public Checkpoint checkpoint() {
-        return checkpoint;
-    }
-
-    /** model.embed_tokens.weight [vocab, H]. */
-    public Tensor embedTokens() {
-        return embedTokens;
-    }
-
-    public RmsNorm finalNorm() {
-        return finalNorm;
-    }
-
-    /** lm_head.weight [vocab, H] (the embedding when tied). */
-    public Matrix lmHead() {
-        return lmHead;
-    }
-
-    public List<DecoderLayer> layers() {
-        return layers;
-    }
-
+    /** Unmaps the safetensors files; the model and every runner over it must not be used afterwards. */
     @Override
-    public void close() {
-        checkpoint.close();
-    }
-
-    /** Binds checkpoint tensors to blocks by their Hugging Face names, checking every shape. */
-    private static final class Binder {
-        private final ModelConfig c;
-        private final Checkpoint ckpt;
-        private final Set<String> used = new HashSet<>();
-
-        Binder(ModelConfig c, Checkpoint ckpt) {
-            this.c = c;
-            this.ckpt = ckpt;
-        }
-
-        Qwen3NextModel bind() {
-            int h = c.hiddenSize();
-            Tensor embed = tensor("model.embed_tokens.weight", c.vocabSize(), h);
-            RmsNorm finalNorm = new RmsNorm(vector("model.norm.weight", h), c.rmsNormEps());
-            Matrix lmHead;
-            if (ckpt.find("lm_head.weight") != null || !c.tieWordEmbeddings()) {
-                lmHead = matrix("lm_head.weight", c.vocabSize(), h);
-            } else {
-                lmHead = Matrix.of(embed);
-            }
-            int held = layersHeld();
-            if (c.numHiddenLayers() > held) { // before anything is built per layer
-                throw new JnextException(ckpt.dir().resolve("config.json") + ": num_hidden_layers is " + c.numHiddenLayers()
-                        + " but the checkpoint holds tensors for " + held + " layer" + (held == 1 ? "" : "s"));
-            }
-            List<DecoderLayer> layers = new ArrayList<>();
-            for (int i = 0; i < c.numHiddenLayers(); i++) layers.add(layer(i));
-            Set<String> unexpected = new TreeSet<>();
-            for (String name : ckpt.tensors().keySet()) {
-                if (!used.contains(name) && !name.startsWith("mtp.")) unexpected.add(name);
-            }
-            if (!unexpected.isEmpty()) {
-                throw new JnextException(ckpt.dir() + ": unexpected tensor" + (unexpected.size() > 1 ? "s " : " ")
-                        + unexpected.stream().limit(5).map(n -> "'" + n + "'").toList()
-                        + (unexpected.size() > 5 ? " and " + (unexpected.size() - 5) + " more" : "")
-                        + " (not part of a Qwen3-Next model with this config.json)");
-            }
-            return new Qwen3NextModel(c, ckpt, embed, finalNorm, lmHead, layers);
-        }
-
-        /** One past the highest N of the checkpoint's {@code model.layers.N.*} tensors. */
-        private int layersHeld() {
-            String prefix = "model.layers.";
-            int highest = -1;
-            for (String name : ckpt.tensors().keySet()) {
-                int dot = name.indexOf('.', prefix.length());
-                if (!name.startsWith(prefix) || dot < 0) continue;
-                try {
-                    highest = Math.max(highest, Integer.parseInt(name, prefix.length(), dot, 10));
-                } catch (NumberFormatException e) {
-                    // not a layer index: reported as an unexpected tensor
-                }
-            }
-            return highest + 1;
-        }
-
-        private DecoderLayer layer(int i) {
-            String p = "model.layers." + i + ".";
-            int h = c.hiddenSize();
-            RmsNorm in = new RmsNorm(vector(p + "input_layernorm.weight", h), c.rmsNormEps());
-            RmsNorm post = new RmsNorm(vector(p + "post_attention_layernorm.weight", h), c.rmsNormEps());
-            TokenMixer mixer = c.layerType(i) == LayerType.LINEAR_ATTENTION
-                    ? gatedDeltaNet(p + "linear_attn.") : attention(p + "self_attn.");
-            FeedForward ffn = c.isMoeLayer(i) ? moe(p + "mlp.") : new FeedForward.Dense(
-                    mlp(p + "mlp.", c.intermediateSize()));
-            return new DecoderLayer(i, in, mixer, post, ffn);
-        }
-
-        private GatedDeltaNet gatedDeltaNet(String p) {
-            int h = c.hiddenSize();
-            int hk = c.linearNumKeyHeads();
-            int hv = c.linearNumValueHeads();
-            int dk = c.linearKeyHeadDim();
-            int dv = c.linearValueHeadDim();
-            int k = c.linearConvKernelDim();
-            GdnProjections proj = new GdnProjections(hk, hv, dk, dv);
-            Matrix qkvz = matrix(p + "in_proj_qkvz.weight", proj.qkvzWidth(), h);
-            Matrix ba = matrix(p + "in_proj_ba.weight", proj.baWidth(), h);
-            float[] convW = tensor(p + "conv1d.weight", proj.convDim(), 1, k).toFloatArray();
-            GdnGating gating = new GdnGating(vector(p + "A_log", hv), vector(p + "dt_bias", hv));
-            GatedRmsNorm norm = new GatedRmsNorm(vector(p + "norm.weight", dv), c.rmsNormEps());
-            Matrix outProj = matrix(p + "out_proj.weight", h, hv * dv);
-            return new GatedDeltaNet(qkvz, ba, proj, new CausalConv1d(proj.convDim(), k, convW), gating,
-                    new GatedDeltaRule(hk, hv, dk, dv), norm, outProj);
-        }
-
-        private GatedAttention attention(String p) {
-            int h = c.hiddenSize();
-            int nh = c.numAttentionHeads();
-            int nkv = c.numKeyValueHeads();
-            int hd = c.headDim();
-            return new GatedAttention(
-                    matrix(p + "q_proj.weight", nh * hd * 2, h),
-                    matrix(p + "k_proj.weight", nkv * hd, h),
-                    matrix(p + "v_proj.weight", nkv * hd, h),
-                    matrix(p + "o_proj.weight", h, nh * hd),
-                    new RmsNorm(vector(p + "q_norm.weight", hd), c.rmsNormEps()),
-                    new RmsNorm(vector(p + "k_norm.weight", hd), c.rmsNormEps()),
-                    new RotaryEmbedding(hd, c.rotaryDim(), c.ropeTheta()),
-                    new AttentionCore(nh, nkv, hd));
-        }
-
-        private FeedForward.Moe moe(String p) {
-            int h = c.hiddenSize();
-            int e = c.numExperts();
-            int inter = c.moeIntermediateSize();
-            Matrix router = matrix(p + "gate.weight", e, h); // checks num_experts against the checkpoint first
-            List<SwiGluMlp> experts = new ArrayList<>();
-            String fusedName = p + "experts.gate_up_proj";
-            if (ckpt.find(fusedName) != null) {
-                if (ckpt.find(p + "experts.0.gate_proj.weight") != null) {
-                    throw new JnextException(ckpt.dir() + ": layer " + p + " has experts in both the fused ("
-                            + fusedName + ") and the per-expert layout");
-                }
-                Tensor gateUp = tensor(fusedName, e, 2 * inter, h);
-                Tensor down = tensor(p + "experts.down_proj", e, h, inter);
-                for (int i = 0; i < e; i++) {
-                    experts.add(new SwiGluMlp(Matrix.slice(gateUp, i, 0, inter), Matrix.slice(gateUp, i, inter, inter),
-                            Matrix.slice(down, i, 0, h)));
-                }
-            } else {
-                for (int i = 0; i < e; i++) experts.add(mlp(p + "experts." + i + ".", inter));
-            }
-            SwiGluMlp shared = mlp(p + "shared_expert.", c.sharedExpertIntermediateSize());
-            Matrix sharedGate = matrix(p + "shared_expert_gate.weight", 1, h);
-            return new FeedForward.Moe(new SparseMoe(router, experts, c.numExpertsPerTok(), c.normTopkProb(),
-                    shared, sharedGate));
-        }
-
-        private SwiGluMlp mlp(String p, int inter) {
-            int h = c.hiddenSize();
-            return new SwiGluMlp(matrix(p + "gate_proj.weight", inter, h), matrix(p + "up_proj.weight", inter, h),
-                    matrix(p + "down_proj.weight", h, inter));
-        }
-
-        private Tensor tensor(String name, int... shape) {
-            Tensor t = ckpt.require(name, shape);
-            used.add(name);
-            return t;
-        }
-
-        private Matrix matrix(String name, int rows, int cols) {
-            return Matrix.of(tensor(name, rows, cols));
-        }
-
-        private float[] vector(String name, int n) {
-            return tensor(name, n).toFloatArray();
-        }
-    }
+    void close();
 }

@@ -4,6 +4,7 @@ import dev.jnext.numeric.Bf16;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.jnext.JnextException;
+import dev.jnext.model.weights.Checkpoint;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -32,9 +33,6 @@ public final class SyntheticCheckpoint {
     /** How routed experts are stored. */
     public enum ExpertLayout { HUB, FUSED }
 
-    /**
-     * @param maxShardBytes a new shard starts before a tensor that would push the current one past this
-     */
     /** The config.json style: transformers 5.x ({@code rope_parameters}, {@code layer_types}) or 4.x (top-level rope keys). */
     public enum ConfigStyle { V5, V4 }
 

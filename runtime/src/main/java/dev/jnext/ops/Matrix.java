@@ -2,7 +2,7 @@ package dev.jnext.ops;
 
 import dev.jnext.numeric.Bf16;
 import dev.jnext.model.DType;
-import dev.jnext.model.Tensor;
+import dev.jnext.model.weights.Tensor;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;

@@ -2,7 +2,7 @@ package dev.jnext.tokenizer;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.jnext.JnextException;
-import dev.jnext.JsonFiles;
+import dev.jnext.json.JsonFiles;
 
 import java.nio.file.Files;
 import java.nio.file.Path;

@@ -7,7 +7,7 @@ import com.fasterxml.jackson.core.JsonToken;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.jnext.JnextException;
-import dev.jnext.JsonFiles;
+import dev.jnext.json.JsonFiles;
 
 import java.io.IOException;
 import java.io.InputStream;

@@ -1,7 +1,7 @@
 package dev.jnext.cli;
 
 import dev.jnext.exec.CpuSession;
-import dev.jnext.model.Checkpoint;
+import dev.jnext.model.weights.Checkpoint;
 import dev.jnext.model.DType;
 import dev.jnext.model.LayerType;
 import dev.jnext.model.ModelConfig;

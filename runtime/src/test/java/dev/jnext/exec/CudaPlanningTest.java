@@ -6,13 +6,14 @@ import dev.jnext.kernels.StepShape;
 import dev.jnext.model.DType;
 import dev.jnext.model.ModelConfig;
 import dev.jnext.model.Qwen3NextModel;
+import dev.jnext.model.weights.ModelWeights;
 import dev.jnext.model.SyntheticCheckpoint;
 import dev.jnext.model.TinyModels;
 import dev.jnext.numeric.Bf16;
 import dev.jnext.ops.Matrix;
 import dev.jnext.ops.SparseMoe;
-import dev.jnext.model.FeedForward;
-import dev.jnext.model.GatedAttention;
+import dev.jnext.model.weights.FeedForward;
+import dev.jnext.model.weights.GatedAttention;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -71,7 +72,7 @@ class CudaPlanningTest {
     void modelImagePacksExpertsRouterAndKv(@TempDir Path tmp) {
         for (SyntheticCheckpoint.ExpertLayout layout : SyntheticCheckpoint.ExpertLayout.values()) {
             Path dir = TinyModels.write(tmp.resolve(layout.name()), TinyModels.config(true, DType.BF16), 3, layout, 1 << 20);
-            try (Qwen3NextModel m = Qwen3NextModel.load(dir)) {
+            try (ModelWeights m = ModelWeights.load(dir)) {
                 ModelImage mi = ModelImage.of(m);
                 MemorySegment img = Arena.ofAuto().allocate(mi.image().bytes());
                 for (WeightImage.Region r : mi.image().regions()) WeightImage.write(r, 0, r.bytes(), img, r.offset());
@@ -208,7 +209,7 @@ class CudaPlanningTest {
         SyntheticCheckpoint.write(v5, new SyntheticCheckpoint.Options(c, DType.BF16, 1, 1L << 30, SyntheticCheckpoint.ExpertLayout.FUSED,
                 4f, SyntheticCheckpoint.ConfigStyle.V5), b -> {});
         assertEquals(ModelConfig.load(v5), ModelConfig.load(v4));
-        try (Qwen3NextModel m = Qwen3NextModel.load(v4)) {
+        try (ModelWeights m = ModelWeights.load(v4)) {
             float[] w = m.finalNorm().weight();
             double mean = 0;
             for (float x : w) mean += x;

@@ -2,7 +2,7 @@ package dev.jnext.fuzz;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.jnext.cli.Main;
-import dev.jnext.model.Checkpoint;
+import dev.jnext.model.weights.Checkpoint;
 import dev.jnext.model.DType;
 import dev.jnext.model.SyntheticCheckpoint;
 import dev.jnext.model.TinyModels;

@@ -5,7 +5,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.fasterxml.jackson.databind.node.TextNode;
 import dev.jnext.JnextException;
-import dev.jnext.model.Checkpoint;
+import dev.jnext.model.weights.Checkpoint;
 import dev.jnext.model.DType;
 import dev.jnext.model.SyntheticCheckpoint;
 import dev.jnext.model.TinyModels;

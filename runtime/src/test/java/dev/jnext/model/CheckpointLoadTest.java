@@ -1,5 +1,8 @@
 package dev.jnext.model;
 
+import dev.jnext.model.weights.ModelWeights;
+import dev.jnext.model.weights.Checkpoint;
+import dev.jnext.model.weights.Tensor;
 import dev.jnext.JnextException;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -93,7 +96,7 @@ class CheckpointLoadTest {
     @Test
     void validCheckpointLoadsAndClosingUnmaps() throws IOException {
         Path dir = variant("valid", t -> { });
-        try (Qwen3NextModel m = Qwen3NextModel.load(dir)) {
+        try (ModelWeights m = ModelWeights.load(dir)) {
             assertEquals(5, m.layers().size());
             assertTrue(Files.readString(Path.of("/proc/self/maps")).contains(dir.toString()));
         }
@@ -127,7 +130,7 @@ class CheckpointLoadTest {
         assertEquals("D: unexpected tensor ['model.layers.3.self_attn.q_proj.bias'] (not part of a Qwen3-Next model "
                 + "with this config.json)", loadFails(extra));
         Path mtp = variant("mtp", t -> t.put("mtp.fc.weight", new Raw("BF16", new int[]{2, 2}, new byte[8])));
-        try (Qwen3NextModel m = Qwen3NextModel.load(mtp)) {
+        try (ModelWeights m = ModelWeights.load(mtp)) {
             assertNotNull(m.checkpoint().find("mtp.fc.weight"));
         }
     }
@@ -138,7 +141,7 @@ class CheckpointLoadTest {
         assertEquals("D: missing tensor 'lm_head.weight' (expected shape [128, 32])", loadFails(dir));
         Files.writeString(dir.resolve("config.json"), configJson.replace("\"tie_word_embeddings\" : false",
                 "\"tie_word_embeddings\" : true"));
-        try (Qwen3NextModel m = Qwen3NextModel.load(dir)) {
+        try (ModelWeights m = ModelWeights.load(dir)) {
             assertEquals(m.embedTokens().data(), m.lmHead().data());
         }
     }
@@ -171,7 +174,7 @@ class CheckpointLoadTest {
             shards = s.filter(p -> p.toString().endsWith(".safetensors")).count();
         }
         assertTrue(shards > 3, "several shards: " + shards);
-        try (Qwen3NextModel m = Qwen3NextModel.load(dir)) {
+        try (ModelWeights m = ModelWeights.load(dir)) {
             assertEquals(DType.BF16, m.lmHead().dtype());
         }
         Path index = dir.resolve(Checkpoint.INDEX_FILE);

@@ -1,5 +1,7 @@
 package dev.jnext.model;
 
+import dev.jnext.model.weights.SafeTensorsFile;
+import dev.jnext.model.weights.Tensor;
 import dev.jnext.numeric.Bf16;
 import dev.jnext.JnextException;
 import org.junit.jupiter.api.Test;

@@ -1,8 +1,8 @@
-package dev.jnext.model;
+package dev.jnext.model.weights;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.jnext.JnextException;
-import dev.jnext.JsonFiles;
+import dev.jnext.json.JsonFiles;
 
 import java.lang.foreign.Arena;
 import java.nio.file.Files;

@@ -1,5 +1,6 @@
-package dev.jnext;
+package dev.jnext.json;
 
+import dev.jnext.JnextException;
 import com.fasterxml.jackson.core.JsonLocation;
 import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonProcessingException;

@@ -1,11 +1,12 @@
-package dev.jnext.model;
+package dev.jnext.model.weights;
 
+import dev.jnext.model.DType;
 import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.jnext.JnextException;
-import dev.jnext.JsonFiles;
+import dev.jnext.json.JsonFiles;
 
 import java.io.IOException;
 import java.lang.foreign.Arena;

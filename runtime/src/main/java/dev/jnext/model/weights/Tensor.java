@@ -1,5 +1,6 @@
-package dev.jnext.model;
+package dev.jnext.model.weights;
 
+import dev.jnext.model.DType;
 import dev.jnext.numeric.Bf16;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;

@@ -1,4 +1,4 @@
-package dev.jnext.model;
+package dev.jnext.model.weights;
 
 import dev.jnext.ops.RmsNorm;
 import dev.jnext.state.CpuState;
