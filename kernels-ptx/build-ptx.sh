@@ -5,6 +5,9 @@
 set -euo pipefail
 src=${1:?source dir}; out=${2:?output dir}; mode=${3:-nvcc}
 marker="$out/NO-KERNELS.txt"
+# builds before the kernels became the module dev.jnext.kernels.ptx wrote the PTX one folder up (dev/jnext/kernels/):
+# a stale copy there would put the runtime's package dev.jnext.kernels into this jar too (a split package)
+if [ "$(basename "$out")" = ptx ]; then rm -f "$(dirname "$out")"/*.ptx "$(dirname "$out")"/NO-KERNELS.txt; fi
 if [ "$mode" = none ]; then
   mkdir -p "$out"
   rm -f "$out"/*.ptx

@@ -85,7 +85,7 @@ public final class Gpu implements AutoCloseable {
         return Event.create(this, timing);
     }
 
-    /** Loads {@code dev/jnext/kernels/<name>.ptx} from the classpath. */
+    /** Loads {@code dev/jnext/kernels/ptx/<name>.ptx} (jnext-kernels-ptx) and JIT-compiles it. */
     public PtxModule loadModule(String name) {
         return PtxModule.load(this, name);
     }

@@ -3,6 +3,7 @@ package dev.jnext.gpu;
 import dev.jnext.JnextException;
 
 import dev.jnext.bindings.cuda.CudaDriver;
+import dev.jnext.kernels.ptx.KernelSources;
 
 import java.io.IOException;
 import java.io.InputStream;
@@ -16,11 +17,12 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * A PTX module from the classpath ({@code dev/jnext/kernels/<name>.ptx}, built by kernels-ptx), JIT-compiled
+ * A PTX module of jnext-kernels-ptx ({@code dev/jnext/kernels/ptx/<name>.ptx}, built by nvcc), JIT-compiled
  * by the driver. A compile failure raises a {@link CudaException} carrying the JIT error log.
  */
 public final class PtxModule implements AutoCloseable {
-    public static final String RESOURCE_DIR = "dev/jnext/kernels/";
+    /** Where the PTX files are, as a resource path. */
+    public static final String RESOURCE_DIR = KernelSources.RESOURCE_DIR;
     private static final int LOG_BYTES = 16 * 1024;
 
     private final Gpu gpu;
@@ -38,12 +40,12 @@ public final class PtxModule implements AutoCloseable {
         this.infoLog = infoLog;
     }
 
-    /** The PTX text of {@code dev/jnext/kernels/<name>.ptx}. */
+    /** The PTX text of {@code dev/jnext/kernels/ptx/<name>.ptx}. */
     public static String readPtx(String name) {
         String path = RESOURCE_DIR + name + ".ptx";
-        try (InputStream in = PtxModule.class.getClassLoader().getResourceAsStream(path)) {
+        try (InputStream in = KernelSources.open(name)) {
             if (in == null) {
-                throw new JnextException("PTX resource " + path + " is not on the classpath: this jnext was built "
+                throw new JnextException("PTX resource " + path + " is not in jnext-kernels-ptx: this jnext was built "
                         + "without its CUDA kernels (mvn -Pcpu-only, or kernels-ptx not built); build it with nvcc");
             }
             return new String(in.readAllBytes(), StandardCharsets.US_ASCII);

@@ -102,7 +102,7 @@ class PtxResourcesTest {
     @Test
     void missingModuleIsAClearError() {
         JnextException e = assertThrows(JnextException.class, () -> PtxModule.readPtx("no_such_kernel"));
-        assertTrue(e.getMessage().contains("dev/jnext/kernels/no_such_kernel.ptx"), e.getMessage());
+        assertTrue(e.getMessage().contains("dev/jnext/kernels/ptx/no_such_kernel.ptx"), e.getMessage());
     }
 
     @Test
