@@ -25,7 +25,15 @@ public final class Main {
     public static final int EXIT_INTERNAL_ERROR = 3;
 
     public static void main(String[] args) {
+        // slf4j-simple, this jar's logging backend (the library has none): the library's info lines on stderr, one short
+        // line each; -Dorg.slf4j.simpleLogger.defaultLogLevel=debug (or warn) and the other simpleLogger keys override
+        setDefault("org.slf4j.simpleLogger.showThreadName", "false");
+        setDefault("org.slf4j.simpleLogger.showShortLogName", "true");
         System.exit(run(args));
+    }
+
+    private static void setDefault(String key, String value) {
+        if (System.getProperty(key) == null) System.setProperty(key, value);
     }
 
     public static int run(String... args) {

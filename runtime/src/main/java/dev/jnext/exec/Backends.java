@@ -5,9 +5,13 @@ import dev.jnext.gpu.Cuda;
 import dev.jnext.gpu.CudaException;
 import dev.jnext.gpu.Device;
 import dev.jnext.model.ModelConfig;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /** Which backend runs a model: the user's choice, or for {@code auto} the GPU when a driver and a supported geometry are present. */
 public final class Backends {
+    private static final Logger LOG = LoggerFactory.getLogger(Backends.class);
+
     /** The PTX is built for compute_90 (Hopper); older GPUs cannot JIT it. */
     static final int MIN_COMPUTE_MAJOR = 9;
 
@@ -24,9 +28,16 @@ public final class Backends {
             case "cpu" -> Choice.CPU;
             case "cuda" -> Choice.CUDA;
             case "auto" -> {
-                if (!Cuda.driverPresent()) yield Choice.CPU;
+                if (!Cuda.driverPresent()) {
+                    LOG.debug("device auto: the CPU (no CUDA driver)");
+                    yield Choice.CPU;
+                }
                 String reason = cudaUnavailable(config);
-                if (reason == null) yield Choice.CUDA;
+                if (reason == null) {
+                    LOG.debug("device auto: the GPU");
+                    yield Choice.CUDA;
+                }
+                LOG.info("device auto: running on the CPU although a CUDA driver is present: {}", reason);
                 why.accept(reason);
                 yield Choice.CPU;
             }

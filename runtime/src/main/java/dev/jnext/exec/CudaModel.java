@@ -41,6 +41,7 @@ import dev.jnext.state.PageTable;
 import dev.jnext.state.StepMetadata;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
+import org.slf4j.event.Level;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -123,6 +124,8 @@ public final class CudaModel implements AutoCloseable {
     private final MemoryPlan memoryPlan;
     private final long graphCaptureNanos;
     private boolean closed;
+    /** Prefill steps that ran eagerly because no graph bucket holds them (logged). */
+    private int eagerFallbacks;
     /** Tests: plant NaN in the padded rows of the residual stream after the first piece of a piecewise step. */
     boolean poisonPadding;
 
@@ -625,6 +628,12 @@ public final class CudaModel implements AutoCloseable {
         StepPath path = force != null ? force
                 : decode ? (options.decodeGraphs() ? StepPath.DECODE_GRAPH : StepPath.EAGER_DECODE)
                 : piecewise != null && prefillBucket > 0 ? StepPath.PIECEWISE_PREFILL : StepPath.EAGER_PREFILL;
+        if (force == null && !decode && piecewise != null && prefillBucket < 0) {
+            // once at info: a workload whose prompts outgrow the buckets would otherwise log every step
+            LOG.atLevel(eagerFallbacks++ == 0 ? Level.INFO : Level.DEBUG).log(
+                    "a prefill step of {} tokens is above the largest graph bucket ({}): it runs eagerly{}", total,
+                    piecewise.buckets().largest(), eagerFallbacks == 1 ? " (further such steps are logged at debug)" : "");
+        }
         if (path.decode() && !decode) throw new JnextException("a decode path needs one token per sequence");
         if ((path == StepPath.PIECEWISE_PREFILL || path == StepPath.EAGER_PREFILL_BUCKET) && prefillBucket < 0) {
             throw new JnextException("a step of " + total + " tokens is above the largest prefill bucket");
@@ -636,8 +645,11 @@ public final class CudaModel implements AutoCloseable {
             throw new JnextException("prefill bucket " + prefillBucket + " exceeds the " + maxTokens + " activation rows");
         }
         if (path == StepPath.PIECEWISE_PREFILL && !piecewise.captured(prefillBucket)) {
-            LOG.info("capturing prefill bucket {} on first use", prefillBucket);  // before this step stages its metadata
-            piecewise.capture(prefillBucket, stream, this::warmUpPrefill);
+            long t0 = System.nanoTime(), before = gpu.memoryInfo().free();
+            piecewise.capture(prefillBucket, stream, this::warmUpPrefill);  // before this step stages its metadata
+            LOG.info("captured prefill bucket {} on first use ({} pieces, {}) in {} ms, {} of graph memory", prefillBucket,
+                    piecewise.piecesPerBucket(), options.prefill(), (System.nanoTime() - t0) / 1_000_000,
+                    MemoryPlan.gib(Math.max(0, before - gpu.memoryInfo().free())));
         }
         // KV pages for the new tokens (all or nothing per sequence)
         for (Input in : inputs) {

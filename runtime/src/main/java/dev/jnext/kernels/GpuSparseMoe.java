@@ -4,6 +4,8 @@ import dev.jnext.gpu.DeviceBuffer;
 import dev.jnext.gpu.Gemm;
 import dev.jnext.gpu.Gpu;
 import dev.jnext.gpu.Stream;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -23,6 +25,7 @@ import java.util.List;
  * {@code sharedGateUp [2Is, H]} and {@code sharedDown [H, Is]}; all bf16, 16-byte aligned.
  */
 public final class GpuSparseMoe implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(GpuSparseMoe.class);
 
     /** The block's sizes; {@code sharedInter == 0}: no shared expert. */
     public record Shape(int hidden, int experts, int topK, int inter, int sharedInter, boolean normTopkProb) {
@@ -80,6 +83,16 @@ public final class GpuSparseMoe implements AutoCloseable {
         this.maxTokens = maxTokens;
         // experts wider than the decode kernels take the grouped GEMMs at every size
         this.decodeMaxTokens = shape.inter() > MoeDecodeKernel.MAX_INTER ? 0 : Math.min(decodeMaxTokens, maxTokens);
+        if (LOG.isDebugEnabled()) {
+            boolean wgmma = engine == MoeExpertGemm.Engine.WGMMA;
+            String fallback = wgmma ? "mma.sync (wgmma cannot tile it)" : "mma.sync";
+            LOG.debug("MoE of {} experts, top-{}, H {}, I {}: grouped GEMMs gate_up {}, down {}; {}", shape.experts(), shape.topK(),
+                    shape.hidden(), shape.inter(),
+                    wgmma && MoeExpertGemm.gateUpTileN(shape.inter()) == 256 ? "wgmma" : fallback,
+                    wgmma && MoeExpertGemm.downTileN(shape.hidden()) == 256 ? "wgmma" : fallback,
+                    this.decodeMaxTokens > 0 ? "decode kernels for steps of up to " + this.decodeMaxTokens + " tokens"
+                            : "no decode kernels (I > " + MoeDecodeKernel.MAX_INTER + " or maxTokens 0): every step takes the grouped GEMMs");
+        }
         this.gemm = gemm;
         this.router = new MoeRouterKernel(lib);
         this.grouping = new ExpertGrouping(lib);

@@ -1,6 +1,7 @@
 package dev.jnext.model.weights;
 
 import dev.jnext.JnextException;
+import dev.jnext.model.DType;
 import dev.jnext.model.LayerType;
 import dev.jnext.model.ModelConfig;
 import dev.jnext.model.Qwen3NextModel;
@@ -15,11 +16,14 @@ import dev.jnext.ops.RmsNorm;
 import dev.jnext.ops.RotaryEmbedding;
 import dev.jnext.ops.SparseMoe;
 import dev.jnext.ops.SwiGluMlp;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
+import java.util.Locale;
 import java.util.Set;
 import java.util.TreeSet;
 
@@ -30,6 +34,7 @@ import java.util.TreeSet;
  * not exported, so an application sees only the {@link Qwen3NextModel} interface.
  */
 public final class ModelWeights implements Qwen3NextModel {
+    private static final Logger LOG = LoggerFactory.getLogger(Qwen3NextModel.class);
 
     private final ModelConfig config;
     private final Checkpoint checkpoint;
@@ -50,14 +55,30 @@ public final class ModelWeights implements Qwen3NextModel {
 
     /** Loads {@code dir/config.json} and maps the safetensors of {@code dir} (see {@link Qwen3NextModel#load}). */
     public static ModelWeights load(Path dir) {
+        long t0 = System.nanoTime();
         ModelConfig config = ModelConfig.load(dir);
         Checkpoint ckpt = Checkpoint.open(dir);
+        ModelWeights weights;
         try {
-            return new Binder(config, ckpt).bind();
+            weights = new Binder(config, ckpt).bind();
         } catch (RuntimeException | Error e) {
             ckpt.close();
             throw e;
         }
+        if (LOG.isInfoEnabled()) {
+            long bytes = 0, params = 0;
+            Set<DType> dtypes = new TreeSet<>();
+            for (Tensor t : ckpt.tensors().values()) {
+                bytes += t.data().byteSize();
+                params += t.elementCount();
+                dtypes.add(t.dtype());
+            }
+            LOG.info("loaded {}: {} layers ({} linear attention), {} experts, {} M parameters in {} MiB of {} mapped in {} ms",
+                    dir, config.numHiddenLayers(), config.countLayers(LayerType.LINEAR_ATTENTION), config.numExperts(),
+                    String.format(Locale.ROOT, "%.1f", params / 1e6), bytes >> 20, dtypes,
+                    (System.nanoTime() - t0) / 1_000_000);
+        }
+        return weights;
     }
 
     /**
