@@ -2,6 +2,7 @@ package dev.jnext.cli;
 
 import dev.jnext.JnextException;
 import dev.jnext.engine.CpuSequence;
+import dev.jnext.engine.EosTokens;
 import dev.jnext.engine.SequenceModel;
 import dev.jnext.exec.Backends;
 import dev.jnext.exec.CudaModel;
@@ -27,7 +28,6 @@ import java.io.PrintWriter;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -109,9 +109,7 @@ public final class GenerateCommand implements Callable<Integer> {
         try (Loaded loaded = Loaded.open(choice, model, modelOptions.cudaOptions(CudaOptions.defaults().withMaxSequences(1)))) {
             SequenceModel sequence = loaded.sequence();
             long t2 = System.nanoTime();
-            Set<Integer> eos = new LinkedHashSet<>(generationConfig.eosTokenIds());
-            eos.addAll(config.eosTokenIds());
-            tokenizerConfig.eosToken().ifPresent(t -> tokenizer.idOf(t).ifPresent(eos::add));
+            Set<Integer> eos = EosTokens.of(generationConfig, config, tokenizerConfig, tokenizer);
             err.printf("jnext: loaded %s in %.2f s (%s), tokenizer in %.2f s; prompt %s; %s; eos %s%n",
                     model, (t2 - t1) / 1e9, loaded.device(), (t1 - t0) / 1e9, Plural.of(ids.length, "token"),
                     SamplingOptions.describe(sampling), eos);

@@ -14,6 +14,15 @@ import java.util.Optional;
 /**
  * A checkpoint's {@code generation_config.json}: its end-of-sequence ids and the sampling defaults its
  * authors recommend (used when the caller does not choose). Every field is optional.
+ *
+ * @param eosTokenIds       {@code eos_token_id} (an id or a list); {@link EosTokens} adds config.json's and the
+ *                          tokenizer's
+ * @param temperature       {@code temperature}
+ * @param topK              {@code top_k}
+ * @param topP              {@code top_p}
+ * @param minP              {@code min_p}
+ * @param repetitionPenalty {@code repetition_penalty}
+ * @param doSample          {@code do_sample}: false means greedy whatever the other values say
  */
 public record GenerationConfig(List<Integer> eosTokenIds, Optional<Float> temperature, Optional<Integer> topK,
                                Optional<Float> topP, Optional<Float> minP, Optional<Float> repetitionPenalty,
@@ -21,12 +30,19 @@ public record GenerationConfig(List<Integer> eosTokenIds, Optional<Float> temper
 
     private static final ObjectMapper JSON = new ObjectMapper();
 
+    /** No file: no ids, no defaults. */
     public static GenerationConfig none() {
         return new GenerationConfig(List.of(), Optional.empty(), Optional.empty(), Optional.empty(), Optional.empty(),
                 Optional.empty(), Optional.empty());
     }
 
-    /** Reads {@code dir/generation_config.json}; a missing file gives {@link #none()}. */
+    /**
+     * Reads {@code dir/generation_config.json}; a missing file gives {@link #none()}.
+     *
+     * @param dir the checkpoint folder
+     * @return the file's values
+     * @throws JnextException when the file is not JSON or a field has the wrong type (the message names both)
+     */
     public static GenerationConfig read(Path dir) {
         Path file = dir.resolve("generation_config.json");
         if (!Files.isRegularFile(file)) return none();

@@ -16,8 +16,16 @@ import java.util.List;
  */
 public interface ModelBackend extends AutoCloseable {
 
-    /** New tokens of one sequence in a step. */
+    /**
+     * New tokens of one sequence in a step.
+     *
+     * @param slot        the sequence's slot ({@link #openSequence})
+     * @param tokens      the tokens to append, at least one
+     * @param sample      whether to sample the next token from the last one's logits
+     * @param topLogprobs how many of the most likely tokens to report with their log-probabilities (0: none)
+     */
     record StepInput(int slot, int[] tokens, boolean sample, int topLogprobs) {
+        /** Checks that there is a token and that {@code topLogprobs} is not negative. */
         public StepInput {
             if (tokens.length == 0) throw new IllegalArgumentException("a step input needs at least one token (slot " + slot + ")");
             if (topLogprobs < 0) throw new IllegalArgumentException("topLogprobs must be >= 0, got " + topLogprobs);
@@ -28,8 +36,14 @@ public interface ModelBackend extends AutoCloseable {
      * What a step produced for one input: the sampled {@code token} (−1 when the input did not ask to sample), its
      * log-probability under the model's distribution (log-softmax of the raw logits, before penalties and
      * temperature), and the {@code topIds}/{@code topLogprobs} of the most likely tokens when asked (else empty).
+     *
+     * @param token       the sampled id, or −1
+     * @param logprob     its log-probability (NaN when nothing was sampled)
+     * @param topIds      the most likely ids, most likely first
+     * @param topLogprobs their log-probabilities
      */
     record StepOutput(int token, float logprob, int[] topIds, float[] topLogprobs) {
+        /** The output of an input that did not sample. */
         public static final StepOutput NONE = new StepOutput(-1, Float.NaN, new int[0], new float[0]);
     }
 

@@ -19,6 +19,9 @@ public final class Sampler {
     private final SplittableRandom random;
 
     /**
+     * A sampler for one sequence.
+     *
+     * @param params     how to choose (its seed starts the random stream)
      * @param vocabLimit only ids below this can be drawn (e.g. the tokenizer's vocabulary, when the model's
      *                   embedding table is padded beyond it)
      */

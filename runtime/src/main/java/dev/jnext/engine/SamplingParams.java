@@ -19,6 +19,7 @@ import dev.jnext.JnextException;
 public record SamplingParams(float temperature, int topK, float topP, float minP, float repetitionPenalty,
                              float presencePenalty, long seed) {
 
+    /** Checks every parameter; a value out of range is a {@link JnextException} naming it. */
     public SamplingParams {
         check(Float.isFinite(temperature) && temperature >= 0, "temperature must be >= 0 (0 = greedy), got " + temperature);
         check(topK >= 0, "top-k must be >= 0 (0 = off), got " + topK);
@@ -28,10 +29,16 @@ public record SamplingParams(float temperature, int topK, float topP, float minP
         check(Float.isFinite(presencePenalty), "presence penalty must be a finite number, got " + presencePenalty);
     }
 
+    /**
+     * Greedy decoding: always the most likely token (the lowest id on ties), no penalties.
+     *
+     * @return temperature 0, top-k 0, top-p 1, min-p 0, repetition penalty 1, presence penalty 0, seed 0
+     */
     public static SamplingParams greedy() {
         return new SamplingParams(0, 0, 1, 0, 1, 0, 0);
     }
 
+    /** Whether the next token is the argmax ({@code temperature == 0}). */
     public boolean isGreedy() {
         return temperature == 0;
     }

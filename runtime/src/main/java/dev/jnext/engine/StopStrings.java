@@ -13,6 +13,7 @@ public final class StopStrings {
     private final StringBuilder held = new StringBuilder();
     private boolean stopped;
 
+    /** Watches for {@code stops} (empty strings are ignored). */
     public StopStrings(List<String> stops) {
         this.stops = stops.stream().filter(s -> !s.isEmpty()).toList();
     }
@@ -45,6 +46,7 @@ public final class StopStrings {
         return out;
     }
 
+    /** Whether a stop string has appeared: everything from it on is dropped. */
     public boolean stopped() {
         return stopped;
     }

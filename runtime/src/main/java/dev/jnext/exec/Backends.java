@@ -15,7 +15,13 @@ public final class Backends {
     /** The PTX is built for compute_90 (Hopper); older GPUs cannot JIT it. */
     static final int MIN_COMPUTE_MAJOR = 9;
 
-    public enum Choice { CPU, CUDA }
+    /** Where the forward pass runs. */
+    public enum Choice {
+        /** The CPU reference backend ({@link CpuSession}, {@code dev.jnext.engine.CpuSequence}). */
+        CPU,
+        /** The CUDA runner ({@link CudaModel}, {@link CudaSession}). */
+        CUDA
+    }
 
     private Backends() {}
 

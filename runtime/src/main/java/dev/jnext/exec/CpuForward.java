@@ -35,6 +35,7 @@ public final class CpuForward {
         this.config = model.config();
     }
 
+    /** The model this forward pass runs. */
     public Qwen3NextModel model() {
         return model;
     }

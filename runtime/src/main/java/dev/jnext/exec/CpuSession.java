@@ -24,6 +24,7 @@ public final class CpuSession implements LogitsSession {
     private final int slot;
     private boolean closed;
 
+    /** A new, empty sequence over {@code model} (from {@link Qwen3NextModel#load}; it must stay open). */
     public CpuSession(Qwen3NextModel model) {
         this.forward = new CpuForward(model);
         this.state = forward.newState(1);

@@ -16,10 +16,12 @@ import java.util.function.LongConsumer;
 public final class CudaBackend implements ModelBackend {
     private final CudaModel model;
 
+    /** The backend over an open model (which it then owns and closes). */
     public CudaBackend(CudaModel model) {
         this.model = model;
     }
 
+    /** Loads {@code dir} onto GPU 0 ({@link CudaModel#load}) and wraps it. */
     public static CudaBackend open(Path dir, CudaOptions options, LongConsumer progress) {
         return new CudaBackend(CudaModel.load(dir, options, progress));
     }
@@ -29,6 +31,7 @@ public final class CudaBackend implements ModelBackend {
         return new SamplingKernel.RowParams(p.temperature(), p.topK(), p.topP(), p.minP(), p.repetitionPenalty(), p.presencePenalty());
     }
 
+    /** The model this backend runs. */
     public CudaModel model() {
         return model;
     }

@@ -55,7 +55,7 @@ import java.util.function.LongConsumer;
 
 /**
  * A Qwen3-Next checkpoint on one GPU: device weights, activations, the paged KV cache, the GDN state pools, the step
- * metadata, every kernel launcher, the {@link ForwardPlan} built from the model's layers and the executors over it
+ * metadata, every kernel launcher, the forward plan built from the model's layers and the executors over it
  * (eager; one decode graph per batch bucket). Sequences live in slots 0..{@code maxSequences}−1; a {@link #step} runs the
  * new tokens of several of them in one forward and samples or returns logits. Not thread-safe: one thread drives it
  * (it binds the GPU context to the calling thread on every step). Closing frees every device resource it owns.
@@ -64,13 +64,21 @@ public final class CudaModel implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(CudaModel.class);
 
     /** What a step returns for an input besides advancing its sequence. */
-    public enum Logits { NONE, LAST, ALL }
+    public enum Logits {
+        /** No logits (sampling only). */
+        NONE,
+        /** The last token's [vocab]. */
+        LAST,
+        /** Every token's [n·vocab] (scoring). */
+        ALL
+    }
 
     /**
      * New tokens of one sequence slot. {@code sample}: pick the next token from the last token's logits with the slot's
      * sampling parameters; {@code logits}: copy logits to the host (the last token's, or every token's).
      */
     public record Input(int slot, int[] tokens, boolean sample, Logits logits) {
+        /** Checks that there is a token. */
         public Input {
             if (tokens.length == 0) throw new JnextException("sequence slot " + slot + ": a step input needs at least one token");
         }
@@ -453,14 +461,17 @@ public final class CudaModel implements AutoCloseable {
 
     // ------------------------------------------------------------------------------------------------ sequences
 
+    /** The checkpoint's config.json. */
     public ModelConfig config() {
         return config;
     }
 
+    /** The options it was loaded with. */
     public CudaOptions options() {
         return options;
     }
 
+    /** {@code "cuda:0 "} and the GPU's name. */
     public String deviceName() {
         return deviceName;
     }
@@ -473,6 +484,7 @@ public final class CudaModel implements AutoCloseable {
         return plan;
     }
 
+    /** Most tokens one sequence may hold. */
     public int maxContext() {
         return maxContext;
     }
@@ -482,10 +494,12 @@ public final class CudaModel implements AutoCloseable {
         return options.maxStepTokens();
     }
 
+    /** Most logits rows one step may return. */
     public int maxLogitRows() {
         return acts.maxLogitRows();
     }
 
+    /** Time spent capturing CUDA graphs so far (decode graphs at load, prefill buckets at load or on first use). */
     public long graphCaptureNanos() {
         return graphCaptureNanos + (piecewise == null ? 0 : piecewise.captureNanos());
     }
@@ -500,10 +514,12 @@ public final class CudaModel implements AutoCloseable {
         return piecewise == null ? null : piecewise.buckets();
     }
 
+    /** Decode graphs captured (one per batch bucket; 0 when decode graphs are off). */
     public int decodeGraphCount() {
         return decodeGraphs.size();
     }
 
+    /** Sequence slots not open now. */
     public int freeSlots() {
         int n = 0;
         for (Sequence s : slots) if (s == null) n++;
@@ -577,7 +593,18 @@ public final class CudaModel implements AutoCloseable {
      * (bitwise the graph's result); eagerly at the exact batch; a prefill/extend step eagerly at its exact token count.
      */
     public enum StepPath {
-        DECODE_GRAPH, EAGER_DECODE_BUCKET, EAGER_DECODE, PIECEWISE_PREFILL, EAGER_PREFILL_BUCKET, EAGER_PREFILL;
+        /** Replay of the decode graph of the batch's bucket. */
+        DECODE_GRAPH,
+        /** The decode body launched eagerly at the bucket's padded shape. */
+        EAGER_DECODE_BUCKET,
+        /** The decode body launched eagerly at the exact batch size. */
+        EAGER_DECODE,
+        /** Piecewise prefill graphs of the token bucket, cores eager. */
+        PIECEWISE_PREFILL,
+        /** Prefill launched eagerly at the bucket's padded shape. */
+        EAGER_PREFILL_BUCKET,
+        /** Prefill launched eagerly at the exact token count. */
+        EAGER_PREFILL;
 
         boolean decode() {
             return this == DECODE_GRAPH || this == EAGER_DECODE_BUCKET || this == EAGER_DECODE;
@@ -806,6 +833,7 @@ public final class CudaModel implements AutoCloseable {
         return gpu.liveBufferBytes();
     }
 
+    /** Frees every device resource (graphs, buffers, streams, modules, the context's allocations). */
     @Override
     public void close() {
         if (closed) return;

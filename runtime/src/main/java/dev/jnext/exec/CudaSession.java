@@ -15,6 +15,11 @@ public final class CudaSession implements LogitsSession, SequenceModel {
     private int slot;
     private boolean closed;
 
+    /**
+     * A new, empty sequence in a free slot of {@code model}, greedy sampling (the logits are what it returns).
+     *
+     * @throws dev.jnext.JnextException when every slot of the model is in use
+     */
     public CudaSession(CudaModel model) {
         this.model = model;
         this.slot = model.open(SamplingKernel.RowParams.greedy(), model.config().vocabSize(), 0);

@@ -16,11 +16,13 @@ public interface LogitsSession extends AutoCloseable {
     /** Tokens consumed so far. */
     int position();
 
+    /** Logits per position (config.json's vocab_size). */
     int vocabSize();
 
     /** Most tokens one {@link #extendAll} call may bring (callers split longer inputs). */
     int maxTokensPerCall();
 
+    /** Frees the sequence's state (not the model). */
     @Override
     void close();
 }

@@ -6,6 +6,7 @@ import java.util.Locale;
 public final class Bytes {
     private Bytes() {}
 
+    /** {@code bytes} in B, KiB, MiB, GiB or TiB, e.g. {@code "1.50 GiB"}. */
     public static String human(long bytes) {
         if (bytes < 1024) return bytes + " B";
         double v = bytes;

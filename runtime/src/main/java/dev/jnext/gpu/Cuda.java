@@ -35,6 +35,7 @@ public final class Cuda {
         }
     }
 
+    /** Number of CUDA devices the driver sees. */
     public static int deviceCount() {
         init();
         try (Arena a = Arena.ofConfined()) {
@@ -53,6 +54,7 @@ public final class Cuda {
         return new CudaException(call, rc, errorName(rc), detail == null ? errorString(rc) : errorString(rc) + "; " + detail);
     }
 
+    /** The driver's name for an error code, e.g. {@code CUDA_ERROR_OUT_OF_MEMORY}. */
     public static String errorName(int rc) {
         try (Arena a = Arena.ofConfined()) {
             MemorySegment p = a.allocate(ValueLayout.ADDRESS);

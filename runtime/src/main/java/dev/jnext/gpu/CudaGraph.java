@@ -17,6 +17,7 @@ public final class CudaGraph implements AutoCloseable {
     /** Work to record into a graph, enqueued on the capturing stream. */
     @FunctionalInterface
     public interface Body {
+        /** Enqueues the work on {@code stream}, which is capturing. */
         void enqueue(Stream stream);
     }
 

@@ -10,6 +10,7 @@ import java.lang.foreign.ValueLayout;
 public record Device(int ordinal, String name, int smCount, int computeMajor, int computeMinor, long totalMemory,
                      int l2CacheBytes, int maxSharedMemoryPerBlockOptin, int maxThreadsPerBlock) {
 
+    /** Reads device {@code ordinal}'s properties from the driver; a bad ordinal is a {@link CudaException}. */
     public static Device query(int ordinal) {
         Cuda.init();
         int count = Cuda.deviceCount();

@@ -53,14 +53,17 @@ public final class DeviceBuffer implements AutoCloseable {
         return address() + offset;
     }
 
+    /** Size in bytes. */
     public long bytes() {
         return bytes;
     }
 
+    /** The name given at allocation (in error messages). */
     public String label() {
         return label;
     }
 
+    /** The device it lives on. */
     public Gpu gpu() {
         return gpu;
     }
@@ -74,6 +77,7 @@ public final class DeviceBuffer implements AutoCloseable {
         copyFromHost(src, 0);
     }
 
+    /** Synchronous host-to-device copy of all of {@code src} to byte {@code dstOffset}: waits for all device work first. */
     public void copyFromHost(MemorySegment src, long dstOffset) {
         checkRange(dstOffset, src.byteSize());
         requireNative(src);
@@ -88,6 +92,7 @@ public final class DeviceBuffer implements AutoCloseable {
         copyToHost(dst, 0);
     }
 
+    /** Synchronous device-to-host copy from byte {@code srcOffset} into all of {@code dst}: waits for all device work first. */
     public void copyToHost(MemorySegment dst, long srcOffset) {
         checkRange(srcOffset, dst.byteSize());
         requireNative(dst);
@@ -104,6 +109,7 @@ public final class DeviceBuffer implements AutoCloseable {
                 "cuMemcpyHtoDAsync_v2(" + label + ")");
     }
 
+    /** Stream-ordered device-to-host copy from byte {@code srcOffset} into all of {@code dst} (pinned, to overlap). */
     public void copyToHostAsync(MemorySegment dst, long srcOffset, Stream stream) {
         checkRange(srcOffset, dst.byteSize());
         requireNative(dst);
@@ -139,6 +145,7 @@ public final class DeviceBuffer implements AutoCloseable {
         Cuda.check(CudaDriver.cuMemsetD32Async(address(), word, bytes / 4, stream.handle()), "cuMemsetD32Async(" + label + ")");
     }
 
+    /** Sets every 32-bit word of the buffer to {@code pattern}, stream-ordered; the size must be a multiple of 4. */
     public void fill32(int pattern, Stream stream) {
         if (bytes % 4 != 0) throw new IllegalArgumentException("fill32 needs a size that is a multiple of 4 bytes: " + label);
         Cuda.check(CudaDriver.cuMemsetD32Async(address(), pattern, bytes / 4, stream.handle()), "cuMemsetD32Async(" + label + ")");

@@ -33,10 +33,12 @@ public final class Event implements AutoCloseable {
         return handle;
     }
 
+    /** Records the event on {@code stream}: it completes when the stream's earlier work has. */
     public void record(Stream stream) {
         Cuda.check(CudaDriver.cuEventRecord(handle(), stream.handle()), "cuEventRecord");
     }
 
+    /** Waits on the host until the event has completed. */
     public void synchronize() {
         Cuda.check(CudaDriver.cuEventSynchronize(handle()), "cuEventSynchronize");
     }

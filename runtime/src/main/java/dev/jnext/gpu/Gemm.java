@@ -27,6 +27,7 @@ import java.util.Map;
  * enqueued. Pointers must be 16-byte aligned. Not thread-safe: one instance per stream-owning thread.
  */
 public final class Gemm implements AutoCloseable {
+    /** cuBLASLt's workspace, allocated once so that a matmul may run inside a graph capture. */
     public static final long DEFAULT_WORKSPACE_BYTES = 32L << 20;
     /** Plans kept: enough for every bucket of every projection of a model, bounded for long-running processes. */
     public static final int MAX_PLANS = 256;
@@ -61,10 +62,12 @@ public final class Gemm implements AutoCloseable {
         }
     }
 
+    /** A GEMM handle with the {@link #DEFAULT_WORKSPACE_BYTES default workspace}. */
     public Gemm(Gpu gpu) {
         this(gpu, DEFAULT_WORKSPACE_BYTES);
     }
 
+    /** A GEMM handle with a workspace of {@code workspaceBytes}. */
     public Gemm(Gpu gpu, long workspaceBytes) {
         NativeLibraries.requireCublasLt();
         this.gpu = gpu;

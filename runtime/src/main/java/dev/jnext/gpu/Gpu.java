@@ -39,6 +39,7 @@ public final class Gpu implements AutoCloseable {
         }
     }
 
+    /** The device's properties. */
     public Device device() {
         return device;
     }
@@ -52,8 +53,10 @@ public final class Gpu implements AutoCloseable {
         }
     }
 
+    /** Device memory: {@code free} and {@code total} bytes, as the driver reports them. */
     public record MemoryInfo(long free, long total) {}
 
+    /** Free and total device memory now. */
     public MemoryInfo memoryInfo() {
         bindThread();
         try (Arena a = Arena.ofConfined()) {
@@ -69,18 +72,22 @@ public final class Gpu implements AutoCloseable {
         return DeviceBuffer.allocate(this, bytes, label);
     }
 
+    /** Allocates {@code bytes} of device memory (256-byte aligned), labelled "buffer". */
     public DeviceBuffer allocate(long bytes) {
         return allocate(bytes, "buffer");
     }
 
+    /** Allocates {@code bytes} of page-locked host memory (for asynchronous copies). */
     public PinnedBuffer allocatePinned(long bytes) {
         return PinnedBuffer.allocate(this, bytes);
     }
 
+    /** A new non-blocking stream. */
     public Stream createStream() {
         return Stream.create(this);
     }
 
+    /** A new event; {@code timing} enables {@link Event#elapsedMillisSince}. */
     public Event createEvent(boolean timing) {
         return Event.create(this, timing);
     }
@@ -90,6 +97,7 @@ public final class Gpu implements AutoCloseable {
         return PtxModule.load(this, name);
     }
 
+    /** Waits until all work of the context has completed. */
     public void synchronize() {
         bindThread();
         Cuda.check(CudaDriver.cuCtxSynchronize(), "cuCtxSynchronize");
@@ -100,6 +108,7 @@ public final class Gpu implements AutoCloseable {
         return liveBuffers.get();
     }
 
+    /** Bytes of the device buffers not yet closed. */
     public long liveBufferBytes() {
         return liveBufferBytes.get();
     }

@@ -24,10 +24,12 @@ public final class Kernel {
         this.defaultArgs = new KernelArgs(name, signature);
     }
 
+    /** The kernel's PTX entry name. */
     public String name() {
         return name;
     }
 
+    /** Its parameters as the PTX declares them. */
     public List<ParamType> signature() {
         return signature;
     }
@@ -51,14 +53,17 @@ public final class Kernel {
         return this;
     }
 
+    /** Registers per thread after JIT compilation. */
     public int registersPerThread() {
         return attribute(CudaDriver.CU_FUNC_ATTRIBUTE_NUM_REGS());
     }
 
+    /** Local (spill) memory per thread, in bytes. */
     public int localBytesPerThread() {
         return attribute(CudaDriver.CU_FUNC_ATTRIBUTE_LOCAL_SIZE_BYTES());
     }
 
+    /** The largest block this kernel can be launched with. */
     public int maxThreadsPerBlock() {
         return attribute(CudaDriver.CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK());
     }

@@ -12,6 +12,7 @@ import java.util.List;
  * launching thread. Every put is checked against the kernel's PTX signature.
  */
 public final class KernelArgs {
+    /** Most parameters a kernel may take. */
     public static final int MAX_PARAMS = 32;
     private static final int SLOT = 8;
 
@@ -21,6 +22,7 @@ public final class KernelArgs {
     private final MemorySegment pointers;
     private int count;
 
+    /** An argument block for {@code kernel} with the given PTX signature. */
     public KernelArgs(String kernel, List<ParamType> signature) {
         if (signature.size() > MAX_PARAMS) throw new IllegalArgumentException(kernel + ": more than " + MAX_PARAMS + " parameters");
         this.kernel = kernel;
@@ -45,19 +47,23 @@ public final class KernelArgs {
         return this;
     }
 
+    /** The buffer's device address. */
     public KernelArgs ptr(DeviceBuffer buffer) {
         return ptr(buffer.address());
     }
 
+    /** A 64-bit integer. */
     public KernelArgs i64(long value) {
         return ptr(value);
     }
 
+    /** A 32-bit integer. */
     public KernelArgs i32(int value) {
         values.set(ValueLayout.JAVA_INT, (long) next(ParamType.U32) * SLOT, value);
         return this;
     }
 
+    /** A 32-bit float. */
     public KernelArgs f32(float value) {
         values.set(ValueLayout.JAVA_FLOAT, (long) next(ParamType.F32) * SLOT, value);
         return this;

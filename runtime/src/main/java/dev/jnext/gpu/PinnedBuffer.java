@@ -37,6 +37,7 @@ public final class PinnedBuffer implements AutoCloseable {
         return segment;
     }
 
+    /** Size in bytes. */
     public long bytes() {
         return segment().byteSize();
     }

@@ -98,6 +98,7 @@ public final class PtxModule implements AutoCloseable {
         return k;
     }
 
+    /** Every entry point of the module with its parameters, parsed from the PTX. */
     public Map<String, List<ParamType>> entries() {
         return entries;
     }

@@ -32,6 +32,7 @@ public final class Stream implements AutoCloseable {
         return handle;
     }
 
+    /** The device the stream belongs to. */
     public Gpu gpu() {
         return gpu;
     }

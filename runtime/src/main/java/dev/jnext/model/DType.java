@@ -4,8 +4,11 @@ import dev.jnext.JnextException;
 
 /** Element types jnext reads from and writes to safetensors files; anything else is rejected by name. */
 public enum DType {
+    /** IEEE float32. */
     F32(4, "float32"),
+    /** bfloat16: float32's exponent, 7 mantissa bits. */
     BF16(2, "bfloat16"),
+    /** IEEE float16. */
     F16(2, "float16");
 
     private final int bytes;

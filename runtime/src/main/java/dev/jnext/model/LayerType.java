@@ -13,6 +13,7 @@ public enum LayerType {
         this.jsonName = jsonName;
     }
 
+    /** The {@code layer_types} string. */
     public String jsonName() {
         return jsonName;
     }

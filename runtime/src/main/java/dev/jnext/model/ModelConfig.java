@@ -27,11 +27,39 @@ import java.util.Set;
  * {@code rope_theta}, {@code partial_rotary_factor}, {@code rope_scaling}, {@code full_attention_interval},
  * {@code torch_dtype}) and the 5.x style ({@code rope_parameters}, {@code layer_types}, {@code dtype}).
  *
- * @param layerTypes       token mixer of every layer (explicit {@code layer_types}, or derived from
- *                         {@code full_attention_interval}: layer i is full attention iff (i+1) % interval == 0)
- * @param mlpOnlyLayers    layers forced to the dense MLP
- * @param dtype            the checkpoint's declared dtype (informational: each tensor's header dtype is what is read)
- * @param eosTokenIds      end-of-sequence ids (config.json's int or list), possibly empty
+ * <p>Each component is the config.json field of the same name in snake case ({@code vocabSize} is {@code
+ * vocab_size}, {@code linearNumValueHeads} is {@code linear_num_value_heads}, ...), checked when the record is made.
+ *
+ * @param vocabSize                    ids of the embedding and the LM head
+ * @param hiddenSize                   H, the residual stream's width
+ * @param intermediateSize             width of the dense MLP (layers that are not MoE)
+ * @param numHiddenLayers              decoder layers
+ * @param numAttentionHeads            query heads of the full-attention layers
+ * @param numKeyValueHeads             key/value heads of the full-attention layers
+ * @param headDim                      width of an attention head
+ * @param linearNumKeyHeads            Hk, key heads of the Gated DeltaNet layers
+ * @param linearNumValueHeads          Hv, value heads of the Gated DeltaNet layers
+ * @param linearKeyHeadDim             dk
+ * @param linearValueHeadDim           dv
+ * @param linearConvKernelDim          taps of the depthwise causal conv
+ * @param numExperts                   routed experts per MoE layer (0: no MoE)
+ * @param numExpertsPerTok             experts each token is routed to (top-k)
+ * @param moeIntermediateSize          width of one routed expert
+ * @param sharedExpertIntermediateSize width of the shared expert
+ * @param decoderSparseStep            every n-th layer is MoE
+ * @param mlpOnlyLayers                layers forced to the dense MLP
+ * @param normTopkProb                 whether the top-k routing weights are renormalised to sum to 1
+ * @param layerTypes                   token mixer of every layer (explicit {@code layer_types}, or derived from
+ *                                     {@code full_attention_interval}: layer i is full attention iff (i+1) % interval == 0)
+ * @param ropeTheta                    RoPE base
+ * @param partialRotaryFactor          fraction of each head's dimensions that are rotated
+ * @param rmsNormEps                   epsilon of every RMSNorm
+ * @param maxPositionEmbeddings        the context length
+ * @param tieWordEmbeddings            whether the LM head is the embedding
+ * @param dtype                        the checkpoint's declared dtype (informational: each tensor's header dtype is
+ *                                     what is read)
+ * @param bosTokenId                   {@code bos_token_id}, or null
+ * @param eosTokenIds                  end-of-sequence ids (config.json's int or list), possibly empty
  */
 public record ModelConfig(
         int vocabSize,
@@ -67,6 +95,7 @@ public record ModelConfig(
             .enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION)
             .enable(SerializationFeature.INDENT_OUTPUT);
 
+    /** Copies the lists and checks every field (the message names the field and its value). */
     public ModelConfig {
         mlpOnlyLayers = List.copyOf(mlpOnlyLayers);
         layerTypes = layerTypes instanceof EveryNthFull ? layerTypes : List.copyOf(layerTypes);
@@ -80,6 +109,7 @@ public record ModelConfig(
 
     // ---- derived geometry -------------------------------------------------------------------------------
 
+    /** The token mixer of {@code layer} (0-based). */
     public LayerType layerType(int layer) {
         return layerTypes.get(layer);
     }
@@ -114,6 +144,7 @@ public record ModelConfig(
         return Math.addExact(Math.multiplyExact(2, linearKeyDim()), linearValueDim());
     }
 
+    /** How many layers have token mixer {@code type}. */
     public int countLayers(LayerType type) {
         return (int) layerTypes.stream().filter(t -> t == type).count();
     }

@@ -21,8 +21,15 @@ import java.util.regex.Pattern;
  */
 public final class Npy {
 
-    /** A read array: its shape and values (int32 arrays are widened into {@code ints}). */
+    /**
+     * A read array: its shape and values (int32 arrays are widened into {@code ints}).
+     *
+     * @param shape  dimensions, C order
+     * @param floats the values of a float32 array (null for int32)
+     * @param ints   the values of an int32 array (null for float32)
+     */
     public record Array(int[] shape, float[] floats, int[] ints) {
+        /** Dimension {@code i}. */
         public int dim(int i) {
             return shape[i];
         }
@@ -35,6 +42,7 @@ public final class Npy {
 
     private Npy() {}
 
+    /** Reads a whole float32 or int32 {@code .npy}; any other dtype or layout is a {@link JnextException}. */
     public static Array read(Path file) {
         byte[] all;
         try {
@@ -82,6 +90,7 @@ public final class Npy {
         private final long expected;
         private long written;
 
+        /** Creates (or truncates) {@code file} and writes the header for {@code shape}. */
         public FloatWriter(Path file, int... shape) {
             this.file = file;
             long n = 1;
@@ -106,6 +115,7 @@ public final class Npy {
             }
         }
 
+        /** Appends {@code count} values of {@code values} from {@code offset}. */
         public void write(float[] values, int offset, int count) {
             ByteBuffer b = ByteBuffer.allocate(count * 4).order(ByteOrder.LITTLE_ENDIAN);
             b.asFloatBuffer().put(values, offset, count);

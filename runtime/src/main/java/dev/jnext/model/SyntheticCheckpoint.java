@@ -31,23 +31,42 @@ import java.util.stream.IntStream;
 public final class SyntheticCheckpoint {
 
     /** How routed experts are stored. */
-    public enum ExpertLayout { HUB, FUSED }
+    public enum ExpertLayout {
+        /** One tensor per expert and projection: {@code mlp.experts.{e}.gate_proj.weight}, ... (the hub's files). */
+        HUB,
+        /** transformers 5.x's fused tensors: {@code mlp.experts.gate_up_proj} [E, 2I, H], {@code down_proj} [E, H, I]. */
+        FUSED
+    }
 
     /** The config.json style: transformers 5.x ({@code rope_parameters}, {@code layer_types}) or 4.x (top-level rope keys). */
-    public enum ConfigStyle { V5, V4 }
+    public enum ConfigStyle {
+        /** transformers 5.x: {@code rope_parameters}, {@code layer_types}, {@code dtype}. */
+        V5,
+        /** transformers 4.x: top-level {@code rope_theta}, {@code full_attention_interval}, {@code torch_dtype}. */
+        V4
+    }
 
     /**
+     * What to write.
+     *
+     * @param config        the geometry (e.g. {@link #preset})
+     * @param dtype         the tensors' dtype
+     * @param seed          seeds every tensor's random stream
      * @param maxShardBytes a new shard starts before a tensor that would push the current one past this
+     * @param expertLayout  how routed experts are stored
      * @param logitScale    the final norm's scale (its stored weight is centred on {@code logitScale − 1}): larger values
      *                      sharpen the next-token distribution (1 leaves it near uniform; about 4–6 gives 1–4 nats)
+     * @param style         the config.json style
      */
     public record Options(ModelConfig config, DType dtype, long seed, long maxShardBytes, ExpertLayout expertLayout,
                           float logitScale, ConfigStyle style) {
+        /** Checks the shard size and the logit scale. */
         public Options {
             if (maxShardBytes <= 0) throw new IllegalArgumentException("maxShardBytes must be positive");
             if (!(logitScale > 0) || !Float.isFinite(logitScale)) throw new JnextException("--logit-scale must be positive, got " + logitScale);
         }
 
+        /** Logit scale 1, transformers 5.x style. */
         public Options(ModelConfig config, DType dtype, long seed, long maxShardBytes, ExpertLayout expertLayout) {
             this(config, dtype, seed, maxShardBytes, expertLayout, 1f, ConfigStyle.V5);
         }

@@ -26,6 +26,7 @@ public final class AttentionBatch implements AutoCloseable {
 
     /** One batch entry: a sequence's pages, how many tokens it had cached, how many new tokens it brings. */
     public record Sequence(PageTable pages, int past, int newTokens) {
+        /** Checks that a sequence without pages is padding and that the lengths are not negative. */
         public Sequence {
             if (pages == null && past != -1) throw new IllegalArgumentException("a sequence without pages must be padding (past = -1)");
             if (pages != null && past < 0) throw new IllegalArgumentException("past length must be >= 0, got " + past);
@@ -37,6 +38,7 @@ public final class AttentionBatch implements AutoCloseable {
             return new Sequence(null, -1, newTokens);
         }
 
+        /** Whether this entry is padding (no pages, past −1): kernels skip it and zero its rows. */
         public boolean isPadding() {
             return pages == null;
         }
@@ -56,6 +58,7 @@ public final class AttentionBatch implements AutoCloseable {
     private int maxNewTokens;
     private boolean decode;
 
+    /** Device buffers for batches of up to {@code maxSeqs} entries of up to {@code maxPagesPerSeq} pages each. */
     public AttentionBatch(Gpu gpu, int maxSeqs, int maxPagesPerSeq) {
         this.maxSeqs = maxSeqs;
         this.maxPagesPerSeq = maxPagesPerSeq;
@@ -95,6 +98,7 @@ public final class AttentionBatch implements AutoCloseable {
         return new AttentionBatch(base, maxSeqs, maxPagesPerSeq);
     }
 
+    /** Length of the int32 layout (cu_seqlens, past lengths, page table) for these bounds. */
     public static int intsFor(int maxSeqs, int maxPagesPerSeq) {
         if (maxSeqs < 1 || maxPagesPerSeq < 1) {
             throw new IllegalArgumentException("attention batch: maxSeqs and maxPagesPerSeq must be positive, got " + maxSeqs
@@ -159,10 +163,12 @@ public final class AttentionBatch implements AutoCloseable {
         copyPending = true;
     }
 
+    /** Most entries of a batch. */
     public int maxSeqs() {
         return maxSeqs;
     }
 
+    /** Most pages of one entry (the page table's row length). */
     public int maxPagesPerSeq() {
         return maxPagesPerSeq;
     }
@@ -172,10 +178,12 @@ public final class AttentionBatch implements AutoCloseable {
         return numSeqs;
     }
 
+    /** New tokens of the staged batch, all entries together. */
     public int totalTokens() {
         return totalTokens;
     }
 
+    /** New tokens of the staged batch's longest entry. */
     public int maxNewTokens() {
         return maxNewTokens;
     }
@@ -185,14 +193,17 @@ public final class AttentionBatch implements AutoCloseable {
         return decode;
     }
 
+    /** Device address of {@code cu_seqlens} [maxSeqs + 1] (int32): entry i's rows are [cu[i], cu[i+1]). */
     public long cuSeqlens() {
         return base;
     }
 
+    /** Device address of the cached-token counts [maxSeqs] (int32; −1 marks padding). */
     public long pastLengths() {
         return base + 4L * (maxSeqs + 1);
     }
 
+    /** Device address of the page table [maxSeqs, maxPagesPerSeq] (int32; −1 past a sequence's pages). */
     public long pageTable() {
         return base + 4L * (2 * maxSeqs + 1);
     }

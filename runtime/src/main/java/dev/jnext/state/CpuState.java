@@ -15,6 +15,7 @@ public final class CpuState {
     private final int[] position;
     private final boolean[] inUse;
 
+    /** State for {@code slots} concurrent sequences of a model with {@code config}, every slot free. */
     public CpuState(ModelConfig config, int slots) {
         if (slots < 1) throw new IllegalArgumentException("slots must be >= 1");
         int layers = config.numHiddenLayers();
@@ -32,6 +33,7 @@ public final class CpuState {
         inUse = new boolean[slots];
     }
 
+    /** Number of slots. */
     public int slots() {
         return position.length;
     }
@@ -48,6 +50,7 @@ public final class CpuState {
         throw new JnextException("all " + inUse.length + " sequence slots are in use");
     }
 
+    /** Gives the slot back (its state is reset when it is taken again). */
     public void release(int slot) {
         checkSlot(slot);
         inUse[slot] = false;
@@ -65,18 +68,22 @@ public final class CpuState {
         return position[slot];
     }
 
+    /** Records that the slot's sequence consumed {@code tokens} more tokens. */
     public void advance(int slot, int tokens) {
         position[slot] += tokens;
     }
 
+    /** Gated DeltaNet state of layer {@code layer} (null for full-attention layers). */
     public SsmSlots ssm(int layer) {
         return ssm[layer];
     }
 
+    /** KV cache of layer {@code layer} (null for linear-attention layers). */
     public KvCache kv(int layer) {
         return kv[layer];
     }
 
+    /** Throws a {@link dev.jnext.JnextException} unless {@code slot} is allocated. */
     public void checkSlot(int slot) {
         if (slot < 0 || slot >= inUse.length || !inUse[slot]) {
             throw new JnextException("sequence slot " + slot + " is not allocated");

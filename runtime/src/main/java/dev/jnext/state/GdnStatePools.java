@@ -16,16 +16,19 @@ public final class GdnStatePools implements AutoCloseable {
 
     /** Shape of the pools. */
     public record Geometry(int layers, int slots, int convDim, int kernel, int valueHeads, int keyDim, int valueDim) {
+        /** Checks that every extent is positive (layers may be 0). */
         public Geometry {
             if (layers < 0 || slots < 1 || convDim < 1 || kernel < 2 || valueHeads < 1 || keyDim < 1 || valueDim < 1) {
                 throw new IllegalArgumentException("GDN state pools: bad geometry " + this);
             }
         }
 
+        /** Bytes of one slot's conv state in one layer. */
         public long convSlotBytes() {
             return 2L * convDim * (kernel - 1);
         }
 
+        /** Bytes of one slot's recurrent state in one layer. */
         public long recurrentSlotBytes() {
             return 4L * valueHeads * keyDim * valueDim;
         }
@@ -45,6 +48,7 @@ public final class GdnStatePools implements AutoCloseable {
     private final DeviceBuffer conv;
     private final DeviceBuffer recurrent;
 
+    /** Allocates the pools (contents undefined until {@link #reset}); none for a model without linear-attention layers. */
     public GdnStatePools(Gpu gpu, Geometry geometry) {
         this.geometry = geometry;
         if (geometry.layers() == 0) {
@@ -62,6 +66,7 @@ public final class GdnStatePools implements AutoCloseable {
         }
     }
 
+    /** The pools' shape. */
     public Geometry geometry() {
         return geometry;
     }
@@ -91,6 +96,7 @@ public final class GdnStatePools implements AutoCloseable {
         return conv;
     }
 
+    /** Device buffer of the recurrent pools (tests read the state back). */
     public DeviceBuffer recurrentBuffer() {
         return recurrent;
     }

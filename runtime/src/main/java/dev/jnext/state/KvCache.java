@@ -12,6 +12,7 @@ public final class KvCache {
     private final float[][] values;
     private final int[] length;
 
+    /** An empty cache of {@code slots} sequences, rows of {@code kvHeads · headDim} floats. */
     public KvCache(int slots, int kvHeads, int headDim) {
         this.rowWidth = kvHeads * headDim;
         this.keys = new float[slots][];
@@ -25,10 +26,12 @@ public final class KvCache {
         return length[slot];
     }
 
+    /** The slot's keys, row-major [capacity, kvHeads · headDim]; the first {@link #length} rows are valid. */
     public float[] keys(int slot) {
         return keys[slot];
     }
 
+    /** The slot's values, laid out as {@link #keys}. */
     public float[] values(int slot) {
         return values[slot];
     }
@@ -46,6 +49,7 @@ public final class KvCache {
         length[slot] += rows;
     }
 
+    /** Empties the slot. */
     public void reset(int slot) {
         keys[slot] = new float[16 * rowWidth];
         values[slot] = new float[16 * rowWidth];

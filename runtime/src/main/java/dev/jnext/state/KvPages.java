@@ -20,6 +20,7 @@ public final class KvPages implements AutoCloseable {
 
     /** The pool's shape: attention layers, KV heads, head size and page count. */
     public record Geometry(int layers, int kvHeads, int headDim, int pages) {
+        /** Checks that every extent is positive. */
         public Geometry {
             if (layers < 1 || kvHeads < 1 || headDim < 1 || pages < 1) {
                 throw new IllegalArgumentException("KV pool geometry must be positive: layers=" + layers + " kvHeads=" + kvHeads
@@ -38,6 +39,7 @@ public final class KvPages implements AutoCloseable {
             return pageBytes() * pages;
         }
 
+        /** Bytes of the whole pool (K and V of every layer). */
         public long totalBytes() {
             return 2 * regionBytes() * layers;
         }
@@ -70,10 +72,12 @@ public final class KvPages implements AutoCloseable {
         return new KvPages(geometry, gpu.allocate(geometry.totalBytes(), "kv-pages"));
     }
 
+    /** The pool's shape. */
     public Geometry geometry() {
         return geometry;
     }
 
+    /** The allocator handing out this pool's pages. */
     public PageAllocator allocator() {
         return allocator;
     }

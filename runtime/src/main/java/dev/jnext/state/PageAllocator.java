@@ -15,6 +15,7 @@ public final class PageAllocator {
     private final int pages;
     private int freeCount;
 
+    /** An allocator of {@code pages} pages of {@code pageTokens} tokens, all free. */
     public PageAllocator(int pages, int pageTokens) {
         if (pages < 1) throw new IllegalArgumentException("KV pool: at least one page is needed, got " + pages);
         if (pageTokens < 1) throw new IllegalArgumentException("KV pool: page size must be positive, got " + pageTokens);
@@ -25,14 +26,17 @@ public final class PageAllocator {
         this.freeCount = pages;
     }
 
+    /** Pages of the pool. */
     public int pages() {
         return pages;
     }
 
+    /** Tokens per page. */
     public int pageTokens() {
         return pageTokens;
     }
 
+    /** Pages not held by any sequence. */
     public int freePages() {
         return freeCount;
     }

@@ -36,6 +36,7 @@ public final class PageTable {
         released = true;
     }
 
+    /** Pages reserved so far. */
     public int pageCount() {
         return count;
     }
@@ -45,11 +46,13 @@ public final class PageTable {
         return count * allocator.pageTokens();
     }
 
+    /** The id of the sequence's {@code index}-th page. */
     public int page(int index) {
         if (index < 0 || index >= count) throw new IndexOutOfBoundsException("page " + index + " of " + count);
         return pages[index];
     }
 
+    /** A copy of the page ids, in order. */
     public int[] pages() {
         return Arrays.copyOf(pages, count);
     }

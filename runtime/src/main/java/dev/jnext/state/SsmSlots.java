@@ -17,6 +17,7 @@ public final class SsmSlots {
     private final float[] conv;
     private final float[] recurrent;
 
+    /** Zeroed state for {@code slots} sequences of one layer. */
     public SsmSlots(int slots, int convDim, int kernel, int valueHeads, int keyDim, int valueDim) {
         this.convStride = convDim * (kernel - 1);
         this.recurrentStride = valueHeads * keyDim * valueDim;
@@ -24,18 +25,22 @@ public final class SsmSlots {
         this.recurrent = new float[Math.multiplyExact(slots, recurrentStride)];
     }
 
+    /** The conv state of every slot, {@code [slots, convDim, K−1]}. */
     public float[] conv() {
         return conv;
     }
 
+    /** The recurrent state of every slot, {@code [slots, Hv, dk, dv]}. */
     public float[] recurrent() {
         return recurrent;
     }
 
+    /** Index of the slot's first conv value in {@link #conv()}. */
     public int convOffset(int slot) {
         return slot * convStride;
     }
 
+    /** Index of the slot's first recurrent value in {@link #recurrent()}. */
     public int recurrentOffset(int slot) {
         return slot * recurrentStride;
     }

@@ -29,6 +29,7 @@ import java.util.List;
 public final class StepMetadata implements AutoCloseable {
     /** Bytes reserved per row for the sampling kernel's parameter record. */
     public static final int PARAM_BYTES = 64;
+    /** Bytes of one logits row's generator state: (seed, draws so far) as two u64. */
     public static final int RNG_BYTES = 16;
 
     private final int maxTokens, maxEntries, maxPagesPerSeq, maxLogitRows;
@@ -40,6 +41,7 @@ public final class StepMetadata implements AutoCloseable {
     private final AttentionBatch attention;
     private boolean pending;
 
+    /** Device and pinned staging buffers sized for steps of up to these bounds. */
     public StepMetadata(Gpu gpu, int maxTokens, int maxEntries, int maxPagesPerSeq, int maxLogitRows) {
         this.maxTokens = maxTokens;
         this.maxEntries = maxEntries;
@@ -114,12 +116,14 @@ public final class StepMetadata implements AutoCloseable {
         return total;
     }
 
+    /** Row {@code row} of the step is token {@code id} of the sequence in {@code slot}. */
     public void setToken(int row, int id, int slot) {
         checkIndex(row, maxTokens, "token row");
         staging.segment().set(ValueLayout.JAVA_INT, idsOff + 4L * row, id);
         staging.segment().set(ValueLayout.JAVA_INT, tokenSlotOff + 4L * row, slot);
     }
 
+    /** Batch entry {@code entry} reads and writes the GDN state of {@code slot} (−1: padding). */
     public void setGdnSlot(int entry, int slot) {
         checkIndex(entry, maxEntries, "batch entry");
         staging.segment().set(ValueLayout.JAVA_INT, gdnSlotOff + 4L * entry, slot);
@@ -147,46 +151,57 @@ public final class StepMetadata implements AutoCloseable {
         pending = true;
     }
 
+    /** The step's attention metadata (a view into the same buffers). */
     public AttentionBatch attention() {
         return attention;
     }
 
+    /** Device address of the token ids [maxTokens] (int32; −1 for padding rows). */
     public long ids() {
         return device.address(idsOff);
     }
 
+    /** Device address of each row's sequence slot [maxTokens] (int32). */
     public long tokenSlots() {
         return device.address(tokenSlotOff);
     }
 
+    /** Device address of each entry's GDN slot [maxEntries] (int32; −1: padding or empty entry). */
     public long gdnSlots() {
         return device.address(gdnSlotOff);
     }
 
+    /** Device address of the activation row of each logits row [maxLogitRows] (int32). */
     public long logitRows() {
         return device.address(logitRowOff);
     }
 
+    /** Device address of the slot each logits row samples for [maxLogitRows] (int32, −1: none). */
     public long sampleSlots() {
         return device.address(sampleSlotOff);
     }
 
+    /** Device address of the sampling parameter records, {@value #PARAM_BYTES} bytes per logits row. */
     public long params() {
         return device.address(paramsOff);
     }
 
+    /** Device address of the generator states, (seed, draws so far) u64 pairs [maxLogitRows]. */
     public long rng() {
         return device.address(rngOff);
     }
 
+    /** Most rows of a step. */
     public int maxTokens() {
         return maxTokens;
     }
 
+    /** Most batch entries of a step. */
     public int maxEntries() {
         return maxEntries;
     }
 
+    /** Most logits rows of a step. */
     public int maxLogitRows() {
         return maxLogitRows;
     }

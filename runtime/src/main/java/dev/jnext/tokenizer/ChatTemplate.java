@@ -56,6 +56,7 @@ public final class ChatTemplate {
         /** 16 Mi characters (far beyond any context window), 1 Mi items, depth 64, 4 M steps, 10 s. */
         public static final Limits DEFAULT = new Limits(16L << 20, 1 << 20, 64, 4_000_000, Duration.ofSeconds(10));
 
+        /** Checks that every bound is positive. */
         public Limits {
             if (maxOutputChars <= 0 || maxItems <= 0 || maxDepth <= 0 || maxSteps <= 0 || maxTime == null
                     || maxTime.isNegative() || maxTime.isZero()) {
@@ -82,10 +83,26 @@ public final class ChatTemplate {
     private final Limits limits;
     private final Jinjava jinjava;
 
+    /**
+     * A template from its Jinja source, with the {@link Limits#DEFAULT default limits}.
+     *
+     * @param source        the Jinja source
+     * @param origin        the file it came from, named in error messages
+     * @param specialTokens variables the template sees besides the messages (bos_token, eos_token, ...; see
+     *                      {@link TokenizerConfig#specialTokens()}); null values are left out
+     */
     public ChatTemplate(String source, Path origin, Map<String, Object> specialTokens) {
         this(source, origin, specialTokens, Limits.DEFAULT);
     }
 
+    /**
+     * A template from its Jinja source with explicit limits.
+     *
+     * @param source        the Jinja source
+     * @param origin        the file it came from, named in error messages
+     * @param specialTokens variables the template sees besides the messages; null values are left out
+     * @param limits        bounds of one render
+     */
     public ChatTemplate(String source, Path origin, Map<String, Object> specialTokens, Limits limits) {
         this.source = source;
         this.limits = java.util.Objects.requireNonNull(limits, "limits");
@@ -130,7 +147,14 @@ public final class ChatTemplate {
         globals.registerTag(new GenerationTag());
     }
 
-    /** The template of a checkpoint or tokenizer folder (chat_template.jinja or tokenizer_config.json). */
+    /**
+     * The template of a checkpoint or tokenizer folder: {@code chat_template.jinja} when present (as transformers
+     * prefers it), else {@code tokenizer_config.json}'s {@code chat_template}, with that file's special tokens.
+     *
+     * @param dir the folder
+     * @return the template, ready to render
+     * @throws JnextException when the folder has no template or its files are malformed
+     */
     public static ChatTemplate load(Path dir) {
         TokenizerConfig config = TokenizerConfig.read(dir);
         String source = config.chatTemplate().orElseThrow(() -> new JnextException(
@@ -139,16 +163,32 @@ public final class ChatTemplate {
         return new ChatTemplate(source, config.templateSource(), config.specialTokens());
     }
 
+    /** The Jinja source as given (before jnext's rewrite of the forms jinjava's grammar gets wrong). */
     public String source() {
         return source;
     }
 
-    /** Renders plain role/content messages. */
+    /**
+     * Renders plain role/content messages.
+     *
+     * @param messages            the conversation
+     * @param addGenerationPrompt whether to end with the assistant turn's header, so the model's reply follows
+     * @return the prompt text, to be encoded with {@link QwenTokenizer#encode}
+     * @throws JnextException when the template fails (its {@code raise_exception}, an error, a limit), in one line
+     */
     public String render(List<ChatMessage> messages, boolean addGenerationPrompt) {
         return render(messages, addGenerationPrompt, Map.of());
     }
 
-    /** Renders plain role/content messages with extra template variables (e.g. enable_thinking=false). */
+    /**
+     * Renders plain role/content messages with extra template variables.
+     *
+     * @param messages            the conversation
+     * @param addGenerationPrompt whether to end with the assistant turn's header
+     * @param extraVariables      more variables, e.g. {@code Map.of("enable_thinking", false)} for Qwen3
+     * @return the prompt text
+     * @throws JnextException when the template fails, in one line
+     */
     public String render(List<ChatMessage> messages, boolean addGenerationPrompt, Map<String, ?> extraVariables) {
         return render(messages.stream().map(ChatMessage::toMap).toList(), null, addGenerationPrompt, extraVariables);
     }
@@ -156,6 +196,13 @@ public final class ChatTemplate {
     /**
      * Renders messages given as maps (role, content and whatever else the template reads, such as
      * reasoning_content or tool_calls), optional tool schemas, and extra variables (e.g. enable_thinking).
+     *
+     * @param messages            the conversation, each message a map as in the OpenAI / transformers format
+     * @param tools               tool schemas (JSON-like maps and lists), or null / empty for none
+     * @param addGenerationPrompt whether to end with the assistant turn's header
+     * @param extraVariables      more template variables
+     * @return the prompt text
+     * @throws JnextException when the template fails, in one line
      */
     public String render(List<? extends Map<String, ?>> messages, List<?> tools, boolean addGenerationPrompt,
                          Map<String, ?> extraVariables) {

@@ -69,7 +69,14 @@ public final class QwenTokenizer {
         cache = useCache ? new CachedWord[CACHE_SIZE] : null;
     }
 
-    /** Loads {@code tokenizer.json} from a checkpoint or tokenizer folder (or the file itself). */
+    /**
+     * Loads {@code tokenizer.json} from a checkpoint or tokenizer folder (or the file itself).
+     *
+     * @param dirOrFile the folder holding tokenizer.json, or the file
+     * @return the tokenizer
+     * @throws dev.jnext.JnextException when the file is missing, not JSON, or describes another kind of tokenizer (the
+     *                                  message names the file and the part jnext does not support)
+     */
     public static QwenTokenizer load(Path dirOrFile) {
         Path file = dirOrFile.getFileName() != null && dirOrFile.getFileName().toString().endsWith(".json")
                 ? dirOrFile : dirOrFile.resolve("tokenizer.json");
@@ -94,6 +101,7 @@ public final class QwenTokenizer {
         return tokens.length;
     }
 
+    /** tokenizer.json's {@code added_tokens}, in id order. */
     public List<AddedToken> addedTokens() {
         return addedTokens;
     }
@@ -110,6 +118,7 @@ public final class QwenTokenizer {
         return tokens[id];
     }
 
+    /** Whether {@code id} is a special added token (dropped when decoding with special tokens skipped). */
     public boolean isSpecial(int id) {
         checkId(id);
         return special[id];
@@ -140,6 +149,13 @@ public final class QwenTokenizer {
         return decode(ids, false);
     }
 
+    /**
+     * The text of ids; bytes that are not valid UTF-8 become U+FFFD.
+     *
+     * @param ids               token ids
+     * @param skipSpecialTokens whether special added tokens (e.g. {@code <|im_end|>}) are left out
+     * @return the text
+     */
     public String decode(int[] ids, boolean skipSpecialTokens) {
         int total = 0;
         for (int id : ids) total += bytesOf(id, skipSpecialTokens).length;

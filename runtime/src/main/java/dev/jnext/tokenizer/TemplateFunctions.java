@@ -7,7 +7,10 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 
-/** Functions Hugging Face's template environment provides, registered as jinjava functions. */
+/**
+ * Functions Hugging Face's template environment provides, registered as jinjava functions by {@link ChatTemplate}.
+ * Public only because jinjava calls them reflectively; applications have no use for them.
+ */
 public final class TemplateFunctions {
     private TemplateFunctions() {}
 
@@ -31,6 +34,12 @@ public final class TemplateFunctions {
     /** jinja2's sandbox refuses ranges longer than this (MAX_RANGE). */
     static final int MAX_RANGE = 100_000;
 
+    /**
+     * jinja2's {@code raise_exception(message)}: fails the render with the template's message.
+     *
+     * @param message what the template says
+     * @return never
+     */
     public static Object raiseException(Object message) {
         throw new TemplateRaised(String.valueOf(message));
     }
