@@ -19,6 +19,11 @@ module dev.jnext {
     requires com.fasterxml.jackson.databind;
     // jinjava has no module descriptor and no Automatic-Module-Name: its name comes from its file name
     requires jinjava;
+    // jinjava's dependencies that are named modules: an automatic module requires nothing, so without these lines they
+    // would not be resolved on the module path (its automatic dependencies, guava and the rest, are resolved with it)
+    requires org.apache.commons.lang3;
+    requires com.fasterxml.jackson.dataformat.yaml;
+    requires com.fasterxml.jackson.datatype.jdk8;
     requires org.slf4j;
     // java.beans (FeatureDescriptor) in jinjava's expression-language resolvers, which the chat template extends
     requires java.desktop;
