@@ -1,16 +1,16 @@
 package dev.jnext.cli;
 
 import dev.jnext.JnextException;
-import dev.jnext.engine.CpuSequence;
-import dev.jnext.engine.GenerationConfig;
-import dev.jnext.engine.Generator;
+import dev.jnext.engine.Engine;
+import dev.jnext.engine.EngineOptions;
+import dev.jnext.engine.GenerationEvent;
+import dev.jnext.engine.GenerationHandle;
+import dev.jnext.engine.GenerationRequest;
+import dev.jnext.engine.GenerationResult;
 import dev.jnext.engine.SamplingParams;
-import dev.jnext.model.Qwen3NextModel;
 import dev.jnext.tokenizer.ChatMessage;
-import dev.jnext.tokenizer.ChatTemplate;
-import dev.jnext.tokenizer.QwenTokenizer;
-import dev.jnext.tokenizer.TokenizerConfig;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
@@ -18,13 +18,10 @@ import picocli.CommandLine.Spec;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 import java.util.concurrent.Callable;
 
 /** {@code jnext generate}: streams a model's continuation of a prompt (or its chat reply) to stdout. */
@@ -33,8 +30,6 @@ import java.util.concurrent.Callable;
                 "prefill/decode speed go to stderr. Sampling defaults come from the checkpoint's",
                 "generation_config.json, else greedy."})
 public final class GenerateCommand implements Callable<Integer> {
-
-    enum Device { auto, cpu, cuda }
 
     @Spec
     CommandSpec spec;
@@ -75,8 +70,8 @@ public final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--repetition-penalty", description = "1 = off (default: generation_config.json, else 1)")
     Float repetitionPenalty;
 
-    @Option(names = "--presence-penalty", defaultValue = "0", description = "0 = off (default: ${DEFAULT-VALUE})")
-    float presencePenalty;
+    @Option(names = "--presence-penalty", description = "0 = off (default: 0)")
+    Float presencePenalty;
 
     @Option(names = "--seed", defaultValue = "0", description = "sampling seed (default: ${DEFAULT-VALUE})")
     long seed;
@@ -84,81 +79,62 @@ public final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--stop", description = "stop when this text appears (repeatable)")
     List<String> stops = new ArrayList<>();
 
-    @Option(names = "--device", defaultValue = "auto", description = "auto, cpu or cuda (default: ${DEFAULT-VALUE}; auto = cpu for now)")
-    Device device;
+    @Mixin
+    EngineOptionsMixin engineOptions = new EngineOptionsMixin();
 
     @Override
     public Integer call() throws IOException {
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
-        if (device == Device.cuda) {
-            throw new JnextException("--device cuda: the CUDA runner is not available yet; use --device cpu (or auto)");
-        }
         if (system != null && !chat) throw new JnextException("--system needs --chat");
         if (noThinking && !chat) throw new JnextException("--no-thinking needs --chat");
-        if (!Files.isRegularFile(model.resolve("config.json"))) {
-            throw new JnextException(model + "/config.json is missing: --model must be a Hugging Face checkpoint folder");
-        }
-        Path tokDir = tokenizerDir != null ? tokenizerDir : model;
-        if (!Files.isRegularFile(tokDir.resolve("tokenizer.json"))) {
-            throw new JnextException(tokDir.resolve("tokenizer.json") + " is missing"
-                    + (tokenizerDir == null ? ": this checkpoint has no tokenizer (synthetic ones have none); pass --tokenizer DIR" : ""));
-        }
+        EngineOptions options = engineOptions.toOptions(1, tokenizerDir);
         if (prompt == null && System.console() != null && System.console().isTerminal()) {
             throw new JnextException("no prompt: pass --prompt TEXT or pipe it on stdin");
         }
-        String text = prompt != null ? prompt : readStdin();
-        if (text.isEmpty() && !chat) throw new JnextException("no prompt: pass --prompt TEXT or pipe it on stdin");
-
         long t0 = System.nanoTime();
-        QwenTokenizer tokenizer = QwenTokenizer.load(tokDir);
-        TokenizerConfig tokenizerConfig = TokenizerConfig.read(tokDir);
-        String promptText = text;
-        if (chat) {
-            List<ChatMessage> messages = new ArrayList<>();
-            if (system != null) messages.add(ChatMessage.system(system));
-            messages.add(ChatMessage.user(text));
-            ChatTemplate template = ChatTemplate.load(tokDir);
-            promptText = template.render(messages, true, noThinking ? Map.of("enable_thinking", false) : Map.of());
-        }
-        int[] ids = tokenizer.encode(promptText);
-        long t1 = System.nanoTime();
-        GenerationConfig generationConfig = GenerationConfig.read(model);
-        try (Qwen3NextModel m = Qwen3NextModel.load(model); CpuSequence sequence = new CpuSequence(m)) {
-            long t2 = System.nanoTime();
-            Set<Integer> eos = new LinkedHashSet<>(generationConfig.eosTokenIds());
-            eos.addAll(m.config().eosTokenIds());
-            tokenizerConfig.eosToken().ifPresent(t -> tokenizer.idOf(t).ifPresent(eos::add));
-            SamplingParams sampling = sampling(generationConfig);
-            err.printf("jnext: loaded %s in %.2f s (cpu), tokenizer in %.2f s; prompt %d tokens; %s; eos %s%n",
-                    model, (t2 - t1) / 1e9, (t1 - t0) / 1e9, ids.length, describe(sampling), eos);
+        try (Engine engine = Engine.open(model, options)) {
+            long t1 = System.nanoTime();
+            String text = prompt != null ? prompt : readStdin();
+            if (text.isEmpty() && !chat) throw new JnextException("no prompt: pass --prompt TEXT or pipe it on stdin");
+            GenerationRequest.Prompt p;
+            if (chat) {
+                List<ChatMessage> messages = new ArrayList<>();
+                if (system != null) messages.add(ChatMessage.system(system));
+                messages.add(ChatMessage.user(text));
+                GenerationRequest.Prompt.Chat c = GenerationRequest.Prompt.Chat.of(messages);
+                p = new GenerationRequest.Prompt.Chat(c.messages(), null,
+                        noThinking ? Map.of("enable_thinking", false) : Map.of());
+            } else {
+                p = new GenerationRequest.Prompt.Text(text);
+            }
+            SamplingParams sampling = engine.generationConfig().sampling(temperature, topK, topP, minP, repetitionPenalty,
+                    presencePenalty, seed);
+            GenerationHandle handle = engine.submit(GenerationRequest.of(p).sampling(sampling).maxTokens(maxNewTokens)
+                    .stop(stops).build());
+            err.printf("jnext: loaded %s in %.2f s (%s); prompt %d tokens; %s; eos %s%n",
+                    model, (t1 - t0) / 1e9, engine.device(), handle.promptTokens(), describe(sampling), engine.eosTokenIds());
             err.flush();
-            Generator.Options options = new Generator.Options(sampling, maxNewTokens, eos, stops);
-            Generator.Result r = new Generator(tokenizer).generate(sequence, ids, options, piece -> {
-                out.print(piece);
-                out.flush();
-                if (out.checkError()) throw new JnextException("stdout was closed; generation stopped");
-            });
+            for (GenerationEvent e : handle) {
+                if (e instanceof GenerationEvent.Tokens t && !t.text().isEmpty()) {
+                    out.print(t.text());
+                    out.flush();
+                    if (out.checkError()) {
+                        handle.cancel();
+                        throw new JnextException("stdout was closed; generation stopped");
+                    }
+                }
+            }
+            GenerationResult r = handle.await();
             out.println();
             out.flush();
             var t = r.timings();
             err.printf("jnext: time to first token %.0f ms; prefill %.1f tok/s (%d tokens); decode %.1f tok/s (%d tokens); stopped: %s%n",
-                    t.firstTokenNanos() / 1e6, t.prefillTokensPerSecond(), t.promptTokens(), t.decodeTokensPerSecond(),
-                    t.decodeSteps(), r.finishReason().name().toLowerCase(java.util.Locale.ROOT).replace('_', ' '));
+                    t.firstToken() / 1e6, t.prefillTokensPerSecond(), t.promptTokens(), t.decodeTokensPerSecond(),
+                    Math.max(0, t.generatedTokens() - 1), r.finishReason().name().toLowerCase(java.util.Locale.ROOT).replace('_', ' '));
             err.flush();
         }
         return 0;
-    }
-
-    private SamplingParams sampling(GenerationConfig g) {
-        boolean sample = g.doSample().orElse(true);
-        float t = temperature != null ? temperature : sample ? g.temperature().orElse(0f) : 0f;
-        return new SamplingParams(t,
-                topK != null ? topK : g.topK().orElse(0),
-                topP != null ? topP : g.topP().orElse(1f),
-                minP != null ? minP : g.minP().orElse(0f),
-                repetitionPenalty != null ? repetitionPenalty : g.repetitionPenalty().orElse(1f),
-                presencePenalty, seed);
     }
 
     private static String describe(SamplingParams s) {

@@ -1,0 +1,43 @@
+package dev.jnext.cli;
+
+import dev.jnext.engine.EngineOptions;
+import picocli.CommandLine.Option;
+
+import java.nio.file.Path;
+
+/** The engine's options on the command line ({@code generate}, {@code serve}, {@code bench serve}): one {@link EngineOptions}. */
+public final class EngineOptionsMixin {
+
+    @Option(names = "--device", defaultValue = "auto", description = "auto, cpu or cuda (default: ${DEFAULT-VALUE}; auto = cpu for now)")
+    String device;
+
+    @Option(names = {"--graphs", "--prefill-graphs"}, defaultValue = "piecewise", paramLabel = "MODE",
+            description = "prefill on CUDA: eager, piecewise or gdn-layer-eager (default: ${DEFAULT-VALUE}; the CPU runs no graphs)")
+    String prefillGraphs;
+
+    @Option(names = "--decode-graphs", negatable = true, defaultValue = "true", fallbackValue = "true",
+            description = "replay pure-decode steps from CUDA graphs (default: on; --no-decode-graphs for eager)")
+    boolean decodeGraphs;
+
+    @Option(names = "--max-sequences", paramLabel = "N", description = "sequence slots: requests running at once")
+    Integer maxSequences;
+
+    @Option(names = "--kv-budget", defaultValue = "0.9", paramLabel = "SIZE",
+            description = "KV cache for all sequences: tokens (65536, 64k) or a fraction of free GPU memory (0.9, 90%%) (default: ${DEFAULT-VALUE})")
+    String kvBudget;
+
+    @Option(names = "--max-step-tokens", defaultValue = "" + EngineOptions.DEFAULT_MAX_STEP_TOKENS, paramLabel = "N",
+            description = "most tokens one forward step carries: decode tokens plus prompt chunks (default: ${DEFAULT-VALUE})")
+    int maxStepTokens;
+
+    @Option(names = "--queue-limit", defaultValue = "" + EngineOptions.DEFAULT_QUEUE_LIMIT, paramLabel = "N",
+            description = "requests that may wait for a slot; more are refused (HTTP 429) (default: ${DEFAULT-VALUE})")
+    int queueLimit;
+
+    /** The options, with {@code defaultSequences} slots unless --max-sequences was given. */
+    EngineOptions toOptions(int defaultSequences, Path tokenizer) {
+        int slots = maxSequences != null ? maxSequences : defaultSequences;
+        return new EngineOptions(EngineOptions.Device.parse(device), EngineOptions.PrefillGraphs.parse(prefillGraphs),
+                decodeGraphs, slots, EngineOptions.KvBudget.parse(kvBudget), maxStepTokens, queueLimit, tokenizer);
+    }
+}
