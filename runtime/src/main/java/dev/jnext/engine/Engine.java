@@ -150,7 +150,9 @@ public final class Engine implements AutoCloseable {
     }
 
     public EngineStats stats() {
-        return new EngineStats(scheduler.queued(), scheduler.running(), backend.maxSequences() - scheduler.running(),
+        int running = scheduler.running();
+        // queued: submitted and not ended, minus running (requests the engine thread has not picked up yet included)
+        return new EngineStats(Math.max(0, active.get() - running), running, backend.maxSequences() - running,
                 scheduler.promptTokens(), scheduler.generatedTokens(), scheduler.steps(), scheduler.tokensPerSecond(),
                 backend.deviceMemoryUsed());
     }

@@ -262,14 +262,14 @@ final class Scheduler {
         var timings = new GenerationResult.Timings(r.admitted == 0 ? 0 : r.admitted - r.submitted,
                 r.firstToken == 0 ? 0 : r.firstToken - r.submitted, now - r.submitted, r.prompt.length, r.tokens.size());
         var result = new GenerationResult(r.text.toString(), List.copyOf(r.tokens), reason, r.prompt.length, timings);
+        onEnded.run(); // counts first: a caller that sees the result sees the engine without it
         r.handle.finish(new GenerationEvent.Finished(reason, r.prompt.length, r.tokens.size(), now), result);
-        onEnded.run();
     }
 
     private void fail(RequestState r, GenerationEvent.Failed.Kind kind, String message) {
         release(r);
-        r.handle.finish(new GenerationEvent.Failed(kind, message, System.nanoTime()), null);
         onEnded.run();
+        r.handle.finish(new GenerationEvent.Failed(kind, message, System.nanoTime()), null);
     }
 
     private void release(RequestState r) {
@@ -281,6 +281,7 @@ final class Scheduler {
             log.warn("closing sequence slot {} failed", r.slot, e);
         }
         r.slot = -1;
+        publishCounts();
     }
 
     private void publishCounts() {
