@@ -12,6 +12,7 @@ import dev.jnext.engine.GenerationHandle;
 import io.javalin.Javalin;
 import io.javalin.compression.CompressionStrategy;
 import io.javalin.http.Context;
+import io.javalin.http.HttpResponseException;
 import jakarta.servlet.http.HttpServletResponse;
 import org.eclipse.jetty.server.HttpConnectionFactory;
 import org.eclipse.jetty.server.ServerConnector;
@@ -84,14 +85,13 @@ public final class OpenAiServer implements AutoCloseable {
                 log.warn("{} {} failed", ctx.method(), ctx.path(), e);
                 writeError(ctx, new ApiError(500, "server_error", null, null, "internal error: " + e.getClass().getSimpleName(), null));
             });
-            config.routes.error(404, ctx -> {
-                if (noBody(ctx)) writeError(ctx, new ApiError(404, "invalid_request_error", null, "not_found",
-                        "no route " + ctx.method() + " " + ctx.path(), null));
-            });
-            config.routes.error(405, ctx -> {
-                if (noBody(ctx)) writeError(ctx, new ApiError(405, "invalid_request_error", null, "method_not_allowed",
-                        "method " + ctx.method() + " is not allowed on " + ctx.path(), null));
-            });
+            config.routes.exception(HttpResponseException.class, (e, ctx) -> writeError(ctx, new ApiError(e.getStatus(),
+                    e.getStatus() >= 500 ? "server_error" : "invalid_request_error", null, switch (e.getStatus()) {
+                        case 404 -> "not_found";
+                        case 405 -> "method_not_allowed";
+                        default -> null;
+                    }, e.getStatus() == 404 ? "no route " + ctx.method() + " " + ctx.path()
+                    : e.getStatus() == 405 ? "method " + ctx.method() + " is not allowed on " + ctx.path() : e.getMessage(), null)));
         });
     }
 
@@ -358,11 +358,6 @@ public final class OpenAiServer implements AutoCloseable {
         } catch (com.fasterxml.jackson.core.JsonProcessingException impossible) {
             ctx.result("{\"error\":{\"message\":\"internal error\",\"type\":\"server_error\",\"param\":null,\"code\":null}}");
         }
-    }
-
-    private static boolean noBody(Context ctx) {
-        String r = ctx.result();
-        return r == null || r.isEmpty();
     }
 
     private static byte[] sha256(String s) {
