@@ -187,7 +187,7 @@ public final class OpenAiServer implements AutoCloseable {
             else respond(ctx, request, handle, responses, arrival);
         } catch (ApiError e) {
             metrics.requestRefused(endpointName(endpoint), e.status());
-            throw e;
+            writeNow(ctx, e.status(), json.writeValueAsBytes(e.toJson(json)), e.retryAfterSeconds());
         } finally {
             inFlight.decrementAndGet();
         }
@@ -227,8 +227,7 @@ public final class OpenAiServer implements AutoCloseable {
         String endpoint = endpointName(request.endpoint());
         switch (e) {
             case GenerationEvent.Finished f -> {
-                ctx.contentType("application/json").result(json.writeValueAsBytes(
-                        responses.complete(text.toString(), tokens, f.reason(), f.promptTokens())));
+                writeNow(ctx, 200, json.writeValueAsBytes(responses.complete(text.toString(), tokens, f.reason(), f.promptTokens())), null);
                 metrics.requestEnded(endpoint, outcome(f), System.nanoTime() - arrival);
             }
             case GenerationEvent.Failed f -> throw failure(f);
@@ -267,14 +266,14 @@ public final class OpenAiServer implements AutoCloseable {
                             if (request.includeUsage()) send(out, responses.usageChunk(f.promptTokens(), f.completionTokens()));
                         }
                         out.write(DONE);
-                        out.flush();
+                        out.close(); // completes the response now, while the request still counts as in flight
                         metrics.requestEnded(endpoint, outcome(f), System.nanoTime() - arrival);
                         return;
                     }
                     case GenerationEvent.Failed f -> {
                         send(out, failure(f).toJson(json));
                         out.write(DONE);
-                        out.flush();
+                        out.close();
                         metrics.requestEnded(endpoint, Integer.toString(failure(f).status()), System.nanoTime() - arrival);
                         return;
                     }
@@ -347,6 +346,22 @@ public final class OpenAiServer implements AutoCloseable {
         }
         if (body.length > limit) throw ApiError.badRequest(null, "the request body is larger than the limit of " + limit + " bytes");
         return body;
+    }
+
+    /**
+     * Writes a whole JSON response and completes it before the handler returns, so that a drain waiting for the
+     * requests in flight also waits for their bytes.
+     */
+    private static void writeNow(Context ctx, int status, byte[] body, Integer retryAfter) throws IOException {
+        HttpServletResponse res = ctx.res();
+        if (res.isCommitted()) return;
+        res.setStatus(status);
+        res.setContentType("application/json");
+        if (retryAfter != null) res.setHeader("Retry-After", retryAfter.toString());
+        res.setContentLength(body.length);
+        try (OutputStream out = res.getOutputStream()) {
+            out.write(body);
+        }
     }
 
     private void writeError(Context ctx, ApiError e) {
