@@ -20,9 +20,11 @@ import java.util.Map;
 import java.util.concurrent.Callable;
 
 /** {@code jnext bench kernels}: GPU-event-timed benchmarks with the copy ceiling measured in the same run. */
-@Command(name = "bench", description = "Benchmarks on the GPU (CUDA-event timing, medians, ceilings measured in the same run).")
+@Command(name = "bench", subcommands = BenchServeCommand.class,
+        description = {"Benchmarks on the GPU (CUDA-event timing, medians, ceilings measured in the same run),",
+                "or `bench serve`: load and soak runs against an OpenAI-compatible server."})
 public final class BenchCommand implements Callable<Integer> {
-    @Parameters(index = "0", description = "What to benchmark: ${COMPLETION-CANDIDATES}")
+    @Parameters(index = "0", arity = "0..1", description = "What to benchmark: ${COMPLETION-CANDIDATES} (or the subcommand serve)")
     Suite suite;
 
     @Option(names = "--device", defaultValue = "0", description = "CUDA device ordinal")
@@ -43,6 +45,9 @@ public final class BenchCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException {
+        if (suite == null) {
+            throw new dev.jnext.JnextException("name what to benchmark: kernels, gdn-decode, gdn-chunk, attention, moe, or serve");
+        }
         try (Gpu gpu = Gpu.open(ordinal)) {
             BenchSuite bench = switch (suite) {
                 case kernels -> new KernelBench(gpu);
