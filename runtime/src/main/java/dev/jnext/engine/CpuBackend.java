@@ -8,7 +8,9 @@ import dev.jnext.state.CpuState;
 
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
+import java.util.stream.IntStream;
 
 /**
  * The CPU reference model as a {@link ModelBackend}: {@link CpuForward} over a {@link CpuState} of
@@ -139,20 +141,22 @@ public final class CpuBackend implements ModelBackend {
             throw new JnextException("a step of " + tokens + " tokens exceeds the step budget of " + maxStepTokens);
         }
         List<float[]> logits = forward.forward(state, batch, false);
-        List<StepOutput> out = new ArrayList<>(inputs.size());
-        for (int i = 0; i < inputs.size(); i++) {
+        StepOutput[] out = new StepOutput[inputs.size()];
+        // each input has its own slot and sampler: sampling and the log-softmax (~4 ms per row of 152k logits) run in parallel
+        IntStream range = IntStream.range(0, inputs.size());
+        (inputs.size() > 1 ? range.parallel() : range).forEach(i -> {
             StepInput in = inputs.get(i);
             Sampler sampler = samplers[in.slot()];
             sampler.observePrompt(in.tokens());
             if (!in.sample()) {
-                out.add(StepOutput.NONE);
-                continue;
+                out[i] = StepOutput.NONE;
+                return;
             }
             float[] l = logits.get(i);
             int token = sampler.next(l);
-            out.add(logprobs(l, vocabLimits[in.slot()], token, in.topLogprobs()));
-        }
-        return out;
+            out[i] = logprobs(l, vocabLimits[in.slot()], token, in.topLogprobs());
+        });
+        return Arrays.asList(out);
     }
 
     /** Log-softmax of the raw logits over the ids that can be sampled; the {@code top} most likely, lower id first on ties. */

@@ -107,7 +107,7 @@ public final class Engine implements AutoCloseable {
         this.scheduler = new Scheduler(backend, tokenizer, this.eosTokenIds, active::decrementAndGet);
         this.thread = Thread.ofPlatform().name("jnext-engine").daemon().unstarted(this::run);
         thread.start();
-        log.info("engine on {} for {}: {} (context {} tokens)", backend.device(), modelName, options.describe(),
+        log.debug("engine on {} for {}: {} (context {} tokens)", backend.device(), modelName, options.describe(),
                 backend.contextLength());
     }
 
