@@ -74,8 +74,9 @@ class ServeCommandTest {
 
     @Test
     void aPublicHostWithoutKeyIsRefusedBeforeLoading() {
-        CliRun r = CliRun.run("", "serve", "--model", "/nonexistent", "--host", "0.0.0.0", "--api-key", "");
+        org.junit.jupiter.api.Assumptions.assumeTrue(System.getenv("JNEXT_API_KEY") == null, "JNEXT_API_KEY is set here");
+        CliRun r = CliRun.run("", "serve", "--model", "/nonexistent", "--host", "0.0.0.0");
         assertEquals(Main.EXIT_USER_ERROR, r.exitCode(), r.err());
-        assertTrue(r.err().contains("--api-key"), r.err());
+        assertTrue(r.err().contains("not a loopback address") && r.err().contains("--api-key"), r.err());
     }
 }

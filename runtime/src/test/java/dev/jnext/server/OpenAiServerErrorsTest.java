@@ -3,6 +3,7 @@ package dev.jnext.server;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.jnext.JnextException;
+import dev.jnext.engine.Engine;
 import dev.jnext.engine.EngineOptions;
 import dev.jnext.model.TestCheckpoints;
 import org.junit.jupiter.api.AfterAll;
@@ -215,6 +216,18 @@ class OpenAiServerErrorsTest {
             assertTrue(m.contains(name), name + " missing:\n" + m);
         }
         assertTrue(m.contains("jnext_requests_total{endpoint=\"chat\",outcome=\"length\"}"), m);
+    }
+
+    @Test
+    void aTakenPortIsAClearError() {
+        Engine engine = Engine.open(TestCheckpoints.tinyQwen(), EngineOptions.defaults().withDevice(EngineOptions.Device.CPU)
+                .withMaxSequences(1).withTokenizer(dev.jnext.tokenizer.TestTokenizers.qwen3Dir()));
+        try {
+            var e = assertThrows(JnextException.class, () -> OpenAiServer.start(engine, ServerOptions.defaults().withPort(server.server.port())));
+            assertTrue(e.getMessage().contains("cannot listen on 127.0.0.1:" + server.server.port()), e.getMessage());
+        } finally {
+            engine.close();
+        }
     }
 
     @Test
