@@ -149,6 +149,11 @@ public final class Engine implements AutoCloseable {
         return generationConfig.sampling(null, null, null, null, null, null, 0);
     }
 
+    /** False once the engine was closed or its thread failed: it takes no more requests. */
+    public boolean isRunning() {
+        return !stopped && thread.isAlive();
+    }
+
     public EngineStats stats() {
         int running = scheduler.running();
         // queued: submitted and not ended, minus running (requests the engine thread has not picked up yet included)

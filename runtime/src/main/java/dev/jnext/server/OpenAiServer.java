@@ -147,8 +147,8 @@ public final class OpenAiServer implements AutoCloseable {
     }
 
     private void health(Context ctx) {
-        boolean ok = !draining.get();
-        ctx.status(ok ? 200 : 503).contentType("application/json").result(ok ? "{\"status\":\"ok\"}" : "{\"status\":\"draining\"}");
+        String status = draining.get() ? "draining" : engine.isRunning() ? "ok" : "engine stopped";
+        ctx.status(status.equals("ok") ? 200 : 503).contentType("application/json").result("{\"status\":\"" + status + "\"}");
     }
 
     private void models(Context ctx) throws IOException {
