@@ -1,23 +1,28 @@
 package dev.jnext.cli;
 
+import dev.jnext.JnextException;
 import dev.jnext.engine.EngineOptions;
 import picocli.CommandLine.Option;
 
 import java.nio.file.Path;
 
-/** The engine's options on the command line ({@code generate}, {@code serve}, {@code bench serve}): one {@link EngineOptions}. */
+/**
+ * The engine's options on the command line ({@code generate}, {@code serve}, {@code bench serve}): one {@link EngineOptions}.
+ * {@code --device}, {@code --graphs} and {@code --decode-graphs} are spelled as in the shared model options of the other
+ * commands.
+ */
 public final class EngineOptionsMixin {
 
     @Option(names = "--device", defaultValue = "auto", description = "auto, cpu or cuda (default: ${DEFAULT-VALUE}; auto = cpu for now)")
     String device;
 
-    @Option(names = {"--graphs", "--prefill-graphs"}, defaultValue = "piecewise", paramLabel = "MODE",
+    @Option(names = "--graphs", defaultValue = "eager", paramLabel = "MODE",
             description = "prefill on CUDA: eager, piecewise or gdn-layer-eager (default: ${DEFAULT-VALUE}; the CPU runs no graphs)")
     String prefillGraphs;
 
-    @Option(names = "--decode-graphs", negatable = true, defaultValue = "true", fallbackValue = "true",
-            description = "replay pure-decode steps from CUDA graphs (default: on; --no-decode-graphs for eager)")
-    boolean decodeGraphs;
+    @Option(names = "--decode-graphs", defaultValue = "on", paramLabel = "ON",
+            description = "replay pure-decode steps on CUDA from one graph per batch size: on or off (default: ${DEFAULT-VALUE})")
+    String decodeGraphs;
 
     @Option(names = "--max-sequences", paramLabel = "N", description = "sequence slots: requests running at once")
     Integer maxSequences;
@@ -37,7 +42,10 @@ public final class EngineOptionsMixin {
     /** The options, with {@code defaultSequences} slots unless --max-sequences was given. */
     EngineOptions toOptions(int defaultSequences, Path tokenizer) {
         int slots = maxSequences != null ? maxSequences : defaultSequences;
+        if (!decodeGraphs.equals("on") && !decodeGraphs.equals("off")) {
+            throw new JnextException("--decode-graphs must be on or off, got \"" + decodeGraphs + "\"");
+        }
         return new EngineOptions(EngineOptions.Device.parse(device), EngineOptions.PrefillGraphs.parse(prefillGraphs),
-                decodeGraphs, slots, EngineOptions.KvBudget.parse(kvBudget), maxStepTokens, queueLimit, tokenizer);
+                decodeGraphs.equals("on"), slots, EngineOptions.KvBudget.parse(kvBudget), maxStepTokens, queueLimit, tokenizer);
     }
 }

@@ -123,9 +123,9 @@ public record EngineOptions(Device device, PrefillGraphs prefillGraphs, boolean 
         if (queueLimit < 0) throw new JnextException("the queue limit must be >= 0, got " + queueLimit);
     }
 
-    /** Auto device, piecewise prefill graphs, decode graphs, 32 slots, 90% of free memory for KV, 8,192 tokens a step. */
+    /** Auto device, eager prefill, decode graphs, 32 slots, 90% of free memory for KV, 8,192 tokens a step. */
     public static EngineOptions defaults() {
-        return new EngineOptions(Device.AUTO, PrefillGraphs.PIECEWISE, true, DEFAULT_MAX_SEQUENCES,
+        return new EngineOptions(Device.AUTO, PrefillGraphs.EAGER, true, DEFAULT_MAX_SEQUENCES,
                 new KvBudget.MemoryFraction(0.9), DEFAULT_MAX_STEP_TOKENS, DEFAULT_QUEUE_LIMIT, null);
     }
 

@@ -28,7 +28,7 @@ class BenchServeCommandTest {
     void inProcessLoadReportsThroughputAndLatencies(@TempDir Path tmp) throws Exception {
         Path json = tmp.resolve("bench.json");
         CliRun r = CliRun.run("", "bench", "serve", "--model", model, "--tokenizer", tokenizer, "--requests", "6",
-                "--concurrency", "3", "--max-tokens", "4", "--max-sequences", "4", "--graphs", "eager", "--json", json.toString());
+                "--concurrency", "3", "--max-tokens", "4", "--max-sequences", "4", "--graphs", "piecewise", "--decode-graphs", "off", "--json", json.toString());
         assertEquals(0, r.exitCode(), r.err());
         for (String s : new String[]{"6 requests, 0 failed", "tok/s", "time to first token", "inter-token latency", "request latency"}) {
             assertTrue(r.out().contains(s), s + " missing: " + r.out());
@@ -38,7 +38,7 @@ class BenchServeCommandTest {
         assertEquals(0, record.at("/report/failed").asInt());
         assertEquals("cpu", record.at("/report/device").asText());
         assertTrue(record.at("/report/ttft_ms/p99").asDouble() >= record.at("/report/ttft_ms/p50").asDouble());
-        assertTrue(record.at("/engine_options").asText().contains("prefill-graphs=eager"), record.toString());
+        assertTrue(record.at("/engine_options").asText().contains("prefill-graphs=piecewise decode-graphs=off"), record.toString());
     }
 
     @Test
