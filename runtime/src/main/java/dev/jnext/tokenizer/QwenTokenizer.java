@@ -110,6 +110,11 @@ public final class QwenTokenizer {
         return tokens[id];
     }
 
+    /** The bytes an id decodes to (special tokens spelled out), e.g. for OpenAI's {@code logprobs.bytes}. */
+    public byte[] tokenBytes(int id) {
+        return bytesOf(id, false).clone();
+    }
+
     public boolean isSpecial(int id) {
         checkId(id);
         return special[id];
