@@ -12,6 +12,8 @@
 #       the gpu-tagged JUnit tests, `jnext bench kernels` (--bench) and other suites, JMH benchmarks matching REGEX, a jnext CLI command,
 #       peer anchors (python3 .anchors/anchor.py SECTION for each of e.g. "ceil fla"; needs .anchors/ carried) and
 #       the C launch-cost anchor (src/reference/launch_anchor.cu, built there with nvcc).
+#       --serve-bench "MODES" runs `jnext bench serve` (200 chat requests, 256 new tokens, concurrency 32) on the synthetic
+#       8-layer 80B-geometry checkpoint on CUDA once per prefill graph mode; --soak DURATION adds a soak run of that length.
 #       --parity first writes the CUDA forward-pass parity cases (jnext synth checkpoints + transformers logits from
 #       src/reference/cuda_parity.py) under /tmp/jnext-parity and exports JNEXT_PARITY_DIR for CudaForwardParityGpuTest.
 #       Results go to $OUT (junit reports, bench.json, jmh.json, anchors_*.json); a short summary is printed last.
@@ -46,11 +48,13 @@ do_pack() {
 }
 
 do_run() {
-  local tests=0 select="" bench=0 suites="" jmh="" jmhargs="" cli="" anchors="" launch_anchor=0 parity=0
+  local tests=0 select="" bench=0 suites="" jmh="" jmhargs="" cli="" anchors="" launch_anchor=0 parity=0 serve="" soak=""
   while [ $# -gt 0 ]; do
     case "$1" in
       --tests) tests=1 ;;
       --parity) parity=1 ;;
+      --serve-bench) serve="$2"; shift ;;
+      --soak) soak="$2"; shift ;;
       --test-select) select="$2"; shift ;;
       --bench) bench=1 ;;
       --bench-suites) suites="$2"; shift ;;
@@ -117,6 +121,22 @@ do_run() {
     # shellcheck disable=SC2086
     $java -jar "$pack/jnext.jar" $cli > "$OUT/cli.log" 2>&1 || rc=1
     tail -40 "$OUT/cli.log" >> "$summary"
+  fi
+  if [ -n "$serve$soak" ]; then
+    local ck=/tmp/jnext-parity/ckpt-next80b-8l-64e
+    [ -f "$ck/config.json" ] || $java -jar "$pack/jnext.jar" synth --preset next-80b-a3b --layers 8 --experts 64 --logit-scale 5 \
+      --out "$ck" > "$OUT/serve-synth.log" 2>&1 || rc=1
+    local sb="$java -jar $pack/jnext.jar bench serve --model $ck --tokenizer $root/.cache/tokenizer-qwen3 --device cuda --max-sequences 32"
+    for mode in $serve; do
+      echo "--- jnext bench serve --graphs $mode:" >> "$summary"
+      $sb --graphs "$mode" --requests 200 --concurrency 32 --max-tokens 256 --json "$OUT/serve-$mode.json" > "$OUT/serve-$mode.log" 2>&1 || rc=1
+      tail -14 "$OUT/serve-$mode.log" >> "$summary"
+    done
+    if [ -n "$soak" ]; then
+      echo "--- jnext bench serve --soak $soak:" >> "$summary"
+      $sb --graphs piecewise --requests 64 --concurrency 32 --max-tokens 128 --soak "$soak" --json "$OUT/soak.json" > "$OUT/soak.log" 2>&1 || rc=1
+      tail -14 "$OUT/soak.log" >> "$summary"
+    fi
   fi
   if [ $launch_anchor = 1 ]; then
     echo "--- C launch anchor (src/reference/launch_anchor.cu):" >> "$summary"
