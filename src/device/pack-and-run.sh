@@ -13,7 +13,7 @@
 #       peer anchors (python3 .anchors/anchor.py SECTION for each of e.g. "ceil fla"; needs .anchors/ carried) and
 #       the C launch-cost anchor (src/reference/launch_anchor.cu, built there with nvcc).
 #       --serve-bench "MODES" runs `jnext bench serve` (200 chat requests, 256 new tokens, concurrency 32) on the synthetic
-#       8-layer 80B-geometry checkpoint on CUDA once per prefill graph mode; --soak DURATION adds a soak run of that length.
+#       8-layer 80B-geometry checkpoint on CUDA once per prefill graph mode (completions: see below); --soak DURATION adds a soak run of that length.
 #       --parity first writes the CUDA forward-pass parity cases (jnext synth checkpoints + transformers logits from
 #       src/reference/cuda_parity.py) under /tmp/jnext-parity and exports JNEXT_PARITY_DIR for CudaForwardParityGpuTest.
 #       Results go to $OUT (junit reports, bench.json, jmh.json, anchors_*.json); a short summary is printed last.
@@ -29,7 +29,7 @@ do_pack() {
   mkdir -p "$pack/lib"
   if [ ! -f "$pack/jre.tgz" ]; then
     rm -rf "$pack/jre"
-    "$JAVA_HOME/bin/jlink" --add-modules java.base,java.logging,java.management,jdk.management,jdk.unsupported,java.xml,java.sql,jdk.zipfs \
+    "$JAVA_HOME/bin/jlink" --add-modules java.base,java.logging,java.management,jdk.management,jdk.unsupported,java.xml,java.sql,jdk.zipfs,java.net.http,java.naming \
       --strip-debug --no-header-files --no-man-pages --compress=zip-9 --output "$pack/jre"
     tar -C "$pack" -czf "$pack/jre.tgz" jre
     rm -rf "$pack/jre"
@@ -37,8 +37,11 @@ do_pack() {
   cp runtime/target/jnext.jar "$pack/jnext.jar"
   cp runtime/target/jnext-runtime-*-tests.jar "$pack/jnext-tests.jar"
   cp jmh/target/jnext-jmh-*.jar "$pack/jnext-jmh.jar"
-  for a in org.junit.platform:junit-platform-console-standalone:1.14.1 org.openjdk.jmh:jmh-core:1.37 \
-           net.sf.jopt-simple:jopt-simple:5.0.4 org.apache.commons:commons-math3:3.6.1; do
+  # JMH's jars travel only when asked for (JNEXT_PACK_JMH=1): the pack must stay under the 64 MiB a device call carries
+  local libs="org.junit.platform:junit-platform-console-standalone:1.14.1"
+  [ "${JNEXT_PACK_JMH:-0}" = 1 ] && libs="$libs org.openjdk.jmh:jmh-core:1.37 net.sf.jopt-simple:jopt-simple:5.0.4 org.apache.commons:commons-math3:3.6.1"
+  [ "${JNEXT_PACK_JMH:-0}" = 1 ] || rm -f "$pack"/lib/jmh-core-*.jar "$pack"/lib/jopt-simple-*.jar "$pack"/lib/commons-math3-*.jar
+  for a in $libs; do
     [ -n "$(ls "$pack/lib/$(echo "$a" | cut -d: -f2)"-*.jar 2>/dev/null)" ] || \
       mvn -B -ntp -q -N dependency:copy -Dartifact="$a" -DoutputDirectory="$pack/lib"
   done
@@ -96,7 +99,7 @@ do_run() {
   if [ $tests = 1 ]; then
     local sel=${select:-"--scan-class-path $pack/jnext-tests.jar --include-tag gpu"}
     # shellcheck disable=SC2086
-    $java -jar "$pack"/lib/junit-platform-console-standalone-*.jar execute \
+    $java -Djnext.testTokenizerDir="$root/.cache/tokenizer-qwen3" -jar "$pack"/lib/junit-platform-console-standalone-*.jar execute \
       --class-path "$pack/jnext.jar:$pack/jnext-tests.jar" $sel \
       --fail-if-no-tests --details=tree --disable-banner --disable-ansi-colors --reports-dir "$OUT/junit" > "$OUT/gpu-tests.log" 2>&1
     local trc=$?
@@ -126,7 +129,9 @@ do_run() {
     local ck=/tmp/jnext-parity/ckpt-next80b-8l-64e
     [ -f "$ck/config.json" ] || $java -jar "$pack/jnext.jar" synth --preset next-80b-a3b --layers 8 --experts 64 --logit-scale 5 \
       --out "$ck" > "$OUT/serve-synth.log" 2>&1 || rc=1
-    local sb="$java -jar $pack/jnext.jar bench serve --model $ck --tokenizer $root/.cache/tokenizer-qwen3 --device cuda --max-sequences 32"
+    # /v1/completions: the chat template's jinjava needs java.desktop (java.beans), which the jlinked runtime leaves out to
+    # keep the pack under the 64 MiB a device call carries
+    local sb="$java -jar $pack/jnext.jar bench serve --completions --model $ck --tokenizer $root/.cache/tokenizer-qwen3 --device cuda --max-sequences 32"
     for mode in $serve; do
       echo "--- jnext bench serve --graphs $mode:" >> "$summary"
       $sb --graphs "$mode" --requests 200 --concurrency 32 --max-tokens 256 --json "$OUT/serve-$mode.json" > "$OUT/serve-$mode.log" 2>&1 || rc=1
