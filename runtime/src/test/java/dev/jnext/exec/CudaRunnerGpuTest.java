@@ -77,7 +77,7 @@ class CudaRunnerGpuTest {
                 slots[i] = open();
                 in.add(new CudaModel.Input(slots[i], prompts.get(i), false, CudaModel.Logits.LAST));
             }
-            List<CudaModel.Output> together = model.step(in);
+            List<CudaModel.Output> together = model.step(in, CudaModel.StepPath.EAGER_PREFILL);
             for (int i = 0; i < batch; i++) {
                 LogitStats.Figures f = LogitStats.compare(alone.get(i), 0, together.get(i).logits(), 0, 1, VOCAB);
                 assertTrue(f.meanKl() < 2e-3, "batch " + batch + ", sequence " + i + " (" + lengths[i] + " tokens): " + f);
