@@ -7,11 +7,14 @@
 #       lib/ (JUnit console launcher, JMH and its dependencies).
 #
 #   src/device/pack-and-run.sh run [--parity] [--tests] [--test-select ARGS] [--bench] [--bench-suites "S1 S2"] [--jmh REGEX]
-#                                  [--jmh-args ARGS] [--cli "ARGS"] [--anchors SECTIONS] [--launch-anchor]
+#                                  [--jmh-args ARGS] [--models "8l 48l"] [--cli "ARGS"]... [--serve-bench "MODES"] [--soak D]
+#                                  [--anchors SECTIONS] [--launch-anchor]
 #       On the GPU host (no Java there): unpacks the runtime under /tmp and runs, in this order,
 #       the gpu-tagged JUnit tests, `jnext bench kernels` (--bench) and other suites, JMH benchmarks matching REGEX, a jnext CLI command,
 #       peer anchors (python3 .anchors/anchor.py SECTION for each of e.g. "ceil fla"; needs .anchors/ carried) and
 #       the C launch-cost anchor (src/reference/launch_anchor.cu, built there with nvcc).
+#       --models writes synthetic 80B-geometry checkpoints (/tmp/jnext-parity/ckpt-next80b-<8l|48l>-64e) before the --cli
+#       commands (each --cli runs in turn; repeatable).
 #       --serve-bench "MODES" runs `jnext bench serve` (200 chat requests, 256 new tokens, concurrency 32) on the synthetic
 #       8-layer 80B-geometry checkpoint on CUDA once per prefill graph mode (completions: see below); --soak DURATION adds a soak run of that length.
 #       --parity first writes the CUDA forward-pass parity cases (jnext synth checkpoints + transformers logits from
@@ -51,7 +54,8 @@ do_pack() {
 }
 
 do_run() {
-  local tests=0 select="" bench=0 suites="" jmh="" jmhargs="" cli="" anchors="" launch_anchor=0 parity=0 serve="" soak=""
+  local tests=0 select="" bench=0 suites="" jmh="" jmhargs="" anchors="" launch_anchor=0 parity=0 serve="" soak="" models=""
+  local -a clis=()
   while [ $# -gt 0 ]; do
     case "$1" in
       --tests) tests=1 ;;
@@ -63,7 +67,8 @@ do_run() {
       --bench-suites) suites="$2"; shift ;;
       --jmh) jmh="$2"; shift ;;
       --jmh-args) jmhargs="$2"; shift ;;
-      --cli) cli="$2"; shift ;;
+      --cli) clis+=("$2"); shift ;;
+      --models) models="$2"; shift ;;
       --anchors) anchors="$2"; shift ;;
       --launch-anchor) launch_anchor=1 ;;
       *) echo "unknown option $1" >&2; exit 2 ;;
@@ -119,12 +124,20 @@ do_run() {
     $java -cp "$cp" org.openjdk.jmh.Main "$jmh" -rf json -rff "$OUT/jmh.json" -jvm "$jre/jre/bin/java" $jmhargs > "$OUT/jmh.log" 2>&1 || rc=1
     echo "--- jmh:" >> "$summary"; sed -n '/^Benchmark /,$p' "$OUT/jmh.log" >> "$summary"
   fi
-  if [ -n "$cli" ]; then
-    echo "--- jnext $cli:" >> "$summary"
+  # synthetic 80B-geometry checkpoints for the model benchmarks, written once per machine: 8l (8 layers) and 48l (48)
+  for m in $models; do
+    local layers=${m%l} dir=/tmp/jnext-parity/ckpt-next80b-${m}-64e
+    [ -f "$dir/config.json" ] || $java -jar "$pack/jnext.jar" synth --preset next-80b-a3b --layers "$layers" --experts 64 \
+      --logit-scale 5 --out "$dir" >> "$OUT/models-synth.log" 2>&1 || rc=1
+  done
+  local i=0
+  for c in "${clis[@]}"; do
+    i=$((i + 1))
+    echo "--- jnext $c:" >> "$summary"
     # shellcheck disable=SC2086
-    $java -jar "$pack/jnext.jar" $cli > "$OUT/cli.log" 2>&1 || rc=1
-    tail -40 "$OUT/cli.log" >> "$summary"
-  fi
+    $java -jar "$pack/jnext.jar" $c > "$OUT/cli-$i.log" 2>&1 || rc=1
+    tail -40 "$OUT/cli-$i.log" >> "$summary"
+  done
   if [ -n "$serve$soak" ]; then
     local ck=/tmp/jnext-parity/ckpt-next80b-8l-64e
     [ -f "$ck/config.json" ] || $java -jar "$pack/jnext.jar" synth --preset next-80b-a3b --layers 8 --experts 64 --logit-scale 5 \
