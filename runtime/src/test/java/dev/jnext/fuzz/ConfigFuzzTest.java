@@ -106,7 +106,7 @@ class ConfigFuzzTest {
         }
         if (o == FuzzTally.Outcome.ACCEPTED) return "accepted";
         Files.write(dir.resolve("config.json"), config);
-        try (Qwen3NextModel model = Qwen3NextModel.load(dir)) {
+        try (Qwen3NextModel _ = Qwen3NextModel.load(dir)) {
             return "accepted by load, failed in the forward pass";
         } catch (JnextException e) {
             return e.getMessage().replace(dir.toString(), "D");

@@ -118,7 +118,7 @@ class SafeTensorsFuzzTest {
         assertTrue(root.isObject() && json.endsWith("}"), "header is one JSON object then spaces");
         long dataStart = 8 + n;
         List<long[]> spans = new ArrayList<>();
-        for (Iterator<Map.Entry<String, JsonNode>> it = root.fields(); it.hasNext(); ) {
+        for (Iterator<Map.Entry<String, JsonNode>> it = root.properties().iterator(); it.hasNext(); ) {
             Map.Entry<String, JsonNode> e = it.next();
             if (e.getKey().equals("__metadata__")) continue;
             JsonNode t = e.getValue();
@@ -257,7 +257,7 @@ class SafeTensorsFuzzTest {
         ObjectNode tree = SafeTensorsBytes.tree(f);
         if (tree == null) return f;
         List<ObjectNode> entries = new ArrayList<>();
-        tree.fields().forEachRemaining(e -> {
+        tree.properties().forEach(e -> {
             if (!e.getKey().equals("__metadata__") && e.getValue() instanceof ObjectNode o) entries.add(o);
         });
         if (entries.isEmpty()) return f;
