@@ -7,11 +7,16 @@
 #       lib/ (JUnit console launcher, JMH and its dependencies).
 #
 #   src/device/pack-and-run.sh run [--parity] [--tests] [--test-select ARGS] [--bench] [--bench-suites "S1 S2"] [--jmh REGEX]
-#                                  [--jmh-args ARGS] [--cli "ARGS"] [--anchors SECTIONS] [--launch-anchor]
+#                                  [--jmh-args ARGS] [--models "8l 48l"] [--cli "ARGS"]... [--serve-bench "MODES"] [--soak D]
+#                                  [--anchors SECTIONS] [--launch-anchor]
 #       On the GPU host (no Java there): unpacks the runtime under /tmp and runs, in this order,
 #       the gpu-tagged JUnit tests, `jnext bench kernels` (--bench) and other suites, JMH benchmarks matching REGEX, a jnext CLI command,
 #       peer anchors (python3 .anchors/anchor.py SECTION for each of e.g. "ceil fla"; needs .anchors/ carried) and
 #       the C launch-cost anchor (src/reference/launch_anchor.cu, built there with nvcc).
+#       --models writes synthetic 80B-geometry checkpoints (/tmp/jnext-parity/ckpt-next80b-<8l|48l>-64e) before the --cli
+#       commands (each --cli runs in turn; repeatable).
+#       --serve-bench "MODES" runs `jnext bench serve` (200 chat requests, 256 new tokens, concurrency 32) on the synthetic
+#       8-layer 80B-geometry checkpoint on CUDA once per prefill graph mode (completions: see below); --soak DURATION adds a soak run of that length.
 #       --parity first writes the CUDA forward-pass parity cases (jnext synth checkpoints + transformers logits from
 #       src/reference/cuda_parity.py) under /tmp/jnext-parity and exports JNEXT_PARITY_DIR for CudaForwardParityGpuTest.
 #       Results go to $OUT (junit reports, bench.json, jmh.json, anchors_*.json); a short summary is printed last.
@@ -27,7 +32,7 @@ do_pack() {
   mkdir -p "$pack/lib"
   if [ ! -f "$pack/jre.tgz" ]; then
     rm -rf "$pack/jre"
-    "$JAVA_HOME/bin/jlink" --add-modules java.base,java.logging,java.management,jdk.management,jdk.unsupported,java.xml,java.sql,jdk.zipfs \
+    "$JAVA_HOME/bin/jlink" --add-modules java.base,java.logging,java.management,jdk.management,jdk.unsupported,java.xml,java.sql,jdk.zipfs,java.net.http,java.naming \
       --strip-debug --no-header-files --no-man-pages --compress=zip-9 --output "$pack/jre"
     tar -C "$pack" -czf "$pack/jre.tgz" jre
     rm -rf "$pack/jre"
@@ -35,8 +40,11 @@ do_pack() {
   cp runtime/target/jnext.jar "$pack/jnext.jar"
   cp runtime/target/jnext-runtime-*-tests.jar "$pack/jnext-tests.jar"
   cp jmh/target/jnext-jmh-*.jar "$pack/jnext-jmh.jar"
-  for a in org.junit.platform:junit-platform-console-standalone:1.14.1 org.openjdk.jmh:jmh-core:1.37 \
-           net.sf.jopt-simple:jopt-simple:5.0.4 org.apache.commons:commons-math3:3.6.1; do
+  # JMH's jars travel only when asked for (JNEXT_PACK_JMH=1): the pack must stay under the 64 MiB a device call carries
+  local libs="org.junit.platform:junit-platform-console-standalone:1.14.1"
+  [ "${JNEXT_PACK_JMH:-0}" = 1 ] && libs="$libs org.openjdk.jmh:jmh-core:1.37 net.sf.jopt-simple:jopt-simple:5.0.4 org.apache.commons:commons-math3:3.6.1"
+  [ "${JNEXT_PACK_JMH:-0}" = 1 ] || rm -f "$pack"/lib/jmh-core-*.jar "$pack"/lib/jopt-simple-*.jar "$pack"/lib/commons-math3-*.jar
+  for a in $libs; do
     [ -n "$(ls "$pack/lib/$(echo "$a" | cut -d: -f2)"-*.jar 2>/dev/null)" ] || \
       mvn -B -ntp -q -N dependency:copy -Dartifact="$a" -DoutputDirectory="$pack/lib"
   done
@@ -46,17 +54,21 @@ do_pack() {
 }
 
 do_run() {
-  local tests=0 select="" bench=0 suites="" jmh="" jmhargs="" cli="" anchors="" launch_anchor=0 parity=0
+  local tests=0 select="" bench=0 suites="" jmh="" jmhargs="" anchors="" launch_anchor=0 parity=0 serve="" soak="" models=""
+  local -a clis=()
   while [ $# -gt 0 ]; do
     case "$1" in
       --tests) tests=1 ;;
       --parity) parity=1 ;;
+      --serve-bench) serve="$2"; shift ;;
+      --soak) soak="$2"; shift ;;
       --test-select) select="$2"; shift ;;
       --bench) bench=1 ;;
       --bench-suites) suites="$2"; shift ;;
       --jmh) jmh="$2"; shift ;;
       --jmh-args) jmhargs="$2"; shift ;;
-      --cli) cli="$2"; shift ;;
+      --cli) clis+=("$2"); shift ;;
+      --models) models="$2"; shift ;;
       --anchors) anchors="$2"; shift ;;
       --launch-anchor) launch_anchor=1 ;;
       *) echo "unknown option $1" >&2; exit 2 ;;
@@ -92,7 +104,7 @@ do_run() {
   if [ $tests = 1 ]; then
     local sel=${select:-"--scan-class-path $pack/jnext-tests.jar --include-tag gpu"}
     # shellcheck disable=SC2086
-    $java -jar "$pack"/lib/junit-platform-console-standalone-*.jar execute \
+    $java -Djnext.testTokenizerDir="$root/.cache/tokenizer-qwen3" -jar "$pack"/lib/junit-platform-console-standalone-*.jar execute \
       --class-path "$pack/jnext.jar:$pack/jnext-tests.jar" $sel \
       --fail-if-no-tests --details=tree --disable-banner --disable-ansi-colors --reports-dir "$OUT/junit" > "$OUT/gpu-tests.log" 2>&1
     local trc=$?
@@ -112,11 +124,37 @@ do_run() {
     $java -cp "$cp" org.openjdk.jmh.Main "$jmh" -rf json -rff "$OUT/jmh.json" -jvm "$jre/jre/bin/java" $jmhargs > "$OUT/jmh.log" 2>&1 || rc=1
     echo "--- jmh:" >> "$summary"; sed -n '/^Benchmark /,$p' "$OUT/jmh.log" >> "$summary"
   fi
-  if [ -n "$cli" ]; then
-    echo "--- jnext $cli:" >> "$summary"
+  # synthetic 80B-geometry checkpoints for the model benchmarks, written once per machine: 8l (8 layers) and 48l (48)
+  for m in $models; do
+    local layers=${m%l} dir=/tmp/jnext-parity/ckpt-next80b-${m}-64e
+    [ -f "$dir/config.json" ] || $java -jar "$pack/jnext.jar" synth --preset next-80b-a3b --layers "$layers" --experts 64 \
+      --logit-scale 5 --out "$dir" >> "$OUT/models-synth.log" 2>&1 || rc=1
+  done
+  local i=0
+  for c in "${clis[@]}"; do
+    i=$((i + 1))
+    echo "--- jnext $c:" >> "$summary"
     # shellcheck disable=SC2086
-    $java -jar "$pack/jnext.jar" $cli > "$OUT/cli.log" 2>&1 || rc=1
-    tail -40 "$OUT/cli.log" >> "$summary"
+    $java -jar "$pack/jnext.jar" $c > "$OUT/cli-$i.log" 2>&1 || rc=1
+    tail -40 "$OUT/cli-$i.log" >> "$summary"
+  done
+  if [ -n "$serve$soak" ]; then
+    local ck=/tmp/jnext-parity/ckpt-next80b-8l-64e
+    [ -f "$ck/config.json" ] || $java -jar "$pack/jnext.jar" synth --preset next-80b-a3b --layers 8 --experts 64 --logit-scale 5 \
+      --out "$ck" > "$OUT/serve-synth.log" 2>&1 || rc=1
+    # /v1/completions: the chat template's jinjava needs java.desktop (java.beans), which the jlinked runtime leaves out to
+    # keep the pack under the 64 MiB a device call carries
+    local sb="$java -jar $pack/jnext.jar bench serve --completions --model $ck --tokenizer $root/.cache/tokenizer-qwen3 --device cuda --max-sequences 32"
+    for mode in $serve; do
+      echo "--- jnext bench serve --graphs $mode:" >> "$summary"
+      $sb --graphs "$mode" --requests 200 --concurrency 32 --max-tokens 256 --json "$OUT/serve-$mode.json" > "$OUT/serve-$mode.log" 2>&1 || rc=1
+      tail -14 "$OUT/serve-$mode.log" >> "$summary"
+    done
+    if [ -n "$soak" ]; then
+      echo "--- jnext bench serve --soak $soak:" >> "$summary"
+      $sb --graphs piecewise --requests 64 --concurrency 32 --max-tokens 128 --soak "$soak" --json "$OUT/soak.json" > "$OUT/soak.log" 2>&1 || rc=1
+      tail -14 "$OUT/soak.log" >> "$summary"
+    fi
   fi
   if [ $launch_anchor = 1 ]; then
     echo "--- C launch anchor (src/reference/launch_anchor.cu):" >> "$summary"

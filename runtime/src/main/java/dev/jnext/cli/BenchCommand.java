@@ -20,11 +20,11 @@ import java.util.Map;
 import java.util.concurrent.Callable;
 
 /** {@code jnext bench kernels}: GPU-event-timed benchmarks with the copy ceiling measured in the same run. */
-@Command(name = "bench", mixinStandardHelpOptions = true, subcommands = BenchModelCommand.class,
-        description = "Run benchmarks on the GPU: CUDA-event timing, medians, and the ceilings they are compared with measured in the same run.")
+@Command(name = "bench", mixinStandardHelpOptions = true, subcommands = {BenchModelCommand.class, BenchServeCommand.class},
+        description = "Run benchmarks on the GPU (CUDA-event timing, medians, and the ceilings they are compared with measured in the same run), a whole checkpoint (bench model), or load and soak runs against an OpenAI-compatible server (bench serve).")
 public final class BenchCommand implements Callable<Integer> {
     @Parameters(index = "0", arity = "0..1", paramLabel = "SUITE",
-            description = "What to benchmark: ${COMPLETION-CANDIDATES}, or model (a whole checkpoint: jnext bench model --help).")
+            description = "What to benchmark: ${COMPLETION-CANDIDATES}, or the subcommands model and serve (see their --help).")
     Suite suite;
 
     @Option(names = "--device", paramLabel = "N", defaultValue = "0", description = "CUDA device ordinal (default: ${DEFAULT-VALUE}).")
@@ -45,7 +45,7 @@ public final class BenchCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException {
-        if (suite == null) throw new dev.jnext.JnextException("bench needs a suite: kernels, gdn-decode, gdn-chunk, attention, moe or model");
+        if (suite == null) throw new dev.jnext.JnextException("bench needs a suite: kernels, gdn-decode, gdn-chunk, attention, moe, model or serve");
         try (Gpu gpu = Gpu.open(ordinal)) {
             BenchSuite bench = switch (suite) {
                 case kernels -> new KernelBench(gpu);

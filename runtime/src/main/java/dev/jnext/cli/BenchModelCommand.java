@@ -41,12 +41,12 @@ public final class BenchModelCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException {
-        List<CudaOptions.PrefillMode> modes = modelOptions.prefillModes();
-        boolean decodeGraphs = modelOptions.decodeGraphsOn();
+        List<CudaOptions.PrefillMode> modes = modelOptions.deviceOptions().prefillModes();
+        boolean decodeGraphs = modelOptions.deviceOptions().decodeGraphsOn();
         for (int t : prefill) if (t < 1) throw new JnextException("--prefill sizes must be positive, got " + t);
         for (int k : prefillSeqs) if (k < 1) throw new JnextException("--prefill-seqs must be positive, got " + k);
         for (int b : decodeBatch) if (b < 1) throw new JnextException("--decode-batch sizes must be positive, got " + b);
-        if (modelOptions.device() == ModelOptions.Device.cpu) throw new JnextException("bench model measures the CUDA runner; --device cpu is not for it");
+        if (modelOptions.device() == DeviceOptions.Device.cpu) throw new JnextException("bench model measures the CUDA runner; --device cpu is not for it");
         Path model = modelOptions.modelDir();
         try (Gpu gpu = Gpu.open(0)) {
             ModelBench bench = new ModelBench(gpu, model, CudaOptions.defaults().withDecodeGraphs(decodeGraphs), modes,
@@ -63,15 +63,5 @@ public final class BenchModelCommand implements Callable<Integer> {
             }
         }
         return 0;
-    }
-
-    /** eager, piecewise or gdn-layer-eager (also the spelling of {@code --graphs} on generate and score). */
-    static CudaOptions.PrefillMode prefillMode(String g) {
-        return switch (g) {
-            case "eager" -> CudaOptions.PrefillMode.EAGER;
-            case "piecewise" -> CudaOptions.PrefillMode.PIECEWISE;
-            case "gdn-layer-eager" -> CudaOptions.PrefillMode.GDN_LAYER_EAGER;
-            default -> throw new JnextException("--graphs must be eager, piecewise or gdn-layer-eager, got \"" + g + "\"");
-        };
     }
 }

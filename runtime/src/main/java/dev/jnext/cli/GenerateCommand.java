@@ -1,22 +1,15 @@
 package dev.jnext.cli;
 
 import dev.jnext.JnextException;
-import dev.jnext.engine.CpuSequence;
-import dev.jnext.engine.EosTokens;
-import dev.jnext.engine.SequenceModel;
-import dev.jnext.exec.Backends;
-import dev.jnext.exec.CudaModel;
-import dev.jnext.exec.CudaOptions;
-import dev.jnext.exec.CudaSession;
-import dev.jnext.model.ModelConfig;
+import dev.jnext.engine.Engine;
+import dev.jnext.engine.EngineOptions;
 import dev.jnext.engine.GenerationConfig;
-import dev.jnext.engine.Generator;
+import dev.jnext.engine.GenerationEvent;
+import dev.jnext.engine.GenerationHandle;
+import dev.jnext.engine.GenerationRequest;
+import dev.jnext.engine.GenerationResult;
 import dev.jnext.engine.SamplingParams;
-import dev.jnext.model.Qwen3NextModel;
 import dev.jnext.tokenizer.ChatMessage;
-import dev.jnext.tokenizer.ChatTemplate;
-import dev.jnext.tokenizer.QwenTokenizer;
-import dev.jnext.tokenizer.TokenizerConfig;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
@@ -30,7 +23,6 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 import java.util.concurrent.Callable;
 
 /** {@code jnext generate}: streams a model's continuation of a prompt (or its chat reply) to stdout. */
@@ -68,6 +60,9 @@ public final class GenerateCommand implements Callable<Integer> {
     @Mixin
     SamplingOptions samplingOptions;
 
+    @Mixin
+    EngineOptionsMixin engineOptions = new EngineOptionsMixin();
+
     @Override
     public Integer call() throws IOException {
         PrintWriter out = spec.commandLine().getOut();
@@ -87,82 +82,48 @@ public final class GenerateCommand implements Callable<Integer> {
         if (text.isEmpty() && !chat) throw new JnextException("no prompt: pass --prompt TEXT or pipe it on stdin");
         GenerationConfig generationConfig = GenerationConfig.read(model);
         SamplingParams sampling = samplingOptions.resolve(generationConfig, model);
+        EngineOptions options = engineOptions.toOptions(modelOptions.deviceOptions(), 1, tokDir);
 
         long t0 = System.nanoTime();
-        QwenTokenizer tokenizer = QwenTokenizer.load(tokDir);
-        TokenizerConfig tokenizerConfig = TokenizerConfig.read(tokDir);
-        String promptText = text;
-        if (chat) {
-            List<ChatMessage> messages = new ArrayList<>();
-            if (system != null) messages.add(ChatMessage.system(system));
-            messages.add(ChatMessage.user(text));
-            ChatTemplate template = ChatTemplate.load(tokDir);
-            promptText = template.render(messages, true, noThinking ? Map.of("enable_thinking", false) : Map.of());
-        }
-        int[] ids = tokenizer.encode(promptText);
-        long t1 = System.nanoTime();
-        ModelConfig config = ModelConfig.load(model);
-        Backends.Choice choice = modelOptions.resolveDevice(config, why -> {
-            err.println("jnext: --device auto: running on the CPU (" + why + ")");
+        try (Engine engine = Engine.open(model, options)) {
+            long t1 = System.nanoTime();
+            GenerationRequest.Prompt p;
+            if (chat) {
+                List<ChatMessage> messages = new ArrayList<>();
+                if (system != null) messages.add(ChatMessage.system(system));
+                messages.add(ChatMessage.user(text));
+                GenerationRequest.Prompt.Chat c = GenerationRequest.Prompt.Chat.of(messages);
+                p = new GenerationRequest.Prompt.Chat(c.messages(), null, noThinking ? Map.of("enable_thinking", false) : Map.of());
+            } else {
+                p = new GenerationRequest.Prompt.Text(text);
+            }
+            GenerationHandle handle = engine.submit(GenerationRequest.of(p).sampling(sampling).maxTokens(maxNewTokens).stop(stops).build());
+            err.printf("jnext: loaded %s in %.2f s (%s); prompt %s; %s; eos %s%n", model, (t1 - t0) / 1e9, engine.device(),
+                    Plural.of(handle.promptTokens(), "token"), SamplingOptions.describe(sampling), engine.eosTokenIds());
             err.flush();
-        });
-        try (Loaded loaded = Loaded.open(choice, model, modelOptions.cudaOptions(CudaOptions.defaults().withMaxSequences(1)))) {
-            SequenceModel sequence = loaded.sequence();
-            long t2 = System.nanoTime();
-            Set<Integer> eos = EosTokens.of(generationConfig, config, tokenizerConfig, tokenizer);
-            err.printf("jnext: loaded %s in %.2f s (%s), tokenizer in %.2f s; prompt %s; %s; eos %s%n",
-                    model, (t2 - t1) / 1e9, loaded.device(), (t1 - t0) / 1e9, Plural.of(ids.length, "token"),
-                    SamplingOptions.describe(sampling), eos);
-            err.flush();
-            Generator.Options options = new Generator.Options(sampling, maxNewTokens, eos, stops);
-            Generator.Result r = new Generator(tokenizer).generate(sequence, ids, options, piece -> {
-                out.print(piece);
-                out.flush();
-                if (out.checkError()) throw new JnextException("stdout was closed; generation stopped");
-            });
+            for (GenerationEvent e : handle) {
+                if (e instanceof GenerationEvent.Tokens t && !t.text().isEmpty()) {
+                    out.print(t.text());
+                    out.flush();
+                    if (out.checkError()) {
+                        handle.cancel();
+                        throw new JnextException("stdout was closed; generation stopped");
+                    }
+                }
+            }
+            GenerationResult r = handle.await();
             out.println();
             out.flush();
             var t = r.timings();
-            String decode = t.decodeSteps() == 0 ? "no decode step"
-                    : String.format("decode %.1f tok/s (%s)", t.decodeTokensPerSecond(), Plural.of(t.decodeSteps(), "token"));
+            int decodeSteps = Math.max(0, t.generatedTokens() - 1);
+            String decode = decodeSteps == 0 ? "no decode step"
+                    : String.format("decode %.1f tok/s (%s)", t.decodeTokensPerSecond(), Plural.of(decodeSteps, "token"));
             err.printf("jnext: time to first token %.0f ms; prefill %.1f tok/s (%s); %s; stopped: %s%n",
-                    t.firstTokenNanos() / 1e6, t.prefillTokensPerSecond(), Plural.of(t.promptTokens(), "token"), decode,
+                    t.firstToken() / 1e6, t.prefillTokensPerSecond(), Plural.of(t.promptTokens(), "token"), decode,
                     r.finishReason().name().toLowerCase(java.util.Locale.ROOT).replace('_', ' '));
             err.flush();
         }
         return 0;
-    }
-
-    /** The model on the chosen device and one sequence on it, closed together. */
-    private record Loaded(String device, SequenceModel sequence, AutoCloseable owner) implements AutoCloseable {
-        static Loaded open(Backends.Choice choice, Path model, CudaOptions options) {
-            if (choice == Backends.Choice.CPU) {
-                Qwen3NextModel m = Qwen3NextModel.load(model);
-                return new Loaded("cpu", new CpuSequence(m), m);
-            }
-            CudaModel m = CudaModel.load(model, options, bytes -> {});
-            try {
-                return new Loaded(m.deviceName(), new CudaSession(m), m);
-            } catch (RuntimeException e) {
-                m.close();
-                throw e;
-            }
-        }
-
-        @Override
-        public void close() {
-            try {
-                if (sequence instanceof AutoCloseable c) c.close();
-            } catch (Exception e) {
-                throw e instanceof RuntimeException r ? r : new JnextException(e.getMessage(), e);
-            } finally {
-                try {
-                    owner.close();
-                } catch (Exception e) {
-                    throw e instanceof RuntimeException r ? r : new JnextException(e.getMessage(), e);
-                }
-            }
-        }
     }
 
     /** The text without one final "\n" or "\r\n": what {@code echo} and editors add to a prompt, as other CLIs drop it. */

@@ -13,7 +13,7 @@ import java.nio.charset.StandardCharsets;
 /** Entry point of {@code jnext.jar}: one picocli subcommand per verb. */
 @Command(name = "jnext", mixinStandardHelpOptions = true, version = Main.VERSION, scope = CommandLine.ScopeType.INHERIT,
         description = "Qwen3-Next inference on NVIDIA GPUs from pure Java (FFM over the CUDA driver API).",
-        subcommands = {InfoCommand.class, BenchCommand.class, SynthCommand.class, ScoreCommand.class, GenerateCommand.class, TokenizeCommand.class, CommandLine.HelpCommand.class})
+        subcommands = {InfoCommand.class, BenchCommand.class, SynthCommand.class, ScoreCommand.class, GenerateCommand.class, ServeCommand.class, TokenizeCommand.class, CommandLine.HelpCommand.class})
 public final class Main {
 
     /** What {@code --version} prints, on every command. */

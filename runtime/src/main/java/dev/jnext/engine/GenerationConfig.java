@@ -67,6 +67,22 @@ public record GenerationConfig(List<Integer> eosTokenIds, Optional<Float> temper
                 n.path("do_sample").isBoolean() ? Optional.of(n.path("do_sample").asBoolean()) : Optional.empty());
     }
 
+    /**
+     * Sampling parameters: each value the caller gives (non-null) wins, the others come from this file, else off
+     * (greedy). {@code do_sample: false} makes the default temperature 0.
+     */
+    public SamplingParams sampling(Float temperature, Integer topK, Float topP, Float minP, Float repetitionPenalty,
+                                   Float presencePenalty, long seed) {
+        boolean sample = doSample.orElse(true);
+        float t = temperature != null ? temperature : sample ? this.temperature.orElse(0f) : 0f;
+        return new SamplingParams(t,
+                topK != null ? topK : this.topK.orElse(0),
+                topP != null ? topP : this.topP.orElse(1f),
+                minP != null ? minP : this.minP.orElse(0f),
+                repetitionPenalty != null ? repetitionPenalty : this.repetitionPenalty.orElse(1f),
+                presencePenalty != null ? presencePenalty : 0f, seed);
+    }
+
     private static Optional<Double> number(JsonNode n, String field, Path file) {
         JsonNode v = n.path(field);
         if (v.isMissingNode() || v.isNull()) return Optional.empty();

@@ -19,7 +19,7 @@ public interface ModelBackend extends AutoCloseable {
     /**
      * New tokens of one sequence in a step.
      *
-     * @param slot        the sequence's slot ({@link #openSequence})
+     * @param slot        the sequence's slot ({@link ModelBackend#openSequence})
      * @param tokens      the tokens to append, at least one
      * @param sample      whether to sample the next token from the last one's logits
      * @param topLogprobs how many of the most likely tokens to report with their log-probabilities (0: none)
@@ -64,6 +64,20 @@ public interface ModelBackend extends AutoCloseable {
 
     /** Slots not open now. */
     int freeSequences();
+
+    /**
+     * Prompt chunks that end before their prompt does are cut at multiples of this many tokens (counted from the
+     * prompt's start), so that a sequence's results do not depend on how the scheduler split its prompt — e.g. the
+     * chunk size of a chunked delta rule, whose rounding depends on where chunks start. 1: any cut gives the same bits.
+     */
+    default int prefillAlignment() {
+        return 1;
+    }
+
+    /** Device memory this backend holds now, in bytes (a soak run checks that it does not grow); −1 when it holds none. */
+    default long deviceMemoryUsed() {
+        return -1;
+    }
 
     /**
      * Opens a sequence slot with its sampling parameters (seed included). {@code vocabLimit}: only ids below it can be

@@ -43,7 +43,7 @@ public final class Backends {
                     LOG.debug("device auto: the GPU");
                     yield Choice.CUDA;
                 }
-                LOG.info("device auto: running on the CPU although a CUDA driver is present: {}", reason);
+                LOG.debug("device auto: the CPU although a CUDA driver is present: {}", reason);  // why: the caller's to tell
                 why.accept(reason);
                 yield Choice.CPU;
             }

@@ -1,5 +1,6 @@
 package dev.jnext.exec;
 
+import dev.jnext.engine.EngineOptions;
 import dev.jnext.engine.ModelBackend;
 import dev.jnext.engine.SamplingParams;
 import dev.jnext.kernels.SamplingKernel;
@@ -24,6 +25,21 @@ public final class CudaBackend implements ModelBackend {
     /** Loads {@code dir} onto GPU 0 ({@link CudaModel#load}) and wraps it. */
     public static CudaBackend open(Path dir, CudaOptions options, LongConsumer progress) {
         return new CudaBackend(CudaModel.load(dir, options, progress));
+    }
+
+    /** The CUDA runner's options for an engine's: slots, step budget, KV budget and the graph switches. */
+    public static CudaOptions options(EngineOptions o) {
+        CudaOptions.KvBudget kv = switch (o.kvBudget()) {
+            case EngineOptions.KvBudget.Tokens t -> new CudaOptions.KvBudget.Tokens(t.tokens());
+            case EngineOptions.KvBudget.MemoryFraction f -> new CudaOptions.KvBudget.Fraction(f.fraction());
+        };
+        CudaOptions.PrefillMode mode = switch (o.prefillGraphs()) {
+            case EAGER -> CudaOptions.PrefillMode.EAGER;
+            case PIECEWISE -> CudaOptions.PrefillMode.PIECEWISE;
+            case GDN_LAYER_EAGER -> CudaOptions.PrefillMode.GDN_LAYER_EAGER;
+        };
+        return CudaOptions.defaults().withMaxSequences(o.maxSequences()).withMaxStepTokens(o.maxStepTokens()).withKvBudget(kv)
+                .withPrefill(mode).withDecodeGraphs(o.decodeGraphs()).withMaxLogitRows(Math.max(512, o.maxSequences()));
     }
 
     /** The device form of a request's sampling parameters. */
@@ -102,6 +118,17 @@ public final class CudaBackend implements ModelBackend {
             }
         }
         return result;
+    }
+
+    /** Prompt chunks end on multiples of the delta rule's chunk, so a prompt's logits do not depend on its split. */
+    @Override
+    public int prefillAlignment() {
+        return dev.jnext.kernels.ChunkedDeltaRuleKernel.CHUNK;
+    }
+
+    @Override
+    public long deviceMemoryUsed() {
+        return model.deviceBytesInUse();
     }
 
     @Override

@@ -828,6 +828,25 @@ public final class CudaModel implements AutoCloseable {
         if (closed) throw new JnextException("the CUDA model is closed");
     }
 
+    /**
+     * GPU time of one replay of the decode graph of {@code batch}'s bucket, in ms (CUDA events around {@code reps}
+     * back-to-back replays on the last staged metadata): what a decode step costs the GPU, without the host's share.
+     */
+    public double decodeGraphMillis(int batch, int reps) {
+        check();
+        CudaGraph g = decodeGraphs.get(decodeBuckets.bucketFor(batch));
+        if (g == null) throw new JnextException("no decode graph for batch " + batch);
+        gpu.bindThread();
+        try (dev.jnext.gpu.Event a = gpu.createEvent(true); dev.jnext.gpu.Event b = gpu.createEvent(true)) {
+            g.replay(stream);
+            a.record(stream);
+            for (int i = 0; i < reps; i++) g.replay(stream);
+            b.record(stream);
+            b.synchronize();
+            return b.elapsedMillisSince(a) / reps;
+        }
+    }
+
     /** Device memory held by this process's GPU context now (for leak checks). */
     public long deviceBytesInUse() {
         return gpu.liveBufferBytes();

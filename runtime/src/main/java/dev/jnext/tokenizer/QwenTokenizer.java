@@ -118,6 +118,11 @@ public final class QwenTokenizer {
         return tokens[id];
     }
 
+    /** The bytes an id decodes to (special tokens spelled out), e.g. for OpenAI's {@code logprobs.bytes}. */
+    public byte[] tokenBytes(int id) {
+        return bytesOf(id, false).clone();
+    }
+
     /** Whether {@code id} is a special added token (dropped when decoding with special tokens skipped). */
     public boolean isSpecial(int id) {
         checkId(id);

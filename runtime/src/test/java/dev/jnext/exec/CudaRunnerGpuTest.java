@@ -66,7 +66,9 @@ class CudaRunnerGpuTest {
             List<float[]> alone = new ArrayList<>();
             for (int i = 0; i < batch; i++) {
                 int s = open();
-                alone.add(model.step(List.of(new CudaModel.Input(s, prompts.get(i), false, CudaModel.Logits.LAST))).getFirst().logits());
+                // the prefill kernels, as in the batch (a 1-token prompt alone would take the decode kernels: fp32 delta rule)
+                alone.add(model.step(List.of(new CudaModel.Input(s, prompts.get(i), false, CudaModel.Logits.LAST)),
+                        CudaModel.StepPath.EAGER_PREFILL).getFirst().logits());
                 model.close(s);
             }
             List<CudaModel.Input> in = new ArrayList<>();
@@ -75,7 +77,7 @@ class CudaRunnerGpuTest {
                 slots[i] = open();
                 in.add(new CudaModel.Input(slots[i], prompts.get(i), false, CudaModel.Logits.LAST));
             }
-            List<CudaModel.Output> together = model.step(in);
+            List<CudaModel.Output> together = model.step(in, CudaModel.StepPath.EAGER_PREFILL);
             for (int i = 0; i < batch; i++) {
                 LogitStats.Figures f = LogitStats.compare(alone.get(i), 0, together.get(i).logits(), 0, 1, VOCAB);
                 assertTrue(f.meanKl() < 2e-3, "batch " + batch + ", sequence " + i + " (" + lengths[i] + " tokens): " + f);
@@ -87,7 +89,7 @@ class CudaRunnerGpuTest {
             List<CudaModel.Output> dec = model.step(in);
             for (int i = 0; i < batch; i++) {
                 int s = open();
-                model.step(List.of(new CudaModel.Input(s, prompts.get(i), false, CudaModel.Logits.NONE)));
+                model.step(List.of(new CudaModel.Input(s, prompts.get(i), false, CudaModel.Logits.NONE)), CudaModel.StepPath.EAGER_PREFILL);
                 float[] one = model.step(List.of(new CudaModel.Input(s, new int[]{next[i]}, false, CudaModel.Logits.LAST))).getFirst().logits();
                 model.close(s);
                 LogitStats.Figures f = LogitStats.compare(one, 0, dec.get(i).logits(), 0, 1, VOCAB);

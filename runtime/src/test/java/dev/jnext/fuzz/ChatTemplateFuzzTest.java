@@ -5,14 +5,10 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.jnext.tokenizer.ChatTemplate;
 import dev.jnext.tokenizer.Qwen3PromptShape;
 import dev.jnext.tokenizer.TestTokenizers;
-import net.jqwik.api.Arbitraries;
-import net.jqwik.api.Arbitrary;
-import net.jqwik.api.Combinators;
-import net.jqwik.api.Example;
-import net.jqwik.api.ForAll;
-import net.jqwik.api.Property;
-import net.jqwik.api.Provide;
-import net.jqwik.api.lifecycle.AfterContainer;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.RepeatedTest;
+import org.junit.jupiter.api.RepetitionInfo;
+import org.junit.jupiter.api.Test;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -23,6 +19,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.SplittableRandom;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -38,6 +35,9 @@ class ChatTemplateFuzzTest {
     static final FuzzTally LITERAL = new FuzzTally("chat content rendered by the Qwen3 template");
     static final FuzzTally TEMPLATES = new FuzzTally("chat templates (ChatTemplate.render within Limits)");
     static final ChatTemplate.Limits LIMITS = new ChatTemplate.Limits(1 << 20, 10_000, 16, 20_000, Duration.ofMillis(500));
+    /** The corpus expects step, item, output and recursion limits, never the time one: a busy machine must not hit it. */
+    static final ChatTemplate.Limits CORPUS_LIMITS = new ChatTemplate.Limits(LIMITS.maxOutputChars(), LIMITS.maxItems(),
+            LIMITS.maxDepth(), LIMITS.maxSteps(), Duration.ofSeconds(30));
     private static final ObjectMapper JSON = new ObjectMapper();
     private static ChatTemplate qwen3;
 
@@ -46,13 +46,13 @@ class ChatTemplateFuzzTest {
         return qwen3;
     }
 
-    @AfterContainer
+    @AfterAll
     static void report() {
         LITERAL.report();
         TEMPLATES.report();
     }
 
-    @Example
+    @Test
     void everyCorpusContentIsRenderedLiterally() throws IOException {
         for (String line : Files.readAllLines(Corpus.dir("chat").resolve("contents.jsonl"), StandardCharsets.UTF_8)) {
             if (line.isBlank()) continue;
@@ -63,14 +63,14 @@ class ChatTemplateFuzzTest {
         }
     }
 
-    @Example
+    @Test
     void everyCorpusTemplateHasItsExpectedOutcome() throws IOException {
         for (String line : Files.readAllLines(Corpus.dir("chat").resolve("templates.jsonl"), StandardCharsets.UTF_8)) {
             if (line.isBlank()) continue;
             JsonNode t = JSON.readTree(line);
             String expect = t.get("expect").asText();
             try {
-                String out = render(t.get("template").asText());
+                String out = render(t.get("template").asText(), CORPUS_LIMITS);
                 assertEquals(expect, "accepted", t.get("template").asText() + " rendered " + out);
             } catch (dev.jnext.JnextException e) {
                 assertTrue(!expect.equals("accepted") && e.getMessage().contains(expect), t.get("template") + ": " + e.getMessage());
@@ -79,15 +79,15 @@ class ChatTemplateFuzzTest {
         }
     }
 
-    @Property(tries = 600)
-    void contentIsRenderedLiterally(@ForAll("conversations") List<Map<String, Object>> messages, @ForAll boolean gen,
-                                    @ForAll("toolLists") List<Object> tools) {
-        checkLiteral(messages, tools.isEmpty() ? null : tools, gen);
+    @RepeatedTest(value = 600, failureThreshold = 1)
+    void contentIsRenderedLiterally(RepetitionInfo repetition) throws Throwable {
+        Tries.check(repetition, ChatTemplateFuzzTest::chat,
+                c -> checkLiteral(c.messages(), c.tools().isEmpty() ? null : c.tools(), c.addGenerationPrompt()));
     }
 
-    @Property(tries = 300)
-    void templatesRenderOrFailCleanlyWithinTheirLimits(@ForAll("templates") String template) {
-        checkTemplate(template);
+    @RepeatedTest(value = 300, failureThreshold = 1)
+    void templatesRenderOrFailCleanlyWithinTheirLimits(RepetitionInfo repetition) throws Throwable {
+        Tries.check(repetition, ChatTemplateFuzzTest::template, ChatTemplateFuzzTest::checkTemplate);
     }
 
     static void checkLiteral(List<Map<String, Object>> messages, List<Object> tools, boolean gen) {
@@ -99,14 +99,14 @@ class ChatTemplateFuzzTest {
     }
 
     static void checkTemplate(String template) {
-        TEMPLATES.run(List.of("fuzz.jinja"), Duration.ofSeconds(4), () -> render(template));
+        TEMPLATES.run(List.of("fuzz.jinja"), Duration.ofSeconds(4), () -> render(template, LIMITS));
     }
 
-    static String render(String template) {
+    static String render(String template, ChatTemplate.Limits limits) {
         Map<String, Object> special = Map.of("eos_token", "<|im_end|>", "bos_token", "{{ 7*7 }}");
         List<Map<String, Object>> messages = List.of(msg("system", "{{ 7*7 }}"),
                 msg("user", "{% for i in range(10**9) %}x{% endfor %}"), msg("assistant", "ok"));
-        return new ChatTemplate(template, Path.of("fuzz.jinja"), special, LIMITS)
+        return new ChatTemplate(template, Path.of("fuzz.jinja"), special, limits)
                 .render(messages, List.of(Map.of("name", "{{ raise_exception('tool') }}")), true, Map.of("enable_thinking", false));
     }
 
@@ -119,40 +119,51 @@ class ChatTemplateFuzzTest {
             "<|im_start|>", "<tool_response>", "</tool_response>", "<think>", "é", "😀", "\u0000", "\u202e",
             "{{ '{{' }}", "{% raw %}{{ x }}{% endraw %}", "{{ add_generation_prompt }}", "{{ tools }}");
 
-    static Arbitrary<String> content() {
-        return Arbitraries.oneOf(
-                Arbitraries.of(CONTENT).list().ofMaxSize(12).map(parts -> String.join("", parts)),
-                Arbitraries.strings().withChars("{}%#-+' \n\"xabc()[]|.=!<>").ofMaxLength(40));
+    static final String CHARS = "{}%#-+' \n\"xabc()[]|.=!<>";
+
+    /** Template syntax: up to 12 of the fragments above, or up to 40 characters of its alphabet. */
+    static String content(SplittableRandom r) {
+        if (r.nextBoolean()) return String.join("", Tries.list(r, 0, 12, x -> Tries.pick(x, CONTENT)));
+        StringBuilder b = new StringBuilder();
+        for (int n = Tries.between(r, 0, 40); n > 0; n--) b.append(CHARS.charAt(r.nextInt(CHARS.length())));
+        return b.toString();
     }
 
-    @Provide
-    Arbitrary<List<Map<String, Object>>> conversations() {
-        Arbitrary<Map<String, Object>> user = content().map(c -> msg("user", c));
-        // an assistant turn before the last user turn, without thinking (the shape the literal oracle covers)
-        Arbitrary<Map<String, Object>> assistant = Combinators.combine(content().filter(c -> !c.contains("</think>")),
-                        content(), content(), Arbitraries.of(true, false))
-                .as((c, name, args, withCall) -> {
-                    Map<String, Object> m = new LinkedHashMap<>(msg("assistant", c));
-                    if (withCall) m.put("tool_calls", List.of(Map.of("type", "function",
-                            "function", Map.of("name", name, "arguments", args))));
-                    return m;
-                });
-        Arbitrary<Map<String, Object>> tool = content().map(c -> Map.of("role", "tool", "content", c));
-        Arbitrary<Map<String, Object>> system = content().map(c -> msg("system", c));
-        return Combinators.combine(system.optional(), Arbitraries.oneOf(user, assistant, tool).list().ofMaxSize(4), user)
-                .as((sys, middle, last) -> {
-                    List<Map<String, Object>> all = new ArrayList<>();
-                    sys.ifPresent(all::add);
-                    all.addAll(middle);
-                    all.add(last);
-                    return all;
-                });
+    /** A conversation of such contents (optional system turn, up to four turns, a last user turn), and tools. */
+    record Chat(List<Map<String, Object>> messages, List<Object> tools, boolean addGenerationPrompt) {
+        @Override
+        public String toString() {
+            try {
+                return JSON.writeValueAsString(this);
+            } catch (IOException e) {
+                throw new IllegalStateException(e);
+            }
+        }
     }
 
-    @Provide
-    Arbitrary<List<Object>> toolLists() {
-        return content().map(d -> (Object) Map.of("type", "function", "function",
-                Map.of("name", "f", "description", d, "parameters", Map.of("type", "object")))).list().ofMaxSize(2);
+    static Chat chat(SplittableRandom r) {
+        List<Map<String, Object>> messages = new ArrayList<>();
+        if (r.nextBoolean()) messages.add(msg("system", content(r)));
+        messages.addAll(Tries.list(r, 0, 4, x -> switch (x.nextInt(3)) {
+            case 0 -> msg("user", content(x));
+            case 1 -> assistant(x);
+            default -> Map.of("role", "tool", "content", content(x));
+        }));
+        messages.add(msg("user", content(r)));
+        List<Object> tools = Tries.list(r, 0, 2, x -> Map.of("type", "function", "function",
+                Map.of("name", "f", "description", content(x), "parameters", Map.of("type", "object"))));
+        return new Chat(messages, tools, r.nextBoolean());
+    }
+
+    /** An assistant turn before the last user turn, without thinking (the shape the literal oracle covers). */
+    static Map<String, Object> assistant(SplittableRandom r) {
+        String c;
+        do c = content(r); while (c.contains("</think>"));
+        Map<String, Object> m = msg("assistant", c);
+        String name = content(r), args = content(r);
+        if (r.nextBoolean()) m.put("tool_calls", List.of(Map.of("type", "function",
+                "function", Map.of("name", name, "arguments", args))));
+        return m;
     }
 
     static final List<String> TEMPLATE = List.of("a", " ", "\n", "<|im_start|>", "{{ messages|length }}",
@@ -169,22 +180,30 @@ class ChatTemplateFuzzTest {
             "{{ 'a' * 3 }}", "{{ 1 / 0 }}", "{{ x.__class__ }}", "{{ messages.__class__.forName('java.lang.Runtime') }}",
             "{{ enable_thinking }}", "{% if add_generation_prompt %}", "{{ eos_token }}");
 
-    @Provide
-    Arbitrary<String> templates() {
-        List<String> corpus = new ArrayList<>();
-        try {
+    private static List<String> corpusTemplates;
+
+    static synchronized List<String> corpusTemplates() throws IOException {
+        if (corpusTemplates == null) {
+            List<String> out = new ArrayList<>();
             for (String line : Files.readAllLines(Corpus.dir("chat").resolve("templates.jsonl"), StandardCharsets.UTF_8)) {
-                if (!line.isBlank()) corpus.add(JSON.readTree(line).get("template").asText());
+                if (!line.isBlank()) out.add(JSON.readTree(line).get("template").asText());
             }
+            corpusTemplates = out;
+        }
+        return corpusTemplates;
+    }
+
+    /** Up to 16 of the fragments above, or (one time in three) such a run inserted into a corpus template. */
+    static String template(SplittableRandom r) {
+        String fragments = String.join("", Tries.list(r, 0, 16, x -> Tries.pick(x, TEMPLATE)));
+        if (r.nextInt(3) < 2) return fragments;
+        try {
+            String c = Tries.pick(r, corpusTemplates());
+            int p = Tries.between(r, 0, 1000) % (c.length() + 1);
+            return c.substring(0, p) + fragments + c.substring(p);
         } catch (IOException e) {
             throw new IllegalStateException(e);
         }
-        Arbitrary<String> fragments = Arbitraries.of(TEMPLATE).list().ofMaxSize(16).map(parts -> String.join("", parts));
-        return Arbitraries.oneOf(fragments, fragments, Combinators.combine(Arbitraries.of(corpus), fragments,
-                Arbitraries.integers().between(0, 1000)).as((c, f, at) -> {
-            int p = at % (c.length() + 1);
-            return c.substring(0, p) + f + c.substring(p);
-        }));
     }
 
     private static Map<String, Object> msg(String role, String content) {

@@ -9,14 +9,11 @@ import dev.jnext.model.DType;
 import dev.jnext.model.Qwen3NextModel;
 import dev.jnext.model.SyntheticCheckpoint;
 import dev.jnext.model.TinyModels;
-import net.jqwik.api.Arbitraries;
-import net.jqwik.api.Arbitrary;
-import net.jqwik.api.Combinators;
-import net.jqwik.api.Example;
-import net.jqwik.api.ForAll;
-import net.jqwik.api.Property;
-import net.jqwik.api.Provide;
-import net.jqwik.api.lifecycle.AfterContainer;
+import dev.jnext.fuzz.Mutant.Mutation;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.RepeatedTest;
+import org.junit.jupiter.api.RepetitionInfo;
+import org.junit.jupiter.api.Test;
 
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -27,8 +24,11 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Comparator;
+import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.function.UnaryOperator;
+import java.util.Map;
+import java.util.SplittableRandom;
+import java.util.function.Consumer;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -48,13 +48,6 @@ class ConfigFuzzTest {
     private static Path checkpoint;
     private static byte[] baseConfig;
 
-    record Mutation(String name, UnaryOperator<byte[]> op) {
-        @Override
-        public String toString() {
-            return name;
-        }
-    }
-
     static synchronized Path checkpoint() throws IOException {
         if (checkpoint == null) {
             tmp = Files.createTempDirectory("jnext-fuzz-config");
@@ -65,7 +58,7 @@ class ConfigFuzzTest {
         return checkpoint;
     }
 
-    @AfterContainer
+    @AfterAll
     static void report() throws IOException {
         TALLY.report();
         if (tmp != null) {
@@ -75,7 +68,7 @@ class ConfigFuzzTest {
         }
     }
 
-    @Example
+    @Test
     void everyCorpusInputHasItsExpectedOutcome() throws IOException {
         for (Corpus.Entry e : Corpus.entries("config")) {
             String m = outcome(e.bytes());
@@ -84,9 +77,10 @@ class ConfigFuzzTest {
         }
     }
 
-    @Property(tries = 250)
-    void mutatedConfigsFailCleanlyOrRun(@ForAll("configs") byte[] config) throws IOException {
-        check(config);
+    @RepeatedTest(value = 500, failureThreshold = 1)
+    void mutatedConfigsFailCleanlyOrRun(RepetitionInfo repetition) throws Throwable {
+        checkpoint();
+        Tries.check(repetition, ConfigFuzzTest::config, m -> check(m.bytes()));
     }
 
     static FuzzTally.Outcome check(byte[] config) throws IOException {
@@ -136,48 +130,51 @@ class ConfigFuzzTest {
             "[\"linear_attention\",\"linear_attention\",\"linear_attention\",\"full_attention\",\"linear_attention\"]",
             "{}", "{\"rope_type\":\"yarn\"}", "{\"rope_theta\":-1}", "{\"full_attention\":{\"rope_theta\":5}}");
 
-    @Provide
-    Arbitrary<byte[]> configs() throws IOException {
-        checkpoint();
-        List<byte[]> seeds = new ArrayList<>();
-        seeds.add(baseConfig);
-        for (Corpus.Entry e : Corpus.entries("config")) seeds.add(e.bytes());
-        return Combinators.combine(Arbitraries.of(seeds), mutation().list().ofMinSize(1).ofMaxSize(3))
-                .as((seed, ms) -> {
-                    byte[] c = seed.clone();
-                    for (Mutation m : ms) c = m.op().apply(c);
-                    return c;
+    /** The checkpoint's config.json or a corpus one, with one to three mutations. */
+    static Mutant config(SplittableRandom r) {
+        Map<String, byte[]> seeds = new LinkedHashMap<>();
+        seeds.put("base", baseConfig);
+        seeds.putAll(Corpus.seeds("config"));
+        return Mutant.draw(r, seeds, 1, 3, ConfigFuzzTest::mutation);
+    }
+
+    static Mutation mutation(SplittableRandom r) {
+        String k = Tries.pick(r, KEYS);
+        int at = Tries.between(r, 0, 4096);
+        int kind = r.nextInt(13); // 6 in 13 set a key, 2 in 13 remove one, 1 in 13 each of the others
+        if (kind < 6) {
+            String v = Tries.pick(r, VALUES);
+            return new Mutation(k + " := " + v, c -> edit(c, o -> o.set(k, parse(v))));
+        }
+        return switch (kind) {
+            case 6, 7 -> new Mutation("remove " + k, c -> edit(c, o -> o.remove(k)));
+            case 8 -> new Mutation("truncate at " + at, c -> Arrays.copyOf(c, at % (c.length + 1)));
+            case 9 -> {
+                String junk = Tries.pick(r, List.of("garbage", "{}", "}", ",", "\u0000", "\n\n", "//x"));
+                yield new Mutation("append " + junk.codePoints().boxed().toList(), c -> concat(c, junk.getBytes(StandardCharsets.UTF_8)));
+            }
+            case 10 -> {
+                byte b = Tries.pick(r, List.of((byte) 0xff, (byte) 0xc3, (byte) 0x80, (byte) 0));
+                yield new Mutation("insert byte " + (b & 0xff) + " at " + at, c -> {
+                    int p = at % (c.length + 1);
+                    byte[] out = new byte[c.length + 1];
+                    System.arraycopy(c, 0, out, 0, p);
+                    out[p] = b;
+                    System.arraycopy(c, p, out, p + 1, c.length - p);
+                    return out;
                 });
+            }
+            case 11 -> new Mutation("duplicate " + k, c -> {
+                String s = new String(c, StandardCharsets.UTF_8);
+                int brace = s.indexOf('{');
+                return brace < 0 ? c : (s.substring(0, brace + 1) + "\"" + k + "\": 1, " + s.substring(brace + 1))
+                        .getBytes(StandardCharsets.UTF_8);
+            });
+            default -> new Mutation("byte-order mark", c -> concat(new byte[]{(byte) 0xef, (byte) 0xbb, (byte) 0xbf}, c));
+        };
     }
 
-    static Arbitrary<Mutation> mutation() {
-        Arbitrary<Integer> at = Arbitraries.integers().between(0, 4096);
-        return Arbitraries.frequencyOf(
-                net.jqwik.api.Tuple.of(6, Combinators.combine(Arbitraries.of(KEYS), Arbitraries.of(VALUES)).as((k, v) ->
-                        new Mutation(k + " := " + v, c -> edit(c, o -> o.set(k, parse(v)))))),
-                net.jqwik.api.Tuple.of(2, Arbitraries.of(KEYS).map(k -> new Mutation("remove " + k, c -> edit(c, o -> o.remove(k))))),
-                net.jqwik.api.Tuple.of(1, at.map(i -> new Mutation("truncate at " + i, c -> Arrays.copyOf(c, i % (c.length + 1))))),
-                net.jqwik.api.Tuple.of(1, Arbitraries.of("garbage", "{}", "}", ",", "\u0000", "\n\n", "//x").map(junk ->
-                        new Mutation("append " + junk.codePoints().boxed().toList(), c -> concat(c, junk.getBytes(StandardCharsets.UTF_8))))),
-                net.jqwik.api.Tuple.of(1, Combinators.combine(at, Arbitraries.of((byte) 0xff, (byte) 0xc3, (byte) 0x80, (byte) 0))
-                        .as((i, b) -> new Mutation("insert byte " + (b & 0xff) + " at " + i, c -> {
-                            int p = i % (c.length + 1);
-                            byte[] out = new byte[c.length + 1];
-                            System.arraycopy(c, 0, out, 0, p);
-                            out[p] = b;
-                            System.arraycopy(c, p, out, p + 1, c.length - p);
-                            return out;
-                        }))),
-                net.jqwik.api.Tuple.of(1, Arbitraries.of(KEYS).map(k -> new Mutation("duplicate " + k, c -> {
-                    String s = new String(c, StandardCharsets.UTF_8);
-                    int brace = s.indexOf('{');
-                    return brace < 0 ? c : (s.substring(0, brace + 1) + "\"" + k + "\": 1, " + s.substring(brace + 1))
-                            .getBytes(StandardCharsets.UTF_8);
-                }))),
-                net.jqwik.api.Tuple.of(1, Arbitraries.just(new Mutation("byte-order mark", c -> concat(new byte[]{(byte) 0xef, (byte) 0xbb, (byte) 0xbf}, c)))));
-    }
-
-    private static byte[] edit(byte[] config, java.util.function.Consumer<ObjectNode> change) {
+    private static byte[] edit(byte[] config, Consumer<ObjectNode> change) {
         try {
             JsonNode n = JSON.readTree(config);
             if (!(n instanceof ObjectNode o)) return config;

@@ -7,14 +7,17 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.stream.Stream;
 
 /**
  * The committed fuzz corpus under src/test/resources/dev/jnext/fuzz/: per target a folder of inputs (one file each)
  * and {@code expected.tsv}, one line per input: {@code file<TAB>accepted} or {@code file<TAB>error<TAB>phrase}
- * (the phrase a clean message must contain). The properties start their mutations from these inputs; the corpus
- * tests replay each one against its expectation.
+ * (the phrase a clean message must contain). The fuzz properties start their mutations from these inputs; the
+ * corpus tests replay each one against its expectation.
  */
 public final class Corpus {
     /** One input and what must come of it. */
@@ -37,7 +40,18 @@ public final class Corpus {
         }
     }
 
+    private static final Map<String, Map<String, byte[]>> SEEDS = new ConcurrentHashMap<>();
+
     private Corpus() {}
+
+    /** The inputs of {@code target}, file name to bytes (read once): the seeds the mutations start from. */
+    public static Map<String, byte[]> seeds(String target) {
+        return SEEDS.computeIfAbsent(target, t -> {
+            Map<String, byte[]> out = new LinkedHashMap<>();
+            for (Entry e : entries(t)) out.put(e.name(), e.bytes());
+            return out;
+        });
+    }
 
     public static Path dir(String target) {
         try {

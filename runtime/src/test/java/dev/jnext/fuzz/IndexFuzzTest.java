@@ -9,15 +9,11 @@ import dev.jnext.model.weights.Checkpoint;
 import dev.jnext.model.DType;
 import dev.jnext.model.SyntheticCheckpoint;
 import dev.jnext.model.TinyModels;
-import net.jqwik.api.Arbitraries;
-import net.jqwik.api.Arbitrary;
-import net.jqwik.api.Combinators;
-import net.jqwik.api.Example;
-import net.jqwik.api.ForAll;
-import net.jqwik.api.Property;
-import net.jqwik.api.Provide;
-import net.jqwik.api.Tuple;
-import net.jqwik.api.lifecycle.AfterContainer;
+import dev.jnext.fuzz.Mutant.Mutation;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.RepeatedTest;
+import org.junit.jupiter.api.RepetitionInfo;
+import org.junit.jupiter.api.Test;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -30,7 +26,7 @@ import java.util.Comparator;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
-import java.util.function.UnaryOperator;
+import java.util.SplittableRandom;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -48,13 +44,6 @@ class IndexFuzzTest {
     private static Path tmp;
     private static Path checkpoint;
 
-    record Mutation(String name, UnaryOperator<byte[]> op) {
-        @Override
-        public String toString() {
-            return name;
-        }
-    }
-
     /** The sharded checkpoint the corpus indexes describe (its base.json is this checkpoint's own index). */
     static synchronized Path checkpoint() throws IOException {
         if (checkpoint == null) {
@@ -65,7 +54,7 @@ class IndexFuzzTest {
         return checkpoint;
     }
 
-    @AfterContainer
+    @AfterAll
     static void report() throws IOException {
         TALLY.report();
         if (tmp != null) {
@@ -75,7 +64,7 @@ class IndexFuzzTest {
         }
     }
 
-    @Example
+    @Test
     void everyCorpusInputHasItsExpectedOutcome() throws IOException {
         Path index = checkpoint().resolve(Checkpoint.INDEX_FILE);
         assertEquals(JSON.readTree(Files.readAllBytes(index)),
@@ -91,9 +80,10 @@ class IndexFuzzTest {
         }
     }
 
-    @Property(tries = 150)
-    void mutatedIndexesFailCleanlyOrAccountForEveryTensor(@ForAll("indexes") byte[] index) throws IOException {
-        check(index);
+    @RepeatedTest(value = 300, failureThreshold = 1)
+    void mutatedIndexesFailCleanlyOrAccountForEveryTensor(RepetitionInfo repetition) throws Throwable {
+        Tries.check(repetition, r -> Mutant.draw(r, Corpus.seeds("index"), 1, 3, IndexFuzzTest::mutation),
+                m -> check(m.bytes()));
     }
 
     static FuzzTally.Outcome check(byte[] index) throws IOException {
@@ -120,57 +110,55 @@ class IndexFuzzTest {
 
     // ---- inputs -------------------------------------------------------------------------------------------
 
-    @Provide
-    Arbitrary<byte[]> indexes() {
-        List<byte[]> seeds = new ArrayList<>();
-        for (Corpus.Entry e : Corpus.entries("index")) seeds.add(e.bytes());
-        return Combinators.combine(Arbitraries.of(seeds), mutation().list().ofMinSize(1).ofMaxSize(3))
-                .as((seed, ms) -> {
-                    byte[] c = seed.clone();
-                    for (Mutation m : ms) c = m.op().apply(c);
-                    return c;
-                });
-    }
+    static final List<String> FILES = List.of("model-00001-of-00010.safetensors", "model-00010-of-00010.safetensors",
+            "gone.safetensors", "../sharded/model-00002-of-00010.safetensors", "", "/etc/passwd", "config.json",
+            "model.safetensors.index.json");
 
-    static Arbitrary<Mutation> mutation() {
-        Arbitrary<Integer> at = Arbitraries.integers().between(0, 100_000);
-        Arbitrary<String> values = Arbitraries.of("model-00001-of-00010.safetensors", "model-00010-of-00010.safetensors",
-                "gone.safetensors", "../sharded/model-00002-of-00010.safetensors", "", "/etc/passwd", "config.json",
-                "model.safetensors.index.json");
-        return Arbitraries.frequencyOf(
-                Tuple.of(3, at.map(i -> new Mutation("remove entry " + i, c -> weightMap(c, (wm, names) -> {
-                    if (!names.isEmpty()) wm.remove(names.get(i % names.size()));
-                })))),
-                Tuple.of(3, Combinators.combine(at, values).as((i, v) -> new Mutation("entry " + i + " := " + v,
-                        c -> weightMap(c, (wm, names) -> {
-                            if (!names.isEmpty()) wm.set(names.get(i % names.size()), TextNode.valueOf(v));
-                        })))),
-                Tuple.of(1, Combinators.combine(Arbitraries.of("model.extra.weight", "mtp.fc.weight", ""), values)
-                        .as((name, v) -> new Mutation("add " + name + " := " + v, c -> weightMap(c, (wm, names) -> wm.put(name, v))))),
-                Tuple.of(1, at.map(i -> new Mutation("entry " + i + " := 7", c -> weightMap(c, (wm, names) -> {
-                    if (!names.isEmpty()) wm.put(names.get(i % names.size()), 7);
-                })))),
-                Tuple.of(1, Arbitraries.of("{}", "[]", "null", "\"x\"").map(v -> new Mutation("weight_map := " + v, c -> {
+    static Mutation mutation(SplittableRandom r) {
+        int at = Tries.between(r, 0, 100_000);
+        String v = Tries.pick(r, FILES);
+        return switch (r.nextInt(12)) { // 3 in 12 remove an entry, 3 in 12 repoint one, 1 in 12 each of the others
+            case 0, 1, 2 -> new Mutation("remove entry " + at, c -> weightMap(c, (wm, names) -> {
+                if (!names.isEmpty()) wm.remove(names.get(at % names.size()));
+            }));
+            case 3, 4, 5 -> new Mutation("entry " + at + " := " + v, c -> weightMap(c, (wm, names) -> {
+                if (!names.isEmpty()) wm.set(names.get(at % names.size()), TextNode.valueOf(v));
+            }));
+            case 6 -> {
+                String name = Tries.pick(r, List.of("model.extra.weight", "mtp.fc.weight", ""));
+                yield new Mutation("add " + name + " := " + v, c -> weightMap(c, (wm, names) -> wm.put(name, v)));
+            }
+            case 7 -> new Mutation("entry " + at + " := 7", c -> weightMap(c, (wm, names) -> {
+                if (!names.isEmpty()) wm.put(names.get(at % names.size()), 7);
+            }));
+            case 8 -> {
+                String map = Tries.pick(r, List.of("{}", "[]", "null", "\"x\""));
+                yield new Mutation("weight_map := " + map, c -> {
                     try {
                         JsonNode root = JSON.readTree(c);
-                        if (root instanceof ObjectNode o) o.set("weight_map", JSON.readTree(v));
+                        if (root instanceof ObjectNode o) o.set("weight_map", JSON.readTree(map));
                         return JSON.writeValueAsBytes(root);
                     } catch (IOException e) {
                         return c;
                     }
-                }))),
-                Tuple.of(1, at.map(i -> new Mutation("truncate at " + i, c -> Arrays.copyOf(c, i % (c.length + 1))))),
-                Tuple.of(1, Arbitraries.of("x", "{}", "]", "\u0000").map(junk -> new Mutation("append " + junk.codePoints().boxed().toList(), c -> {
+                });
+            }
+            case 9 -> new Mutation("truncate at " + at, c -> Arrays.copyOf(c, at % (c.length + 1)));
+            case 10 -> {
+                String junk = Tries.pick(r, List.of("x", "{}", "]", "\u0000"));
+                yield new Mutation("append " + junk.codePoints().boxed().toList(), c -> {
                     byte[] j = junk.getBytes(StandardCharsets.UTF_8);
                     byte[] out = Arrays.copyOf(c, c.length + j.length);
                     System.arraycopy(j, 0, out, c.length, j.length);
                     return out;
-                }))),
-                Tuple.of(1, at.map(i -> new Mutation("byte 0xFF at " + i, c -> {
-                    byte[] out = c.clone();
-                    if (out.length > 0) out[i % out.length] = (byte) 0xff;
-                    return out;
-                }))));
+                });
+            }
+            default -> new Mutation("byte 0xFF at " + at, c -> {
+                byte[] out = c.clone();
+                if (out.length > 0) out[at % out.length] = (byte) 0xff;
+                return out;
+            });
+        };
     }
 
     private interface WeightMapEdit {

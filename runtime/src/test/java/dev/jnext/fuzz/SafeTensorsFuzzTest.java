@@ -10,14 +10,11 @@ import dev.jnext.JnextException;
 import dev.jnext.model.DType;
 import dev.jnext.model.weights.SafeTensorsFile;
 import dev.jnext.model.weights.Tensor;
-import net.jqwik.api.Arbitraries;
-import net.jqwik.api.Arbitrary;
-import net.jqwik.api.Combinators;
-import net.jqwik.api.Example;
-import net.jqwik.api.ForAll;
-import net.jqwik.api.Property;
-import net.jqwik.api.Provide;
-import net.jqwik.api.lifecycle.AfterContainer;
+import dev.jnext.fuzz.Mutant.Mutation;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.RepeatedTest;
+import org.junit.jupiter.api.RepetitionInfo;
+import org.junit.jupiter.api.Test;
 
 import java.io.IOException;
 import java.lang.foreign.Arena;
@@ -31,9 +28,11 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Comparator;
 import java.util.Iterator;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.function.UnaryOperator;
+import java.util.SplittableRandom;
+import java.util.function.Consumer;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -54,19 +53,12 @@ class SafeTensorsFuzzTest {
             .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
     private static Path tmp;
 
-    record Mutation(String name, UnaryOperator<byte[]> op) {
-        @Override
-        public String toString() {
-            return name;
-        }
-    }
-
     static synchronized Path tmp() throws IOException {
         if (tmp == null) tmp = Files.createTempDirectory("jnext-fuzz-safetensors");
         return tmp;
     }
 
-    @AfterContainer
+    @AfterAll
     static void report() throws IOException {
         TALLY.report();
         if (tmp != null) {
@@ -76,7 +68,7 @@ class SafeTensorsFuzzTest {
         }
     }
 
-    @Example
+    @Test
     void everyCorpusInputHasItsExpectedOutcome() throws IOException {
         for (Corpus.Entry e : Corpus.entries("safetensors")) {
             FuzzTally.Outcome o = check(e.bytes(), e.name());
@@ -88,9 +80,9 @@ class SafeTensorsFuzzTest {
         }
     }
 
-    @Property(tries = 1000)
-    void mutatedFilesAreRejectedCleanlyOrFollowTheFormat(@ForAll("files") byte[] file) throws IOException {
-        check(file, "fuzz.safetensors");
+    @RepeatedTest(value = 2000, failureThreshold = 1)
+    void mutatedFilesAreRejectedCleanlyOrFollowTheFormat(RepetitionInfo repetition) throws Throwable {
+        Tries.check(repetition, SafeTensorsFuzzTest::file, m -> check(m.bytes(), "fuzz.safetensors"));
     }
 
     static FuzzTally.Outcome check(byte[] bytes, String name) throws IOException {
@@ -150,17 +142,12 @@ class SafeTensorsFuzzTest {
 
     // ---- inputs -------------------------------------------------------------------------------------------
 
-    @Provide
-    Arbitrary<byte[]> files() {
-        List<byte[]> seeds = new ArrayList<>();
-        seeds.add(SafeTensorsBytes.base());
-        for (Corpus.Entry e : Corpus.entries("safetensors")) seeds.add(e.bytes());
-        return Combinators.combine(Arbitraries.of(seeds), mutation().list().ofMinSize(0).ofMaxSize(3))
-                .as((seed, ms) -> {
-                    byte[] f = seed.clone();
-                    for (Mutation m : ms) f = m.op().apply(f);
-                    return f;
-                });
+    /** The small valid file or a corpus file, with up to three mutations. */
+    static Mutant file(SplittableRandom r) {
+        Map<String, byte[]> seeds = new LinkedHashMap<>();
+        seeds.put("base", SafeTensorsBytes.base());
+        seeds.putAll(Corpus.seeds("safetensors"));
+        return Mutant.draw(r, seeds, 0, 3, SafeTensorsFuzzTest::mutation);
     }
 
     static final List<String> NUMBERS = List.of("0", "1", "2", "3", "4", "5", "8", "16", "36", "37", "-1", "1073741824",
@@ -168,75 +155,105 @@ class SafeTensorsFuzzTest {
             "18446744073709551616", "1e30", "1.5", "\"3\"", "null", "true", "[]");
     static final List<String> JUNK = List.of("xyz!", "{}", "\u0000\u0000\u0000", "\n", "\t", " ", "}", "null", ",",
             "\"", "{\"a\":1}", "\u00ff");
+    static final List<Long> HEADER_LENGTHS = List.of(0L, 1L, 2L, 7L, 100L * 1024 * 1024 + 1, Long.MAX_VALUE, -1L, Long.MIN_VALUE);
+    static final byte[] HEADER_BYTES = {'{', '}', '"', ',', ':', '[', ']', ' ', '0', '9', '-', 'e', 0, (byte) 0xff, (byte) 0xc3, 'x'};
 
-    static Arbitrary<Mutation> mutation() {
-        Arbitrary<Integer> anyInt = Arbitraries.integers().between(0, 4096);
-        return Arbitraries.oneOf(
-                Arbitraries.longs().between(-16, 16).filter(d -> d != 0).map(d -> new Mutation("header length " + d,
-                        f -> SafeTensorsBytes.withHeaderLength(f, SafeTensorsBytes.headerLength(f) + d))),
-                Arbitraries.of(0L, 1L, 2L, 7L, 100L * 1024 * 1024 + 1, Long.MAX_VALUE, -1L, Long.MIN_VALUE)
-                        .map(v -> new Mutation("header length := " + v, f -> SafeTensorsBytes.withHeaderLength(f, v))),
-                Combinators.combine(anyInt, Arbitraries.of((byte) '{', (byte) '}', (byte) '"', (byte) ',', (byte) ':',
-                        (byte) '[', (byte) ']', (byte) ' ', (byte) '0', (byte) '9', (byte) '-', (byte) 'e', (byte) 0,
-                        (byte) 0xff, (byte) 0xc3, (byte) 'x')).as((at, b) -> new Mutation("header byte " + at + " := " + b, f -> {
+    static Mutation mutation(SplittableRandom r) {
+        int at = Tries.between(r, 0, 4096);
+        return switch (r.nextInt(14)) {
+            case 0 -> {
+                long d = Tries.between(r, 1, 16) * (r.nextBoolean() ? 1L : -1L);
+                yield new Mutation("header length " + d,
+                        f -> SafeTensorsBytes.withHeaderLength(f, SafeTensorsBytes.headerLength(f) + d));
+            }
+            case 1 -> {
+                long v = Tries.pick(r, HEADER_LENGTHS);
+                yield new Mutation("header length := " + v, f -> SafeTensorsBytes.withHeaderLength(f, v));
+            }
+            case 2 -> {
+                byte b = HEADER_BYTES[r.nextInt(HEADER_BYTES.length)];
+                yield new Mutation("header byte " + at + " := " + b, f -> {
                     byte[] h = SafeTensorsBytes.header(f);
                     if (h == null || h.length == 0) return f;
                     byte[] out = f.clone();
                     out[8 + at % h.length] = b;
                     return out;
-                })),
-                Combinators.combine(anyInt, Arbitraries.of(JUNK), Arbitraries.of(true, false)).as((at, junk, fix) ->
-                        new Mutation("insert " + junk.codePoints().boxed().toList() + " at " + at + (fix ? "" : " (length kept)"),
-                                f -> SafeTensorsBytes.insertIntoHeader(f, at, junk.getBytes(StandardCharsets.UTF_8), fix))),
-                Arbitraries.of(JUNK).map(junk -> new Mutation("after the JSON: " + junk.codePoints().boxed().toList(), f -> {
+                });
+            }
+            case 3 -> {
+                String junk = Tries.pick(r, JUNK);
+                boolean fix = r.nextBoolean();
+                yield new Mutation("insert " + junk.codePoints().boxed().toList() + " at " + at + (fix ? "" : " (length kept)"),
+                        f -> SafeTensorsBytes.insertIntoHeader(f, at, junk.getBytes(StandardCharsets.UTF_8), fix));
+            }
+            case 4 -> {
+                String junk = Tries.pick(r, JUNK);
+                yield new Mutation("after the JSON: " + junk.codePoints().boxed().toList(), f -> {
                     int end = SafeTensorsBytes.endOfJson(f);
                     return end < 0 ? f : SafeTensorsBytes.insertIntoHeader(f, end, junk.getBytes(StandardCharsets.UTF_8), true);
-                })),
-                Combinators.combine(anyInt, anyInt, Arbitraries.of(NUMBERS)).as((t, d, v) ->
-                        new Mutation("shape dim := " + v, f -> editEntry(f, t, e -> {
-                            if (e.get("shape") instanceof ArrayNode a && !a.isEmpty()) a.set(d % a.size(), number(v));
-                        }))),
-                Combinators.combine(anyInt, Arbitraries.of(0, 1), Arbitraries.of(NUMBERS)).as((t, i, v) ->
-                        new Mutation("data_offsets[" + i + "] := " + v, f -> editEntry(f, t, e -> {
-                            if (e.get("data_offsets") instanceof ArrayNode a && a.size() == 2) a.set(i, number(v));
-                        }))),
-                Combinators.combine(anyInt, Arbitraries.of("F32", "BF16", "F16", "I64", "F8_E4M3", "BOOL", "", "f32"))
-                        .as((t, dt) -> new Mutation("dtype := " + dt, f -> editEntry(f, t, e -> e.put("dtype", dt)))),
-                Combinators.combine(anyInt, Arbitraries.of("shape", "dtype", "data_offsets", "extra"))
-                        .as((t, key) -> new Mutation("drop or add key " + key, f -> editEntry(f, t, e -> {
-                            if (e.has(key)) e.remove(key);
-                            else e.put(key, 1);
-                        }))),
-                Combinators.combine(Arbitraries.of("mtp.x", "model.extra", "__metadata__", "w"),
-                        Arbitraries.of("[1073741824,1073741824,4]", "[0]", "[1]", "[2147483647,2147483647]", "[]", "[3]"),
-                        Arbitraries.of("[0,0]", "[36,36]", "[36,40]", "[0,4]", "[-4,0]")).as((name, shape, off) ->
-                        new Mutation("add " + name + " " + shape + " " + off, f -> {
-                            ObjectNode tree = SafeTensorsBytes.tree(f);
-                            if (tree == null) return f;
-                            ObjectNode e = tree.putObject(name);
-                            e.put("dtype", "F32");
-                            e.set("shape", parse(shape));
-                            e.set("data_offsets", parse(off));
-                            return SafeTensorsBytes.withTree(f, tree);
-                        })),
-                anyInt.map(t -> new Mutation("remove tensor " + t, f -> {
+                });
+            }
+            case 5 -> {
+                int d = Tries.between(r, 0, 4096);
+                String v = Tries.pick(r, NUMBERS);
+                yield new Mutation("shape dim := " + v, f -> editEntry(f, at, e -> {
+                    if (e.get("shape") instanceof ArrayNode a && !a.isEmpty()) a.set(d % a.size(), parse(v));
+                }));
+            }
+            case 6 -> {
+                int i = r.nextInt(2);
+                String v = Tries.pick(r, NUMBERS);
+                yield new Mutation("data_offsets[" + i + "] := " + v, f -> editEntry(f, at, e -> {
+                    if (e.get("data_offsets") instanceof ArrayNode a && a.size() == 2) a.set(i, parse(v));
+                }));
+            }
+            case 7 -> {
+                String dt = Tries.pick(r, List.of("F32", "BF16", "F16", "I64", "F8_E4M3", "BOOL", "", "f32"));
+                yield new Mutation("dtype := " + dt, f -> editEntry(f, at, e -> e.put("dtype", dt)));
+            }
+            case 8 -> {
+                String key = Tries.pick(r, List.of("shape", "dtype", "data_offsets", "extra"));
+                yield new Mutation("drop or add key " + key, f -> editEntry(f, at, e -> {
+                    if (e.has(key)) e.remove(key);
+                    else e.put(key, 1);
+                }));
+            }
+            case 9 -> {
+                String name = Tries.pick(r, List.of("mtp.x", "model.extra", "__metadata__", "w"));
+                String shape = Tries.pick(r, List.of("[1073741824,1073741824,4]", "[0]", "[1]", "[2147483647,2147483647]", "[]", "[3]"));
+                String off = Tries.pick(r, List.of("[0,0]", "[36,36]", "[36,40]", "[0,4]", "[-4,0]"));
+                yield new Mutation("add " + name + " " + shape + " " + off, f -> {
                     ObjectNode tree = SafeTensorsBytes.tree(f);
-                    if (tree == null || tree.isEmpty()) return f;
-                    List<String> names = new ArrayList<>();
-                    tree.fieldNames().forEachRemaining(names::add);
-                    tree.remove(names.get(t % names.size()));
+                    if (tree == null) return f;
+                    ObjectNode e = tree.putObject(name);
+                    e.put("dtype", "F32");
+                    e.set("shape", parse(shape));
+                    e.set("data_offsets", parse(off));
                     return SafeTensorsBytes.withTree(f, tree);
-                })),
-                anyInt.map(at -> new Mutation("truncate at " + at, f -> Arrays.copyOf(f, at % (f.length + 1)))),
-                Arbitraries.integers().between(1, 9).map(k -> new Mutation("append " + k + " bytes", f -> Arrays.copyOf(f, f.length + k))),
-                anyInt.map(at -> new Mutation("flip data byte " + at, f -> {
-                    byte[] out = f.clone();
-                    if (out.length > 0) out[out.length - 1 - at % out.length] ^= 0x55;
-                    return out;
-                })));
+                });
+            }
+            case 10 -> new Mutation("remove tensor " + at, f -> {
+                ObjectNode tree = SafeTensorsBytes.tree(f);
+                if (tree == null || tree.isEmpty()) return f;
+                List<String> names = new ArrayList<>();
+                tree.fieldNames().forEachRemaining(names::add);
+                tree.remove(names.get(at % names.size()));
+                return SafeTensorsBytes.withTree(f, tree);
+            });
+            case 11 -> new Mutation("truncate at " + at, f -> Arrays.copyOf(f, at % (f.length + 1)));
+            case 12 -> {
+                int k = Tries.between(r, 1, 9);
+                yield new Mutation("append " + k + " bytes", f -> Arrays.copyOf(f, f.length + k));
+            }
+            default -> new Mutation("flip data byte " + at, f -> {
+                byte[] out = f.clone();
+                if (out.length > 0) out[out.length - 1 - at % out.length] ^= 0x55;
+                return out;
+            });
+        };
     }
 
-    private static byte[] editEntry(byte[] f, int index, java.util.function.Consumer<ObjectNode> edit) {
+    private static byte[] editEntry(byte[] f, int index, Consumer<ObjectNode> edit) {
         ObjectNode tree = SafeTensorsBytes.tree(f);
         if (tree == null) return f;
         List<ObjectNode> entries = new ArrayList<>();
@@ -246,10 +263,6 @@ class SafeTensorsFuzzTest {
         if (entries.isEmpty()) return f;
         edit.accept(entries.get(index % entries.size()));
         return SafeTensorsBytes.withTree(f, tree);
-    }
-
-    private static JsonNode number(String v) {
-        return parse(v);
     }
 
     private static JsonNode parse(String json) {

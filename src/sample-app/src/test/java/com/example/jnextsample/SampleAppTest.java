@@ -109,7 +109,7 @@ class SampleAppTest {
         List<String> lines = stdout.lines().toList();
         assertTrue(lines.size() >= 2, stdout);
         String last = lines.getLast();
-        assertTrue(last.matches("\\[\\d+ tokens on the CPU, stopped: (MAX_TOKENS|EOS)]"), last);
+        assertTrue(last.matches("\\[\\d+ tokens on cpu, stopped: (MAX_TOKENS|EOS)]"), last);
         if (last.endsWith("MAX_TOKENS]")) {
             assertTrue(last.startsWith("[12 tokens "), last);
             assertFalse(stdout.substring(0, stdout.lastIndexOf(last)).isBlank(), "twelve tokens and no text: " + stdout);

@@ -1,0 +1,307 @@
+package dev.jnext.bench;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.jnext.JnextException;
+
+import java.io.IOException;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.SplittableRandom;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.Semaphore;
+import java.util.stream.Stream;
+
+/**
+ * A load generator for an OpenAI-compatible server: {@code requests} streaming chat (or completion) requests, at most
+ * {@code concurrency} at once, optionally started at a Poisson {@code rate}; reports output tokens per second and the
+ * p50/p90/p99 of time to first token, inter-token latency and request latency. Token counts come from the server's
+ * {@code usage}; times are measured when each SSE chunk arrives.
+ */
+public final class ServeBench {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    /**
+     * @param rate       requests started per second (Poisson arrivals), or 0 to start the next as soon as one of the
+     *                   {@code concurrency} slots is free
+     * @param ignoreEos  ask the server to generate exactly {@code maxTokens} (vLLM's ignore_eos)
+     */
+    public record Options(URI base, String apiKey, int requests, int concurrency, double rate, int maxTokens,
+                          List<String> prompts, boolean chat, boolean ignoreEos, long seed, Duration timeout) {
+        public Options {
+            if (requests < 1) throw new JnextException("--requests must be at least 1, got " + requests);
+            if (concurrency < 1) throw new JnextException("--concurrency must be at least 1, got " + concurrency);
+            if (rate < 0 || !Double.isFinite(rate)) throw new JnextException("--rate must be >= 0 (0 = no pacing), got " + rate);
+            if (maxTokens < 1) throw new JnextException("--max-tokens must be at least 1, got " + maxTokens);
+            if (prompts.isEmpty()) throw new JnextException("no prompts to send");
+            prompts = List.copyOf(prompts);
+        }
+    }
+
+    /** What one request measured. */
+    record Sample(boolean ok, String error, long ttftNanos, long[] gapsNanos, int promptTokens, int outputTokens, long latencyNanos) {}
+
+    /** p50/p90/p99 and the mean, in milliseconds. */
+    public record Percentiles(double p50, double p90, double p99, double mean) {
+        static Percentiles of(long[] nanos) {
+            if (nanos.length == 0) return new Percentiles(Double.NaN, Double.NaN, Double.NaN, Double.NaN);
+            long[] s = nanos.clone();
+            Arrays.sort(s);
+            return new Percentiles(rank(s, 0.50), rank(s, 0.90), rank(s, 0.99), Arrays.stream(s).average().orElse(0) / 1e6);
+        }
+
+        /** Nearest-rank percentile. */
+        private static double rank(long[] sorted, double q) {
+            int i = (int) Math.ceil(q * sorted.length) - 1;
+            return sorted[Math.max(0, Math.min(sorted.length - 1, i))] / 1e6;
+        }
+    }
+
+    public record Report(String model, String device, int requests, int failed, List<String> errors, double seconds,
+                         long promptTokens, long outputTokens, Percentiles ttft, Percentiles interToken, Percentiles latency) {
+        public double outputTokensPerSecond() {
+            return outputTokens / seconds;
+        }
+
+        public double requestsPerSecond() {
+            return (requests - failed) / seconds;
+        }
+
+        public String table() {
+            StringBuilder s = new StringBuilder();
+            s.append(String.format(Locale.ROOT, "model %s on %s: %d requests, %d failed, %.2f s; output %d tokens = %.1f tok/s; "
+                            + "%.2f req/s; prompts %d tokens%n", model, device, requests, failed, seconds, outputTokens,
+                    outputTokensPerSecond(), requestsPerSecond(), promptTokens));
+            s.append("| ms | p50 | p90 | p99 | mean |\n|---|---|---|---|---|\n");
+            row(s, "time to first token", ttft);
+            row(s, "inter-token latency", interToken);
+            row(s, "request latency", latency);
+            for (String e : errors.stream().distinct().limit(5).toList()) s.append("error: ").append(e).append('\n');
+            return s.toString();
+        }
+
+        private static void row(StringBuilder s, String name, Percentiles p) {
+            s.append(String.format(Locale.ROOT, "| %s | %.1f | %.1f | %.1f | %.1f |%n", name, p.p50(), p.p90(), p.p99(), p.mean()));
+        }
+
+        public Map<String, Object> toMap() {
+            Map<String, Object> m = new LinkedHashMap<>();
+            m.put("model", model);
+            m.put("device", device);
+            m.put("requests", requests);
+            m.put("failed", failed);
+            m.put("seconds", seconds);
+            m.put("prompt_tokens", promptTokens);
+            m.put("output_tokens", outputTokens);
+            m.put("output_tokens_per_second", outputTokensPerSecond());
+            m.put("requests_per_second", requestsPerSecond());
+            m.put("ttft_ms", ttft);
+            m.put("inter_token_ms", interToken);
+            m.put("latency_ms", latency);
+            m.put("errors", errors.stream().distinct().limit(20).toList());
+            return m;
+        }
+    }
+
+    private final Options options;
+    private final HttpClient http;
+    private final String model;
+    private final String device;
+
+    public ServeBench(Options options) {
+        this.options = options;
+        this.http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).connectTimeout(Duration.ofSeconds(10)).build();
+        JsonNode models = getJson("/v1/models");
+        JsonNode first = models.path("data").path(0);
+        if (!first.path("id").isTextual()) throw new JnextException(options.base() + "/v1/models lists no model: " + models);
+        this.model = first.get("id").asText();
+        this.device = first.path("device").asText("unknown device");
+    }
+
+    public String model() {
+        return model;
+    }
+
+    /** GETs a JSON document from the server. */
+    JsonNode getJson(String path) {
+        try {
+            HttpResponse<String> r = http.send(request(path).GET().build(), HttpResponse.BodyHandlers.ofString());
+            if (r.statusCode() != 200) throw new JnextException(options.base() + path + ": HTTP " + r.statusCode() + " " + r.body());
+            return JSON.readTree(r.body());
+        } catch (IOException e) {
+            throw new JnextException(options.base() + path + ": " + e.getMessage(), e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new JnextException("interrupted", e);
+        }
+    }
+
+    /** GETs a text document (e.g. /metrics). */
+    String getText(String path) {
+        try {
+            HttpResponse<String> r = http.send(request(path).GET().build(), HttpResponse.BodyHandlers.ofString());
+            if (r.statusCode() != 200) throw new JnextException(options.base() + path + ": HTTP " + r.statusCode());
+            return r.body();
+        } catch (IOException e) {
+            throw new JnextException(options.base() + path + ": " + e.getMessage(), e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new JnextException("interrupted", e);
+        }
+    }
+
+    private HttpRequest.Builder request(String path) {
+        HttpRequest.Builder b = HttpRequest.newBuilder(options.base().resolve(path)).timeout(options.timeout());
+        if (options.apiKey() != null) b.header("Authorization", "Bearer " + options.apiKey());
+        return b;
+    }
+
+    /** Runs the requests and measures them. */
+    public Report run() {
+        SplittableRandom arrivals = new SplittableRandom(options.seed());
+        Semaphore slots = new Semaphore(options.concurrency());
+        List<Future<Sample>> futures = new ArrayList<>();
+        long start = System.nanoTime();
+        try (ExecutorService pool = Executors.newVirtualThreadPerTaskExecutor()) {
+            long next = start;
+            for (int i = 0; i < options.requests(); i++) {
+                if (options.rate() > 0) {
+                    next += (long) (-Math.log(1 - arrivals.nextDouble()) / options.rate() * 1e9);
+                    long wait = next - System.nanoTime();
+                    if (wait > 0) Thread.sleep(wait / 1_000_000, (int) (wait % 1_000_000));
+                }
+                slots.acquire();
+                String prompt = options.prompts().get(i % options.prompts().size());
+                futures.add(pool.submit(() -> {
+                    try {
+                        return one(prompt);
+                    } finally {
+                        slots.release();
+                    }
+                }));
+            }
+            List<Sample> samples = new ArrayList<>();
+            for (Future<Sample> f : futures) samples.add(f.get());
+            return report(samples, (System.nanoTime() - start) / 1e9);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new JnextException("interrupted", e);
+        } catch (java.util.concurrent.ExecutionException e) {
+            throw new JnextException("a request task failed: " + e.getCause(), e.getCause());
+        }
+    }
+
+    private Report report(List<Sample> samples, double seconds) {
+        List<Long> ttft = new ArrayList<>(), gaps = new ArrayList<>(), latency = new ArrayList<>();
+        List<String> errors = new ArrayList<>();
+        long prompt = 0, output = 0;
+        int failed = 0;
+        for (Sample s : samples) {
+            if (!s.ok()) {
+                failed++;
+                errors.add(s.error());
+                continue;
+            }
+            prompt += s.promptTokens();
+            output += s.outputTokens();
+            if (s.ttftNanos() > 0) ttft.add(s.ttftNanos());
+            for (long g : s.gapsNanos()) gaps.add(g);
+            latency.add(s.latencyNanos());
+        }
+        return new Report(model, device, samples.size(), failed, errors, seconds, prompt, output,
+                Percentiles.of(ttft.stream().mapToLong(Long::longValue).toArray()),
+                Percentiles.of(gaps.stream().mapToLong(Long::longValue).toArray()),
+                Percentiles.of(latency.stream().mapToLong(Long::longValue).toArray()));
+    }
+
+    /** One streaming request: the time of its first content chunk, the gaps between chunks, the usage. */
+    private Sample one(String prompt) {
+        ObjectNode body = JSON.createObjectNode();
+        body.put("model", model);
+        if (options.chat()) body.putArray("messages").addObject().put("role", "user").put("content", prompt);
+        else body.put("prompt", prompt);
+        body.put("max_tokens", options.maxTokens());
+        body.put("temperature", 0.0);
+        body.put("ignore_eos", options.ignoreEos());
+        body.put("stream", true);
+        body.putObject("stream_options").put("include_usage", true);
+        long t0 = System.nanoTime();
+        try {
+            HttpResponse<Stream<String>> r = http.send(request(options.chat() ? "/v1/chat/completions" : "/v1/completions")
+                    .header("Content-Type", "application/json")
+                    .POST(HttpRequest.BodyPublishers.ofByteArray(JSON.writeValueAsBytes(body))).build(), HttpResponse.BodyHandlers.ofLines());
+            if (r.statusCode() != 200) {
+                String text = String.join("\n", r.body().toList());
+                return failed("HTTP " + r.statusCode() + ": " + text);
+            }
+            long first = 0, last = 0;
+            List<Long> gaps = new ArrayList<>();
+            int promptTokens = -1, outputTokens = -1;
+            String error = null;
+            try (Stream<String> lines = r.body()) {
+                for (String line : (Iterable<String>) lines::iterator) {
+                    if (!line.startsWith("data: ") || line.equals("data: [DONE]")) continue;
+                    long now = System.nanoTime();
+                    JsonNode chunk = JSON.readTree(line.substring(6));
+                    if (chunk.has("error")) error = chunk.at("/error/message").asText();
+                    if (chunk.path("usage").isObject()) {
+                        promptTokens = chunk.at("/usage/prompt_tokens").asInt();
+                        outputTokens = chunk.at("/usage/completion_tokens").asInt();
+                    }
+                    JsonNode choice = chunk.path("choices").path(0);
+                    String text = options.chat() ? choice.path("delta").path("content").asText("") : choice.path("text").asText("");
+                    if (text.isEmpty()) continue;
+                    if (first == 0) first = now;
+                    else gaps.add(now - last);
+                    last = now;
+                }
+            }
+            if (error != null) return failed(error);
+            if (outputTokens < 0) return failed("the stream ended without usage");
+            return new Sample(true, null, first == 0 ? 0 : first - t0, gaps.stream().mapToLong(Long::longValue).toArray(),
+                    promptTokens, outputTokens, System.nanoTime() - t0);
+        } catch (IOException e) {
+            return failed(e.toString());
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return failed("interrupted");
+        }
+    }
+
+    private static Sample failed(String why) {
+        return new Sample(false, why, 0, new long[0], 0, 0, 0);
+    }
+
+    /**
+     * Deterministic prompts in the manner of grade-school word problems (gsm8k-like; 40–80 tokens each), so a run
+     * needs no data set.
+     */
+    public static List<String> syntheticPrompts(int n, long seed) {
+        String[] names = {"Natalia", "Weng", "Betty", "Julie", "James", "Mark", "Albert", "Ken", "Alexis", "Tina"};
+        String[] things = {"clips", "apples", "books", "pencils", "stamps", "cookies", "marbles", "tickets"};
+        String[] verbs = {"sold", "bought", "collected", "gave away", "found", "baked"};
+        SplittableRandom r = new SplittableRandom(seed);
+        List<String> out = new ArrayList<>(n);
+        for (int i = 0; i < n; i++) {
+            String who = names[r.nextInt(names.length)], what = things[r.nextInt(things.length)];
+            int a = r.nextInt(2, 99), b = r.nextInt(2, 12), c = r.nextInt(1, 30);
+            out.add(String.format(Locale.ROOT, "Question %d: %s %s %d %s in April, and then %s %d times as many in May "
+                            + "before losing %d of them. How many %s does %s have at the end of May? Think step by step and "
+                            + "give the final answer as a number.", i + 1, who, verbs[r.nextInt(verbs.length)], a, what,
+                    verbs[r.nextInt(verbs.length)], b, c, what, who));
+        }
+        return out;
+    }
+}

@@ -1,0 +1,178 @@
+package dev.jnext.cli;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import dev.jnext.JnextException;
+import dev.jnext.bench.ServeBench;
+import dev.jnext.bench.ServeSoak;
+import dev.jnext.engine.Engine;
+import dev.jnext.engine.EngineOptions;
+import dev.jnext.server.OpenAiServer;
+import dev.jnext.server.ServerOptions;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.net.URI;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/** {@code jnext bench serve}: load on an OpenAI-compatible server (a running one, or one started here), or a soak run. */
+@Command(name = "serve", mixinStandardHelpOptions = true,
+        description = {"Send N streaming requests at a concurrency (or a Poisson rate) to an OpenAI-compatible server and",
+                "report output tok/s and p50/p90/p99 of time to first token, inter-token latency and request latency.",
+                "--url hits a running server; --model starts one in this process with the engine options given.",
+                "--soak DURATION repeats the load and fails (exit 1) if the server's heap, threads or device memory grow."})
+public final class BenchServeCommand implements Callable<Integer> {
+
+    @Spec
+    CommandSpec spec;
+
+    @Option(names = "--url", description = "a running server, e.g. http://127.0.0.1:8000")
+    URI url;
+
+    @Option(names = "--model", description = "start a server in this process over this checkpoint folder")
+    Path model;
+
+    @Option(names = "--tokenizer", description = "with --model: folder with tokenizer.json; default: --model")
+    Path tokenizerDir;
+
+    @Option(names = "--api-key", defaultValue = "${env:JNEXT_API_KEY}", paramLabel = "KEY", description = "bearer token for --url")
+    String apiKey;
+
+    @Option(names = "--requests", defaultValue = "200", description = "requests to send (per round when soaking) (default: ${DEFAULT-VALUE})")
+    int requests;
+
+    @Option(names = "--concurrency", defaultValue = "16", description = "most requests in flight (default: ${DEFAULT-VALUE})")
+    int concurrency;
+
+    @Option(names = "--rate", defaultValue = "0", description = "requests started per second, Poisson arrivals; 0 = as fast as --concurrency allows (default: ${DEFAULT-VALUE})")
+    double rate;
+
+    @Option(names = "--max-tokens", defaultValue = "256", description = "new tokens per request (default: ${DEFAULT-VALUE})")
+    int maxTokens;
+
+    @Option(names = "--ignore-eos", negatable = true, defaultValue = "true", fallbackValue = "true",
+            description = "generate exactly --max-tokens per request (default: on)")
+    boolean ignoreEos;
+
+    @Option(names = "--prompts", description = "a file of prompts, one per line (default: synthetic gsm8k-like questions)")
+    Path prompts;
+
+    @Option(names = "--completions", description = "use /v1/completions instead of /v1/chat/completions")
+    boolean completions;
+
+    @Option(names = "--seed", defaultValue = "0", description = "seed of the synthetic prompts and the arrivals (default: ${DEFAULT-VALUE})")
+    long seed;
+
+    @Option(names = "--timeout", defaultValue = "600", paramLabel = "SECONDS", description = "per request (default: ${DEFAULT-VALUE})")
+    long timeoutSeconds;
+
+    @Option(names = "--soak", paramLabel = "DURATION", description = "repeat the load for this long (e.g. 30s, 10m, 1h) and check for growth")
+    String soak;
+
+    @Option(names = "--json", description = "also write the figures to this JSON file")
+    Path json;
+
+    @Mixin
+    EngineOptionsMixin engineOptions = new EngineOptionsMixin();
+
+    @Mixin
+    DeviceOptions deviceOptions = new DeviceOptions();
+
+    @Override
+    public Integer call() throws IOException {
+        PrintWriter out = spec.commandLine().getOut();
+        PrintWriter err = spec.commandLine().getErr();
+        if ((url == null) == (model == null)) throw new JnextException("give either --url (a running server) or --model (start one here)");
+        Duration soakFor = soak == null ? null : parseDuration(soak);
+        List<String> texts = prompts != null ? readPrompts(prompts) : ServeBench.syntheticPrompts(Math.max(requests, 1), seed);
+        OpenAiServer server = null;
+        EngineOptions options = null;
+        try {
+            URI base = url;
+            String key = apiKey;
+            if (model != null) {
+                options = engineOptions.toOptions(deviceOptions, EngineOptions.DEFAULT_MAX_SEQUENCES, tokenizerDir);
+                Engine engine = Engine.open(model, options);
+                server = OpenAiServer.start(engine, ServerOptions.defaults().withPort(0).withApiKey(null)
+                        .withDefaultMaxTokens(maxTokens));
+                base = URI.create("http://127.0.0.1:" + server.port());
+                key = null;
+                err.println("jnext: serving " + engine.modelName() + " in process on " + base + " (" + options.describe() + ")");
+                err.flush();
+            }
+            var benchOptions = new ServeBench.Options(base, key, requests, concurrency, rate, maxTokens, texts, !completions,
+                    ignoreEos, seed, Duration.ofSeconds(timeoutSeconds));
+            ServeBench bench = new ServeBench(benchOptions);
+            Map<String, Object> record = new LinkedHashMap<>();
+            record.put("url", base.toString());
+            if (options != null) record.put("engine_options", options.describe());
+            record.put("requests", requests);
+            record.put("concurrency", concurrency);
+            record.put("rate", rate);
+            record.put("max_tokens", maxTokens);
+            record.put("ignore_eos", ignoreEos);
+            record.put("endpoint", completions ? "/v1/completions" : "/v1/chat/completions");
+            record.put("host_cpus", Runtime.getRuntime().availableProcessors());
+            int status = 0;
+            if (soakFor == null) {
+                ServeBench.Report report = bench.run();
+                out.print(report.table());
+                record.put("report", report.toMap());
+            } else {
+                ServeSoak.Result result = ServeSoak.run(bench, soakFor, server != null, line -> {
+                    err.println("jnext: " + line);
+                    err.flush();
+                });
+                ServeBench.Report last = result.rounds().getLast();
+                out.print(last.table());
+                out.println(result.verdict().ok() ? "soak: nothing grew over " + result.samples().size() + " samples"
+                        : "soak FAILED: " + String.join("; ", result.verdict().problems()));
+                record.put("report", last.toMap());
+                record.put("soak", result.toMap());
+                if (!result.verdict().ok()) status = 1;
+            }
+            out.flush();
+            if (json != null) {
+                new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValue(json.toFile(), record);
+            }
+            return status;
+        } finally {
+            if (server != null) server.close();
+        }
+    }
+
+    private static List<String> readPrompts(Path file) throws IOException {
+        if (!Files.isRegularFile(file)) throw new JnextException("--prompts " + file + ": no such file");
+        List<String> lines = Files.readAllLines(file, StandardCharsets.UTF_8).stream().filter(l -> !l.isBlank()).toList();
+        if (lines.isEmpty()) throw new JnextException("--prompts " + file + ": the file holds no prompt");
+        return lines;
+    }
+
+    /** {@code 500ms}, {@code 30s}, {@code 10m}, {@code 2h}. */
+    static Duration parseDuration(String s) {
+        Matcher m = Pattern.compile("(\\d+)(ms|s|m|h)").matcher(s.trim().toLowerCase(Locale.ROOT));
+        if (!m.matches()) throw new JnextException("--soak must be a duration like 30s, 10m or 1h, got \"" + s + "\"");
+        long n = Long.parseLong(m.group(1));
+        return switch (m.group(2)) {
+            case "ms" -> Duration.ofMillis(n);
+            case "s" -> Duration.ofSeconds(n);
+            case "m" -> Duration.ofMinutes(n);
+            default -> Duration.ofHours(n);
+        };
+    }
+}

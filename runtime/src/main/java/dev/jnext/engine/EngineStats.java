@@ -1,0 +1,16 @@
+package dev.jnext.engine;
+
+/**
+ * A snapshot of an engine's load, for metrics and soak checks.
+ *
+ * @param queued            requests waiting for a slot
+ * @param running           requests holding a slot
+ * @param freeSlots         sequence slots not in use
+ * @param promptTokens      prompt tokens run since the engine opened
+ * @param generatedTokens   tokens generated since the engine opened
+ * @param steps             forward steps run
+ * @param tokensPerSecond   generated tokens per second over the last few seconds
+ * @param deviceMemoryUsed  bytes of device memory the backend holds; −1 on the CPU
+ */
+public record EngineStats(int queued, int running, int freeSlots, long promptTokens, long generatedTokens, long steps,
+                          double tokensPerSecond, long deviceMemoryUsed) {}

@@ -1,0 +1,313 @@
+package dev.jnext.engine;
+
+import dev.jnext.JnextException;
+import dev.jnext.tokenizer.QwenTokenizer;
+import dev.jnext.tokenizer.StreamDecoder;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Set;
+
+/**
+ * Continuous batching over a {@link ModelBackend}, run by the engine thread only. Each {@link #step} first ends
+ * cancelled requests, admits waiting ones in FIFO order while a slot is free and the backend can {@link
+ * ModelBackend#reserve} their prompt plus token budget, then runs one forward step holding a decode token of every
+ * request past its prompt and, in admission order, chunks of the prompts still being read, within the step token
+ * budget. Requests that end free their slot (and KV pages) in the step that ends them.
+ *
+ * <p>Why nothing starves: decode tokens always fit (the budget holds one per slot); the oldest request still reading
+ * its prompt gets at least one aligned chunk every step; the queue is FIFO; a request that could not be reserved even
+ * with no other request running is refused instead of waiting for ever.
+ *
+ * <p>Why results do not depend on the company a request keeps: every input of a step is computed independently by the
+ * backend, the sampler belongs to the slot, and prompt chunks that end before the prompt does are cut at multiples of
+ * {@link ModelBackend#prefillAlignment()}.
+ */
+final class Scheduler {
+    private static final Logger log = LoggerFactory.getLogger(Scheduler.class);
+
+    private final ModelBackend backend;
+    private final QwenTokenizer tokenizer;
+    private final Set<Integer> eosTokenIds;
+    private final int vocabLimit;
+    private final int alignment;
+    private final Runnable onEnded;
+    private final ArrayDeque<RequestState> waiting = new ArrayDeque<>();
+    private final List<RequestState> running = new ArrayList<>();
+    private final Throughput throughput = new Throughput();
+    private volatile int queuedCount;
+    private volatile int runningCount;
+    private volatile long promptTokens;
+    private volatile long generatedTokens;
+    private volatile long steps;
+
+    /** @param onEnded called whenever a request gets its terminal event */
+    Scheduler(ModelBackend backend, QwenTokenizer tokenizer, Set<Integer> eosTokenIds, Runnable onEnded) {
+        this.backend = backend;
+        this.tokenizer = tokenizer;
+        this.eosTokenIds = Set.copyOf(eosTokenIds);
+        this.vocabLimit = Math.min(backend.vocabSize(), tokenizer.vocabSize());
+        this.onEnded = onEnded;
+        // alignment only where the oldest prompt can always get an aligned chunk beside every other slot's decode token
+        int align = Math.max(1, backend.prefillAlignment());
+        this.alignment = backend.maxStepTokens() - (backend.maxSequences() - 1) >= align ? align : 1;
+    }
+
+    /** One request between submission and its terminal event. */
+    static final class RequestState {
+        final GenerationHandle handle;
+        final GenerationRequest request;
+        final int[] prompt;
+        final SamplingParams sampling;
+        final long submitted;
+        final StreamDecoder decoder;
+        final StopStrings stops;
+        final StringBuilder text = new StringBuilder();
+        final List<GeneratedToken> tokens = new ArrayList<>();
+        int slot = -1;
+        int cursor;          // prompt tokens fed so far
+        int pending = -1;    // the last sampled token, fed in the next step
+        long admitted;
+        long firstToken;
+
+        RequestState(GenerationHandle handle, GenerationRequest request, int[] prompt, SamplingParams sampling,
+                     QwenTokenizer tokenizer, long submitted) {
+            this.handle = handle;
+            this.request = request;
+            this.prompt = prompt;
+            this.sampling = sampling;
+            this.submitted = submitted;
+            this.decoder = tokenizer.streamDecoder(true);
+            this.stops = new StopStrings(request.stopStrings());
+        }
+
+        boolean readingPrompt() {
+            return cursor < prompt.length;
+        }
+    }
+
+    void enqueue(RequestState r) {
+        waiting.addLast(r);
+        queuedCount = waiting.size();
+    }
+
+    boolean hasWork() {
+        return !waiting.isEmpty() || !running.isEmpty();
+    }
+
+    int queued() {
+        return queuedCount;
+    }
+
+    int running() {
+        return runningCount;
+    }
+
+    long promptTokens() {
+        return promptTokens;
+    }
+
+    long generatedTokens() {
+        return generatedTokens;
+    }
+
+    long steps() {
+        return steps;
+    }
+
+    double tokensPerSecond() {
+        return throughput.perSecond(System.nanoTime());
+    }
+
+    /** One scheduling round and forward step; false when there was nothing to run. */
+    boolean step() {
+        endCancelled();
+        admit();
+        publishCounts();
+        if (running.isEmpty()) return false;
+
+        int budget = backend.maxStepTokens();
+        List<ModelBackend.StepInput> inputs = new ArrayList<>(running.size());
+        List<RequestState> owners = new ArrayList<>(running.size());
+        for (RequestState r : running) {
+            if (r.readingPrompt()) continue;
+            inputs.add(new ModelBackend.StepInput(r.slot, new int[]{r.pending}, true, r.request.topLogprobs()));
+            owners.add(r);
+            budget--;
+        }
+        int promptTokensThisStep = 0;
+        for (RequestState r : running) {
+            if (!r.readingPrompt()) continue;
+            int left = r.prompt.length - r.cursor;
+            int n = Math.min(left, budget);
+            if (n < left) n -= n % alignment;
+            if (n == 0) break; // FIFO: younger prompts wait for the older one
+            int[] chunk = Arrays.copyOfRange(r.prompt, r.cursor, r.cursor + n);
+            inputs.add(new ModelBackend.StepInput(r.slot, chunk, n == left, r.request.topLogprobs()));
+            owners.add(r);
+            budget -= n;
+            promptTokensThisStep += n;
+        }
+        if (inputs.isEmpty()) return false;
+
+        List<ModelBackend.StepOutput> outputs;
+        try {
+            outputs = backend.step(inputs);
+            if (outputs.size() != inputs.size()) {
+                throw new JnextException("the backend returned " + outputs.size() + " outputs for " + inputs.size() + " inputs");
+            }
+        } catch (RuntimeException e) {
+            log.warn("forward step over {} requests failed", owners.size(), e);
+            String message = "the model step failed: " + (e.getMessage() != null ? e.getMessage() : e.toString());
+            for (RequestState r : owners) fail(r, GenerationEvent.Failed.Kind.BACKEND_ERROR, message);
+            publishCounts();
+            return true;
+        }
+        long now = System.nanoTime();
+        steps++;
+        promptTokens += promptTokensThisStep;
+        int sampled = 0;
+        for (int i = 0; i < inputs.size(); i++) {
+            RequestState r = owners.get(i);
+            ModelBackend.StepInput in = inputs.get(i);
+            if (r.readingPrompt()) r.cursor += in.tokens().length;
+            if (in.sample()) {
+                accept(r, outputs.get(i), now);
+                sampled++;
+            }
+        }
+        generatedTokens += sampled;
+        throughput.add(now, sampled);
+        publishCounts();
+        return true;
+    }
+
+    /** Ends every request with a {@link GenerationEvent.Failed} event (the engine is closing or broken). */
+    void failAll(GenerationEvent.Failed.Kind kind, String message) {
+        for (RequestState r : new ArrayList<>(running)) fail(r, kind, message);
+        while (!waiting.isEmpty()) fail(waiting.pollFirst(), kind, message);
+        publishCounts();
+    }
+
+    private void endCancelled() {
+        for (RequestState r : new ArrayList<>(running)) {
+            if (r.handle.cancelRequested()) finish(r, FinishReason.CANCELLED);
+        }
+        for (Iterator<RequestState> it = waiting.iterator(); it.hasNext(); ) {
+            RequestState r = it.next();
+            if (r.handle.cancelRequested()) {
+                it.remove();
+                finish(r, FinishReason.CANCELLED);
+            }
+        }
+    }
+
+    private void admit() {
+        while (!waiting.isEmpty() && backend.freeSequences() > 0) {
+            RequestState r = waiting.peekFirst();
+            int total = (int) Math.min((long) r.prompt.length + r.request.maxTokens(), backend.contextLength());
+            int slot = backend.openSequence(r.sampling, vocabLimit);
+            if (!backend.reserve(slot, total)) {
+                backend.closeSequence(slot);
+                if (!running.isEmpty()) break; // wait for running requests to free KV space
+                waiting.pollFirst();
+                fail(r, GenerationEvent.Failed.Kind.REJECTED, "the request needs KV cache for " + total
+                        + " tokens (prompt " + r.prompt.length + " + max tokens " + r.request.maxTokens()
+                        + ") and the backend cannot hold them even with no other request running; lower max tokens "
+                        + "or raise the KV budget");
+                continue;
+            }
+            waiting.pollFirst();
+            r.slot = slot;
+            r.admitted = System.nanoTime();
+            running.add(r);
+        }
+    }
+
+    private void accept(RequestState r, ModelBackend.StepOutput out, long now) {
+        int id = out.token();
+        GeneratedToken token = new GeneratedToken(id, out.logprob(), out.topIds(), out.topLogprobs());
+        r.tokens.add(token);
+        if (r.firstToken == 0) r.firstToken = now;
+        int generated = r.tokens.size();
+        FinishReason reason = null;
+        String text;
+        if (!r.request.ignoreEos() && eosTokenIds.contains(id)) {
+            reason = FinishReason.EOS;
+            text = "";
+        } else if (r.request.stopTokenIds().contains(id)) {
+            reason = FinishReason.STOP_TOKEN;
+            text = "";
+        } else {
+            text = r.stops.accept(r.decoder.next(id));
+            if (r.stops.stopped()) reason = FinishReason.STOP_STRING;
+            else if (generated >= r.request.maxTokens()) reason = FinishReason.MAX_TOKENS;
+            else if (r.prompt.length + generated >= backend.contextLength()) reason = FinishReason.CONTEXT_FULL;
+        }
+        if (reason != null && reason != FinishReason.STOP_STRING) text += r.stops.accept(r.decoder.finish()) + r.stops.finish();
+        r.text.append(text);
+        r.handle.emit(new GenerationEvent.Tokens(text, List.of(token), now));
+        if (reason != null) finish(r, reason);
+        else r.pending = id;
+    }
+
+    private void finish(RequestState r, FinishReason reason) {
+        release(r);
+        long now = System.nanoTime();
+        var timings = new GenerationResult.Timings(r.admitted == 0 ? 0 : r.admitted - r.submitted,
+                r.firstToken == 0 ? 0 : r.firstToken - r.submitted, now - r.submitted, r.prompt.length, r.tokens.size());
+        var result = new GenerationResult(r.text.toString(), List.copyOf(r.tokens), reason, r.prompt.length, timings);
+        onEnded.run(); // counts first: a caller that sees the result sees the engine without it
+        r.handle.finish(new GenerationEvent.Finished(reason, r.prompt.length, r.tokens.size(), now), result);
+    }
+
+    private void fail(RequestState r, GenerationEvent.Failed.Kind kind, String message) {
+        release(r);
+        onEnded.run();
+        r.handle.finish(new GenerationEvent.Failed(kind, message, System.nanoTime()), null);
+    }
+
+    private void release(RequestState r) {
+        if (r.slot < 0) return;
+        running.remove(r);
+        try {
+            backend.closeSequence(r.slot);
+        } catch (RuntimeException e) {
+            log.warn("closing sequence slot {} failed", r.slot, e);
+        }
+        r.slot = -1;
+        publishCounts();
+    }
+
+    private void publishCounts() {
+        queuedCount = waiting.size();
+        runningCount = running.size();
+    }
+
+    /** Generated tokens per second over the last few seconds. */
+    private static final class Throughput {
+        private static final long WINDOW = 5_000_000_000L;
+        private final ArrayDeque<long[]> steps = new ArrayDeque<>();
+        private long inWindow;
+
+        synchronized void add(long now, int tokens) {
+            steps.addLast(new long[]{now, tokens});
+            inWindow += tokens;
+            prune(now);
+        }
+
+        synchronized double perSecond(long now) {
+            prune(now);
+            return inWindow / (WINDOW / 1e9);
+        }
+
+        private void prune(long now) {
+            while (!steps.isEmpty() && now - steps.peekFirst()[0] > WINDOW) inWindow -= steps.pollFirst()[1];
+        }
+    }
+}
