@@ -55,7 +55,11 @@ public final class PtxModule implements AutoCloseable {
     }
 
     static PtxModule load(Gpu gpu, String name) {
-        String ptx = readPtx(name);
+        return load(gpu, name, readPtx(name));
+    }
+
+    /** Loads PTX text under {@code name} (tests load a deliberately broken module this way). */
+    static PtxModule load(Gpu gpu, String name, String ptx) {
         Map<String, List<ParamType>> entries = PtxEntries.parse(ptx);
         gpu.bindThread();
         try (Arena a = Arena.ofConfined()) {

@@ -64,7 +64,13 @@ class MemoryGpuTest {
     void ptxJitErrorsCarryTheLog() {
         dev.jnext.JnextException missing = assertThrows(dev.jnext.JnextException.class, () -> GpuTestSupport.gpu().loadModule("does_not_exist"));
         assertTrue(missing.getMessage().contains("does_not_exist"), missing.getMessage());
-        CudaException e = assertThrows(CudaException.class, () -> GpuTestSupport.gpu().loadModule("broken_for_test"));
+        String broken;
+        try (var in = MemoryGpuTest.class.getResourceAsStream("/dev/jnext/kernels/broken_for_test.ptx")) {
+            broken = new String(in.readAllBytes(), java.nio.charset.StandardCharsets.US_ASCII);
+        } catch (java.io.IOException x) {
+            throw new java.io.UncheckedIOException(x);
+        }
+        CudaException e = assertThrows(CudaException.class, () -> PtxModule.load(GpuTestSupport.gpu(), "broken_for_test", broken));
         assertTrue(e.getMessage().contains("cuModuleLoadDataEx(broken_for_test.ptx)") && e.getMessage().contains("JIT log:")
                 && e.getMessage().contains("this_is_not_an_instruction"), e.getMessage());
     }
