@@ -257,7 +257,8 @@ public final class ChatOutputParser {
             contentLeading = false;
         }
         int j = to;
-        while (j > a && Character.isWhitespace(s.charAt(j - 1))) j--;
+        // trailing whitespace waits only where a call may follow (whitespace before a call is dropped)
+        if (!settings.callable().isEmpty()) while (j > a && Character.isWhitespace(s.charAt(j - 1))) j--;
         if (j == a) {
             contentSpace.append(s, a, to);
             return;
