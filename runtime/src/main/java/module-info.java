@@ -41,12 +41,18 @@ module dev.jnext {
     requires static java.management;  // the server's heap metrics
     requires static java.net.http;    // bench serve --url
 
+    // the backends, found by dev.jnext.backend.Backends so that the engine names neither (META-INF/services says the
+    // same for the class path)
+    uses dev.jnext.backend.BackendProvider;
+    provides dev.jnext.backend.BackendProvider with dev.jnext.cpu.CpuBackendProvider, dev.jnext.cuda.CudaBackendProvider;
+
     exports dev.jnext;
     exports dev.jnext.engine;
-    exports dev.jnext.exec;
+    exports dev.jnext.backend;
+    exports dev.jnext.cpu;
+    exports dev.jnext.cuda;
     exports dev.jnext.gpu;
     exports dev.jnext.model;
-    exports dev.jnext.state;
     exports dev.jnext.tokenizer;
 
     // picocli sets the commands' option fields, Jackson writes the benchmarks' JSON reports (when the CLI runs on the

@@ -4,11 +4,11 @@ import dev.jnext.gpu.CudaGraph;
 import dev.jnext.gpu.DeviceBuffer;
 import dev.jnext.gpu.Gpu;
 import dev.jnext.gpu.Stream;
-import dev.jnext.kernels.ChunkedDeltaRuleKernel;
-import dev.jnext.kernels.ChunkedDeltaRuleKernel.Config;
-import dev.jnext.kernels.ChunkedDeltaRuleKernel.Stage;
-import dev.jnext.kernels.KernelLibrary;
-import dev.jnext.kernels.StepShape;
+import dev.jnext.cuda.kernels.ChunkedDeltaRuleKernel;
+import dev.jnext.cuda.kernels.ChunkedDeltaRuleKernel.Config;
+import dev.jnext.cuda.kernels.ChunkedDeltaRuleKernel.Stage;
+import dev.jnext.cuda.kernels.KernelLibrary;
+import dev.jnext.cuda.kernels.StepShape;
 import dev.jnext.numeric.Bf16;
 
 import static dev.jnext.bench.BenchSuite.fmt;

@@ -8,8 +8,8 @@ import dev.jnext.gpu.Gpu;
 import dev.jnext.gpu.Kernel;
 import dev.jnext.gpu.KernelArgs;
 import dev.jnext.gpu.Stream;
-import dev.jnext.kernels.GatedRmsNormKernel;
-import dev.jnext.kernels.KernelLibrary;
+import dev.jnext.cuda.kernels.GatedRmsNormKernel;
+import dev.jnext.cuda.kernels.KernelLibrary;
 import dev.jnext.numeric.Bf16;
 
 import static dev.jnext.bench.BenchSuite.fmt;

@@ -1,12 +1,14 @@
 package dev.jnext.bench;
 
-import dev.jnext.exec.CudaModel;
-import dev.jnext.exec.CudaOptions;
+import dev.jnext.backend.PrefillMode;
+
+import dev.jnext.cuda.CudaModel;
+import dev.jnext.cuda.CudaOptions;
 import dev.jnext.gpu.DeviceBuffer;
 import dev.jnext.gpu.Gemm;
 import dev.jnext.gpu.Gpu;
 import dev.jnext.gpu.Stream;
-import dev.jnext.engine.SamplingParams;
+import dev.jnext.backend.SamplingParams;
 import dev.jnext.model.LayerType;
 import dev.jnext.model.ModelConfig;
 
@@ -29,7 +31,7 @@ public final class ModelBench implements BenchSuite {
     private final Gpu gpu;
     private final Path model;
     private final CudaOptions options;
-    private final List<CudaOptions.PrefillMode> modes;
+    private final List<PrefillMode> modes;
     private final int[] prefill;
     private final int[] prefillSeqs;
     private final int[] decodeBatch;
@@ -41,7 +43,7 @@ public final class ModelBench implements BenchSuite {
      * @param prefill     prefill token counts per step
      * @param prefillSeqs how many sequences share each step's tokens (1 = one sequence of all of them)
      */
-    public ModelBench(Gpu gpu, Path model, CudaOptions options, List<CudaOptions.PrefillMode> modes, int[] prefill, int[] prefillSeqs,
+    public ModelBench(Gpu gpu, Path model, CudaOptions options, List<PrefillMode> modes, int[] prefill, int[] prefillSeqs,
                       int[] decodeBatch) {
         this.gpu = gpu;
         this.model = model;
@@ -63,7 +65,7 @@ public final class ModelBench implements BenchSuite {
         int maxB = Arrays.stream(decodeBatch).max().orElse(1);
         int maxS = Arrays.stream(prefillSeqs).max().orElse(1);
         for (int m = 0; m < modes.size(); m++) {
-            CudaOptions.PrefillMode mode = modes.get(m);
+            PrefillMode mode = modes.get(m);
             CudaOptions o = options.withPrefill(mode).withMaxSequences(Math.max(options.maxSequences(), Math.max(maxB, maxS)))
                     .withMaxStepTokens(Math.max(options.maxStepTokens(), Math.max(maxT, maxB * 128)))
                     .withMaxContext(Math.max(maxT + 8, 1024));

@@ -1,10 +1,13 @@
 package dev.jnext.cli;
 
+import dev.jnext.backend.PrefillMode;
+
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import dev.jnext.JnextException;
 import dev.jnext.bench.ModelBench;
-import dev.jnext.exec.CudaOptions;
+import dev.jnext.backend.DeviceChoice;
+import dev.jnext.cuda.CudaOptions;
 import dev.jnext.gpu.Gpu;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -41,12 +44,12 @@ public final class BenchModelCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException {
-        List<CudaOptions.PrefillMode> modes = modelOptions.deviceOptions().prefillModes();
+        List<PrefillMode> modes = modelOptions.deviceOptions().prefillModes();
         boolean decodeGraphs = modelOptions.deviceOptions().decodeGraphsOn();
         for (int t : prefill) if (t < 1) throw new JnextException("--prefill sizes must be positive, got " + t);
         for (int k : prefillSeqs) if (k < 1) throw new JnextException("--prefill-seqs must be positive, got " + k);
         for (int b : decodeBatch) if (b < 1) throw new JnextException("--decode-batch sizes must be positive, got " + b);
-        if (modelOptions.device() == DeviceOptions.Device.cpu) throw new JnextException("bench model measures the CUDA runner; --device cpu is not for it");
+        if (modelOptions.device().kind() == DeviceChoice.Kind.CPU) throw new JnextException("bench model measures the CUDA runner; --device cpu is not for it");
         Path model = modelOptions.modelDir();
         try (Gpu gpu = Gpu.open(0)) {
             ModelBench bench = new ModelBench(gpu, model, CudaOptions.defaults().withDecodeGraphs(decodeGraphs), modes,

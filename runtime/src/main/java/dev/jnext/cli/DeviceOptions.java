@@ -1,9 +1,11 @@
 package dev.jnext.cli;
 
+import dev.jnext.backend.PrefillMode;
+import dev.jnext.backend.DeviceChoice;
+
 import dev.jnext.JnextException;
 import dev.jnext.engine.EngineOptions;
-import dev.jnext.exec.Backends;
-import dev.jnext.exec.CudaOptions;
+import dev.jnext.cuda.CudaOptions;
 import dev.jnext.model.ModelConfig;
 import picocli.CommandLine.Option;
 
@@ -18,12 +20,9 @@ import java.util.function.Consumer;
  */
 public final class DeviceOptions {
 
-    /** Where the forward pass runs. */
-    public enum Device { auto, cpu, cuda }
-
     @Option(names = "--device", defaultValue = "auto", paramLabel = "DEVICE", order = 90,
-            description = "auto, cpu or cuda (default: ${DEFAULT-VALUE}: the GPU when a CUDA driver is present and the kernels support the checkpoint's geometry, else the CPU).")
-    Device device = Device.auto;
+            description = "auto, cpu, cuda or cuda:N (GPU N) (default: ${DEFAULT-VALUE}: the GPU when a CUDA driver is present and the kernels support the checkpoint's geometry, else the CPU).")
+    String device = "auto";
 
     @Option(names = "--graphs", defaultValue = "eager", paramLabel = "MODE", order = 91,
             description = "How prefill runs on CUDA: eager, piecewise (one CUDA graph per token bucket for everything but the attention and linear-attention cores) or gdn-layer-eager (piecewise with the whole Gated DeltaNet layer eager); bench model takes a comma-separated list (default: ${DEFAULT-VALUE}).")
@@ -33,30 +32,32 @@ public final class DeviceOptions {
             description = "Replay one CUDA graph per decode batch size on CUDA: on or off (default: ${DEFAULT-VALUE}).")
     String decodeGraphs = "on";
 
-    /** The device asked for (checked by picocli: auto, cpu or cuda). */
-    public Device device() {
-        return device;
-    }
-
-    /**
-     * Where the forward pass of {@code config} runs: cpu and cuda as asked, auto the GPU when a CUDA driver, a Hopper GPU
-     * and a geometry the kernels support are present; {@code why} receives the reason when auto falls back to the CPU.
-     */
-    public Backends.Choice resolve(ModelConfig config, Consumer<String> why) {
-        return Backends.resolve(device.name(), config, why);
+    /** The device asked for; a bad one is a {@link JnextException} naming {@code --device}. */
+    public DeviceChoice device() {
+        try {
+            return DeviceChoice.parse(device);
+        } catch (JnextException e) {
+            throw new JnextException("--device must be auto, cpu, cuda or cuda:N (a GPU index), got \"" + device + "\"");
+        }
     }
 
     /** The CUDA runner's options with these switches (one prefill mode; graphs of a bucket captured on first use). */
     public CudaOptions cudaOptions(CudaOptions base) {
-        List<CudaOptions.PrefillMode> modes = prefillModes();
+        List<PrefillMode> modes = prefillModes();
         if (modes.size() != 1) throw new JnextException("--graphs takes one mode here, got \"" + graphs + "\"");
         return base.withPrefill(modes.getFirst()).withDecodeGraphs(decodeGraphsOn()).withLazyCapture(true);
     }
 
     /** The {@code --graphs} modes (bench model compares several: a comma-separated list). */
-    public List<CudaOptions.PrefillMode> prefillModes() {
-        List<CudaOptions.PrefillMode> out = new ArrayList<>();
-        for (String g : graphs.split(",", -1)) out.add(prefillMode(g.trim()));
+    public List<PrefillMode> prefillModes() {
+        List<PrefillMode> out = new ArrayList<>();
+        for (String g : graphs.split(",", -1)) {
+            try {
+                out.add(PrefillMode.parse(g.trim()));
+            } catch (JnextException e) {
+                throw new JnextException("--graphs must be eager, piecewise or gdn-layer-eager, got \"" + g.trim() + "\"");
+            }
+        }
         return out;
     }
 
@@ -69,25 +70,17 @@ public final class DeviceOptions {
 
     /** Checks the switches (before any work). */
     public void check() {
+        device();
         prefillModes();
         decodeGraphsOn();
     }
 
     /** The engine's spelling of the same switches. */
     public EngineOptions apply(EngineOptions base) {
-        List<CudaOptions.PrefillMode> modes = prefillModes();
+        List<PrefillMode> modes = prefillModes();
         if (modes.size() != 1) throw new JnextException("--graphs takes one mode here, got \"" + graphs + "\"");
-        return base.withDevice(EngineOptions.Device.parse(device.name())).withPrefillGraphs(EngineOptions.PrefillGraphs.parse(graphs.trim()))
+        return base.withDevice(device()).withPrefillMode(modes.getFirst())
                 .withDecodeGraphs(decodeGraphsOn());
     }
 
-    /** eager, piecewise or gdn-layer-eager. */
-    static CudaOptions.PrefillMode prefillMode(String g) {
-        return switch (g) {
-            case "eager" -> CudaOptions.PrefillMode.EAGER;
-            case "piecewise" -> CudaOptions.PrefillMode.PIECEWISE;
-            case "gdn-layer-eager" -> CudaOptions.PrefillMode.GDN_LAYER_EAGER;
-            default -> throw new JnextException("--graphs must be eager, piecewise or gdn-layer-eager, got \"" + g + "\"");
-        };
-    }
 }

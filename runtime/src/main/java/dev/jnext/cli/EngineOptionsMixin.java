@@ -1,5 +1,9 @@
 package dev.jnext.cli;
 
+import dev.jnext.backend.KvBudget;
+import dev.jnext.backend.PrefillMode;
+import dev.jnext.backend.DeviceChoice;
+
 import dev.jnext.JnextException;
 import dev.jnext.engine.EngineOptions;
 import picocli.CommandLine.Option;
@@ -30,7 +34,7 @@ public final class EngineOptionsMixin {
     /** The options with the device switches, {@code defaultSequences} slots unless --max-sequences was given. */
     EngineOptions toOptions(DeviceOptions device, int defaultSequences, Path tokenizer) {
         int slots = maxSequences != null ? maxSequences : defaultSequences;
-        return device.apply(new EngineOptions(EngineOptions.Device.AUTO, EngineOptions.PrefillGraphs.EAGER, true, slots,
-                EngineOptions.KvBudget.parse(kvBudget), Math.max(maxStepTokens, slots), queueLimit, tokenizer));
+        return device.apply(new EngineOptions(DeviceChoice.AUTO, PrefillMode.EAGER, true, slots,
+                KvBudget.parse(kvBudget), Math.max(maxStepTokens, slots), queueLimit, tokenizer));
     }
 }

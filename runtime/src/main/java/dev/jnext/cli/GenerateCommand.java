@@ -8,7 +8,7 @@ import dev.jnext.engine.GenerationEvent;
 import dev.jnext.engine.GenerationHandle;
 import dev.jnext.engine.GenerationRequest;
 import dev.jnext.engine.GenerationResult;
-import dev.jnext.engine.SamplingParams;
+import dev.jnext.backend.SamplingParams;
 import dev.jnext.tokenizer.ChatMessage;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;

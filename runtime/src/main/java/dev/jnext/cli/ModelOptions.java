@@ -1,8 +1,7 @@
 package dev.jnext.cli;
 
 import dev.jnext.JnextException;
-import dev.jnext.exec.Backends;
-import dev.jnext.exec.CudaOptions;
+import dev.jnext.backend.DeviceChoice;
 import dev.jnext.model.ModelConfig;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -33,19 +32,9 @@ public final class ModelOptions {
         return deviceOptions;
     }
 
-    /** The device asked for. */
-    public DeviceOptions.Device device() {
+    /** The device asked for ({@code --device}, checked). */
+    public DeviceChoice device() {
         return deviceOptions.device();
-    }
-
-    /** See {@link DeviceOptions#resolve}. */
-    public Backends.Choice resolveDevice(ModelConfig config, java.util.function.Consumer<String> why) {
-        return deviceOptions.resolve(config, why);
-    }
-
-    /** See {@link DeviceOptions#cudaOptions}. */
-    public CudaOptions cudaOptions(CudaOptions base) {
-        return deviceOptions.cudaOptions(base);
     }
 
     /** The {@code --model} folder, checked to exist and to hold config.json (and the graph switches checked). */

@@ -2,7 +2,7 @@ package dev.jnext.cli;
 
 import dev.jnext.JnextException;
 import dev.jnext.engine.GenerationConfig;
-import dev.jnext.engine.SamplingParams;
+import dev.jnext.backend.SamplingParams;
 import picocli.CommandLine.Option;
 
 import java.nio.file.Path;

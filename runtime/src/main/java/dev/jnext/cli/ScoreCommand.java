@@ -1,15 +1,13 @@
 package dev.jnext.cli;
 
 import dev.jnext.JnextException;
-import dev.jnext.exec.Backends;
-import dev.jnext.exec.CpuSession;
-import dev.jnext.exec.CudaModel;
-import dev.jnext.exec.CudaOptions;
-import dev.jnext.exec.CudaSession;
-import dev.jnext.exec.LogitsSession;
+import dev.jnext.backend.BackendOptions;
+import dev.jnext.backend.Backends;
+import dev.jnext.backend.DeviceChoice;
+import dev.jnext.engine.EngineOptions;
+import dev.jnext.backend.LogitsSession;
 import dev.jnext.model.ModelConfig;
 import dev.jnext.model.Npy;
-import dev.jnext.model.Qwen3NextModel;
 import dev.jnext.tokenizer.QwenTokenizer;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
@@ -76,12 +74,13 @@ public final class ScoreCommand implements Callable<Integer> {
         if (ids.length == 0) throw new JnextException("nothing to score: the input has no tokens");
         long t0 = System.nanoTime();
         ModelConfig config = ModelConfig.load(model);
-        Backends.Choice choice = modelOptions.resolveDevice(config, why -> {
+        DeviceChoice device = Backends.resolve(modelOptions.device(), config, why -> {
             err.println("jnext: --device auto: running on the CPU (" + why + ")");
             err.flush();
         });
-        try (Backend b = open(choice, model, modelOptions.cudaOptions(CudaOptions.defaults().withMaxSequences(1).withMaxStepTokens(4096)))) {
-            LogitsSession session = b.session();
+        BackendOptions options = modelOptions.deviceOptions().apply(EngineOptions.defaults().withMaxSequences(1))
+                .withDevice(device).withMaxStepTokens(SCORE_STEP_TOKENS).backendOptions();
+        try (LogitsSession session = Backends.openLogits(model, options, why -> { })) {
             int vocab = config.vocabSize();
             long t1 = System.nanoTime();
             double[] logProbs = new double[ids.length];
@@ -118,7 +117,7 @@ public final class ScoreCommand implements Callable<Integer> {
                 out.println("tokens: 1 (perplexity needs at least 2 tokens)");
             }
             out.flush();
-            err.printf("jnext: device %s; load %.2f s, forward %.2f s (%s%s)%n", b.name(), (t1 - t0) / 1e9,
+            err.printf("jnext: device %s; load %.2f s, forward %.2f s (%s%s)%n", session.device(), (t1 - t0) / 1e9,
                     (t2 - t1) / 1e9, Plural.of(ids.length, "token"),
                     prefill < ids.length ? ", " + Plural.of(ids.length - prefill, "decode step") : "");
             err.flush();
@@ -126,35 +125,8 @@ public final class ScoreCommand implements Callable<Integer> {
         return 0;
     }
 
-    /** The loaded model and one session on it, closed together. */
-    private record Backend(String name, LogitsSession session, AutoCloseable model) implements AutoCloseable {
-        @Override
-        public void close() {
-            try {
-                session.close();
-            } finally {
-                try {
-                    model.close();
-                } catch (Exception e) {
-                    throw e instanceof RuntimeException r ? r : new JnextException("closing the model: " + e.getMessage(), e);
-                }
-            }
-        }
-    }
-
-    private static Backend open(Backends.Choice choice, Path model, CudaOptions options) {
-        if (choice == Backends.Choice.CPU) {
-            Qwen3NextModel m = Qwen3NextModel.load(model);
-            return new Backend("cpu", new CpuSession(m), m);
-        }
-        CudaModel m = CudaModel.load(model, options, bytes -> {});
-        try {
-            return new Backend(m.deviceName(), new CudaSession(m), m);
-        } catch (RuntimeException e) {
-            m.close();
-            throw e;
-        }
-    }
+    /** Tokens of one scoring step: longer inputs go in several. */
+    static final int SCORE_STEP_TOKENS = 4096;
 
     static int[] parseIds(String[] parts) {
         int[] ids = new int[parts.length];

@@ -1,7 +1,10 @@
 package dev.jnext.engine;
 
-import dev.jnext.exec.Backends;
-import dev.jnext.exec.CudaBackend;
+
+import dev.jnext.backend.ModelBackend;
+import dev.jnext.backend.SamplingParams;
+
+import dev.jnext.backend.Backends;
 
 import dev.jnext.JnextException;
 import dev.jnext.model.ModelConfig;
@@ -87,17 +90,9 @@ public final class Engine implements AutoCloseable {
         }
     }
 
-    /** The one place that picks a backend for a device. */
+    /** The one place that opens a backend: the options' device, auto resolved by {@link Backends}. */
     static ModelBackend openBackend(Path model, EngineOptions options) {
-        EngineOptions.Device device = options.device();
-        if (device == EngineOptions.Device.AUTO) {
-            Backends.Choice c = Backends.resolve("auto", ModelConfig.load(model), why -> log.info("device auto: running on the CPU ({})", why));
-            device = c == Backends.Choice.CUDA ? EngineOptions.Device.CUDA : EngineOptions.Device.CPU;
-        }
-        return switch (device) {
-            case CPU, AUTO -> CpuBackend.open(model, options);
-            case CUDA -> CudaBackend.open(model, CudaBackend.options(options), bytes -> { });
-        };
+        return Backends.open(model, options.backendOptions(), why -> log.info("device auto: running on the CPU ({})", why));
     }
 
     /** An engine over an open backend (which it then owns and closes). */

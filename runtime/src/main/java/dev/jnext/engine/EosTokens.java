@@ -13,7 +13,7 @@ import java.util.Set;
  * The token ids that end generation for a checkpoint, gathered as Hugging Face's {@code generate} does: {@code
  * eos_token_id} of {@code generation_config.json} (an id or a list), then of {@code config.json}, then the id of the
  * tokenizer's {@code eos_token} ({@code tokenizer_config.json}). Qwen3 chat checkpoints name {@code <|im_end|>} and
- * {@code <|endoftext|>} this way; pass the set to {@link Generator.Options}.
+ * {@code <|endoftext|>} this way; the engine stops on them.
  *
  * <pre>{@code
  * Set<Integer> eos = EosTokens.of(modelDir, tokenizerDir, tokenizer);

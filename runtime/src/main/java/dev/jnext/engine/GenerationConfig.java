@@ -1,5 +1,7 @@
 package dev.jnext.engine;
 
+import dev.jnext.backend.SamplingParams;
+
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.jnext.JnextException;

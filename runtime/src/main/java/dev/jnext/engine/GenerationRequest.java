@@ -1,5 +1,7 @@
 package dev.jnext.engine;
 
+import dev.jnext.backend.SamplingParams;
+
 import dev.jnext.JnextException;
 import dev.jnext.tokenizer.ChatMessage;
 

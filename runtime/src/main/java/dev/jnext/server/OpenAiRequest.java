@@ -9,7 +9,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.JsonNodeType;
 import dev.jnext.engine.GenerationConfig;
 import dev.jnext.engine.GenerationRequest;
-import dev.jnext.engine.SamplingParams;
+import dev.jnext.backend.SamplingParams;
 
 import java.io.IOException;
 import java.util.ArrayList;

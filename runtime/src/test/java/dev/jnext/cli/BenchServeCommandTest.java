@@ -1,5 +1,7 @@
 package dev.jnext.cli;
 
+import dev.jnext.backend.DeviceChoice;
+
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.jnext.engine.Engine;
@@ -43,7 +45,7 @@ class BenchServeCommandTest {
 
     @Test
     void loadOnARunningServerWithAKeyAndAShortSoak() {
-        Engine engine = Engine.open(TestCheckpoints.tinyQwen(), EngineOptions.defaults().withDevice(EngineOptions.Device.CPU)
+        Engine engine = Engine.open(TestCheckpoints.tinyQwen(), EngineOptions.defaults().withDevice(DeviceChoice.CPU)
                 .withMaxSequences(4).withTokenizer(TestTokenizers.qwen3Dir()));
         try (OpenAiServer server = OpenAiServer.start(engine, ServerOptions.defaults().withPort(0).withApiKey("k1")
                 .withDrainTimeout(Duration.ZERO))) {

@@ -1,12 +1,12 @@
 package dev.jnext.cli;
 
-import dev.jnext.exec.CpuSession;
+import dev.jnext.cpu.CpuSession;
 import dev.jnext.model.weights.Checkpoint;
 import dev.jnext.model.DType;
 import dev.jnext.model.LayerType;
 import dev.jnext.model.ModelConfig;
 import dev.jnext.model.Npy;
-import dev.jnext.model.Qwen3NextModel;
+import dev.jnext.cpu.Qwen3NextModel;
 import dev.jnext.model.SyntheticCheckpoint;
 import dev.jnext.tokenizer.TestTokenizers;
 import org.junit.jupiter.api.Test;

@@ -1,5 +1,11 @@
 package dev.jnext.engine;
 
+import dev.jnext.backend.DeviceChoice;
+
+import dev.jnext.backend.ModelBackend;
+import dev.jnext.backend.SamplingParams;
+import dev.jnext.cpu.CpuBackend;
+
 import dev.jnext.model.TestCheckpoints;
 import dev.jnext.model.TinyModels;
 import dev.jnext.tokenizer.TestTokenizers;
@@ -36,7 +42,7 @@ class EngineCpuTest {
     }
 
     private static EngineOptions options(int slots, int stepTokens) {
-        return EngineOptions.defaults().withDevice(EngineOptions.Device.CPU).withMaxSequences(slots)
+        return EngineOptions.defaults().withDevice(DeviceChoice.CPU).withMaxSequences(slots)
                 .withMaxStepTokens(stepTokens).withTokenizer(TestTokenizers.qwen3Dir());
     }
 
@@ -88,7 +94,7 @@ class EngineCpuTest {
     void theCudaDeviceWithoutADriverIsRefusedClearly() {
         org.junit.jupiter.api.Assumptions.assumeFalse(dev.jnext.gpu.Cuda.driverPresent(), "a CUDA driver is present");
         var e = assertThrows(dev.jnext.JnextException.class,
-                () -> Engine.open(model, options(1, 64).withDevice(EngineOptions.Device.CUDA)));
+                () -> Engine.open(model, options(1, 64).withDevice(DeviceChoice.CUDA)));
         assertTrue(e.getMessage().startsWith("no CUDA driver found"), e.getMessage());
     }
 

@@ -1,5 +1,11 @@
 package dev.jnext.engine;
 
+import dev.jnext.backend.KvBudget;
+import dev.jnext.backend.PrefillMode;
+import dev.jnext.backend.DeviceChoice;
+
+import dev.jnext.backend.SamplingParams;
+
 import dev.jnext.model.DType;
 import dev.jnext.model.ModelConfig;
 import dev.jnext.model.SyntheticCheckpoint;
@@ -44,9 +50,9 @@ class EngineCudaGpuTest {
             for (int t = 0; t < ids.length; t++) ids[t] = rnd.nextInt(150000);
             prompts.add(ids);
         }
-        for (EngineOptions.PrefillGraphs graphs : EngineOptions.PrefillGraphs.values()) {
-            EngineOptions options = EngineOptions.defaults().withDevice(EngineOptions.Device.CUDA).withMaxSequences(8).withMaxStepTokens(512)
-                    .withKvBudget(new EngineOptions.KvBudget.Tokens(64 * 1024)).withPrefillGraphs(graphs).withTokenizer(TestTokenizers.qwen3Dir());
+        for (PrefillMode graphs : PrefillMode.values()) {
+            EngineOptions options = EngineOptions.defaults().withDevice(DeviceChoice.CUDA).withMaxSequences(8).withMaxStepTokens(512)
+                    .withKvBudget(new KvBudget.Tokens(64 * 1024)).withPrefillMode(graphs).withTokenizer(TestTokenizers.qwen3Dir());
             List<int[]> alone = new ArrayList<>(), together = new ArrayList<>();
             try (Engine engine = Engine.open(model, options)) {
                 assertTrue(engine.device().startsWith("cuda:0"), engine.device());

@@ -1,5 +1,7 @@
 package dev.jnext.engine;
 
+import dev.jnext.backend.ModelBackend;
+
 import dev.jnext.JnextException;
 import dev.jnext.tokenizer.QwenTokenizer;
 import dev.jnext.tokenizer.TestTokenizers;

@@ -1,5 +1,8 @@
 package dev.jnext.engine;
 
+import dev.jnext.backend.ModelBackend;
+import dev.jnext.backend.SamplingParams;
+
 import dev.jnext.JnextException;
 
 import java.util.ArrayList;

@@ -1,6 +1,6 @@
 package dev.jnext.gpu;
 
-import dev.jnext.kernels.KernelLibrary;
+import dev.jnext.cuda.kernels.KernelLibrary;
 import dev.jnext.numeric.Bf16;
 
 import java.lang.foreign.Arena;

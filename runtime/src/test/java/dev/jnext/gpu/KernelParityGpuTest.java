@@ -1,8 +1,8 @@
 package dev.jnext.gpu;
 
-import dev.jnext.kernels.GatedRmsNormKernel;
-import dev.jnext.kernels.RmsNormKernel;
-import dev.jnext.kernels.SiluMulKernel;
+import dev.jnext.cuda.kernels.GatedRmsNormKernel;
+import dev.jnext.cuda.kernels.RmsNormKernel;
+import dev.jnext.cuda.kernels.SiluMulKernel;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;

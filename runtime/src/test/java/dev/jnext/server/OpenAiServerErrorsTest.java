@@ -1,5 +1,7 @@
 package dev.jnext.server;
 
+import dev.jnext.backend.DeviceChoice;
+
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.jnext.JnextException;
@@ -220,7 +222,7 @@ class OpenAiServerErrorsTest {
 
     @Test
     void aTakenPortIsAClearError() {
-        Engine engine = Engine.open(TestCheckpoints.tinyQwen(), EngineOptions.defaults().withDevice(EngineOptions.Device.CPU)
+        Engine engine = Engine.open(TestCheckpoints.tinyQwen(), EngineOptions.defaults().withDevice(DeviceChoice.CPU)
                 .withMaxSequences(1).withTokenizer(dev.jnext.tokenizer.TestTokenizers.qwen3Dir()));
         try {
             var e = assertThrows(JnextException.class, () -> OpenAiServer.start(engine, ServerOptions.defaults().withPort(server.server.port())));

@@ -1,5 +1,7 @@
 package dev.jnext.server;
 
+import dev.jnext.backend.DeviceChoice;
+
 import dev.jnext.engine.Engine;
 import dev.jnext.engine.EngineOptions;
 import dev.jnext.model.TestCheckpoints;
@@ -21,7 +23,7 @@ final class TestServer implements AutoCloseable {
     final HttpClient http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).connectTimeout(Duration.ofSeconds(5)).build();
 
     TestServer(Path model, EngineOptions engine, ServerOptions options) {
-        Engine e = Engine.open(model, engine.withTokenizer(TestTokenizers.qwen3Dir()).withDevice(EngineOptions.Device.CPU));
+        Engine e = Engine.open(model, engine.withTokenizer(TestTokenizers.qwen3Dir()).withDevice(DeviceChoice.CPU));
         this.server = OpenAiServer.start(e, options.withPort(0));
         this.base = "http://127.0.0.1:" + server.port();
     }
