@@ -40,7 +40,7 @@ class SampleAppTest {
     static void checkpoint() throws Exception {
         assertTrue(Files.isRegularFile(TOKENIZER.resolve("tokenizer.json")),
                 TOKENIZER + " has no tokenizer.json: build the repository first (the runtime's build fetches it)");
-        Path cli = REPO.resolve("runtime/target/jnext.jar");
+        Path cli = REPO.resolve("runtime/cli/target/jnext.jar");
         assertTrue(Files.isRegularFile(cli), cli + " is missing: build the repository first (mvn package)");
         Path config = MODEL.resolve("config.json");
         // kept between runs, rewritten by a newer jnext.jar (whose checkpoint format may have changed)
