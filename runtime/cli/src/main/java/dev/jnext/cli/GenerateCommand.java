@@ -98,7 +98,7 @@ public final class GenerateCommand implements Callable<Integer> {
                 p = new GenerationRequest.Prompt.Text(text);
             }
             GenerationHandle handle = engine.submit(GenerationRequest.of(p).sampling(sampling).maxTokens(maxNewTokens).stop(stops).build());
-            err.printf("jnext: loaded %s in %.2f s (%s); prompt %s; %s; eos %s%n", model, (t1 - t0) / 1e9, engine.device(),
+            err.printf("jnext: loaded %s in %.2f s (%s); prompt %s; %s; eos %s%n", model, (t1 - t0) / 1e9, engine.deviceName(),
                     Plural.of(handle.promptTokens(), "token"), SamplingOptions.describe(sampling), engine.eosTokenIds());
             err.flush();
             for (GenerationEvent e : handle) {

@@ -77,7 +77,7 @@ public final class ServeCommand implements Callable<Integer> {
         }
         Runtime.getRuntime().addShutdownHook(new Thread(() -> onTerminate(server, err), "jnext-shutdown"));
         err.printf("jnext: serving %s (%s, %s) on http://%s:%d/v1 after %.2f s; Ctrl-C or SIGTERM stops it%n",
-                engine.modelName(), engine.device(), options.describe(), host, server.port(), (System.nanoTime() - t0) / 1e9);
+                engine.modelName(), engine.deviceName(), options.describe(), host, server.port(), (System.nanoTime() - t0) / 1e9);
         err.flush();
         server.awaitStopped();
         return 0;

@@ -50,6 +50,11 @@ public interface ModelBackend extends AutoCloseable {
     /** Where it runs, for logs and /v1/models: {@code "cpu"} or e.g. {@code "cuda:0 NVIDIA H100 80GB HBM3"}. */
     String device();
 
+    /** Where it runs as a device choice: {@link DeviceChoice#CPU} or {@code cuda:N}. */
+    default DeviceChoice placement() {
+        return DeviceChoice.CPU;
+    }
+
     /** Logits per position (config.json's vocab_size). */
     int vocabSize();
 

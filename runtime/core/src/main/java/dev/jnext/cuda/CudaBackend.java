@@ -4,6 +4,7 @@ import dev.jnext.backend.KvBudget;
 import dev.jnext.backend.PrefillMode;
 
 import dev.jnext.backend.BackendOptions;
+import dev.jnext.backend.DeviceChoice;
 import dev.jnext.backend.ModelBackend;
 import dev.jnext.backend.SamplingParams;
 import dev.jnext.cuda.kernels.SamplingKernel;
@@ -68,6 +69,11 @@ public final class CudaBackend implements ModelBackend {
     @Override
     public int maxSequences() {
         return model.options().maxSequences();
+    }
+
+    @Override
+    public DeviceChoice placement() {
+        return DeviceChoice.cuda(model.options().gpu());
     }
 
     @Override

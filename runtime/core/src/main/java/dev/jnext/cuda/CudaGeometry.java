@@ -81,7 +81,7 @@ final class CudaGeometry {
         List<String> v = violations(c);
         if (!v.isEmpty()) {
             throw new JnextException(where + ": the CUDA kernels cannot run this geometry: " + String.join("; ", v)
-                    + " (use --device cpu)");
+                    + " (the CPU backend runs it)");
         }
     }
 

@@ -144,7 +144,7 @@ public final class CudaModel implements AutoCloseable {
         this.options = options;
         if (!dev.jnext.gpu.Cuda.driverPresent()) {
             throw new dev.jnext.gpu.NoCudaDriverException("no CUDA driver found (libcuda.so.1 is not loadable): the CUDA backend "
-                    + "needs an NVIDIA GPU and its driver; use --device cpu");
+                    + "needs an NVIDIA GPU and its driver; the CPU backend needs neither");
         }
         this.config = ModelConfig.load(dir);
         CudaGeometry.check(config, dir.toString());

@@ -36,7 +36,7 @@ final class MemoryPlan {
     public void check(long free, String device) {
         if (total() > free) {
             throw new JnextException(device + " has " + gib(free) + " free but this model needs " + gib(total()) + " (" + describe()
-                    + "); use a smaller --kv-tokens / --max-seqs / --max-step-tokens, or a larger GPU");
+                    + "); use a smaller KV budget, fewer sequence slots or a smaller step token budget, or a larger GPU");
         }
     }
 

@@ -1,6 +1,7 @@
 package dev.jnext.engine;
 
 
+import dev.jnext.backend.DeviceChoice;
 import dev.jnext.backend.ModelBackend;
 import dev.jnext.backend.SamplingParams;
 
@@ -72,7 +73,7 @@ public final class Engine implements AutoCloseable {
         Path tokDir = options.tokenizer() != null ? options.tokenizer() : model;
         if (!Files.isRegularFile(tokDir.resolve("tokenizer.json"))) {
             throw new JnextException(tokDir.resolve("tokenizer.json") + " is missing"
-                    + (options.tokenizer() == null ? ": this checkpoint has no tokenizer (synthetic ones have none); pass --tokenizer DIR" : ""));
+                    + (options.tokenizer() == null ? ": this checkpoint has no tokenizer (synthetic ones have none); set EngineOptions.tokenizer to a folder holding tokenizer.json" : ""));
         }
         QwenTokenizer tokenizer = QwenTokenizer.load(tokDir);
         TokenizerConfig tokenizerConfig = TokenizerConfig.read(tokDir);
@@ -119,8 +120,13 @@ public final class Engine implements AutoCloseable {
         return modelName;
     }
 
-    /** Where the model runs, e.g. {@code cpu}. */
-    public String device() {
+    /** Where the model runs: {@code cpu} or {@code cuda:N} ({@code auto} resolved). */
+    public DeviceChoice device() {
+        return backend.placement();
+    }
+
+    /** Where the model runs, for people and logs: {@code cpu} or e.g. {@code cuda:0 NVIDIA H100 80GB HBM3}. */
+    public String deviceName() {
         return backend.device();
     }
 

@@ -11,6 +11,7 @@ import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import java.util.Set;
 
 /**
@@ -35,17 +36,17 @@ public record GenerationRequest(Prompt prompt, SamplingParams sampling, int maxT
     public sealed interface Prompt {
         /** Plain text, tokenized as is (nothing is added around it). */
         record Text(String text) implements Prompt {
-            /** Checks that there is a text. */
+            /** @throws NullPointerException naming {@code text} when it is null */
             public Text {
-                if (text == null) throw new JnextException("the prompt text is null");
+                Objects.requireNonNull(text, "text");
             }
         }
 
         /** Token ids of the model's vocabulary. */
         record Tokens(int[] ids) implements Prompt {
-            /** Copies the ids. */
+            /** Copies the ids. @throws NullPointerException naming {@code ids} when it is null */
             public Tokens {
-                ids = ids.clone();
+                ids = Objects.requireNonNull(ids, "ids").clone();
             }
 
             @Override
@@ -66,20 +67,28 @@ public record GenerationRequest(Prompt prompt, SamplingParams sampling, int maxT
 
         /**
          * Chat messages (role, content and whatever else the template reads: reasoning_content, tool_calls, ...),
-         * optional tool schemas (null for none) and extra template variables (e.g. {@code enable_thinking}), rendered
-         * with the generation prompt appended.
+         * optional tool schemas (null or empty for none) and extra template variables (e.g. {@code enable_thinking};
+         * null or empty for none), rendered with the generation prompt appended.
          */
         record Chat(List<Map<String, Object>> messages, List<Object> tools, Map<String, Object> templateVariables)
                 implements Prompt {
-            /** Checks that there is a message and copies the collections. */
+            /**
+             * Checks that there is a message and copies the collections.
+             *
+             * @throws NullPointerException naming {@code messages} when it is null
+             * @throws JnextException       when there is no message
+             */
             public Chat {
-                if (messages == null || messages.isEmpty()) throw new JnextException("a chat prompt needs at least one message");
+                Objects.requireNonNull(messages, "messages");
+                if (messages.isEmpty()) throw new JnextException("a chat prompt needs at least one message");
                 messages = List.copyOf(messages);
-                templateVariables = Map.copyOf(templateVariables);
+                tools = tools == null ? null : java.util.Collections.unmodifiableList(new ArrayList<>(tools));
+                templateVariables = templateVariables == null ? Map.of() : java.util.Collections.unmodifiableMap(new LinkedHashMap<>(templateVariables));
             }
 
             /** Plain role/content messages, no tools, no template variables. */
             public static Chat of(List<ChatMessage> messages) {
+                Objects.requireNonNull(messages, "messages");
                 List<Map<String, Object>> maps = new ArrayList<>();
                 for (ChatMessage m : messages) {
                     Map<String, Object> map = new LinkedHashMap<>();
@@ -92,9 +101,18 @@ public record GenerationRequest(Prompt prompt, SamplingParams sampling, int maxT
         }
     }
 
-    /** Checks the prompt, the token budget and the number of top log-probabilities. */
+    /**
+     * Checks the prompt, the token budget and the number of top log-probabilities.
+     *
+     * @throws NullPointerException naming {@code prompt}, {@code stopStrings}, {@code stopTokenIds} or a null stop
+     *                              string; {@code sampling} may be null (the checkpoint's defaults)
+     * @throws JnextException       for a value out of its range
+     */
     public GenerationRequest {
-        if (prompt == null) throw new JnextException("a request needs a prompt");
+        Objects.requireNonNull(prompt, "prompt");
+        Objects.requireNonNull(stopStrings, "stopStrings");
+        Objects.requireNonNull(stopTokenIds, "stopTokenIds");
+        for (String t : stopStrings) Objects.requireNonNull(t, "a stop string");
         if (maxTokens < 1) throw new JnextException("max tokens must be at least 1, got " + maxTokens);
         if (topLogprobs < 0 || topLogprobs > MAX_TOP_LOGPROBS) {
             throw new JnextException("top logprobs must be in 0.." + MAX_TOP_LOGPROBS + ", got " + topLogprobs);
@@ -134,7 +152,7 @@ public record GenerationRequest(Prompt prompt, SamplingParams sampling, int maxT
         private int topLogprobs;
 
         private Builder(Prompt prompt) {
-            this.prompt = prompt;
+            this.prompt = Objects.requireNonNull(prompt, "prompt");
         }
 
         /** How tokens are chosen (default: the checkpoint's generation_config.json, else greedy). */
@@ -156,18 +174,21 @@ public record GenerationRequest(Prompt prompt, SamplingParams sampling, int maxT
 
         /** Adds stop strings: generation ends where one appears, and it is not part of the text. */
         public Builder stop(String... texts) {
-            stopStrings.addAll(Arrays.asList(texts));
+            Objects.requireNonNull(texts, "texts");
+            for (String t : texts) stopStrings.add(Objects.requireNonNull(t, "a stop string"));
             return this;
         }
 
         /** Adds stop strings. */
         public Builder stop(List<String> texts) {
-            stopStrings.addAll(texts);
+            Objects.requireNonNull(texts, "texts");
+            for (String t : texts) stopStrings.add(Objects.requireNonNull(t, "a stop string"));
             return this;
         }
 
         /** Adds ids that end generation besides the checkpoint's end-of-sequence ids. */
         public Builder stopTokenIds(int... ids) {
+            Objects.requireNonNull(ids, "ids");
             for (int id : ids) stopTokenIds.add(id);
             return this;
         }

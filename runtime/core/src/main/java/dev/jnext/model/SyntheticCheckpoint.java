@@ -63,7 +63,7 @@ public final class SyntheticCheckpoint {
         /** Checks the shard size and the logit scale. */
         public Options {
             if (maxShardBytes <= 0) throw new IllegalArgumentException("maxShardBytes must be positive");
-            if (!(logitScale > 0) || !Float.isFinite(logitScale)) throw new JnextException("--logit-scale must be positive, got " + logitScale);
+            if (!(logitScale > 0) || !Float.isFinite(logitScale)) throw new JnextException("the logit scale must be positive, got " + logitScale);
         }
 
         /** Logit scale 1, transformers 5.x style. */
@@ -113,8 +113,8 @@ public final class SyntheticCheckpoint {
     private static ModelConfig config(int vocab, int hidden, int inter, int layers, int heads, int kvHeads, int headDim,
                                       int hk, int hv, int dk, int dv, int kernel, int experts, int topK, int moeI,
                                       int sharedI, double theta, DType dtype) {
-        if (layers < 1) throw new JnextException("--layers must be at least 1, got " + layers);
-        if (experts < 1) throw new JnextException("--experts must be at least 1, got " + experts);
+        if (layers < 1) throw new JnextException("layers must be at least 1, got " + layers);
+        if (experts < 1) throw new JnextException("experts must be at least 1, got " + experts);
         List<LayerType> types = new ArrayList<>();
         for (int i = 0; i < layers; i++) {
             types.add((i + 1) % 4 == 0 ? LayerType.FULL_ATTENTION : LayerType.LINEAR_ATTENTION);

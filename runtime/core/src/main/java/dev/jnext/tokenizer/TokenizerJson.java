@@ -41,7 +41,7 @@ record TokenizerJson(String[] vocab, Map<String, Integer> ids, int[] mergeLefts,
             return parse(p, file);
         } catch (NoSuchFileException e) {
             throw new JnextException(file + ": no such file (a Hugging Face tokenizer.json is expected; "
-                    + "pass the folder holding it with --tokenizer)");
+                    + "load the tokenizer from the folder that holds it)");
         } catch (JsonProcessingException e) { // malformed JSON or UTF-8: one line with the place, not Jackson's two
             throw new JnextException(file + ": not valid JSON: " + JsonFiles.describe(e), e);
         } catch (IOException e) {

@@ -85,7 +85,8 @@ class EngineCpuTest {
                 assertTrue(t.topLogprobs()[0] >= t.topLogprobs()[1] && t.topLogprobs()[1] >= t.topLogprobs()[2]);
                 assertTrue(t.logprob() <= 0 && t.logprob() > -100, "log-probability " + t.logprob());
             }
-            assertEquals("cpu", engine.device());
+            assertEquals(dev.jnext.backend.DeviceChoice.CPU, engine.device());
+            assertEquals("cpu", engine.deviceName());
             assertEquals(List.of(151645), List.copyOf(engine.eosTokenIds())); // config.json's, = the tokenizer's eos_token
         }
     }

@@ -55,7 +55,8 @@ class EngineCudaGpuTest {
                     .withKvBudget(new KvBudget.Tokens(64 * 1024)).withPrefillMode(graphs).withTokenizer(TestTokenizers.qwen3Dir());
             List<int[]> alone = new ArrayList<>(), together = new ArrayList<>();
             try (Engine engine = Engine.open(model, options)) {
-                assertTrue(engine.device().startsWith("cuda:0"), engine.device());
+                assertTrue(engine.deviceName().startsWith("cuda:0"), engine.deviceName());
+                assertEquals(dev.jnext.backend.DeviceChoice.CUDA, engine.device());
                 for (int[] p : prompts) alone.add(engine.generate(GenerationRequest.tokens(p).greedy().maxTokens(24).build()).tokenIds());
                 List<GenerationHandle> handles = new ArrayList<>();
                 for (int[] p : prompts) handles.add(engine.submit(GenerationRequest.tokens(p).greedy().maxTokens(24).build()));

@@ -160,7 +160,7 @@ public final class OpenAiServer implements AutoCloseable {
         m.put("created", created);
         m.put("owned_by", "jnext");
         m.put("max_model_len", engine.contextLength());
-        m.put("device", engine.device());
+        m.put("device", engine.deviceName());
         ctx.contentType("application/json").result(json.writeValueAsBytes(root));
     }
 
