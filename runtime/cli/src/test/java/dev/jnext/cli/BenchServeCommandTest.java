@@ -40,7 +40,7 @@ class BenchServeCommandTest {
         assertEquals(0, record.at("/report/failed").asInt());
         assertEquals("cpu", record.at("/report/device").asText());
         assertTrue(record.at("/report/ttft_ms/p99").asDouble() >= record.at("/report/ttft_ms/p50").asDouble());
-        assertTrue(record.at("/engine_options").asText().contains("prefill-graphs=piecewise decode-graphs=off"), record.toString());
+        assertTrue(record.at("/engine_options").asText().contains("prefill-mode=piecewise decode-graphs=off"), record.toString());
     }
 
     @Test
