@@ -143,6 +143,7 @@ public final class ChatTemplate {
         globals.registerFunction(new ELFunctionDefinition("", JinjaRewriter.FUNCTION, TemplateFunctions.class, "slice",
                 Object.class, Object.class, Object.class, Object.class));
         globals.registerFilter(new TojsonFilter());
+        globals.registerFilter(new ItemsFilter());
         globals.registerTag(new LoopNeighbours.TrackingForTag());
         globals.registerTag(new GenerationTag());
     }
@@ -307,6 +308,26 @@ public final class ChatTemplate {
             Object indent = kwargs.getOrDefault("indent", args.length > 0 ? args[0] : null);
             boolean sortKeys = Boolean.TRUE.equals(kwargs.get("sort_keys"));
             return PythonJson.dumps(var, indent == null ? null : ((Number) indent).intValue(), sortKeys);
+        }
+    }
+
+    /**
+     * jinja2's {@code items} filter (3.1): a mapping's (key, value) pairs, for {@code {% for k, v in m | items %}} — the
+     * Qwen3.5 and Qwen3-Coder templates render a past tool call's arguments so; jinjava has no such filter and rendered
+     * nothing. Undefined or none gives no pairs; anything else is jinja2's TypeError.
+     */
+    private static final class ItemsFilter implements Filter {
+        @Override
+        public String getName() {
+            return "items";
+        }
+
+        @Override
+        public Object filter(Object var, JinjavaInterpreter interpreter, String... args) {
+            if (var == null) return List.of();
+            if (var instanceof Map<?, ?> m) return List.copyOf(m.entrySet());
+            throw new TemplateFunctions.Refused("items: can only get item pairs from a mapping, got "
+                    + (var instanceof CharSequence ? "a string" : var.getClass().getSimpleName()));
         }
     }
 

@@ -47,6 +47,19 @@ class ChatTemplateTest {
     }
 
     @Test
+    void itemsFilterGivesAMappingsPairs() {
+        ChatTemplate t = new ChatTemplate("{% for m in messages %}{% for k, v in m.args | items %}<{{ k }}={{ v }}>{% endfor %}"
+                + "{% for k, v in m.nothing | items %}never{% endfor %}{% endfor %}", Path.of("test.jinja"), Map.of());
+        var args = new java.util.LinkedHashMap<String, Object>();
+        args.put("z", "ls");
+        args.put("a", 2);
+        assertEquals("<z=ls><a=2>", t.render(List.of(Map.of("role", "assistant", "args", args)), null, false, Map.of()));
+        JnextException e = assertThrows(JnextException.class,
+                () -> t.render(List.of(Map.of("role", "assistant", "args", "{\"a\": 1}")), null, false, Map.of()));
+        assertTrue(e.getMessage().contains("can only get item pairs from a mapping"), e.getMessage());
+    }
+
+    @Test
     void generationBlocksRenderTheirBody() {
         assertEquals("<a>b</a>", render("{% for m in messages[1:2] %}<a>{% generation %}{{ m.content }}{% endgeneration %}</a>{% endfor %}", THREE));
     }

@@ -10,6 +10,9 @@ import com.fasterxml.jackson.databind.node.JsonNodeType;
 import dev.jnext.engine.GenerationConfig;
 import dev.jnext.engine.GenerationRequest;
 import dev.jnext.backend.SamplingParams;
+import dev.jnext.server.tools.ChatHistory;
+import dev.jnext.server.tools.ChatTools;
+import dev.jnext.server.tools.ToolRequestException;
 
 import java.io.IOException;
 import java.util.ArrayList;
@@ -26,9 +29,10 @@ import java.util.concurrent.ThreadLocalRandom;
  *
  * @param logprobs     report log-probabilities (chat {@code logprobs: true}; completions {@code logprobs: n})
  * @param includeUsage streaming: send a last chunk with {@code usage}
+ * @param tools        chat: tools, tool_choice and parallel_tool_calls ({@link ChatTools#ABSENT} for completions)
  */
 public record OpenAiRequest(Endpoint endpoint, String model, GenerationRequest generation, boolean stream,
-                            boolean includeUsage, boolean logprobs) {
+                            boolean includeUsage, boolean logprobs, ChatTools tools) {
 
     public enum Endpoint {
         CHAT("/v1/chat/completions"), COMPLETIONS("/v1/completions");
@@ -101,8 +105,10 @@ public record OpenAiRequest(Endpoint endpoint, String model, GenerationRequest g
         int maxTokens;
         int topLogprobs = 0;
         boolean logprobs;
+        ChatTools tools = ChatTools.ABSENT;
         if (endpoint == Endpoint.CHAT) {
-            prompt = chatPrompt(root);
+            tools = toolRequest(() -> ChatTools.parse(root, JSON));
+            prompt = chatPrompt(root, tools);
             Integer mt = integer(root, "max_completion_tokens", 1, Integer.MAX_VALUE);
             if (mt == null) mt = integer(root, "max_tokens", 1, Integer.MAX_VALUE);
             maxTokens = mt != null ? mt : defaultMaxTokens;
@@ -147,10 +153,19 @@ public record OpenAiRequest(Endpoint endpoint, String model, GenerationRequest g
                 b.stopTokenIds(id.asInt());
             }
         }
-        return new OpenAiRequest(endpoint, model, b.build(), stream, includeUsage, logprobs);
+        return new OpenAiRequest(endpoint, model, b.build(), stream, includeUsage, logprobs, tools);
     }
 
-    private static GenerationRequest.Prompt chatPrompt(JsonNode root) {
+    /** Tool fields (issue 18) are checked in {@link dev.jnext.server.tools}; a fault there is a 400 naming the field. */
+    private static <T> T toolRequest(java.util.function.Supplier<T> check) {
+        try {
+            return check.get();
+        } catch (ToolRequestException e) {
+            throw ApiError.badRequest(e.param(), e.getMessage());
+        }
+    }
+
+    private static GenerationRequest.Prompt chatPrompt(JsonNode root, ChatTools chatTools) {
         JsonNode messages = root.get("messages");
         if (messages == null || messages.isNull()) throw ApiError.badRequest("messages", "messages is required");
         if (!messages.isArray()) throw ApiError.badRequest("messages", "messages must be an array, got " + kind(messages));
@@ -189,18 +204,13 @@ public record OpenAiRequest(Endpoint endpoint, String model, GenerationRequest g
             } else {
                 throw ApiError.badRequest(where + ".content", where + ".content must be a string or an array of text parts, got " + kind(content));
             }
+            toolRequest(() -> {
+                ChatHistory.normalize(m, map, where, JSON); // tool_calls' arguments as maps, for the templates
+                return null;
+            });
             out.add(map);
         }
-        List<Object> tools = null;
-        JsonNode t = root.get("tools");
-        if (t != null && !t.isNull()) {
-            if (!t.isArray()) throw ApiError.badRequest("tools", "tools must be an array, got " + kind(t));
-            tools = new ArrayList<>();
-            for (JsonNode tool : t) {
-                if (!tool.isObject()) throw ApiError.badRequest("tools", "each tool must be an object, got " + kind(tool));
-                tools.add(JSON.convertValue(tool, LinkedHashMap.class));
-            }
-        }
+        List<Object> tools = chatTools.offered(); // none for tool_choice none, the one named
         Map<String, Object> variables = new LinkedHashMap<>();
         JsonNode kwargs = root.get("chat_template_kwargs");
         if (kwargs != null && !kwargs.isNull()) {

@@ -5,14 +5,19 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.jnext.engine.FinishReason;
 import dev.jnext.engine.GeneratedToken;
+import dev.jnext.server.tools.ChatOutputParser;
+import dev.jnext.server.tools.OutputDelta;
+import dev.jnext.server.tools.ParsedOutput;
 import dev.jnext.tokenizer.QwenTokenizer;
 
+import java.util.ArrayList;
 import java.util.List;
 
 /**
  * The JSON bodies of OpenAI's completion APIs for one request: the whole response, the streamed chunks, usage and
  * log-probabilities (chat's {@code content} list or the legacy {@code tokens / token_logprobs / top_logprobs /
- * text_offset} arrays).
+ * text_offset} arrays). A chat answer goes through the request's {@link ChatOutputParser} (tool calls and reasoning):
+ * {@link #chunks} and {@link #lastChunks} stream its deltas, {@link #complete} the whole message.
  */
 final class OpenAiResponses {
     private final ObjectMapper json;
@@ -22,14 +27,19 @@ final class OpenAiResponses {
     private final long created;
     private final String model;
     private int textOffset; // completions' text_offset: characters of the token strings so far
+    private final ChatOutput output;
+    private final ChatOutputParser parser; // null: the text goes out as it is (completions)
 
-    OpenAiResponses(ObjectMapper json, QwenTokenizer tokenizer, OpenAiRequest request, String id, long created, String model) {
+    OpenAiResponses(ObjectMapper json, QwenTokenizer tokenizer, OpenAiRequest request, ChatOutput output, String id,
+                    long created, String model) {
         this.json = json;
         this.tokenizer = tokenizer;
         this.request = request;
         this.id = id;
         this.created = created;
         this.model = model;
+        this.output = output;
+        this.parser = output.parses() ? output.parser(id) : null;
     }
 
     private boolean chat() {
@@ -50,16 +60,95 @@ final class OpenAiResponses {
         ObjectNode o = envelope(false);
         ObjectNode choice = o.putArray("choices").addObject();
         choice.put("index", 0);
+        String finishReason = reason.openAiName();
         if (chat()) {
             ObjectNode message = choice.putObject("message");
             message.put("role", "assistant");
-            message.put("content", text);
+            if (parser != null) finishReason = message(message, text, reason);
+            else message.put("content", text);
         } else {
             choice.put("text", text);
         }
         logprobs(choice, tokens);
-        choice.put("finish_reason", reason.openAiName());
+        choice.put("finish_reason", finishReason);
         usage(o, promptTokens, tokens.size());
+        return o;
+    }
+
+    // ---- tool calls and reasoning (issue 18) ----
+
+    /** Fills a whole chat message from the answer: content (null if empty), reasoning_content, tool_calls. */
+    private String message(ObjectNode message, String text, FinishReason reason) {
+        List<OutputDelta> deltas = new ArrayList<>(parser.feed(text));
+        deltas.addAll(parser.finish());
+        ParsedOutput parsed = ParsedOutput.of(deltas);
+        if (parsed.content() == null) message.putNull("content");
+        else message.put("content", parsed.content());
+        if (parsed.reasoning() != null) message.put("reasoning_content", parsed.reasoning());
+        if (!parsed.toolCalls().isEmpty()) {
+            ArrayNode calls = message.putArray("tool_calls");
+            for (OutputDelta.ToolCall t : parsed.toolCalls()) {
+                ObjectNode c = calls.addObject();
+                c.put("id", t.id());
+                c.put("type", "function");
+                c.putObject("function").put("name", t.name()).put("arguments", t.arguments());
+            }
+        }
+        return output.finishReason(id, reason, parsed.toolCalls().size());
+    }
+
+    /**
+     * The chunks for the text (and tokens) of one engine event: as they are for completions; for chat, one chunk per
+     * delta the parser gives (reasoning_content, content, or a tool call as a chunk with its index, id, type, name and
+     * empty arguments, then one with its arguments), the log-probabilities on the first (or on a chunk of their own).
+     */
+    List<ObjectNode> chunks(String text, List<GeneratedToken> tokens) {
+        if (parser == null) return !text.isEmpty() || request.logprobs() ? List.of(chunk(text, tokens, null)) : List.of();
+        List<ObjectNode> out = deltaChunks(parser.feed(text), tokens);
+        if (out.isEmpty() && request.logprobs() && !tokens.isEmpty()) out.add(deltaChunk(json.createObjectNode(), tokens, null));
+        return out;
+    }
+
+    /** The last chunks: what the parser held back, then the one with finish_reason ({@code tool_calls} after calls). */
+    List<ObjectNode> lastChunks(FinishReason reason) {
+        if (parser == null) return List.of(chunk("", List.of(), reason));
+        List<ObjectNode> out = deltaChunks(parser.finish(), List.of());
+        out.add(deltaChunk(json.createObjectNode(), List.of(), output.finishReason(id, reason, parser.toolCalls())));
+        return out;
+    }
+
+    private List<ObjectNode> deltaChunks(List<OutputDelta> deltas, List<GeneratedToken> tokens) {
+        List<ObjectNode> out = new ArrayList<>();
+        for (OutputDelta d : deltas) {
+            List<GeneratedToken> lp = out.isEmpty() ? tokens : List.of();
+            ObjectNode delta = json.createObjectNode();
+            switch (d) {
+                case OutputDelta.Reasoning r -> out.add(deltaChunk(delta.put("reasoning_content", r.text()), lp, null));
+                case OutputDelta.Content c -> out.add(deltaChunk(delta.put("content", c.text()), lp, null));
+                case OutputDelta.ToolCall t -> {
+                    ObjectNode head = delta.putArray("tool_calls").addObject();
+                    head.put("index", t.index()).put("id", t.id()).put("type", "function");
+                    head.putObject("function").put("name", t.name()).put("arguments", "");
+                    out.add(deltaChunk(delta, lp, null));
+                    ObjectNode more = json.createObjectNode();
+                    ObjectNode args = more.putArray("tool_calls").addObject();
+                    args.put("index", t.index());
+                    args.putObject("function").put("arguments", t.arguments());
+                    out.add(deltaChunk(more, List.of(), null));
+                }
+            }
+        }
+        return out;
+    }
+
+    private ObjectNode deltaChunk(ObjectNode delta, List<GeneratedToken> tokens, String finishReason) {
+        ObjectNode o = envelope(true);
+        ObjectNode choice = o.putArray("choices").addObject();
+        choice.put("index", 0);
+        choice.set("delta", delta);
+        logprobs(choice, tokens);
+        choice.put("finish_reason", finishReason);
+        if (request.includeUsage()) o.putNull("usage");
         return o;
     }
 

@@ -179,9 +179,10 @@ public final class OpenAiServer implements AutoCloseable {
                 throw new ApiError(404, "invalid_request_error", "model", "model_not_found",
                         "the model `" + request.model() + "` does not exist; this server serves `" + engine.modelName() + "`", null);
             }
-            GenerationHandle handle = submit(request);
+            ChatOutput output = ChatOutput.prepare(engine, request); // tool calls and reasoning (issue 18)
+            GenerationHandle handle = submit(request, output);
             String id = (endpoint == OpenAiRequest.Endpoint.CHAT ? "chatcmpl-" : "cmpl-") + UUID.randomUUID().toString().replace("-", "");
-            var responses = new OpenAiResponses(json, engine.tokenizer(), request, id, System.currentTimeMillis() / 1000,
+            var responses = new OpenAiResponses(json, engine.tokenizer(), request, output, id, System.currentTimeMillis() / 1000,
                     engine.modelName());
             if (request.stream()) stream(ctx, request, handle, responses, arrival);
             else respond(ctx, request, handle, responses, arrival);
@@ -193,9 +194,9 @@ public final class OpenAiServer implements AutoCloseable {
         }
     }
 
-    private GenerationHandle submit(OpenAiRequest request) {
+    private GenerationHandle submit(OpenAiRequest request, ChatOutput output) {
         try {
-            return engine.submit(request.generation());
+            return engine.submit(output.generation());
         } catch (EngineOverloadedException e) {
             throw new ApiError(429, "rate_limit_error", null, "server_overloaded", e.getMessage(), 1);
         } catch (EngineClosedException e) {
@@ -258,11 +259,11 @@ public final class OpenAiServer implements AutoCloseable {
                     }
                     case GenerationEvent.Tokens t -> {
                         latencies.tokens(t);
-                        if (!t.text().isEmpty() || request.logprobs()) send(out, responses.chunk(t.text(), t.tokens(), null));
+                        for (ObjectNode chunk : responses.chunks(t.text(), t.tokens())) send(out, chunk);
                     }
                     case GenerationEvent.Finished f -> {
                         if (f.reason() != dev.jnext.engine.FinishReason.CANCELLED) {
-                            send(out, responses.chunk("", List.of(), f.reason()));
+                            for (ObjectNode chunk : responses.lastChunks(f.reason())) send(out, chunk);
                             if (request.includeUsage()) send(out, responses.usageChunk(f.promptTokens(), f.completionTokens()));
                         }
                         out.write(DONE);
