@@ -102,9 +102,9 @@ class SampleAppTest {
     @Test
     void theDependencyTreeIsTheReadmes() throws IOException {
         String tree = Files.readString(Path.of(System.getProperty("sample.tree"))).replace("\r\n", "\n").strip() + "\n";
-        String readme = Files.readString(REPO.resolve("README.md"));
+        String readme = Files.readString(REPO.resolve("src/site/markdown/embedding.md"));
         assertTrue(readme.contains("```\n" + tree + "```\n"),
-                "README.md's dependency tree of the sample application is out of date; the current one is:\n" + tree);
+                "embedding.md's dependency tree of the sample application is out of date; the current one is:\n" + tree);
     }
 
     /** The reply, then the summary line; twelve tokens of a random model rarely hit an EOS id, but they may. */
