@@ -9,7 +9,9 @@ import org.slf4j.LoggerFactory;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.BitSet;
 import java.util.Iterator;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Set;
 
@@ -39,6 +41,9 @@ final class Scheduler {
     private final Runnable onEnded;
     private final ArrayDeque<RequestState> waiting = new ArrayDeque<>();
     private final List<RequestState> running = new ArrayList<>();
+    // for recover(): every admitted request without its terminal event, and every slot opened and not closed
+    private final Set<RequestState> live = new LinkedHashSet<>();
+    private final BitSet opened;
     private final Throughput throughput = new Throughput();
     private volatile int queuedCount;
     private volatile int runningCount;
@@ -53,6 +58,7 @@ final class Scheduler {
         this.eosTokenIds = Set.copyOf(eosTokenIds);
         this.vocabLimit = Math.min(backend.vocabSize(), tokenizer.vocabSize());
         this.onEnded = onEnded;
+        this.opened = new BitSet(backend.maxSequences());
         // alignment only where the oldest prompt can always get an aligned chunk beside every other slot's decode token
         int align = Math.max(1, backend.prefillAlignment());
         this.alignment = backend.maxStepTokens() - (backend.maxSequences() - 1) >= align ? align : 1;
@@ -74,6 +80,7 @@ final class Scheduler {
         int pending = -1;    // the last sampled token, fed in the next step
         long admitted;
         long firstToken;
+        boolean ended;       // onEnded has run for it
 
         RequestState(GenerationHandle handle, GenerationRequest request, int[] prompt, SamplingParams sampling,
                      QwenTokenizer tokenizer, long submitted) {
@@ -163,7 +170,9 @@ final class Scheduler {
             }
         } catch (RuntimeException e) {
             log.warn("forward step over {} requests failed", owners.size(), e);
-            String message = "the model step failed: " + (e.getMessage() != null ? e.getMessage() : e.toString());
+            // jnext's own exceptions say what went wrong in words; anything else is a bug whose text is for the log only
+            String message = e instanceof JnextException && e.getMessage() != null
+                    ? "the model step failed: " + e.getMessage() : "the model step failed because of an internal error (see the server log)";
             for (RequestState r : owners) fail(r, GenerationEvent.Failed.Kind.BACKEND_ERROR, message);
             publishCounts();
             return true;
@@ -189,8 +198,32 @@ final class Scheduler {
 
     /** Ends every request with a {@link GenerationEvent.Failed} event (the engine is closing or broken). */
     void failAll(GenerationEvent.Failed.Kind kind, String message) {
-        for (RequestState r : new ArrayList<>(running)) fail(r, kind, message);
+        recover(kind, message);
         while (!waiting.isEmpty()) fail(waiting.pollFirst(), kind, message);
+        publishCounts();
+    }
+
+    /**
+     * Puts the scheduler back into a known state after the engine loop failed outside a step's own error handling (an
+     * {@link Error} such as {@link OutOfMemoryError}, or a bug): every admitted request that has no terminal event yet
+     * gets a {@link GenerationEvent.Failed} event with {@code message}, and every slot this scheduler opened is closed,
+     * which frees its sequence state on the backend. Waiting requests stay queued.
+     */
+    void recover(GenerationEvent.Failed.Kind kind, String message) {
+        for (int slot = opened.nextSetBit(0); slot >= 0; slot = opened.nextSetBit(slot + 1)) {
+            try {
+                backend.closeSequence(slot);
+            } catch (RuntimeException e) {
+                log.warn("closing sequence slot {} failed", slot, e);
+            }
+        }
+        opened.clear();
+        running.clear();
+        for (RequestState r : new ArrayList<>(live)) {
+            r.slot = -1;
+            fail(r, kind, message);
+        }
+        live.clear();
         publishCounts();
     }
 
@@ -212,7 +245,9 @@ final class Scheduler {
             RequestState r = waiting.peekFirst();
             int total = (int) Math.min((long) r.prompt.length + r.request.maxTokens(), backend.contextLength());
             int slot = backend.openSequence(r.sampling, vocabLimit);
+            opened.set(slot);
             if (!backend.reserve(slot, total)) {
+                opened.clear(slot);
                 backend.closeSequence(slot);
                 if (!running.isEmpty()) break; // wait for running requests to free KV space
                 waiting.pollFirst();
@@ -222,8 +257,9 @@ final class Scheduler {
                         + "or raise the KV budget");
                 continue;
             }
-            waiting.pollFirst();
             r.slot = slot;
+            live.add(r);
+            waiting.pollFirst();
             r.admitted = System.nanoTime();
             running.add(r);
         }
@@ -262,19 +298,28 @@ final class Scheduler {
         var timings = new GenerationResult.Timings(r.admitted == 0 ? 0 : r.admitted - r.submitted,
                 r.firstToken == 0 ? 0 : r.firstToken - r.submitted, now - r.submitted, r.prompt.length, r.tokens.size());
         var result = new GenerationResult(r.text.toString(), List.copyOf(r.tokens), reason, r.prompt.length, timings);
-        onEnded.run(); // counts first: a caller that sees the result sees the engine without it
+        ended(r); // counts first: a caller that sees the result sees the engine without it
         r.handle.finish(new GenerationEvent.Finished(reason, r.prompt.length, r.tokens.size(), now), result);
+        live.remove(r);
     }
 
     private void fail(RequestState r, GenerationEvent.Failed.Kind kind, String message) {
         release(r);
-        onEnded.run();
+        ended(r);
         r.handle.finish(new GenerationEvent.Failed(kind, message, System.nanoTime()), null);
+        live.remove(r);
+    }
+
+    private void ended(RequestState r) {
+        if (r.ended) return;
+        r.ended = true;
+        onEnded.run();
     }
 
     private void release(RequestState r) {
         if (r.slot < 0) return;
         running.remove(r);
+        opened.clear(r.slot);
         try {
             backend.closeSequence(r.slot);
         } catch (RuntimeException e) {
