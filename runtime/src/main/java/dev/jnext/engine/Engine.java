@@ -129,7 +129,7 @@ public final class Engine implements AutoCloseable {
         this.eosTokenIds = Collections.unmodifiableSet(new LinkedHashSet<>(eosTokenIds)); // in the order found
         this.options = options;
         this.modelName = modelName;
-        this.scheduler = new Scheduler(backend, tokenizer, this.eosTokenIds, active::decrementAndGet);
+        this.scheduler = new Scheduler(backend, tokenizer, this.eosTokenIds, options.maxPrefillChunk(), active::decrementAndGet);
         this.thread = Thread.ofPlatform().name("jnext-engine").daemon().unstarted(this::run);
         thread.start();
         log.debug("engine on {} for {}: {} (context {} tokens)", backend.device(), modelName, options.describe(),

@@ -10,6 +10,7 @@ import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.BitSet;
+import java.util.Comparator;
 import java.util.Iterator;
 import java.util.LinkedHashSet;
 import java.util.List;
@@ -18,9 +19,12 @@ import java.util.Set;
 /**
  * Continuous batching over a {@link ModelBackend}, run by the engine thread only. Each {@link #step} first ends
  * cancelled requests, admits waiting ones in FIFO order while a slot is free and the backend can {@link
- * ModelBackend#reserve} their prompt plus token budget, then runs one forward step holding a decode token of every
- * request past its prompt and, in admission order, chunks of the prompts still being read, within the step token
- * budget. Requests that end free their slot (and KV pages) in the step that ends them.
+ * ModelBackend#reserve} their prompt plus token budget, then runs one forward step holding, within the step token
+ * budget: first a decode token of every request past its prompt; then a chunk of the oldest prompt still being read;
+ * then chunks of the other prompts being read, the shortest remainder first (admission order among equals). No prompt
+ * feeds more than the prefill chunk ({@link EngineOptions#maxPrefillChunk()}) in one step, so a long prompt leaves room
+ * in every step for the running decodes and for short prompts (chunked prefill), and a short request finishes while a
+ * long prompt is still being read. Requests that end free their slot (and KV pages) in the step that ends them.
  *
  * <p>Why nothing starves: decode tokens always fit (the budget holds one per slot); the oldest request still reading
  * its prompt gets at least one aligned chunk every step; the queue is FIFO; a request that could not be reserved even
@@ -38,6 +42,7 @@ final class Scheduler {
     private final Set<Integer> eosTokenIds;
     private final int vocabLimit;
     private final int alignment;
+    private final int prefillChunk;
     private final Runnable onEnded;
     private final ArrayDeque<RequestState> waiting = new ArrayDeque<>();
     private final List<RequestState> running = new ArrayList<>();
@@ -51,8 +56,12 @@ final class Scheduler {
     private volatile long generatedTokens;
     private volatile long steps;
 
-    /** @param onEnded called whenever a request gets its terminal event */
-    Scheduler(ModelBackend backend, QwenTokenizer tokenizer, Set<Integer> eosTokenIds, Runnable onEnded) {
+    /**
+     * @param maxPrefillChunk most prompt tokens of one request in one step (rounded down to a multiple of the alignment,
+     *                        at least one alignment)
+     * @param onEnded         called whenever a request gets its terminal event
+     */
+    Scheduler(ModelBackend backend, QwenTokenizer tokenizer, Set<Integer> eosTokenIds, int maxPrefillChunk, Runnable onEnded) {
         this.backend = backend;
         this.tokenizer = tokenizer;
         this.eosTokenIds = Set.copyOf(eosTokenIds);
@@ -62,6 +71,7 @@ final class Scheduler {
         // alignment only where the oldest prompt can always get an aligned chunk beside every other slot's decode token
         int align = Math.max(1, backend.prefillAlignment());
         this.alignment = backend.maxStepTokens() - (backend.maxSequences() - 1) >= align ? align : 1;
+        this.prefillChunk = Math.max(alignment, maxPrefillChunk - maxPrefillChunk % alignment);
     }
 
     /** One request between submission and its terminal event. */
@@ -147,13 +157,16 @@ final class Scheduler {
             owners.add(r);
             budget--;
         }
+        // the oldest prompt first (it always gets a chunk: nothing starves), then the shortest remainders
+        List<RequestState> prompts = new ArrayList<>();
+        for (RequestState r : running) if (r.readingPrompt()) prompts.add(r);
+        if (prompts.size() > 2) prompts.subList(1, prompts.size()).sort(Comparator.comparingInt(r -> r.prompt.length - r.cursor));
         int promptTokensThisStep = 0;
-        for (RequestState r : running) {
-            if (!r.readingPrompt()) continue;
+        for (RequestState r : prompts) {
             int left = r.prompt.length - r.cursor;
-            int n = Math.min(left, budget);
-            if (n < left) n -= n % alignment;
-            if (n == 0) break; // FIFO: younger prompts wait for the older one
+            int n = Math.min(left, Math.min(budget, prefillChunk));
+            if (n < left) n -= n % alignment; // a chunk that ends before its prompt does ends at a multiple of the alignment
+            if (n == 0) continue;
             int[] chunk = Arrays.copyOfRange(r.prompt, r.cursor, r.cursor + n);
             inputs.add(new ModelBackend.StepInput(r.slot, chunk, n == left, r.request.topLogprobs()));
             owners.add(r);

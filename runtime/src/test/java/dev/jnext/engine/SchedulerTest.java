@@ -363,4 +363,44 @@ class SchedulerTest {
             assertEquals("one two", engine.generate(GenerationRequest.text("a").maxTokens(2).build()).text());
         }
     }
+
+    /** Issue 19: a 100,000-token prompt took every step's budget; a 2-token request sent after it waited for all of it. */
+    @Test
+    void aShortRequestFinishesWhileALongPromptIsStillBeingRead() throws Exception {
+        ScriptedBackend backend = backend(tok.encode(" x".repeat(10)), 200_000, 4, 8192);
+        backend.alignment = 64;
+        backend.pauseInStep = new CountDownLatch(1);
+        EngineOptions options = EngineOptions.defaults().withMaxSequences(4).withMaxStepTokens(8192).withMaxPrefillChunk(2000)
+                .withQueueLimit(8);
+        try (Engine engine = new Engine(backend, tok, TestTokenizers.qwen3Dir(), GenerationConfig.none(), Set.of(eos), options, "scripted")) {
+            int[] longPrompt = new int[100_000];
+            Arrays.fill(longPrompt, 150_001);
+            GenerationHandle big = engine.submit(GenerationRequest.tokens(longPrompt).maxTokens(2).build());
+            backend.paused.await(); // the engine is inside its first step: the short request arrives behind the long prompt
+            GenerationHandle small = engine.submit(GenerationRequest.tokens(new int[] {150_002, 150_003}).maxTokens(3).build());
+            backend.pauseInStep.countDown();
+            assertEquals(3, small.await().tokens().size());
+            assertEquals(2, big.await().tokens().size());
+
+            int bigSlot = -1, smallSlot = -1, bigPromptEnd = -1, smallDone = -1, smallSampled = 0;
+            for (int s = 0; s < backend.steps.size(); s++) {
+                List<ModelBackend.StepInput> step = backend.steps.get(s);
+                assertTrue(step.stream().mapToInt(in -> in.tokens().length).sum() <= 8192);
+                for (ModelBackend.StepInput in : step) {
+                    if (in.tokens()[0] == 150_001) bigSlot = in.slot();
+                    if (in.tokens()[0] == 150_002) smallSlot = in.slot();
+                    if (in.slot() == bigSlot && in.tokens()[0] == 150_001) {
+                        if (in.sample()) bigPromptEnd = s;
+                        else assertTrue(in.tokens().length <= 2000 && in.tokens().length % 64 == 0,
+                                "a chunk of the long prompt: " + in.tokens().length + " tokens (cap 2000, alignment 64)");
+                    }
+                    if (in.slot() == smallSlot && in.sample() && ++smallSampled == 3) smallDone = s;
+                }
+            }
+            assertTrue(bigPromptEnd > 0 && smallDone > 0);
+            assertTrue(smallDone < bigPromptEnd, "the short request finished in step " + smallDone
+                    + ", the long prompt was read by step " + bigPromptEnd);
+            assertEquals(1984, backend.steps.get(0).getFirst().tokens().length, "2000 rounded down to a multiple of 64");
+        }
+    }
 }

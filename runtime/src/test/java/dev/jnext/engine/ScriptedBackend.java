@@ -45,6 +45,8 @@ final class ScriptedBackend implements ModelBackend {
     @Override public int contextLength() { return context; }
     @Override public int maxSequences() { return slots; }
     @Override public int maxStepTokens() { return stepTokens; }
+    int alignment = 1;
+    @Override public int prefillAlignment() { return alignment; }
 
     @Override
     public synchronized int freeSequences() {
