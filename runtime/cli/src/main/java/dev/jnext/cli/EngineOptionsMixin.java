@@ -27,6 +27,10 @@ public final class EngineOptionsMixin {
             description = "Most tokens one forward step carries: decode tokens plus prompt chunks (default: ${DEFAULT-VALUE}).")
     int maxStepTokens;
 
+    @Option(names = "--max-prefill-chunk", defaultValue = "" + EngineOptions.DEFAULT_MAX_PREFILL_CHUNK, paramLabel = "N",
+            description = "Most prompt tokens one request feeds in one step, so that a long prompt leaves room for running decodes and short prompts (default: ${DEFAULT-VALUE}).")
+    int maxPrefillChunk;
+
     @Option(names = "--queue-limit", defaultValue = "" + EngineOptions.DEFAULT_QUEUE_LIMIT, paramLabel = "N",
             description = "Requests that may wait for a slot; more are refused (HTTP 429) (default: ${DEFAULT-VALUE}).")
     int queueLimit;
@@ -35,6 +39,6 @@ public final class EngineOptionsMixin {
     EngineOptions toOptions(DeviceOptions device, int defaultSequences, Path tokenizer) {
         int slots = maxSequences != null ? maxSequences : defaultSequences;
         return device.apply(new EngineOptions(DeviceChoice.AUTO, PrefillMode.EAGER, true, slots,
-                KvBudget.parse(kvBudget), Math.max(maxStepTokens, slots), queueLimit, tokenizer));
+                KvBudget.parse(kvBudget), Math.max(maxStepTokens, slots), queueLimit, tokenizer, maxPrefillChunk));
     }
 }

@@ -14,10 +14,11 @@ import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.concurrent.Callable;
+import java.util.function.IntConsumer;
 
 /** {@code jnext serve}: the OpenAI-compatible server until SIGTERM or Ctrl-C, which drain it and exit 0. */
 @Command(name = "serve", mixinStandardHelpOptions = true,
-        description = "Serve a model over an OpenAI-compatible HTTP API: /v1/chat/completions and /v1/completions (streaming or not), /v1/models, /health and /metrics (Prometheus). Loopback only unless --api-key is given. SIGTERM or Ctrl-C: new requests get 503, running ones may finish for --drain-timeout, the rest end with an error event; the process exits 0.")
+        description = "Serve a model over an OpenAI-compatible HTTP API: /v1/chat/completions and /v1/completions (streaming or not), /v1/models, /health and /metrics (Prometheus). Loopback only unless --api-key is given. SIGTERM or Ctrl-C: new requests get 503, running ones may finish for --drain-timeout, the rest end with an error event; the process exits 0. If the engine stops after repeated internal errors, the process exits 70 so that a supervisor can restart it.")
 public final class ServeCommand implements Callable<Integer> {
 
     @Spec
@@ -76,11 +77,36 @@ public final class ServeCommand implements Callable<Integer> {
             throw e;
         }
         Runtime.getRuntime().addShutdownHook(new Thread(() -> onTerminate(server, err), "jnext-shutdown"));
+        watchEngine(engine, server, err, status -> Runtime.getRuntime().halt(status));
         err.printf("jnext: serving %s (%s, %s) on http://%s:%d/v1 after %.2f s; Ctrl-C or SIGTERM stops it%n",
                 engine.modelName(), engine.deviceName(), options.describe(), host, server.port(), (System.nanoTime() - t0) / 1e9);
         err.flush();
         server.awaitStopped();
         return 0;
+    }
+
+    /** The exit status when the engine stopped after repeated internal errors (sysexits' EX_SOFTWARE). */
+    static final int EXIT_ENGINE_FAILED = 70;
+
+    /**
+     * When the engine stops on its own ({@link Engine#hasFailed()}: its loop kept failing, see {@link Engine}), the server
+     * is stopped and the process ends with {@link #EXIT_ENGINE_FAILED}, so that a supervisor (systemd, Kubernetes)
+     * restarts it instead of a process that answers 503 for ever. {@code exit} halts (the shutdown hook would exit 0).
+     */
+    static Thread watchEngine(Engine engine, OpenAiServer server, PrintWriter err, IntConsumer exit) {
+        return Thread.ofPlatform().name("jnext-engine-watch").daemon().start(() -> {
+            try {
+                engine.awaitStopped();
+            } catch (InterruptedException e) {
+                return;
+            }
+            if (!engine.hasFailed()) return; // closed by a shutdown
+            err.println("jnext: the engine stopped after repeated internal errors (the log above has them); exiting with status "
+                    + EXIT_ENGINE_FAILED + " so that a supervisor restarts the server");
+            err.flush();
+            server.close();
+            exit.accept(EXIT_ENGINE_FAILED);
+        });
     }
 
     /**

@@ -83,6 +83,7 @@ class CommandOptionsTest {
                 Map.entry(List.of("generate", "--model", m, "--prompt", "hi", "--no-thinking"), "--no-thinking needs --chat"),
                 Map.entry(List.of("generate", "--model", m, "--prompt", "hi", "--device", "gpu"), "--device"),
                 Map.entry(List.of("generate", "--model", m, "--prompt", "hi", "--max-new-tokens", "many"), "'many' is not an int"),
+                Map.entry(List.of("generate", "--model", m, "--prompt", "hi", "--max-prefill-chunk", "0"), "prefill chunk must be at least 1"),
                 Map.entry(List.of("score", "--model", m, "--ids", "1,x"), "--ids: \"x\" is not a token id"),
                 Map.entry(List.of("score", "--model", m, "--text", ""), "--text is empty"),
                 Map.entry(List.of("score", "--model", m, "--ids", "1", "--device", "gpu"), "--device"),

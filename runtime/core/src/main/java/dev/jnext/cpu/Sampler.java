@@ -3,15 +3,19 @@ package dev.jnext.cpu;
 import dev.jnext.backend.SamplingParams;
 
 import dev.jnext.JnextException;
+import dev.jnext.backend.SamplingRules;
 
 import java.util.Arrays;
 import java.util.BitSet;
 import java.util.SplittableRandom;
 
 /**
- * The CPU reference sampler: turns one step's logits into a token id following {@link SamplingParams}.
- * Order as in Hugging Face generate: repetition and presence penalties, temperature, top-k, top-p, min-p,
- * then a seeded draw. One per sequence (it remembers which tokens were seen and holds the random stream).
+ * The CPU reference sampler: turns one step's logits into a token id following {@link SamplingParams} by the rules of
+ * {@link SamplingRules} (the same rules the device sampler's reference follows). Order as in Hugging Face generate:
+ * repetition and presence penalties, temperature, top-k, top-p, min-p, then a seeded draw. Every temperature > 0 (down to
+ * {@link Float#MIN_VALUE}) and every penalty gives a well-defined draw: masses are formed relative to the largest logit,
+ * penalized logits saturate instead of overflowing, and the draw never lands on a candidate of mass 0. One per sequence
+ * (it remembers which tokens were seen and holds the random stream).
  */
 public final class Sampler {
     private final SamplingParams params;
@@ -47,29 +51,20 @@ public final class Sampler {
             if (Float.isNaN(l[i])) throw new JnextException("the model produced a NaN logit (token id " + i + ")");
         }
         applyPenalties(l);
-        int id = params.isGreedy() ? argmax(l) : draw(l);
+        int id = params.isGreedy() ? SamplingRules.argmax(l, n) : draw(l);
         seen.set(id);
         generated.set(id);
         return id;
     }
 
     private void applyPenalties(float[] l) {
-        float rp = params.repetitionPenalty();
-        if (rp != 1f) {
-            for (int id = seen.nextSetBit(0); id >= 0 && id < l.length; id = seen.nextSetBit(id + 1)) {
-                l[id] = l[id] > 0 ? l[id] / rp : l[id] * rp;
-            }
+        float rp = params.repetitionPenalty(), pp = params.presencePenalty();
+        if (rp == 1f && pp == 0f) return;
+        BitSet touched = (BitSet) seen.clone();
+        touched.or(generated);
+        for (int id = touched.nextSetBit(0); id >= 0 && id < l.length; id = touched.nextSetBit(id + 1)) {
+            l[id] = SamplingRules.penalize(l[id], seen.get(id), generated.get(id), rp, pp);
         }
-        float pp = params.presencePenalty();
-        if (pp != 0f) {
-            for (int id = generated.nextSetBit(0); id >= 0 && id < l.length; id = generated.nextSetBit(id + 1)) l[id] -= pp;
-        }
-    }
-
-    static int argmax(float[] l) {
-        int best = 0;
-        for (int i = 1; i < l.length; i++) if (l[i] > l[best]) best = i;
-        return best;
     }
 
     private int draw(float[] l) {
@@ -78,37 +73,11 @@ public final class Sampler {
         // candidates sorted by logit, descending (ties by lower id), as packed keys
         long[] order = keep < n / 8 ? smallestKeys(l, keep) : allKeysSorted(l);
         float t = params.temperature();
-        float max = l[(int) order[0]] / t;
-        double[] p = new double[keep];
-        double sum = 0;
-        for (int r = 0; r < keep; r++) {
-            p[r] = Math.exp(l[(int) order[r]] / t - max);
-            sum += p[r];
-        }
-        for (int r = 0; r < keep; r++) p[r] /= sum;
-        if (params.topP() < 1f) {
-            double cumulative = 0;
-            int r = 0;
-            while (r < keep) {
-                cumulative += p[r++];
-                if (cumulative >= params.topP()) break;
-            }
-            keep = Math.max(1, r);
-        }
-        if (params.minP() > 0f) {
-            double floor = params.minP() * p[0];
-            int r = 1;
-            while (r < keep && p[r] >= floor) r++;
-            keep = r;
-        }
-        double total = 0;
-        for (int r = 0; r < keep; r++) total += p[r];
-        double u = random.nextDouble() * total;
-        for (int r = 0; r < keep; r++) {
-            u -= p[r];
-            if (u < 0) return (int) order[r];
-        }
-        return (int) order[keep - 1];
+        float max = l[(int) order[0]];
+        double[] mass = new double[keep];
+        for (int r = 0; r < keep; r++) mass[r] = SamplingRules.mass(l[(int) order[r]], max, t);
+        keep = SamplingRules.cut(mass, keep, params.topP(), params.minP());
+        return (int) order[SamplingRules.pick(mass, keep, random.nextDouble())];
     }
 
     private static long key(float[] l, int i) {

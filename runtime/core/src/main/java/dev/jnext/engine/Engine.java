@@ -17,6 +17,7 @@ import org.slf4j.LoggerFactory;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.LinkedHashSet;
@@ -32,6 +33,16 @@ import java.util.concurrent.locks.ReentrantLock;
  * generation defaults, and a {@link Scheduler} doing continuous batching on one engine thread. Any number of threads
  * may {@link #submit} requests at once.
  *
+ * <p><b>Failures.</b> A forward step that throws a {@link RuntimeException} fails the requests in that step and the
+ * engine goes on. Anything else that escapes the engine loop — an {@link Error} such as {@link OutOfMemoryError}, or a
+ * bug — <em>restarts the loop</em>: every admitted request ends with a {@link GenerationEvent.Failed} event
+ * ({@code BACKEND_ERROR}) whose message is generic (no exception or JVM class name reaches a client; the log has the
+ * stack trace), every sequence slot is closed so the backend starts from fresh sequence state, and the waiting requests
+ * then run. If the loop fails more than {@value #MAX_RESTARTS} times within {@value #RESTART_WINDOW_SECONDS} seconds
+ * the engine stops for good ({@link #hasFailed()}; {@link #isRunning()} turns false, every request fails, submissions
+ * throw {@link EngineClosedException}) — {@code jnext serve} then exits with a non-zero status so that a supervisor
+ * restarts the process.
+ *
  * <pre>{@code
  * try (Engine engine = Engine.open(Path.of("Qwen3-Next-80B-A3B-Instruct"), EngineOptions.defaults())) {
  *     GenerationHandle h = engine.submit(GenerationRequest.chat(List.of(ChatMessage.user("Hi"))).maxTokens(64).build());
@@ -42,6 +53,12 @@ import java.util.concurrent.locks.ReentrantLock;
  */
 public final class Engine implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(Engine.class);
+    /** Restarts of the engine loop allowed within {@link #RESTART_WINDOW_SECONDS}; one more stops the engine. */
+    public static final int MAX_RESTARTS = 3;
+    /** The window, in seconds, over which {@link #MAX_RESTARTS} is counted. */
+    public static final int RESTART_WINDOW_SECONDS = 60;
+    static final String RESTARTED = "the engine hit an internal error and restarted; this request did not complete (the server log has the details)";
+    static final String FAILED = "the engine stopped after repeated internal errors";
 
     private final ModelBackend backend;
     private final QwenTokenizer tokenizer;
@@ -60,7 +77,9 @@ public final class Engine implements AutoCloseable {
     private volatile ChatTemplate chatTemplate;
     private boolean closing;          // guarded by lock
     private volatile boolean stopped; // the engine thread has ended: no request will run again
+    private volatile boolean failed;  // ... because of repeated internal errors, not close()
     private volatile String stopReason = "the engine was closed";
+    private final ArrayDeque<Long> restarts = new ArrayDeque<>(); // engine thread only
 
     /**
      * Opens the checkpoint folder {@code model} (config.json + safetensors; tokenizer files there or in {@link
@@ -106,7 +125,7 @@ public final class Engine implements AutoCloseable {
         this.eosTokenIds = Collections.unmodifiableSet(new LinkedHashSet<>(eosTokenIds)); // in the order found
         this.options = options;
         this.modelName = modelName;
-        this.scheduler = new Scheduler(backend, tokenizer, this.eosTokenIds, active::decrementAndGet);
+        this.scheduler = new Scheduler(backend, tokenizer, this.eosTokenIds, options.maxPrefillChunk(), active::decrementAndGet);
         this.thread = Thread.ofPlatform().name("jnext-engine").daemon().unstarted(this::run);
         thread.start();
         log.debug("engine on {} for {}: {} (context {} tokens)", backend.device(), modelName, options.describe(),
@@ -163,6 +182,19 @@ public final class Engine implements AutoCloseable {
     /** False once the engine was closed or its thread failed: it takes no more requests. */
     public boolean isRunning() {
         return !stopped && thread.isAlive();
+    }
+
+    /**
+     * True once the engine stopped on its own because its loop kept failing (see the class comment), as opposed to
+     * {@link #close()}; the process embedding it should then be restarted.
+     */
+    public boolean hasFailed() {
+        return failed;
+    }
+
+    /** Blocks until the engine thread has ended (after {@link #close()}, or when the engine {@link #hasFailed()}). */
+    public void awaitStopped() throws InterruptedException {
+        thread.join();
     }
 
     /** Requests queued and running, free slots and token counts now. */
@@ -288,11 +320,22 @@ public final class Engine implements AutoCloseable {
                 } finally {
                     lock.unlock();
                 }
-                idle = !scheduler.step();
+                try {
+                    idle = !scheduler.step();
+                } catch (Throwable t) {
+                    if (!restart(t)) {
+                        failed = true;
+                        stopReason = FAILED;
+                        endKind = GenerationEvent.Failed.Kind.BACKEND_ERROR;
+                        break;
+                    }
+                    idle = false;
+                }
             }
         } catch (Throwable t) {
             log.error("the engine thread failed; every request is ended", t);
-            stopReason = "the engine failed: " + t;
+            failed = true;
+            stopReason = FAILED;
             endKind = GenerationEvent.Failed.Kind.BACKEND_ERROR;
         } finally {
             lock.lock();
@@ -305,6 +348,27 @@ public final class Engine implements AutoCloseable {
             }
             scheduler.failAll(endKind, stopReason);
         }
+    }
+
+    /**
+     * After the loop failed: fails the admitted requests and closes their slots ({@link Scheduler#recover}); false when
+     * this is one failure too many and the engine must stop.
+     */
+    private boolean restart(Throwable t) {
+        long now = System.nanoTime();
+        while (!restarts.isEmpty() && now - restarts.peekFirst() > RESTART_WINDOW_SECONDS * 1_000_000_000L) restarts.pollFirst();
+        restarts.addLast(now);
+        boolean giveUp = restarts.size() > MAX_RESTARTS;
+        log.error(giveUp ? "the engine loop failed again ({} times within {} s); the engine stops"
+                : "the engine loop failed ({} times within {} s); its requests fail and the loop restarts with fresh sequence state",
+                restarts.size(), RESTART_WINDOW_SECONDS, t);
+        try {
+            scheduler.recover(GenerationEvent.Failed.Kind.BACKEND_ERROR, giveUp ? FAILED : RESTARTED);
+        } catch (Throwable u) {
+            log.error("resetting the scheduler failed; the engine stops", u);
+            return false;
+        }
+        return !giveUp;
     }
 
     /**

@@ -25,9 +25,12 @@ import java.util.Objects;
  * @param queueLimit     requests that may wait for a slot; past it {@link Engine#submit} throws
  *                       {@link EngineOverloadedException}
  * @param tokenizer      folder with tokenizer.json (+ tokenizer_config.json), or null for the model folder
+ * @param maxPrefillChunk most prompt tokens one request feeds in one step (chunked prefill), so that a long prompt leaves
+ *                       room in every step for the running decodes and for other prompts; rounded down to a multiple of
+ *                       the backend's prefill alignment (at least one alignment)
  */
 public record EngineOptions(DeviceChoice device, PrefillMode prefillMode, boolean decodeGraphs, int maxSequences,
-                            KvBudget kvBudget, int maxStepTokens, int queueLimit, Path tokenizer) {
+                            KvBudget kvBudget, int maxStepTokens, int queueLimit, Path tokenizer, int maxPrefillChunk) {
 
     /** Sequence slots of {@link #defaults()}. */
     public static final int DEFAULT_MAX_SEQUENCES = 32;
@@ -35,6 +38,8 @@ public record EngineOptions(DeviceChoice device, PrefillMode prefillMode, boolea
     public static final int DEFAULT_MAX_STEP_TOKENS = 8192;
     /** Waiting requests {@link #defaults()} accepts before refusing more. */
     public static final int DEFAULT_QUEUE_LIMIT = 1024;
+    /** Prompt tokens one request feeds per step in {@link #defaults()}: a quarter of the default step budget. */
+    public static final int DEFAULT_MAX_PREFILL_CHUNK = 2048;
 
     /**
      * Checks every option.
@@ -52,58 +57,71 @@ public record EngineOptions(DeviceChoice device, PrefillMode prefillMode, boolea
                     + maxSequences + " sequence slots");
         }
         if (queueLimit < 0) throw new JnextException("the queue limit must be >= 0, got " + queueLimit);
+        if (maxPrefillChunk < 1) throw new JnextException("the prefill chunk must be at least 1 token, got " + maxPrefillChunk);
+    }
+
+    /** The options without a prefill chunk of their own: {@link #DEFAULT_MAX_PREFILL_CHUNK}. */
+    public EngineOptions(DeviceChoice device, PrefillMode prefillMode, boolean decodeGraphs, int maxSequences, KvBudget kvBudget,
+                         int maxStepTokens, int queueLimit, Path tokenizer) {
+        this(device, prefillMode, decodeGraphs, maxSequences, kvBudget, maxStepTokens, queueLimit, tokenizer,
+                DEFAULT_MAX_PREFILL_CHUNK);
     }
 
     /** Auto device, eager prefill, decode graphs, 32 slots, 90% of free memory for KV, 8,192 tokens a step. */
     public static EngineOptions defaults() {
         return new EngineOptions(DeviceChoice.AUTO, PrefillMode.EAGER, true, DEFAULT_MAX_SEQUENCES,
-                new KvBudget.MemoryFraction(0.9), DEFAULT_MAX_STEP_TOKENS, DEFAULT_QUEUE_LIMIT, null);
+                new KvBudget.MemoryFraction(0.9), DEFAULT_MAX_STEP_TOKENS, DEFAULT_QUEUE_LIMIT, null, DEFAULT_MAX_PREFILL_CHUNK);
     }
 
     /** These options with {@code device} set to {@code d}. */
     public EngineOptions withDevice(DeviceChoice d) {
-        return new EngineOptions(d, prefillMode, decodeGraphs, maxSequences, kvBudget, maxStepTokens, queueLimit, tokenizer);
+        return new EngineOptions(d, prefillMode, decodeGraphs, maxSequences, kvBudget, maxStepTokens, queueLimit, tokenizer, maxPrefillChunk);
     }
 
     /** These options with {@code prefillMode} set to {@code g}. */
     public EngineOptions withPrefillMode(PrefillMode g) {
-        return new EngineOptions(device, g, decodeGraphs, maxSequences, kvBudget, maxStepTokens, queueLimit, tokenizer);
+        return new EngineOptions(device, g, decodeGraphs, maxSequences, kvBudget, maxStepTokens, queueLimit, tokenizer, maxPrefillChunk);
     }
 
     /** These options with {@code decodeGraphs} set to {@code on}. */
     public EngineOptions withDecodeGraphs(boolean on) {
-        return new EngineOptions(device, prefillMode, on, maxSequences, kvBudget, maxStepTokens, queueLimit, tokenizer);
+        return new EngineOptions(device, prefillMode, on, maxSequences, kvBudget, maxStepTokens, queueLimit, tokenizer, maxPrefillChunk);
     }
 
     /** These options with {@code maxSequences} set to {@code n}. */
     public EngineOptions withMaxSequences(int n) {
-        return new EngineOptions(device, prefillMode, decodeGraphs, n, kvBudget, Math.max(maxStepTokens, n), queueLimit, tokenizer);
+        return new EngineOptions(device, prefillMode, decodeGraphs, n, kvBudget, Math.max(maxStepTokens, n), queueLimit, tokenizer, maxPrefillChunk);
     }
 
     /** These options with {@code kvBudget} set to {@code b}. */
     public EngineOptions withKvBudget(KvBudget b) {
-        return new EngineOptions(device, prefillMode, decodeGraphs, maxSequences, b, maxStepTokens, queueLimit, tokenizer);
+        return new EngineOptions(device, prefillMode, decodeGraphs, maxSequences, b, maxStepTokens, queueLimit, tokenizer, maxPrefillChunk);
     }
 
     /** These options with {@code maxStepTokens} set to {@code n}. */
     public EngineOptions withMaxStepTokens(int n) {
-        return new EngineOptions(device, prefillMode, decodeGraphs, maxSequences, kvBudget, n, queueLimit, tokenizer);
+        return new EngineOptions(device, prefillMode, decodeGraphs, maxSequences, kvBudget, n, queueLimit, tokenizer, maxPrefillChunk);
     }
 
     /** These options with {@code queueLimit} set to {@code n}. */
     public EngineOptions withQueueLimit(int n) {
-        return new EngineOptions(device, prefillMode, decodeGraphs, maxSequences, kvBudget, maxStepTokens, n, tokenizer);
+        return new EngineOptions(device, prefillMode, decodeGraphs, maxSequences, kvBudget, maxStepTokens, n, tokenizer, maxPrefillChunk);
+    }
+
+    /** These options with {@code maxPrefillChunk} set to {@code n}. */
+    public EngineOptions withMaxPrefillChunk(int n) {
+        return new EngineOptions(device, prefillMode, decodeGraphs, maxSequences, kvBudget, maxStepTokens, queueLimit, tokenizer, n);
     }
 
     /** These options with the tokenizer read from {@code dir} instead of the checkpoint folder (synthetic checkpoints have none). */
     public EngineOptions withTokenizer(Path dir) {
-        return new EngineOptions(device, prefillMode, decodeGraphs, maxSequences, kvBudget, maxStepTokens, queueLimit, dir);
+        return new EngineOptions(device, prefillMode, decodeGraphs, maxSequences, kvBudget, maxStepTokens, queueLimit, dir, maxPrefillChunk);
     }
 
     /** One line for logs and benchmark records. */
     public String describe() {
         return "device=" + device + " prefill-mode=" + prefillMode + " decode-graphs=" + (decodeGraphs ? "on" : "off")
-                + " slots=" + maxSequences + " kv-budget=" + kvBudget + " step-tokens=" + maxStepTokens + " queue-limit=" + queueLimit;
+                + " slots=" + maxSequences + " kv-budget=" + kvBudget + " step-tokens=" + maxStepTokens + " prefill-chunk=" + maxPrefillChunk + " queue-limit=" + queueLimit;
     }
 
     /** What the backend is opened with: the device, graph switches, slots, KV and step budgets of these options. */

@@ -3,10 +3,9 @@ package dev.jnext.engine;
 import dev.jnext.backend.SamplingParams;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.jnext.JnextException;
+import dev.jnext.json.JsonFiles;
 
-import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -30,8 +29,6 @@ public record GenerationConfig(List<Integer> eosTokenIds, Optional<Float> temper
                                Optional<Float> topP, Optional<Float> minP, Optional<Float> repetitionPenalty,
                                Optional<Boolean> doSample) {
 
-    private static final ObjectMapper JSON = new ObjectMapper();
-
     /** No file: no ids, no defaults. */
     public static GenerationConfig none() {
         return new GenerationConfig(List.of(), Optional.empty(), Optional.empty(), Optional.empty(), Optional.empty(),
@@ -48,12 +45,7 @@ public record GenerationConfig(List<Integer> eosTokenIds, Optional<Float> temper
     public static GenerationConfig read(Path dir) {
         Path file = dir.resolve("generation_config.json");
         if (!Files.isRegularFile(file)) return none();
-        JsonNode n;
-        try {
-            n = JSON.readTree(file.toFile());
-        } catch (IOException e) {
-            throw new JnextException(file + ": not valid JSON: " + e.getMessage(), e);
-        }
+        JsonNode n = JsonFiles.read(file); // strict: UTF-8 (a bad byte's offset named), one value, no duplicate keys
         List<Integer> eos = new ArrayList<>();
         JsonNode e = n.path("eos_token_id");
         if (e.isInt()) eos.add(e.asInt());

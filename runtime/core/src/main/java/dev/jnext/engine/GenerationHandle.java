@@ -229,6 +229,7 @@ public final class GenerationHandle implements Iterable<GenerationEvent> {
     }
 
     void finish(GenerationEvent terminalEvent, GenerationResult r) {
+        if (terminal != null) return; // exactly one terminal event, even when an engine restart ends it again
         terminal = terminalEvent;
         if (events != null) events.add(terminalEvent);
         if (terminalEvent instanceof GenerationEvent.Failed f) done.completeExceptionally(new GenerationFailedException(f));

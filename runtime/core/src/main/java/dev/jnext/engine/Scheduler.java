@@ -12,16 +12,22 @@ import org.slf4j.LoggerFactory;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.BitSet;
+import java.util.Comparator;
 import java.util.Iterator;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Set;
 
 /**
  * Continuous batching over a {@link ModelBackend}, run by the engine thread only. Each {@link #step} first ends
  * cancelled requests, admits waiting ones in FIFO order while a slot is free and the backend can {@link
- * ModelBackend#reserve} their prompt plus token budget, then runs one forward step holding a decode token of every
- * request past its prompt and, in admission order, chunks of the prompts still being read, within the step token
- * budget. Requests that end free their slot (and KV pages) in the step that ends them.
+ * ModelBackend#reserve} their prompt plus token budget, then runs one forward step holding, within the step token
+ * budget: first a decode token of every request past its prompt; then a chunk of the oldest prompt still being read;
+ * then chunks of the other prompts being read, the shortest remainder first (admission order among equals). No prompt
+ * feeds more than the prefill chunk ({@link EngineOptions#maxPrefillChunk()}) in one step, so a long prompt leaves room
+ * in every step for the running decodes and for short prompts (chunked prefill), and a short request finishes while a
+ * long prompt is still being read. Requests that end free their slot (and KV pages) in the step that ends them.
  *
  * <p>Why nothing starves: decode tokens always fit (the budget holds one per slot); the oldest request still reading
  * its prompt gets at least one aligned chunk every step; the queue is FIFO; a request that could not be reserved even
@@ -39,9 +45,13 @@ final class Scheduler {
     private final Set<Integer> eosTokenIds;
     private final int vocabLimit;
     private final int alignment;
+    private final int prefillChunk;
     private final Runnable onEnded;
     private final ArrayDeque<RequestState> waiting = new ArrayDeque<>();
     private final List<RequestState> running = new ArrayList<>();
+    // for recover(): every admitted request without its terminal event, and every slot opened and not closed
+    private final Set<RequestState> live = new LinkedHashSet<>();
+    private final BitSet opened;
     private final Throughput throughput = new Throughput();
     private volatile int queuedCount;
     private volatile int runningCount;
@@ -49,16 +59,22 @@ final class Scheduler {
     private volatile long generatedTokens;
     private volatile long steps;
 
-    /** @param onEnded called whenever a request gets its terminal event */
-    Scheduler(ModelBackend backend, QwenTokenizer tokenizer, Set<Integer> eosTokenIds, Runnable onEnded) {
+    /**
+     * @param maxPrefillChunk most prompt tokens of one request in one step (rounded down to a multiple of the alignment,
+     *                        at least one alignment)
+     * @param onEnded         called whenever a request gets its terminal event
+     */
+    Scheduler(ModelBackend backend, QwenTokenizer tokenizer, Set<Integer> eosTokenIds, int maxPrefillChunk, Runnable onEnded) {
         this.backend = backend;
         this.tokenizer = tokenizer;
         this.eosTokenIds = Set.copyOf(eosTokenIds);
         this.vocabLimit = Math.min(backend.vocabSize(), tokenizer.vocabSize());
         this.onEnded = onEnded;
+        this.opened = new BitSet(backend.maxSequences());
         // alignment only where the oldest prompt can always get an aligned chunk beside every other slot's decode token
         int align = Math.max(1, backend.prefillAlignment());
         this.alignment = backend.maxStepTokens() - (backend.maxSequences() - 1) >= align ? align : 1;
+        this.prefillChunk = Math.max(alignment, maxPrefillChunk - maxPrefillChunk % alignment);
     }
 
     /** One request between submission and its terminal event. */
@@ -77,6 +93,7 @@ final class Scheduler {
         int pending = -1;    // the last sampled token, fed in the next step
         long admitted;
         long firstToken;
+        boolean ended;       // onEnded has run for it
 
         RequestState(GenerationHandle handle, GenerationRequest request, int[] prompt, SamplingParams sampling,
                      QwenTokenizer tokenizer, long submitted) {
@@ -143,13 +160,16 @@ final class Scheduler {
             owners.add(r);
             budget--;
         }
+        // the oldest prompt first (it always gets a chunk: nothing starves), then the shortest remainders
+        List<RequestState> prompts = new ArrayList<>();
+        for (RequestState r : running) if (r.readingPrompt()) prompts.add(r);
+        if (prompts.size() > 2) prompts.subList(1, prompts.size()).sort(Comparator.comparingInt(r -> r.prompt.length - r.cursor));
         int promptTokensThisStep = 0;
-        for (RequestState r : running) {
-            if (!r.readingPrompt()) continue;
+        for (RequestState r : prompts) {
             int left = r.prompt.length - r.cursor;
-            int n = Math.min(left, budget);
-            if (n < left) n -= n % alignment;
-            if (n == 0) break; // FIFO: younger prompts wait for the older one
+            int n = Math.min(left, Math.min(budget, prefillChunk));
+            if (n < left) n -= n % alignment; // a chunk that ends before its prompt does ends at a multiple of the alignment
+            if (n == 0) continue;
             int[] chunk = Arrays.copyOfRange(r.prompt, r.cursor, r.cursor + n);
             inputs.add(new ModelBackend.StepInput(r.slot, chunk, n == left, r.request.topLogprobs()));
             owners.add(r);
@@ -166,7 +186,9 @@ final class Scheduler {
             }
         } catch (RuntimeException e) {
             log.warn("forward step over {} requests failed", owners.size(), e);
-            String message = "the model step failed: " + (e.getMessage() != null ? e.getMessage() : e.toString());
+            // jnext's own exceptions say what went wrong in words; anything else is a bug whose text is for the log only
+            String message = e instanceof JnextException && e.getMessage() != null
+                    ? "the model step failed: " + e.getMessage() : "the model step failed because of an internal error (see the server log)";
             for (RequestState r : owners) fail(r, GenerationEvent.Failed.Kind.BACKEND_ERROR, message);
             publishCounts();
             return true;
@@ -192,8 +214,32 @@ final class Scheduler {
 
     /** Ends every request with a {@link GenerationEvent.Failed} event (the engine is closing or broken). */
     void failAll(GenerationEvent.Failed.Kind kind, String message) {
-        for (RequestState r : new ArrayList<>(running)) fail(r, kind, message);
+        recover(kind, message);
         while (!waiting.isEmpty()) fail(waiting.pollFirst(), kind, message);
+        publishCounts();
+    }
+
+    /**
+     * Puts the scheduler back into a known state after the engine loop failed outside a step's own error handling (an
+     * {@link Error} such as {@link OutOfMemoryError}, or a bug): every admitted request that has no terminal event yet
+     * gets a {@link GenerationEvent.Failed} event with {@code message}, and every slot this scheduler opened is closed,
+     * which frees its sequence state on the backend. Waiting requests stay queued.
+     */
+    void recover(GenerationEvent.Failed.Kind kind, String message) {
+        for (int slot = opened.nextSetBit(0); slot >= 0; slot = opened.nextSetBit(slot + 1)) {
+            try {
+                backend.closeSequence(slot);
+            } catch (RuntimeException e) {
+                log.warn("closing sequence slot {} failed", slot, e);
+            }
+        }
+        opened.clear();
+        running.clear();
+        for (RequestState r : new ArrayList<>(live)) {
+            r.slot = -1;
+            fail(r, kind, message);
+        }
+        live.clear();
         publishCounts();
     }
 
@@ -215,7 +261,9 @@ final class Scheduler {
             RequestState r = waiting.peekFirst();
             int total = (int) Math.min((long) r.prompt.length + r.request.maxTokens(), backend.contextLength());
             int slot = backend.openSequence(r.sampling, vocabLimit);
+            opened.set(slot);
             if (!backend.reserve(slot, total)) {
+                opened.clear(slot);
                 backend.closeSequence(slot);
                 if (!running.isEmpty()) break; // wait for running requests to free KV space
                 waiting.pollFirst();
@@ -225,8 +273,9 @@ final class Scheduler {
                         + "or raise the KV budget");
                 continue;
             }
-            waiting.pollFirst();
             r.slot = slot;
+            live.add(r);
+            waiting.pollFirst();
             r.admitted = System.nanoTime();
             running.add(r);
         }
@@ -265,19 +314,28 @@ final class Scheduler {
         var timings = new GenerationResult.Timings(r.admitted == 0 ? 0 : r.admitted - r.submitted,
                 r.firstToken == 0 ? 0 : r.firstToken - r.submitted, now - r.submitted, r.prompt.length, r.tokens.size());
         var result = new GenerationResult(r.text.toString(), List.copyOf(r.tokens), reason, r.prompt.length, timings);
-        onEnded.run(); // counts first: a caller that sees the result sees the engine without it
+        ended(r); // counts first: a caller that sees the result sees the engine without it
         r.handle.finish(new GenerationEvent.Finished(reason, r.prompt.length, r.tokens.size(), now), result);
+        live.remove(r);
     }
 
     private void fail(RequestState r, GenerationEvent.Failed.Kind kind, String message) {
         release(r);
-        onEnded.run();
+        ended(r);
         r.handle.finish(new GenerationEvent.Failed(kind, message, System.nanoTime()), null);
+        live.remove(r);
+    }
+
+    private void ended(RequestState r) {
+        if (r.ended) return;
+        r.ended = true;
+        onEnded.run();
     }
 
     private void release(RequestState r) {
         if (r.slot < 0) return;
         running.remove(r);
+        opened.clear(r.slot);
         try {
             backend.closeSequence(r.slot);
         } catch (RuntimeException e) {

@@ -38,19 +38,36 @@ public final class JsonFiles {
 
     /** The file's text, which must be valid UTF-8. */
     public static String readText(Path file) {
-        byte[] bytes;
+        return utf8(readBytes(file), file.toString());
+    }
+
+    /** The file's bytes, which must be valid UTF-8 (checked, not decoded: for parsers that read bytes). */
+    public static byte[] readUtf8Bytes(Path file) {
+        byte[] bytes = readBytes(file);
+        CharsetDecoder decoder = strictDecoder();
+        ByteBuffer in = ByteBuffer.wrap(bytes);
+        CharBuffer out = CharBuffer.allocate(8192);
+        while (true) {
+            CoderResult r = decoder.decode(in, out, true);
+            if (r.isError()) throw malformed(file.toString(), bytes, in.position());
+            if (r.isUnderflow()) break;
+            out.clear();
+        }
+        return bytes;
+    }
+
+    private static byte[] readBytes(Path file) {
         try {
             long size = Files.size(file);
             if (size > MAX_BYTES) {
                 throw new JnextException(file + ": " + size + " bytes is too large (at most " + MAX_BYTES + ")");
             }
-            bytes = Files.readAllBytes(file);
+            return Files.readAllBytes(file);
         } catch (NoSuchFileException e) {
             throw new JnextException(file + ": no such file");
         } catch (IOException e) {
             throw new JnextException(file + ": cannot read: " + oneLine(String.valueOf(e.getMessage())), e);
         }
-        return utf8(bytes, file.toString());
     }
 
     /** The file's JSON value (see the class comment for what is accepted). */
@@ -71,18 +88,24 @@ public final class JsonFiles {
 
     /** Decodes {@code bytes} as UTF-8, failing with the offset of the first malformed byte. */
     public static String utf8(byte[] bytes, String source) {
-        CharsetDecoder decoder = StandardCharsets.UTF_8.newDecoder()
-                .onMalformedInput(CodingErrorAction.REPORT)
-                .onUnmappableCharacter(CodingErrorAction.REPORT);
+        CharsetDecoder decoder = strictDecoder();
         ByteBuffer in = ByteBuffer.wrap(bytes);
         CharBuffer out = CharBuffer.allocate(bytes.length);
         CoderResult r = decoder.decode(in, out, true);
         if (!r.isError()) r = decoder.flush(out);
-        if (r.isError()) {
-            throw new JnextException(source + ": not valid UTF-8 (byte 0x" + String.format("%02X", bytes[in.position()] & 0xFF)
-                    + " at offset " + in.position() + ")");
-        }
+        if (r.isError()) throw malformed(source, bytes, in.position());
         return out.flip().toString();
+    }
+
+    private static CharsetDecoder strictDecoder() {
+        return StandardCharsets.UTF_8.newDecoder()
+                .onMalformedInput(CodingErrorAction.REPORT)
+                .onUnmappableCharacter(CodingErrorAction.REPORT);
+    }
+
+    private static JnextException malformed(String source, byte[] bytes, int at) {
+        return new JnextException(source + ": not valid UTF-8 (byte 0x" + String.format("%02X", bytes[at] & 0xFF)
+                + " at offset " + at + ")");
     }
 
     /** Jackson's complaint and its place as one line: "Unexpected character ... (line 3, column 7)". */

@@ -10,9 +10,7 @@ import dev.jnext.JnextException;
 import dev.jnext.json.JsonFiles;
 
 import java.io.IOException;
-import java.io.InputStream;
 import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -36,13 +34,15 @@ record TokenizerJson(String[] vocab, Map<String, Integer> ids, int[] mergeLefts,
             .build();
 
     static TokenizerJson read(Path file) {
-        try (InputStream in = Files.newInputStream(file);
-             JsonParser p = FACTORY.createParser(in)) {
-            return parse(p, file);
-        } catch (NoSuchFileException e) {
+        if (!Files.exists(file)) {
             throw new JnextException(file + ": no such file (a Hugging Face tokenizer.json is expected; "
                     + "load the tokenizer from the folder that holds it)");
-        } catch (JsonProcessingException e) { // malformed JSON or UTF-8: one line with the place, not Jackson's two
+        }
+        // strict UTF-8 first (Jackson's decoder lets overlong forms and encoded surrogates through), naming the byte offset
+        byte[] bytes = JsonFiles.readUtf8Bytes(file);
+        try (JsonParser p = FACTORY.createParser(bytes)) {
+            return parse(p, file);
+        } catch (JsonProcessingException e) { // malformed JSON: one line with the place, not Jackson's two
             throw new JnextException(file + ": not valid JSON: " + JsonFiles.describe(e), e);
         } catch (IOException e) {
             throw new JnextException(file + ": cannot read tokenizer.json: " + e.getMessage(), e);
@@ -121,8 +121,29 @@ record TokenizerJson(String[] vocab, Map<String, Integer> ids, int[] mergeLefts,
                     + " tokens the file defines (ids must number the tokens from 0)");
         }
         String[] tokens = new String[(int) size];
-        vocab.forEach((token, id) -> tokens[id] = token);
-        for (AddedToken t : addedTokens) tokens[t.id()] = t.content();
+        vocab.forEach((token, id) -> {
+            if (tokens[id] != null) {
+                String[] two = {tokens[id], token};
+                java.util.Arrays.sort(two); // the same message whatever the map's order
+                throw bad(file, "token id " + id + " is given to two tokens of model.vocab, " + quote(two[0]) + " and " + quote(two[1]));
+            }
+            tokens[id] = token;
+        });
+        Map<String, Integer> addedIds = new HashMap<>();
+        for (AddedToken t : addedTokens) {
+            String held = tokens[t.id()];
+            if (held != null && !held.equals(t.content())) {
+                throw bad(file, "added token " + quote(t.content()) + " has id " + t.id() + ", which is already the id of "
+                        + quote(held));
+            }
+            Integer other = vocab.get(t.content());
+            if (other == null) other = addedIds.get(t.content());
+            if (other != null && other != t.id()) {
+                throw bad(file, "added token " + quote(t.content()) + " has id " + t.id() + " but the token already has id " + other);
+            }
+            tokens[t.id()] = t.content();
+            addedIds.put(t.content(), t.id());
+        }
 
         int n = merges.size();
         int[] lefts = new int[n], rights = new int[n], results = new int[n];
@@ -148,7 +169,8 @@ record TokenizerJson(String[] vocab, Map<String, Integer> ids, int[] mergeLefts,
             if (p.nextToken() != JsonToken.VALUE_NUMBER_INT) throw bad(file, "model.vocab[" + token + "] must be an integer id");
             int id = p.getIntValue();
             if (id < 0) throw bad(file, "model.vocab[" + token + "] has a negative id " + id);
-            vocab.put(token, id);
+            Integer before = vocab.put(token, id);
+            if (before != null) throw bad(file, "model.vocab lists " + quote(token) + " twice (ids " + before + " and " + id + ")");
         }
         return vocab;
     }
@@ -200,6 +222,18 @@ record TokenizerJson(String[] vocab, Map<String, Integer> ids, int[] mergeLefts,
                 && !byteLevel.path("add_prefix_space").asBoolean(false)
                 && !byteLevel.path("use_regex").asBoolean(true);
         if (!qwenSplit || !plainByteLevel) throw unsupported(file, "pre_tokenizer " + n);
+    }
+
+    /** A token for a message: in quotes, control and invisible characters as \\uXXXX. */
+    private static String quote(String token) {
+        StringBuilder b = new StringBuilder("\"");
+        token.codePoints().forEach(c -> {
+            if (c == '"' || c == '\\') b.append('\\').appendCodePoint(c);
+            else if (Character.isISOControl(c) || !Character.isDefined(c) || Character.getType(c) == Character.FORMAT
+                    || Character.getType(c) == Character.SURROGATE) b.append(String.format("\\u%04X", c));
+            else b.appendCodePoint(c);
+        });
+        return b.append('"').toString();
     }
 
     private static JnextException bad(Path file, String what) {

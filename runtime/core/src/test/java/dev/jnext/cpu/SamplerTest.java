@@ -160,4 +160,57 @@ class SamplerTest {
         assertThrows(JnextException.class, () -> params(1, 0, 1, 1, 0));
         assertThrows(JnextException.class, () -> new SamplingParams(1, 0, 1, 0, 0, 0, 0));
     }
+
+    /** Issue 19: logit / T overflowed to +Inf, exp(Inf - Inf) was NaN and every seed got the least likely candidate. */
+    @Test
+    void aTinyTemperatureIsGreedyWithEveryCutAndSeed() {
+        float[] l = randomLogits(151_936, 19);
+        l[4242] = 24f; // a clear favourite, as a real model's logits have
+        for (float t : new float[] {1e-38f, 1e-40f, Float.MIN_VALUE}) {
+            for (int[] cut : new int[][] {{0, 100}, {50, 100}, {0, 50}, {50, 50}}) { // top-k, top-p in percent
+                for (long seed = 0; seed < 5; seed++) {
+                    var p = new SamplingParams(t, cut[0], cut[1] / 100f, 0, 1f, 0f, seed);
+                    assertEquals(4242, new Sampler(p, l.length).next(l), p.toString());
+                }
+            }
+        }
+    }
+
+    /** Issue 19: a repetition penalty of 1e-44 pushed seen logits to +Inf; they now saturate and share the draw. */
+    @Test
+    void anExtremeRepetitionPenaltyFavoursTheSeenTokensWithoutOverflowing() {
+        float[] l = randomLogits(2000, 20);
+        int[] prompt = {3, 70, 500, 1999};
+        l[3] = 0.8f;
+        l[70] = 1.5f;
+        l[500] = -2f;  // seen but negative: multiplied by 1e-44, so about 0
+        l[1999] = 2.5f;
+        java.util.Set<Integer> drawn = new java.util.HashSet<>();
+        for (long seed = 0; seed < 40; seed++) {
+            Sampler s = new Sampler(new SamplingParams(1f, 0, 1f, 0f, 1e-44f, 0f, seed), l.length);
+            s.observePrompt(prompt);
+            int id = s.next(l);
+            assertTrue(id == 3 || id == 70 || id == 1999, "seed " + seed + " drew " + id + " (logit " + l[id] + ")");
+            drawn.add(id);
+        }
+        assertEquals(3, drawn.size(), "the three saturated logits tie, so the seeds spread over them: " + drawn);
+        Sampler one = new Sampler(new SamplingParams(1f, 50, 0.5f, 0f, 1e-44f, 0f, 7), l.length);
+        one.observePrompt(new int[] {1999});
+        for (int i = 0; i < 5; i++) assertEquals(1999, one.next(l), "the one boosted token wins every draw");
+    }
+
+    /** The draw never falls through to the last candidate: masked (-Inf) candidates are never drawn. */
+    @Test
+    void maskedCandidatesAreNeverDrawn() {
+        float[] l = new float[1000];
+        java.util.Arrays.fill(l, Float.NEGATIVE_INFINITY);
+        l[10] = 1f;
+        l[20] = 1f;
+        l[30] = 0.5f;
+        Sampler s = new Sampler(params(Float.MAX_VALUE, 0, 1, 0, 3), l.length);
+        for (int i = 0; i < 2000; i++) {
+            int id = s.next(l);
+            assertTrue(id == 10 || id == 20 || id == 30, "drew masked " + id);
+        }
+    }
 }

@@ -19,6 +19,7 @@ import java.util.concurrent.Future;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -296,6 +297,112 @@ class SchedulerTest {
             }
             assertEquals(0, engine.stats().running() + engine.stats().queued());
             assertEquals(0, backend.openSlots());
+        }
+    }
+
+    /** What a client may see of an engine failure: words, no exception or JVM class names. */
+    private static void assertNoJvmDetails(String message) {
+        for (String leak : List.of("java.", "Error", "Exception", "OutOfMemory", "heap", "StackOverflow")) {
+            assertFalse(message.contains(leak), "\"" + leak + "\" reached the client: " + message);
+        }
+    }
+
+    /** Issue 19: one OutOfMemoryError on the engine thread left a dead engine (503 forever) and its class name in replies. */
+    @Test
+    void anErrorOnTheEngineThreadFailsItsRequestsGenericallyAndTheEngineRestarts() throws Exception {
+        int[] script = tok.encode("one two three four");
+        ScriptedBackend backend = backend(script, 1000, 1, 64);
+        backend.throwAtStep = i -> i == 1 ? new OutOfMemoryError("Java heap space") : null;
+        try (Engine engine = engine(backend, 8)) {
+            GenerationHandle a = engine.submit(GenerationRequest.text("a").maxTokens(10).build()); // its second step throws
+            GenerationHandle b = engine.submit(GenerationRequest.text("b").maxTokens(4).build());  // waits for the one slot
+            var e = assertThrows(GenerationFailedException.class, a::await);
+            assertEquals(GenerationEvent.Failed.Kind.BACKEND_ERROR, e.event().kind());
+            assertNoJvmDetails(e.getMessage());
+            assertTrue(e.getMessage().contains("restarted"), e.getMessage());
+            assertEquals("one two three four", b.await().text(), "the waiting request runs after the restart");
+            assertTrue(engine.isRunning());
+            assertFalse(engine.hasFailed());
+            assertEquals("one two", engine.generate(GenerationRequest.text("c").maxTokens(2).build()).text());
+            assertEquals(0, backend.openSlots(), "the failed request's slot was closed, once");
+            assertEquals(0, engine.stats().running() + engine.stats().queued());
+        }
+    }
+
+    @Test
+    void anEngineThatKeepsFailingStopsForGoodWithAGenericMessage() throws Exception {
+        ScriptedBackend backend = backend(tok.encode("one two"), 1000, 2, 64);
+        backend.throwAtStep = i -> new StackOverflowError();
+        try (Engine engine = engine(backend, 16)) {
+            int failures = 0;
+            for (int i = 0; i < 10 && engine.isRunning(); i++) {
+                try {
+                    engine.generate(GenerationRequest.text("x" + i).maxTokens(3).build());
+                } catch (GenerationFailedException | EngineClosedException e) {
+                    assertNoJvmDetails(e.getMessage());
+                    failures++;
+                }
+            }
+            engine.awaitStopped();
+            assertEquals(Engine.MAX_RESTARTS + 1, backend.steps.size(), "one restart too many stops the engine");
+            assertTrue(failures >= Engine.MAX_RESTARTS + 1);
+            assertTrue(engine.hasFailed());
+            assertFalse(engine.isRunning());
+            var closed = assertThrows(EngineClosedException.class, () -> engine.submit(GenerationRequest.text("y").build()));
+            assertNoJvmDetails(closed.getMessage());
+            assertEquals(0, backend.openSlots());
+        }
+    }
+
+    @Test
+    void aStepFailingWithoutAMessageFailsItsRequestsWithoutItsClassName() {
+        ScriptedBackend backend = backend(tok.encode("one two"), 1000, 1, 64);
+        backend.throwAtStep = i -> i == 0 ? new IllegalStateException() : null;
+        try (Engine engine = engine(backend, 8)) {
+            var e = assertThrows(GenerationFailedException.class, () -> engine.generate(GenerationRequest.text("a").maxTokens(2).build()));
+            assertNoJvmDetails(e.getMessage());
+            assertTrue(e.getMessage().contains("internal error"), e.getMessage());
+            assertEquals("one two", engine.generate(GenerationRequest.text("a").maxTokens(2).build()).text());
+        }
+    }
+
+    /** Issue 19: a 100,000-token prompt took every step's budget; a 2-token request sent after it waited for all of it. */
+    @Test
+    void aShortRequestFinishesWhileALongPromptIsStillBeingRead() throws Exception {
+        ScriptedBackend backend = backend(tok.encode(" x".repeat(10)), 200_000, 4, 8192);
+        backend.alignment = 64;
+        backend.pauseInStep = new CountDownLatch(1);
+        EngineOptions options = EngineOptions.defaults().withMaxSequences(4).withMaxStepTokens(8192).withMaxPrefillChunk(2000)
+                .withQueueLimit(8);
+        try (Engine engine = new Engine(backend, tok, TestTokenizers.qwen3Dir(), GenerationConfig.none(), Set.of(eos), options, "scripted")) {
+            int[] longPrompt = new int[100_000];
+            Arrays.fill(longPrompt, 150_001);
+            GenerationHandle big = engine.submit(GenerationRequest.tokens(longPrompt).maxTokens(2).build());
+            backend.paused.await(); // the engine is inside its first step: the short request arrives behind the long prompt
+            GenerationHandle small = engine.submit(GenerationRequest.tokens(new int[] {150_002, 150_003}).maxTokens(3).build());
+            backend.pauseInStep.countDown();
+            assertEquals(3, small.await().tokens().size());
+            assertEquals(2, big.await().tokens().size());
+
+            int bigSlot = -1, smallSlot = -1, bigPromptEnd = -1, smallDone = -1, smallSampled = 0;
+            for (int s = 0; s < backend.steps.size(); s++) {
+                List<ModelBackend.StepInput> step = backend.steps.get(s);
+                assertTrue(step.stream().mapToInt(in -> in.tokens().length).sum() <= 8192);
+                for (ModelBackend.StepInput in : step) {
+                    if (in.tokens()[0] == 150_001) bigSlot = in.slot();
+                    if (in.tokens()[0] == 150_002) smallSlot = in.slot();
+                    if (in.slot() == bigSlot && in.tokens()[0] == 150_001) {
+                        if (in.sample()) bigPromptEnd = s;
+                        else assertTrue(in.tokens().length <= 2000 && in.tokens().length % 64 == 0,
+                                "a chunk of the long prompt: " + in.tokens().length + " tokens (cap 2000, alignment 64)");
+                    }
+                    if (in.slot() == smallSlot && in.sample() && ++smallSampled == 3) smallDone = s;
+                }
+            }
+            assertTrue(bigPromptEnd > 0 && smallDone > 0);
+            assertTrue(smallDone < bigPromptEnd, "the short request finished in step " + smallDone
+                    + ", the long prompt was read by step " + bigPromptEnd);
+            assertEquals(1984, backend.steps.get(0).getFirst().tokens().length, "2000 rounded down to a multiple of 64");
         }
     }
 }

@@ -19,6 +19,8 @@ final class ScriptedBackend implements ModelBackend {
     final int vocab, context, slots, stepTokens;
     long kvBudget = Long.MAX_VALUE;
     int failAtStep = -1;
+    /** What step {@code i} throws (null: nothing), e.g. an OutOfMemoryError. */
+    volatile java.util.function.IntFunction<Throwable> throwAtStep = i -> null;
     volatile CountDownLatch pauseInStep;
     final CountDownLatch paused = new CountDownLatch(1);
     final List<List<Integer>> fed = new ArrayList<>();
@@ -46,6 +48,8 @@ final class ScriptedBackend implements ModelBackend {
     @Override public int contextLength() { return context; }
     @Override public int maxSequences() { return slots; }
     @Override public int maxStepTokens() { return stepTokens; }
+    int alignment = 1;
+    @Override public int prefillAlignment() { return alignment; }
 
     @Override
     public synchronized int freeSequences() {
@@ -103,6 +107,9 @@ final class ScriptedBackend implements ModelBackend {
         synchronized (this) {
             steps.add(List.copyOf(inputs));
             if (steps.size() - 1 == failAtStep) throw new JnextException("scripted failure");
+            Throwable thrown = throwAtStep.apply(steps.size() - 1);
+            if (thrown instanceof Error e) throw e;
+            if (thrown instanceof RuntimeException e) throw e;
             int total = 0;
             List<StepOutput> out = new ArrayList<>();
             for (StepInput in : inputs) {

@@ -4,10 +4,10 @@ import dev.jnext.gpu.DeviceBuffer;
 import dev.jnext.gpu.Dim3;
 import dev.jnext.gpu.Kernel;
 import dev.jnext.gpu.Stream;
+import dev.jnext.backend.SamplingRules;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.util.Arrays;
 
 /**
  * On-device sampling of the next token ids from bf16 logits rows (kernels-ptx/sampling.cu); the ids stay in device
@@ -185,22 +185,16 @@ public final class SamplingKernel implements AutoCloseable {
     }
 
     // ------------------------------------------------------------------------------------------ CPU references
+    // The rules themselves are SamplingRules' (shared with the CPU Sampler); these adapt them to the kernels' formats.
 
     /**
-     * The penalized logits as the kernels see them: each bf16 logit promoted to fp32, then the CPU Sampler's rules — a seen
-     * id: {@code v > 0 ? v / rp : v · rp}; a generated id: {@code v − pp} — in fp32. {@code seen}/{@code generated} may be
-     * null (nothing seen). The greedy kernels compare these values; the stochastic path their bf16 roundings
+     * The penalized logits as the kernels see them: each bf16 logit promoted to fp32, then {@link SamplingRules#penalize}
+     * (the CPU Sampler's rules, in fp32, saturating at ±Float.MAX_VALUE). {@code seen}/{@code generated} may be null
+     * (nothing seen). The greedy kernels compare these values; the stochastic path their bf16 roundings
      * ({@link #roundPenalized}).
      */
     public static float[] penalize(float[] logits, int vocab, RowParams p, java.util.BitSet seen, java.util.BitSet generated) {
-        float[] l = Arrays.copyOf(logits, vocab);
-        for (int i = 0; i < vocab; i++) {
-            boolean s = seen != null && p.repetitionPenalty() != 1f && seen.get(i);
-            boolean g = generated != null && p.presencePenalty() != 0f && generated.get(i);
-            if (s) l[i] = l[i] > 0 ? l[i] / p.repetitionPenalty() : l[i] * p.repetitionPenalty();
-            if (g) l[i] -= p.presencePenalty();
-        }
-        return l;
+        return SamplingRules.penalize(logits, vocab, seen, generated, p.repetitionPenalty(), p.presencePenalty());
     }
 
     /** {@link #penalize} with every penalized value rounded to bf16: the logits the stochastic kernel draws from. */
@@ -210,55 +204,18 @@ public final class SamplingKernel implements AutoCloseable {
         return l;
     }
 
-    /** Greedy reference: the first id of the largest logit; −1 when any logit is NaN. */
+    /** Greedy reference: the first id of the largest logit; −1 when any logit is NaN ({@link SamplingRules#argmax}). */
     public static int referenceArgmax(float[] logits, int vocab) {
-        int best = 0;
-        for (int i = 0; i < vocab; i++) {
-            if (Float.isNaN(logits[i])) return -1;
-            if (logits[i] > logits[best]) best = i;
-        }
-        return best;
+        return SamplingRules.argmax(logits, vocab);
     }
 
     /**
-     * The distribution a stochastic row samples from, as the CPU Sampler forms it: candidates ordered by logit
-     * (descending, ties by lower id), top-k, softmax of logit/T over the top-k set, top-p (shortest prefix reaching
-     * top_p), min-p; the kept probabilities renormalised, 0 elsewhere.
+     * The distribution a stochastic row samples from: {@link SamplingRules#distribution} (candidates ordered by logit
+     * descending, ties by lower id; top-k; masses relative to the largest logit; top-p; min-p; the kept masses
+     * renormalised, 0 elsewhere).
      */
     public static double[] referenceDistribution(float[] logits, int vocab, RowParams p) {
-        Integer[] order = new Integer[vocab];
-        for (int i = 0; i < vocab; i++) order[i] = i;
-        Arrays.sort(order, (a, b) -> logits[a] != logits[b] ? Float.compare(logits[b], logits[a]) : Integer.compare(a, b));
-        int keep = p.topK() > 0 ? Math.min(p.topK(), vocab) : vocab;
-        float t = p.temperature();
-        float max = logits[order[0]] / t;
-        double[] q = new double[keep];
-        double sum = 0;
-        for (int r = 0; r < keep; r++) {
-            q[r] = Math.exp(logits[order[r]] / t - max);
-            sum += q[r];
-        }
-        for (int r = 0; r < keep; r++) q[r] /= sum;
-        if (p.topP() < 1f) {
-            double cumulative = 0;
-            int r = 0;
-            while (r < keep) {
-                cumulative += q[r++];
-                if (cumulative >= p.topP()) break;
-            }
-            keep = Math.max(1, r);
-        }
-        if (p.minP() > 0f) {
-            double floor = p.minP() * q[0];
-            int r = 1;
-            while (r < keep && q[r] >= floor) r++;
-            keep = r;
-        }
-        double total = 0;
-        for (int r = 0; r < keep; r++) total += q[r];
-        double[] dist = new double[vocab];
-        for (int r = 0; r < keep; r++) dist[order[r]] = q[r] / total;
-        return dist;
+        return SamplingRules.distribution(logits, vocab, p.temperature(), p.topK(), p.topP(), p.minP());
     }
 
     /** Philox4x32-10 (Random123): 10 rounds on a 128-bit counter with a 64-bit key. */
