@@ -4,7 +4,7 @@ import dev.jnext.gpu.Dim3;
 import dev.jnext.numeric.Bf16;
 import dev.jnext.cpu.ops.CausalConv1d;
 import dev.jnext.cpu.ops.GatedDeltaRule;
-import dev.jnext.cpu.ops.GdnProjections;
+import dev.jnext.model.GdnProjections;
 import org.junit.jupiter.api.Test;
 
 import java.util.Random;
