@@ -189,6 +189,8 @@ class ChunkedRuleRoundingTest {
                 fmt(base.rel("O (out)")), fmt(base.rel("S final")));
         for (int i = 0; i < sites.size(); i++)
             System.out.printf("| %s | %s | %s |%n", sites.get(i), fmt(off.get(i).rel("O (out)")), fmt(off.get(i).rel("S final")));
+        Errors fBase = measure(in, tr, FLA, false);
+        System.out.printf("| fla as shipped | %s | %s |%n", fmt(fBase.rel("O (out)")), fmt(fBase.rel("S final")));
         String[] fn = {"bf16 h (state) → fp32", "bf16 W, U, β·v, β·e^γ·k̂ → fp32", "bf16 T → fp32", "tf32 block merge → fp32"};
         for (int i = 0; i < 4; i++)
             System.out.printf("| fla: %s | %s | %s |%n", fn[i], fmt(fOff.get(i).rel("O (out)")), fmt(fOff.get(i).rel("S final")));
