@@ -31,6 +31,7 @@ public final class CpuBackend implements ModelBackend {
     private final long kvTokenBudget;
     private final int maxStepTokens;
     private long reservedTotal;
+    private String nonFiniteWeight; // what checkFinite found in the weights, once
     private int open;
     private boolean closed;
 
@@ -144,6 +145,9 @@ public final class CpuBackend implements ModelBackend {
             throw new JnextException("a step of " + tokens + " tokens exceeds the step budget of " + maxStepTokens);
         }
         List<float[]> logits = forward.forward(state, batch, false);
+        for (int i = 0; i < inputs.size(); i++) {
+            if (inputs.get(i).sample()) checkFinite(logits.get(i), vocabLimits[inputs.get(i).slot()]);
+        }
         StepOutput[] out = new StepOutput[inputs.size()];
         // each input has its own slot and sampler: sampling and the log-softmax (~4 ms per row of 152k logits) run in parallel
         IntStream range = IntStream.range(0, inputs.size());
@@ -160,6 +164,22 @@ public final class CpuBackend implements ModelBackend {
             out[i] = logprobs(l, vocabLimits[in.slot()], token, in.topLogprobs());
         });
         return Arrays.asList(out);
+    }
+
+    /**
+     * Refuses a row with a NaN or an infinity (nothing is sampled or reported from it): the message names the first
+     * non-finite weight of the checkpoint (found once, on the first such row), or says that the activations overflowed.
+     */
+    private void checkFinite(float[] logits, int n) {
+        for (int i = 0; i < n; i++) {
+            if (Float.isFinite(logits[i])) continue;
+            if (nonFiniteWeight == null) {
+                nonFiniteWeight = CpuModel.of(model).checkpoint().firstNonFinite()
+                        .map(w -> w + ": the checkpoint is corrupt").orElse("every weight is finite: the forward pass overflowed");
+            }
+            throw new JnextException("the model produced a " + (Float.isNaN(logits[i]) ? "NaN" : "infinite") + " logit (token id "
+                    + i + "); " + nonFiniteWeight);
+        }
     }
 
     /** Log-softmax of the raw logits over the ids that can be sampled; the {@code top} most likely, lower id first on ties. */
