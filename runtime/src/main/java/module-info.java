@@ -34,6 +34,9 @@ module dev.jnext {
     // the OpenAI-compatible server's (dev.jnext.server, jnext serve): optional dependencies as well
     requires static io.javalin;
     requires static org.eclipse.jetty.server;
+    requires static org.eclipse.jetty.http;
+    requires static org.eclipse.jetty.io;
+    requires static org.eclipse.jetty.util;
     requires static jakarta.servlet;
     requires static io.prometheus.metrics.core;
     requires static io.prometheus.metrics.model;
