@@ -88,6 +88,8 @@ public final class ServeCommand implements Callable<Integer> {
             serverOptions.checkExposure(); // before the model loads
             EngineOptions options = engineOptions.toOptions(deviceOptions, EngineOptions.DEFAULT_MAX_SEQUENCES, tokenizerDir);
             long t0 = System.nanoTime();
+            err.printf("jnext: loading %s; Ctrl-C or SIGTERM stops it%n", model);
+            err.flush();
             Engine engine = Engine.open(model, options);
             OpenAiServer server;
             try {

@@ -49,6 +49,17 @@ import java.util.concurrent.atomic.AtomicInteger;
  */
 public final class OpenAiServer implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(OpenAiServer.class);
+
+    static {
+        // a malformed request is the client's fault, not the server's: Jetty's parser warns about some (two Host
+        // headers, a bad authority), one line per request, which a hostile client could repeat to flood the log.
+        // With slf4j-simple (jnext.jar's backend) those two loggers log errors only, unless configured otherwise;
+        // other backends ignore these properties. Set before the first connection creates those loggers.
+        for (String logger : List.of("org.eclipse.jetty.http.HttpParser", "org.eclipse.jetty.util.HostPort")) {
+            String key = "org.slf4j.simpleLogger.log." + logger;
+            if (System.getProperty(key) == null) System.setProperty(key, "error");
+        }
+    }
     private static final byte[] DONE = "data: [DONE]\n\n".getBytes(StandardCharsets.UTF_8);
     private static final byte[] KEEP_ALIVE = ": keep-alive\n\n".getBytes(StandardCharsets.UTF_8);
     /** How often a non-streaming request checks that its client is still connected. */

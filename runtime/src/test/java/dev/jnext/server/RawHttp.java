@@ -81,6 +81,28 @@ final class RawHttp {
         }
     }
 
+    /**
+     * Sends {@code request} on a new connection without closing the sending side (a server that sees the end of a
+     * request's connection may take the client for gone, as a non-streaming completion does) and reads one response,
+     * each read waiting at most {@code readTimeoutMs}; null when none came.
+     */
+    static Reply exchangeKeepingOpen(int port, byte[] request, boolean head, int readTimeoutMs) throws IOException {
+        try (Socket s = open(port)) {
+            s.setSoTimeout(readTimeoutMs);
+            try {
+                s.getOutputStream().write(request);
+                s.getOutputStream().flush();
+            } catch (SocketException e) {
+                // answered and closed early: read what came
+            }
+            try {
+                return read(s.getInputStream(), head);
+            } catch (SocketTimeoutException e) {
+                return null;
+            }
+        }
+    }
+
     /** One response from {@code in} (interim 1xx responses skipped); null on a clean end or reset before any byte. */
     static Reply read(InputStream in, boolean head) throws IOException {
         while (true) {
