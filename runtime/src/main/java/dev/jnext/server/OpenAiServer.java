@@ -110,7 +110,7 @@ public final class OpenAiServer implements AutoCloseable {
                 // connection busy (see respond), a streaming one writes tokens or keep-alive comments
                 c.setIdleTimeout(options.idleTimeout().toMillis());
                 c.setShutdownIdleTimeout(CLOSE_LINGER.toMillis());
-                c.addBean(guard); // a Connection.Listener of every connection
+                c.addBean(guard, false); // a Connection.Listener of every connection (its life cycle is the server's)
                 server.addBean(new NetworkConnectionLimit(options.maxConnections(), c));
                 connector = c;
                 return c;
@@ -447,7 +447,7 @@ public final class OpenAiServer implements AutoCloseable {
             }
             if (t instanceof IOException io && io.getMessage() != null) {
                 String m = io.getMessage().toLowerCase(java.util.Locale.ROOT);
-                if (m.contains("broken pipe") || m.contains("connection reset") || m.contains("closed")) return true;
+                if (m.contains("broken pipe") || m.contains("connection reset")) return true;
             }
             if (t.getCause() == t) break;
         }
