@@ -3,7 +3,7 @@
 #
 #   src/device/pack-and-run.sh pack
 #       Builds the reactor (tests skipped), jlinks a Temurin 25 runtime, and packs into .pack/ (ignored, < 60 MiB):
-#       jre.tgz, jnext.jar (runnable, all dependencies), jnext-tests.jar (test classes + fixtures), jnext-jmh.jar,
+#       jre.tgz, jnext.jar (runnable, all dependencies), jnext-tests.jar (the library's test classes without the CI-only fuzz corpora and fixtures), jnext-cli-tests.jar, jnext-jmh.jar,
 #       lib/ (JUnit console launcher, JMH and its dependencies).
 #
 #   src/device/pack-and-run.sh run [--parity] [--tests] [--test-select ARGS] [--bench] [--bench-suites "S1 S2"] [--jmh REGEX]
@@ -37,8 +37,9 @@ do_pack() {
     tar -C "$pack" -czf "$pack/jre.tgz" jre
     rm -rf "$pack/jre"
   fi
-  cp runtime/target/jnext.jar "$pack/jnext.jar"
-  cp runtime/target/jnext-runtime-*-tests.jar "$pack/jnext-tests.jar"
+  cp runtime/cli/target/jnext.jar "$pack/jnext.jar"
+  python3 src/device/strip-test-jar.py runtime/core/target/jnext-runtime-*-tests.jar "$pack/jnext-tests.jar"
+  cp runtime/cli/target/jnext-cli-*-tests.jar "$pack/jnext-cli-tests.jar"
   cp jmh/target/jnext-jmh-*.jar "$pack/jnext-jmh.jar"
   # JMH's jars travel only when asked for (JNEXT_PACK_JMH=1): the pack must stay under the 64 MiB a device call carries
   local libs="org.junit.platform:junit-platform-console-standalone:1.14.1"
@@ -102,10 +103,10 @@ do_run() {
     export JNEXT_PARITY_DIR="$pdir"
   fi
   if [ $tests = 1 ]; then
-    local sel=${select:-"--scan-class-path $pack/jnext-tests.jar --include-tag gpu"}
+    local sel=${select:-"--scan-class-path $pack/jnext-tests.jar:$pack/jnext-cli-tests.jar --include-tag gpu"}
     # shellcheck disable=SC2086
     $java -Djnext.testTokenizerDir="$root/.cache/tokenizer-qwen3" -jar "$pack"/lib/junit-platform-console-standalone-*.jar execute \
-      --class-path "$pack/jnext.jar:$pack/jnext-tests.jar" $sel \
+      --class-path "$pack/jnext.jar:$pack/jnext-tests.jar:$pack/jnext-cli-tests.jar" $sel \
       --fail-if-no-tests --details=tree --disable-banner --disable-ansi-colors --reports-dir "$OUT/junit" > "$OUT/gpu-tests.log" 2>&1
     local trc=$?
     grep -E "✘|MethodSource|=>|Exception|expected" "$OUT/gpu-tests.log" | head -60

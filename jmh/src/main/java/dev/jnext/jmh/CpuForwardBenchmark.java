@@ -1,8 +1,8 @@
 package dev.jnext.jmh;
 
-import dev.jnext.exec.CpuSession;
+import dev.jnext.cpu.CpuSession;
 import dev.jnext.model.DType;
-import dev.jnext.model.Qwen3NextModel;
+import dev.jnext.cpu.Qwen3NextModel;
 import dev.jnext.model.SyntheticCheckpoint;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;

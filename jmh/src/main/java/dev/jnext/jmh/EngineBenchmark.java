@@ -1,5 +1,8 @@
 package dev.jnext.jmh;
 
+import dev.jnext.backend.PrefillMode;
+import dev.jnext.backend.DeviceChoice;
+
 import dev.jnext.engine.Engine;
 import dev.jnext.engine.EngineOptions;
 import dev.jnext.engine.GenerationHandle;
@@ -73,8 +76,8 @@ public class EngineBenchmark {
                 c.maxPositionEmbeddings(), c.tieWordEmbeddings(), c.dtype(), 151643, List.of(151645));
         SyntheticCheckpoint.write(dir.resolve("m"), new SyntheticCheckpoint.Options(qwen, DType.BF16, 1, 1L << 31,
                 SyntheticCheckpoint.ExpertLayout.HUB), n -> { });
-        EngineOptions options = EngineOptions.defaults().withDevice(EngineOptions.Device.parse(device))
-                .withPrefillGraphs(EngineOptions.PrefillGraphs.parse(graphs)).withMaxSequences(slots)
+        EngineOptions options = EngineOptions.defaults().withDevice(DeviceChoice.parse(device))
+                .withPrefillMode(PrefillMode.parse(graphs)).withMaxSequences(slots)
                 .withTokenizer(Path.of(tokenizer));
         engine = Engine.open(dir.resolve("m"), options);
         SplittableRandom r = new SplittableRandom(1);

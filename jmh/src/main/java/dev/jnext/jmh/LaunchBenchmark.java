@@ -6,7 +6,7 @@ import dev.jnext.gpu.Gpu;
 import dev.jnext.gpu.Kernel;
 import dev.jnext.gpu.KernelArgs;
 import dev.jnext.gpu.Stream;
-import dev.jnext.kernels.KernelLibrary;
+import dev.jnext.cuda.kernels.KernelLibrary;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Fork;

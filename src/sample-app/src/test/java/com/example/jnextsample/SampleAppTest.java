@@ -40,7 +40,7 @@ class SampleAppTest {
     static void checkpoint() throws Exception {
         assertTrue(Files.isRegularFile(TOKENIZER.resolve("tokenizer.json")),
                 TOKENIZER + " has no tokenizer.json: build the repository first (the runtime's build fetches it)");
-        Path cli = REPO.resolve("runtime/target/jnext.jar");
+        Path cli = REPO.resolve("runtime/cli/target/jnext.jar");
         assertTrue(Files.isRegularFile(cli), cli + " is missing: build the repository first (mvn package)");
         Path config = MODEL.resolve("config.json");
         // kept between runs, rewritten by a newer jnext.jar (whose checkpoint format may have changed)
@@ -102,9 +102,9 @@ class SampleAppTest {
     @Test
     void theDependencyTreeIsTheReadmes() throws IOException {
         String tree = Files.readString(Path.of(System.getProperty("sample.tree"))).replace("\r\n", "\n").strip() + "\n";
-        String readme = Files.readString(REPO.resolve("README.md"));
+        String readme = Files.readString(REPO.resolve("src/site/markdown/embedding.md"));
         assertTrue(readme.contains("```\n" + tree + "```\n"),
-                "README.md's dependency tree of the sample application is out of date; the current one is:\n" + tree);
+                "embedding.md's dependency tree of the sample application is out of date; the current one is:\n" + tree);
     }
 
     /** The reply, then the summary line; twelve tokens of a random model rarely hit an EOS id, but they may. */

@@ -1,0 +1,80 @@
+package dev.jnext.cli;
+
+import dev.jnext.backend.DeviceChoice;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.jnext.engine.Engine;
+import dev.jnext.engine.EngineOptions;
+import dev.jnext.model.TestCheckpoints;
+import dev.jnext.server.OpenAiServer;
+import dev.jnext.server.ServerOptions;
+import dev.jnext.tokenizer.TestTokenizers;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Path;
+import java.time.Duration;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** {@code jnext bench serve}: in-process and against a running server, a short soak, and its argument checks. */
+@Timeout(120)
+class BenchServeCommandTest {
+    private final String model = TestCheckpoints.tinyQwen().toString();
+    private final String tokenizer = TestTokenizers.qwen3Dir().toString();
+
+    @Test
+    void inProcessLoadReportsThroughputAndLatencies(@TempDir Path tmp) throws Exception {
+        Path json = tmp.resolve("bench.json");
+        CliRun r = CliRun.run("", "bench", "serve", "--model", model, "--tokenizer", tokenizer, "--requests", "6",
+                "--concurrency", "3", "--max-tokens", "4", "--max-sequences", "4", "--graphs", "piecewise", "--decode-graphs", "off", "--json", json.toString());
+        assertEquals(0, r.exitCode(), r.err());
+        for (String s : new String[]{"6 requests, 0 failed", "tok/s", "time to first token", "inter-token latency", "request latency"}) {
+            assertTrue(r.out().contains(s), s + " missing: " + r.out());
+        }
+        JsonNode record = new ObjectMapper().readTree(json.toFile());
+        assertEquals(24, record.at("/report/output_tokens").asInt());
+        assertEquals(0, record.at("/report/failed").asInt());
+        assertEquals("cpu", record.at("/report/device").asText());
+        assertTrue(record.at("/report/ttft_ms/p99").asDouble() >= record.at("/report/ttft_ms/p50").asDouble());
+        assertTrue(record.at("/engine_options").asText().contains("prefill-mode=piecewise decode-graphs=off"), record.toString());
+    }
+
+    @Test
+    void loadOnARunningServerWithAKeyAndAShortSoak() {
+        Engine engine = Engine.open(TestCheckpoints.tinyQwen(), EngineOptions.defaults().withDevice(DeviceChoice.CPU)
+                .withMaxSequences(4).withTokenizer(TestTokenizers.qwen3Dir()));
+        try (OpenAiServer server = OpenAiServer.start(engine, ServerOptions.defaults().withPort(0).withApiKey("k1")
+                .withDrainTimeout(Duration.ZERO))) {
+            String url = "http://127.0.0.1:" + server.port();
+            CliRun r = CliRun.run("", "bench", "serve", "--url", url, "--api-key", "k1", "--requests", "4", "--concurrency", "4",
+                    "--max-tokens", "3", "--completions", "--rate", "50");
+            assertEquals(0, r.exitCode(), r.err());
+            assertTrue(r.out().contains("4 requests, 0 failed"), r.out());
+            CliRun wrongKey = CliRun.run("", "bench", "serve", "--url", url, "--api-key", "nope", "--requests", "1");
+            assertEquals(Main.EXIT_USER_ERROR, wrongKey.exitCode());
+            assertTrue(wrongKey.err().contains("401"), wrongKey.err());
+            CliRun soak = CliRun.run("", "bench", "serve", "--url", url, "--api-key", "k1", "--requests", "4",
+                    "--concurrency", "4", "--max-tokens", "3", "--soak", "2s");
+            assertEquals(0, soak.exitCode(), soak.out() + soak.err());
+            assertTrue(soak.out().contains("soak: nothing grew"), soak.out());
+            assertTrue(soak.err().contains("heap after GC"), soak.err());
+        }
+    }
+
+    @Test
+    void badArgumentsAreClearErrors() {
+        CliRun r = CliRun.run("", "bench", "serve", "--requests", "1");
+        assertEquals(Main.EXIT_USER_ERROR, r.exitCode());
+        assertTrue(r.err().contains("--url") && r.err().contains("--model"), r.err());
+        r = CliRun.run("", "bench", "serve", "--model", model, "--tokenizer", tokenizer, "--soak", "ten minutes");
+        assertEquals(Main.EXIT_USER_ERROR, r.exitCode());
+        assertTrue(r.err().contains("--soak"), r.err());
+        r = CliRun.run("", "bench");
+        assertEquals(Main.EXIT_USER_ERROR, r.exitCode());
+        assertTrue(r.err().contains("serve"), r.err());
+    }
+}

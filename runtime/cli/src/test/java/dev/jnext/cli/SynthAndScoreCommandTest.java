@@ -1,0 +1,127 @@
+package dev.jnext.cli;
+
+import dev.jnext.cpu.CpuSession;
+import dev.jnext.model.weights.Checkpoint;
+import dev.jnext.model.DType;
+import dev.jnext.model.LayerType;
+import dev.jnext.model.ModelConfig;
+import dev.jnext.model.Npy;
+import dev.jnext.cpu.Qwen3NextModel;
+import dev.jnext.model.SyntheticCheckpoint;
+import dev.jnext.tokenizer.TestTokenizers;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class SynthAndScoreCommandTest {
+
+    static CliRun run(String... args) {
+        return CliRun.run("", args);
+    }
+
+    @Test
+    void synthWritesALoadableShardedCheckpointAndScoreMatchesTheLibrary(@TempDir Path tmp) throws Exception {
+        Path dir = tmp.resolve("m");
+        CliRun s = run("synth", "--preset", "tiny", "--layers", "4", "--experts", "5", "--seed", "3", "--dtype", "f32",
+                "--shard-size-mb", "1", "--out", dir.toString());
+        assertEquals(0, s.exitCode(), s.err());
+        assertTrue(Files.isRegularFile(dir.resolve(Checkpoint.INDEX_FILE)));
+        assertTrue(Files.readString(dir.resolve("config.json")).contains("\"rope_parameters\""));
+        try (var files = Files.list(dir)) {
+            assertTrue(files.filter(p -> p.toString().endsWith(".safetensors")).count() >= 2);
+        }
+        int[] ids = {5, 17, 200, 3, 3, 99, 12};
+        float[] expected;
+        try (Qwen3NextModel m = Qwen3NextModel.load(dir); CpuSession session = new CpuSession(m)) {
+            assertEquals(5, m.config().numExperts());
+            assertEquals(LayerType.FULL_ATTENTION, m.config().layerType(3));
+            expected = session.extendAll(ids);
+        }
+        Path npy = tmp.resolve("logits.npy");
+        CliRun r = run("score", "--model", dir.toString(), "--ids", "5,17,200,3,3,99,12", "--logits-out", npy.toString(),
+                "--device", "cpu");
+        assertEquals(0, r.exitCode(), r.err());
+        Npy.Array logits = Npy.read(npy);
+        assertArrayEquals(new int[]{7, 256}, logits.shape());
+        assertArrayEquals(expected, logits.floats());
+        // the printed log-probs are log-softmax of the previous row at the next id
+        double sum = 0;
+        String[] lines = r.out().split("\n");
+        for (int t = 1; t < ids.length; t++) {
+            double lp = ScoreCommand.logSoftmaxAt(expected, (t - 1) * 256, 256, ids[t]);
+            assertTrue(lp < 0);
+            assertEquals(t + "\t" + ids[t] + "\t" + String.format("%.6f", lp), lines[t + 1]);
+            sum += lp;
+        }
+        assertTrue(r.out().contains(String.format("perplexity: %.6f", Math.exp(-sum / 6))), r.out());
+    }
+
+    @Test
+    void synthDrawsNoProgressBarWhenNoTerminalWatches(@TempDir Path tmp) {
+        var savedErr = System.err;
+        var stderr = new java.io.ByteArrayOutputStream();
+        System.setErr(new java.io.PrintStream(stderr, true));
+        CliRun s;
+        try {
+            s = run("synth", "--preset", "tiny", "--out", tmp.resolve("m").toString());
+        } finally {
+            System.setErr(savedErr);
+        }
+        assertEquals(0, s.exitCode(), s.err());
+        assertEquals("", stderr.toString(), "the JVM's stderr (a test log here) gets no progress bar");
+        assertEquals("", s.err());
+        assertTrue(s.out().startsWith("wrote ") && !s.out().contains("\r"), s.out());
+    }
+
+    @Test
+    void synthRefusesToOverwriteAndScoreRejectsBadInput(@TempDir Path tmp) {
+        Path dir = tmp.resolve("m");
+        assertEquals(0, run("synth", "--preset", "tiny", "--out", dir.toString()).exitCode());
+        CliRun again = run("synth", "--preset", "tiny", "--out", dir.toString());
+        assertEquals(2, again.exitCode());
+        assertTrue(again.err().contains("already holds config.json; choose an empty directory"), again.err());
+        if (!dev.jnext.gpu.Cuda.driverPresent()) {
+            CliRun cuda = run("score", "--model", dir.toString(), "--ids", "1,2", "--device", "cuda");
+            assertEquals(2, cuda.exitCode());
+            assertTrue(cuda.err().trim().startsWith("jnext: no CUDA driver found") && cuda.err().trim().lines().count() == 1, cuda.err());
+        }
+        CliRun one = run("score", "--model", dir.toString(), "--ids", "7");
+        assertEquals(0, one.exitCode(), one.err());
+        assertTrue(one.out().endsWith("tokens: 1 (perplexity needs at least 2 tokens)\n"), one.out());
+        assertTrue(one.err().matches("jnext: device cpu; load [0-9.]+ s, forward [0-9.]+ s \\(1 token\\)\n"), one.err());
+        CliRun badId = run("score", "--model", dir.toString(), "--ids", "1,256");
+        assertEquals("jnext: token id 256 at position 1 is outside the vocabulary 0..255", badId.err().trim());
+        CliRun noTok = run("score", "--model", dir.toString(), "--text", "hi");
+        assertEquals("jnext: --model " + dir + ": the folder has no tokenizer.json (synthetic checkpoints have none); pass --tokenizer DIR",
+                noTok.err().trim());
+        CliRun preset = run("synth", "--preset", "huge", "--out", tmp.resolve("x").toString());
+        assertTrue(preset.exitCode() != 0 && preset.err().contains("expected tiny, gpu-small or next-80b-a3b"), preset.err());
+    }
+
+    @Test
+    void scoreTextUsesTheModelDirectorysTokenizer(@TempDir Path tmp) throws Exception {
+        // a narrow model with the real Qwen vocabulary, so the Qwen3 tokenizer's ids are valid
+        ModelConfig c = new ModelConfig(151936, 16, 24, 2, 2, 1, 8, 1, 2, 4, 4, 4, 2, 1, 8, 8, 1, List.of(), true,
+                List.of(LayerType.LINEAR_ATTENTION, LayerType.FULL_ATTENTION), 1e6, 0.5, 1e-6f, 4096, false,
+                DType.BF16, null, List.of());
+        Path dir = tmp.resolve("m");
+        SyntheticCheckpoint.write(dir, new SyntheticCheckpoint.Options(c, DType.BF16, 1, 1L << 30,
+                SyntheticCheckpoint.ExpertLayout.HUB), n -> { });
+        Files.copy(TestTokenizers.qwen3Dir().resolve("tokenizer.json"), dir.resolve("tokenizer.json"));
+        int[] ids = TestTokenizers.qwen3().encode("Hello world, hello jnext!");
+        CliRun text = run("score", "--model", dir.toString(), "--text", "Hello world, hello jnext!");
+        assertEquals(0, text.exitCode(), text.err());
+        StringBuilder idArg = new StringBuilder();
+        for (int id : ids) idArg.append(idArg.isEmpty() ? "" : ",").append(id);
+        CliRun byIds = run("score", "--model", dir.toString(), "--ids", idArg.toString());
+        String perplexity = byIds.out().lines().filter(l -> l.startsWith("tokens:")).findFirst().orElseThrow();
+        assertTrue(text.out().contains(perplexity), text.out());
+        assertTrue(text.out().contains("\t world"), text.out());
+    }
+}

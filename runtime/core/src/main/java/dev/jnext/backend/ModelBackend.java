@@ -1,0 +1,109 @@
+package dev.jnext.backend;
+
+import java.util.List;
+
+/**
+ * What a model backend — the CPU reference or the CUDA runner — offers the engine: sequence slots that hold a
+ * sequence's state (KV, conv and recurrent state, the tokens it has seen for the sampling penalties) and one batched
+ * forward step over several of them, sampling included. The engine (scheduler, server, CLI) speaks only this
+ * interface and never knows which backend runs.
+ *
+ * <p>A step mixes prefill chunks and decode tokens: each {@link StepInput} appends {@code tokens} to its slot's
+ * sequence; when {@link StepInput#sample()} is set the backend also picks the next token from the logits of the
+ * input's last token (with the slot's {@link SamplingParams}, penalties over everything the slot has seen) and returns
+ * it. The returned token is not yet part of the sequence: the caller appends it in a later step. Not thread-safe: one
+ * engine thread drives a backend.
+ */
+public interface ModelBackend extends AutoCloseable {
+
+    /**
+     * New tokens of one sequence in a step.
+     *
+     * @param slot        the sequence's slot ({@link ModelBackend#openSequence})
+     * @param tokens      the tokens to append, at least one
+     * @param sample      whether to sample the next token from the last one's logits
+     * @param topLogprobs how many of the most likely tokens to report with their log-probabilities (0: none)
+     */
+    record StepInput(int slot, int[] tokens, boolean sample, int topLogprobs) {
+        /** Checks that there is a token and that {@code topLogprobs} is not negative. */
+        public StepInput {
+            if (tokens.length == 0) throw new IllegalArgumentException("a step input needs at least one token (slot " + slot + ")");
+            if (topLogprobs < 0) throw new IllegalArgumentException("topLogprobs must be >= 0, got " + topLogprobs);
+        }
+    }
+
+    /**
+     * What a step produced for one input: the sampled {@code token} (−1 when the input did not ask to sample), its
+     * log-probability under the model's distribution (log-softmax of the raw logits, before penalties and
+     * temperature), and the {@code topIds}/{@code topLogprobs} of the most likely tokens when asked (else empty).
+     *
+     * @param token       the sampled id, or −1
+     * @param logprob     its log-probability (NaN when nothing was sampled)
+     * @param topIds      the most likely ids, most likely first
+     * @param topLogprobs their log-probabilities
+     */
+    record StepOutput(int token, float logprob, int[] topIds, float[] topLogprobs) {
+        /** The output of an input that did not sample. */
+        public static final StepOutput NONE = new StepOutput(-1, Float.NaN, new int[0], new float[0]);
+    }
+
+    /** Where it runs, for logs and /v1/models: {@code "cpu"} or e.g. {@code "cuda:0 NVIDIA H100 80GB HBM3"}. */
+    String device();
+
+    /** Where it runs as a device choice: {@link DeviceChoice#CPU} or {@code cuda:N}. */
+    default DeviceChoice placement() {
+        return DeviceChoice.CPU;
+    }
+
+    /** Logits per position (config.json's vocab_size). */
+    int vocabSize();
+
+    /** Longest sequence a slot can hold (prompt + generated). */
+    int contextLength();
+
+    /** Concurrent sequence slots. */
+    int maxSequences();
+
+    /** Most new tokens one {@link #step} may carry, all inputs together. */
+    int maxStepTokens();
+
+    /** Slots not open now. */
+    int freeSequences();
+
+    /**
+     * Prompt chunks that end before their prompt does are cut at multiples of this many tokens (counted from the
+     * prompt's start), so that a sequence's results do not depend on how the scheduler split its prompt — e.g. the
+     * chunk size of a chunked delta rule, whose rounding depends on where chunks start. 1: any cut gives the same bits.
+     */
+    default int prefillAlignment() {
+        return 1;
+    }
+
+    /** Device memory this backend holds now, in bytes (a soak run checks that it does not grow); −1 when it holds none. */
+    default long deviceMemoryUsed() {
+        return -1;
+    }
+
+    /**
+     * Opens a sequence slot with its sampling parameters (seed included). {@code vocabLimit}: only ids below it can be
+     * sampled (the tokenizer's vocabulary when the embedding table is padded beyond it). Throws
+     * {@link dev.jnext.JnextException} when no slot is free.
+     */
+    int openSequence(SamplingParams sampling, int vocabLimit);
+
+    /**
+     * Makes sure the slot's sequence can grow to {@code totalTokens} tokens (KV pages on CUDA); all or nothing.
+     * Returns false, reserving nothing, when the pool cannot hold them now.
+     */
+    boolean reserve(int slot, int totalTokens);
+
+    /** Frees the slot and everything its sequence holds; the slot id may be handed out again. */
+    void closeSequence(int slot);
+
+    /** Runs one forward step over the inputs (each slot at most once); returns one output per input, in order. */
+    List<StepOutput> step(List<StepInput> inputs);
+
+    /** Frees every device and host resource. */
+    @Override
+    void close();
+}

@@ -1,0 +1,55 @@
+package dev.jnext.cpu;
+
+import dev.jnext.cpu.ops.CausalConv1d;
+import dev.jnext.cpu.ops.GatedDeltaRule;
+import dev.jnext.cpu.ops.GatedRmsNorm;
+import dev.jnext.cpu.ops.GdnGating;
+import dev.jnext.model.GdnProjections;
+import dev.jnext.cpu.ops.Linear;
+import dev.jnext.model.weights.Matrix;
+
+import java.util.List;
+
+/**
+ * A Gated DeltaNet layer ({@code linear_attn.*}): in_proj_qkvz / in_proj_ba → grouped split → causal conv + SiLU
+ * (conv state) → beta, g → gated delta rule (recurrent state; chunked for multi-token calls, recurrent for single
+ * tokens, as transformers does) → gated RMSNorm with z → out_proj.
+ */
+public record GatedDeltaNet(Matrix inProjQkvz, Matrix inProjBa, GdnProjections projections, CausalConv1d conv,
+                            GdnGating gating, GatedDeltaRule rule, GatedRmsNorm norm, Matrix outProj)
+        implements TokenMixer {
+
+    @Override
+    public void forward(float[] x, int rows, List<SequenceSpan> spans, CpuState state, int layer, float[] out) {
+        SsmSlots ssm = state.ssm(layer);
+        int hv = projections.valueHeads();
+        int dv = projections.valueDim();
+        int convDim = projections.convDim();
+        float[] qkvz = new float[rows * projections.qkvzWidth()];
+        float[] ba = new float[rows * projections.baWidth()];
+        Linear.forward(inProjQkvz, x, 0, rows, qkvz, 0);
+        Linear.forward(inProjBa, x, 0, rows, ba, 0);
+        float[] mixed = new float[rows * convDim];
+        float[] z = new float[rows * hv * dv];
+        float[] b = new float[rows * hv];
+        float[] a = new float[rows * hv];
+        projections.split(qkvz, ba, rows, mixed, z, b, a);
+        float[] convOut = new float[rows * convDim];
+        float[] beta = new float[rows * hv];
+        float[] g = new float[rows * hv];
+        gating.forward(b, a, rows, beta, g);
+        float[] core = new float[rows * hv * dv];
+        for (SequenceSpan s : spans) {
+            conv.forward(mixed, s.firstRow(), s.rows(), ssm.conv(), ssm.convOffset(s.slot()), convOut);
+            if (s.rows() == 1) {
+                rule.recurrent(convOut, s.firstRow(), 1, beta, g, ssm.recurrent(), ssm.recurrentOffset(s.slot()), core);
+            } else {
+                rule.chunked(convOut, s.firstRow(), s.rows(), beta, g, ssm.recurrent(),
+                        ssm.recurrentOffset(s.slot()), core, GatedDeltaRule.CHUNK);
+            }
+        }
+        float[] normed = new float[core.length];
+        norm.forward(core, z, rows * hv, normed);
+        Linear.forward(outProj, normed, 0, rows, out, 0);
+    }
+}

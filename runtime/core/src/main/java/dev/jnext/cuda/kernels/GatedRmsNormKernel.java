@@ -1,0 +1,80 @@
+package dev.jnext.cuda.kernels;
+
+import dev.jnext.gpu.Dim3;
+import dev.jnext.gpu.Kernel;
+import dev.jnext.gpu.Stream;
+import dev.jnext.numeric.Bf16;
+
+/**
+ * The Gated DeltaNet's gated RMSNorm (kernels-ptx/gated_rmsnorm.cu) over rows of {@code dim} values
+ * (one row per token × value head): {@code out = bf16(bf16(w · bf16(x/rms(x))) · silu(z))}.
+ *
+ * <p>Rows per block follow sglang's rule (docs: PIECEWISE_GRAPHS.md): eagerly
+ * {@code min(next_pow2(ceil(M / (2·SMs))), 4)}; inside a stream capture always the cap, 4, so that one
+ * captured graph per bucket does not depend on a value derived from M. Each row is reduced by one warp
+ * in the same order in every variant, so the choice never changes the bits.
+ */
+public final class GatedRmsNormKernel {
+    /** The rows-per-block used whenever the launch is being captured into a graph. */
+    public static final int CAPTURE_ROWS_PER_BLOCK = 4;
+    static final int MAX_DIM = 4 * 32 * 2;
+
+    private final Kernel[] variants = new Kernel[5];
+    private final int smCount;
+
+    public GatedRmsNormKernel(KernelLibrary lib) {
+        variants[1] = lib.kernel("gated_rmsnorm", "gated_rmsnorm_bf16_r1");
+        variants[2] = lib.kernel("gated_rmsnorm", "gated_rmsnorm_bf16_r2");
+        variants[4] = lib.kernel("gated_rmsnorm", "gated_rmsnorm_bf16_r4");
+        this.smCount = lib.gpu().device().smCount();
+    }
+
+    /** sglang's eager rule: {@code min(next_pow2(ceil(M / (2·SMs))), 4)}; 4 when capturing. */
+    public static int rowsPerBlock(long rows, int smCount, boolean capturing) {
+        if (capturing) return CAPTURE_ROWS_PER_BLOCK;
+        long perBlock = Math.max(1, (rows + 2L * smCount - 1) / (2L * smCount));
+        long pow2 = Long.highestOneBit(perBlock);
+        if (pow2 < perBlock) pow2 <<= 1;
+        return (int) Math.min(pow2, 4);
+    }
+
+    /** Launches with the rows-per-block rule, detecting capture from the stream. */
+    public void launch(Stream s, long x, long z, long w, long out, int rows, int dim, float eps) {
+        launch(s, x, z, w, out, rows, dim, eps, rowsPerBlock(rows, smCount, s.isCapturing()));
+    }
+
+    /** Launches the variant with {@code rowsPerBlock} ∈ {1, 2, 4}. */
+    public void launch(Stream s, long x, long z, long w, long out, int rows, int dim, float eps, int rowsPerBlock) {
+        if (rowsPerBlock != 1 && rowsPerBlock != 2 && rowsPerBlock != 4) {
+            throw new IllegalArgumentException("gated rmsnorm: rows per block must be 1, 2 or 4, got " + rowsPerBlock);
+        }
+        if (rows < 1) throw new IllegalArgumentException("gated rmsnorm: rows must be >= 1, got " + rows);
+        if (dim % 4 != 0 || dim > MAX_DIM) {
+            throw new IllegalArgumentException("gated rmsnorm: dim must be a multiple of 4 up to " + MAX_DIM + ", got " + dim);
+        }
+        Kernel k = variants[rowsPerBlock];
+        k.args().ptr(x).ptr(z).ptr(w).ptr(out).i32(rows).i32(dim).f32(eps);
+        k.launch(s, Dim3.of((rows + rowsPerBlock - 1) / rowsPerBlock), Dim3.of(32 * rowsPerBlock), 0);
+    }
+
+    /** CPU reference with the torch path's roundings (QWEN3_NEXT_MODEL.md §3.2). */
+    public static short[] reference(short[] x, short[] z, short[] w, int rows, int dim, float eps) {
+        short[] out = new short[rows * dim];
+        for (int r = 0; r < rows; r++) {
+            double ss = 0;
+            for (int c = 0; c < dim; c++) {
+                float v = Bf16.toFloat(x[r * dim + c]);
+                ss += v * v;
+            }
+            float inv = (float) (1.0 / Math.sqrt((float) (ss / dim) + eps));
+            for (int c = 0; c < dim; c++) {
+                float n = Bf16.round(Bf16.toFloat(x[r * dim + c]) * inv);
+                float y = Bf16.round(Bf16.toFloat(w[c]) * n);
+                float zf = Bf16.toFloat(z[r * dim + c]);
+                float silu = (float) (zf / (1.0 + Math.exp(-zf)));
+                out[r * dim + c] = Bf16.fromFloat(y * silu);
+            }
+        }
+        return out;
+    }
+}

@@ -1,0 +1,143 @@
+package dev.jnext.cuda.kernels;
+
+import dev.jnext.gpu.Dim3;
+import dev.jnext.gpu.Kernel;
+import dev.jnext.gpu.Stream;
+import dev.jnext.numeric.Bf16;
+
+/**
+ * The prefill expert MLPs as a device-driven grouped GEMM on tensor cores (kernels-ptx/moe_gemm.cu) over the rows that
+ * {@link ExpertGrouping} sorted by expert (segments padded to {@link #BLOCK_M}). The grid covers the worst case
+ * ({@link ExpertGrouping#maxTiles} m-tiles); unused tiles exit, so the launches are graph-capturable.
+ * <ul>
+ *   <li>{@link #launchGateUp}: {@code act[r] = bf16(bf16(silu(bf16(x_t·Wgᵀ))) · bf16(x_t·Wuᵀ))} with
+ *       {@code gateUp [E, 2I, H]} (gate rows then up rows) — 2·2·H·I FLOPs per pair;</li>
+ *   <li>{@link #launchDown}: {@code contrib[p] = bf16(bf16(act_r·Wdᵀ) · w_p)} with {@code down [E, H, I]} — 2·H·I FLOPs
+ *       per pair — written in pair order ([tokens·topK, H]) for {@link MoeCombineKernel}.</li>
+ * </ul>
+ */
+public final class MoeExpertGemm {
+    /** Tile height: the grouping's segment padding. */
+    public static final int BLOCK_M = 128;
+    static final int BLOCK_K = 64;
+    static final int THREADS = 256;
+
+    /** Shared memory of a tile width: 3 stages of 128 + 128 rows, or 4 stages of 128 + 256 rows, of BLOCK_K bf16. */
+    static int smemBytes(int blockN) {
+        return (blockN == 256 ? 4 : 3) * (BLOCK_M + blockN) * BLOCK_K * 2;
+    }
+
+    /**
+     * Which tensor-core instruction does the products: {@code MMA_SYNC} (warp-level mma.sync, compute_90 PTX, the
+     * portable path) or {@code WGMMA} (Hopper warpgroup MMA from shared memory, moe_gemm_sm90a.cu, compute_90a PTX;
+     * shapes it does not tile fall back to mma.sync). Both give the same rounding points; the fp32 sums may differ.
+     */
+    public enum Engine { MMA_SYNC, WGMMA }
+
+    /** wgmma kernels: 128 x 256 x 64 tiles, 4 stages, plus 1 KiB to align the swizzled tiles. */
+    static final int WGMMA_SMEM_BYTES = 4 * (128 + 256) * 64 * 2 + 1024;
+
+    private final Engine engine;
+    private final Kernel gateUp128, gateUp256, down128, down256;
+    private final Kernel gateUpWgmma, downWgmma;
+
+    public MoeExpertGemm(KernelLibrary lib) {
+        this(lib, Engine.MMA_SYNC);
+    }
+
+    public MoeExpertGemm(KernelLibrary lib, Engine engine) {
+        this.engine = engine;
+        this.gateUp128 = lib.kernel("moe_gemm", "moe_gemm_gate_up_n128").allowDynamicSharedMemory(smemBytes(128));
+        this.gateUp256 = lib.kernel("moe_gemm", "moe_gemm_gate_up_n256").allowDynamicSharedMemory(smemBytes(256));
+        this.down128 = lib.kernel("moe_gemm", "moe_gemm_down_n128").allowDynamicSharedMemory(smemBytes(128));
+        this.down256 = lib.kernel("moe_gemm", "moe_gemm_down_n256").allowDynamicSharedMemory(smemBytes(256));
+        if (engine == Engine.WGMMA) {
+            this.gateUpWgmma = lib.kernel("moe_gemm_sm90a", "moe_gemm_gate_up_wgmma").allowDynamicSharedMemory(WGMMA_SMEM_BYTES);
+            this.downWgmma = lib.kernel("moe_gemm_sm90a", "moe_gemm_down_wgmma").allowDynamicSharedMemory(WGMMA_SMEM_BYTES);
+        } else {
+            this.gateUpWgmma = null;
+            this.downWgmma = null;
+        }
+    }
+
+    public Engine engine() {
+        return engine;
+    }
+
+    /** The wide tile (256 weight rows) when the shape allows it, else 128. */
+    static int gateUpTileN(int inter) {
+        return inter % 128 == 0 ? 256 : 128;
+    }
+
+    static int downTileN(int hidden) {
+        return hidden % 256 == 0 ? 256 : 128;
+    }
+
+    /** {@code x [tokens, H]}, sorted rows from the grouping → {@code act [maxTiles·BLOCK_M, I]} (sorted order). */
+    public void launchGateUp(Stream s, long x, long sortedPairs, long tileExpert, int maxTiles, long gateUpWeights, long act,
+                             int topK, int hidden, int inter) {
+        checkShape(hidden, inter, maxTiles);
+        int bn = gateUpTileN(inter);
+        Kernel k = bn == 256 ? (gateUpWgmma != null ? gateUpWgmma : gateUp256) : gateUp128;
+        k.args().ptr(x).ptr(sortedPairs).ptr(tileExpert).ptr(gateUpWeights).ptr(act).i32(topK).i32(hidden).i32(inter);
+        k.launch(s, Dim3.of(inter / (bn / 2), maxTiles), Dim3.of(THREADS), k == gateUpWgmma ? WGMMA_SMEM_BYTES : smemBytes(bn));
+    }
+
+    /** {@code act} (sorted order) → {@code contrib [pairs, H]} (pair order), weighted by {@code topkWeights [pairs]}. */
+    public void launchDown(Stream s, long act, long sortedPairs, long tileExpert, int maxTiles, long downWeights, long topkWeights,
+                           long contrib, int hidden, int inter) {
+        checkShape(hidden, inter, maxTiles);
+        int bn = downTileN(hidden);
+        Kernel k = bn == 256 ? (downWgmma != null ? downWgmma : down256) : down128;
+        k.args().ptr(act).ptr(sortedPairs).ptr(tileExpert).ptr(downWeights).ptr(topkWeights).ptr(contrib).i32(hidden).i32(inter);
+        k.launch(s, Dim3.of(hidden / bn, maxTiles), Dim3.of(THREADS), k == downWgmma ? WGMMA_SMEM_BYTES : smemBytes(bn));
+    }
+
+    static void checkShape(int hidden, int inter, int maxTiles) {
+        if (hidden < 128 || hidden % 128 != 0) {
+            throw new IllegalArgumentException("moe grouped GEMM: hidden must be a positive multiple of 128, got " + hidden);
+        }
+        if (inter < BLOCK_K || inter % BLOCK_K != 0) {
+            throw new IllegalArgumentException("moe grouped GEMM: expert width must be a positive multiple of " + BLOCK_K + ", got " + inter);
+        }
+        if (maxTiles < 1 || maxTiles > 65535) {
+            throw new IllegalArgumentException("moe grouped GEMM: m-tiles must be in [1, 65535], got " + maxTiles);
+        }
+    }
+
+    /**
+     * CPU reference of one expert MLP on one token with the kernels' rounding points: gate/up outputs, SiLU, the
+     * activation and the down output each round to bf16; the routing weight multiplies the rounded output.
+     * Returns the weighted contribution [H] as floats holding bf16 values.
+     */
+    public static float[] referenceExpert(short[] x, int xOffset, short[] gateUp, short[] down, int expert, int hidden, int inter,
+                                          float weight) {
+        float[] act = referenceAct(x, xOffset, gateUp, expert, hidden, inter);
+        float[] out = new float[hidden];
+        long dBase = (long) expert * hidden * inter;
+        for (int h = 0; h < hidden; h++) {
+            float y = 0;
+            for (int i = 0; i < inter; i++) y += act[i] * Bf16.toFloat(down[(int) (dBase + (long) h * inter + i)]);
+            out[h] = Bf16.round(Bf16.round(y) * weight);
+        }
+        return out;
+    }
+
+    /** The bf16 activation row silu(gate)·up of one expert on one token (as floats holding bf16 values). */
+    public static float[] referenceAct(short[] x, int xOffset, short[] gateUp, int expert, int hidden, int inter) {
+        float[] act = new float[inter];
+        long base = (long) expert * 2 * inter * hidden;
+        for (int i = 0; i < inter; i++) {
+            float g = 0, u = 0;
+            for (int c = 0; c < hidden; c++) {
+                float xv = Bf16.toFloat(x[xOffset + c]);
+                g += xv * Bf16.toFloat(gateUp[(int) (base + (long) i * hidden + c)]);
+                u += xv * Bf16.toFloat(gateUp[(int) (base + (long) (inter + i) * hidden + c)]);
+            }
+            g = Bf16.round(g);
+            u = Bf16.round(u);
+            act[i] = Bf16.round(Bf16.round((float) (g / (1.0 + Math.exp(-g)))) * u);
+        }
+        return act;
+    }
+}

@@ -1,0 +1,360 @@
+package dev.jnext.model;
+
+import dev.jnext.numeric.Bf16;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.jnext.JnextException;
+import dev.jnext.model.weights.Checkpoint;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.function.LongConsumer;
+import java.util.stream.IntStream;
+
+/**
+ * Writes a random Qwen3-Next checkpoint in the Hugging Face layout: config.json (transformers 5.x style),
+ * sharded safetensors and model.safetensors.index.json. Values are generated chunk by chunk and streamed to disk,
+ * so an 80B-geometry checkpoint of many gigabytes never sits in the heap. Weights are scaled so activations stay
+ * of order one (Linear weights uniform with std 1/√fan_in, norms near their identity, A_log = log U(1, 16),
+ * dt_bias near 1). Each logical matrix is generated from its own seeded stream, so the hub and the fused expert
+ * layouts of one seed hold identical values.
+ */
+public final class SyntheticCheckpoint {
+
+    /** How routed experts are stored. */
+    public enum ExpertLayout {
+        /** One tensor per expert and projection: {@code mlp.experts.{e}.gate_proj.weight}, ... (the hub's files). */
+        HUB,
+        /** transformers 5.x's fused tensors: {@code mlp.experts.gate_up_proj} [E, 2I, H], {@code down_proj} [E, H, I]. */
+        FUSED
+    }
+
+    /** The config.json style: transformers 5.x ({@code rope_parameters}, {@code layer_types}) or 4.x (top-level rope keys). */
+    public enum ConfigStyle {
+        /** transformers 5.x: {@code rope_parameters}, {@code layer_types}, {@code dtype}. */
+        V5,
+        /** transformers 4.x: top-level {@code rope_theta}, {@code full_attention_interval}, {@code torch_dtype}. */
+        V4
+    }
+
+    /**
+     * What to write.
+     *
+     * @param config        the geometry (e.g. {@link #preset})
+     * @param dtype         the tensors' dtype
+     * @param seed          seeds every tensor's random stream
+     * @param maxShardBytes a new shard starts before a tensor that would push the current one past this
+     * @param expertLayout  how routed experts are stored
+     * @param logitScale    the final norm's scale (its stored weight is centred on {@code logitScale − 1}): larger values
+     *                      sharpen the next-token distribution (1 leaves it near uniform; about 4–6 gives 1–4 nats)
+     * @param style         the config.json style
+     */
+    public record Options(ModelConfig config, DType dtype, long seed, long maxShardBytes, ExpertLayout expertLayout,
+                          float logitScale, ConfigStyle style) {
+        /** Checks the shard size and the logit scale. */
+        public Options {
+            if (maxShardBytes <= 0) throw new IllegalArgumentException("maxShardBytes must be positive");
+            if (!(logitScale > 0) || !Float.isFinite(logitScale)) throw new JnextException("the logit scale must be positive, got " + logitScale);
+        }
+
+        /** Logit scale 1, transformers 5.x style. */
+        public Options(ModelConfig config, DType dtype, long seed, long maxShardBytes, ExpertLayout expertLayout) {
+            this(config, dtype, seed, maxShardBytes, expertLayout, 1f, ConfigStyle.V5);
+        }
+    }
+
+    /** How one logical block of values is drawn. */
+    enum Init { LINEAR, EMBEDDING, CENTRED_NORM, FINAL_NORM, GATED_NORM, CONV, A_LOG, DT_BIAS }
+
+    /** A logical matrix/vector inside a stored tensor: its own random stream, {@code count} values. */
+    record Part(String streamName, long count, Init init, int fanIn) {}
+
+    /** One stored tensor: the concatenation of its parts. */
+    record Spec(String name, int[] shape, List<Part> parts) {
+        long count() {
+            long n = 1;
+            for (int d : shape) n *= d;
+            return n;
+        }
+    }
+
+    private static final int CHUNK = 1 << 20;
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private SyntheticCheckpoint() {}
+
+    /**
+     * A preset configuration. {@code tiny}: a few-MB model that exercises every block; {@code next-80b-a3b}: the
+     * published Qwen3-Next-80B-A3B geometry. {@code layers} and {@code experts} (null = preset value) override the
+     * depth and the routed-expert count (top-k is capped at the expert count).
+     */
+    public static ModelConfig preset(String name, Integer layers, Integer experts, DType dtype) {
+        return switch (name) {
+            case "tiny" -> config(256, 64, 96, layers == null ? 4 : layers, 4, 2, 32, 2, 4, 16, 24, 4,
+                    experts == null ? 8 : experts, 2, 32, 48, 1.0e7, dtype);
+            case "next-80b-a3b" -> config(151936, 2048, 5120, layers == null ? 48 : layers, 16, 2, 256, 16, 32,
+                    128, 128, 4, experts == null ? 512 : experts, 10, 512, 512, 1.0e7, dtype);
+            // the smallest shape every CUDA kernel takes on its fast path: hidden % 128, dk = 128, expert width % 64
+            case "gpu-small" -> config(151936, 512, 1024, layers == null ? 4 : layers, 4, 2, 128, 2, 4, 128, 128, 4,
+                    experts == null ? 16 : experts, 4, 128, 128, 1.0e7, dtype);
+            default -> throw new JnextException("unknown preset \"" + name + "\" (expected tiny, gpu-small or next-80b-a3b)");
+        };
+    }
+
+    private static ModelConfig config(int vocab, int hidden, int inter, int layers, int heads, int kvHeads, int headDim,
+                                      int hk, int hv, int dk, int dv, int kernel, int experts, int topK, int moeI,
+                                      int sharedI, double theta, DType dtype) {
+        if (layers < 1) throw new JnextException("layers must be at least 1, got " + layers);
+        if (experts < 1) throw new JnextException("experts must be at least 1, got " + experts);
+        List<LayerType> types = new ArrayList<>();
+        for (int i = 0; i < layers; i++) {
+            types.add((i + 1) % 4 == 0 ? LayerType.FULL_ATTENTION : LayerType.LINEAR_ATTENTION);
+        }
+        return new ModelConfig(vocab, hidden, inter, layers, heads, kvHeads, headDim, hk, hv, dk, dv, kernel, experts,
+                Math.min(topK, experts), moeI, sharedI, 1, List.of(), true, types, theta, 0.25, 1e-6f, 262144,
+                false, dtype, 151643 < vocab ? 151643 : null, 151645 < vocab ? List.of(151645) : List.of());
+    }
+
+    /** Every tensor the checkpoint will hold, in write order. */
+    static List<Spec> plan(ModelConfig c, ExpertLayout layout) {
+        List<Spec> out = new ArrayList<>();
+        int h = c.hiddenSize();
+        out.add(single("model.embed_tokens.weight", Init.EMBEDDING, h, c.vocabSize(), h));
+        for (int i = 0; i < c.numHiddenLayers(); i++) {
+            String p = "model.layers." + i + ".";
+            out.add(single(p + "input_layernorm.weight", Init.CENTRED_NORM, h, h));
+            out.add(single(p + "post_attention_layernorm.weight", Init.CENTRED_NORM, h, h));
+            if (c.layerType(i) == LayerType.LINEAR_ATTENTION) {
+                String a = p + "linear_attn.";
+                int hv = c.linearNumValueHeads();
+                out.add(single(a + "in_proj_qkvz.weight", Init.LINEAR, h, 2 * c.linearKeyDim() + 2 * c.linearValueDim(), h));
+                out.add(single(a + "in_proj_ba.weight", Init.LINEAR, h, 2 * hv, h));
+                out.add(single(a + "conv1d.weight", Init.CONV, c.linearConvKernelDim(), c.convDim(), 1, c.linearConvKernelDim()));
+                out.add(single(a + "dt_bias", Init.DT_BIAS, 1, hv));
+                out.add(single(a + "A_log", Init.A_LOG, 1, hv));
+                out.add(single(a + "norm.weight", Init.GATED_NORM, 1, c.linearValueHeadDim()));
+                out.add(single(a + "out_proj.weight", Init.LINEAR, c.linearValueDim(), h, c.linearValueDim()));
+            } else {
+                String a = p + "self_attn.";
+                int nh = c.numAttentionHeads();
+                int nkv = c.numKeyValueHeads();
+                int hd = c.headDim();
+                out.add(single(a + "q_proj.weight", Init.LINEAR, h, nh * hd * 2, h));
+                out.add(single(a + "k_proj.weight", Init.LINEAR, h, nkv * hd, h));
+                out.add(single(a + "v_proj.weight", Init.LINEAR, h, nkv * hd, h));
+                out.add(single(a + "o_proj.weight", Init.LINEAR, nh * hd, h, nh * hd));
+                out.add(single(a + "q_norm.weight", Init.CENTRED_NORM, hd, hd));
+                out.add(single(a + "k_norm.weight", Init.CENTRED_NORM, hd, hd));
+            }
+            String m = p + "mlp.";
+            if (c.isMoeLayer(i)) {
+                int e = c.numExperts();
+                int inter = c.moeIntermediateSize();
+                out.add(single(m + "gate.weight", Init.LINEAR, h, e, h));
+                if (layout == ExpertLayout.HUB) {
+                    for (int x = 0; x < e; x++) {
+                        String ep = m + "experts." + x + ".";
+                        out.add(single(ep + "gate_proj.weight", Init.LINEAR, h, inter, h));
+                        out.add(single(ep + "up_proj.weight", Init.LINEAR, h, inter, h));
+                        out.add(single(ep + "down_proj.weight", Init.LINEAR, inter, h, inter));
+                    }
+                } else {
+                    List<Part> gateUp = new ArrayList<>();
+                    List<Part> down = new ArrayList<>();
+                    for (int x = 0; x < e; x++) {
+                        String ep = m + "experts." + x + ".";
+                        gateUp.add(new Part(ep + "gate_proj.weight", (long) inter * h, Init.LINEAR, h));
+                        gateUp.add(new Part(ep + "up_proj.weight", (long) inter * h, Init.LINEAR, h));
+                        down.add(new Part(ep + "down_proj.weight", (long) h * inter, Init.LINEAR, inter));
+                    }
+                    out.add(new Spec(m + "experts.gate_up_proj", new int[]{e, 2 * inter, h}, gateUp));
+                    out.add(new Spec(m + "experts.down_proj", new int[]{e, h, inter}, down));
+                }
+                int si = c.sharedExpertIntermediateSize();
+                out.add(single(m + "shared_expert.gate_proj.weight", Init.LINEAR, h, si, h));
+                out.add(single(m + "shared_expert.up_proj.weight", Init.LINEAR, h, si, h));
+                out.add(single(m + "shared_expert.down_proj.weight", Init.LINEAR, si, h, si));
+                out.add(single(m + "shared_expert_gate.weight", Init.LINEAR, h, 1, h));
+            } else {
+                int inter = c.intermediateSize();
+                out.add(single(m + "gate_proj.weight", Init.LINEAR, h, inter, h));
+                out.add(single(m + "up_proj.weight", Init.LINEAR, h, inter, h));
+                out.add(single(m + "down_proj.weight", Init.LINEAR, inter, h, inter));
+            }
+        }
+        out.add(single("model.norm.weight", Init.FINAL_NORM, h, h));
+        if (!c.tieWordEmbeddings()) out.add(single("lm_head.weight", Init.LINEAR, h, c.vocabSize(), h));
+        return out;
+    }
+
+    private static Spec single(String name, Init init, int fanIn, int... shape) {
+        long n = 1;
+        for (int d : shape) n *= d;
+        return new Spec(name, shape, List.of(new Part(name, n, init, fanIn)));
+    }
+
+    /** Total bytes of tensor data the options produce. */
+    public static long dataBytes(Options o) {
+        long n = 0;
+        for (Spec s : plan(o.config(), o.expertLayout())) n += s.count() * o.dtype().bytes();
+        return n;
+    }
+
+    /**
+     * Writes the checkpoint into {@code dir} (created if absent; it must not already hold a checkpoint).
+     * {@code progress} receives the number of data bytes written after each chunk.
+     */
+    public static void write(Path dir, Options o, LongConsumer progress) {
+        try {
+            Files.createDirectories(dir);
+            for (String f : new String[]{"config.json", Checkpoint.SINGLE_FILE, Checkpoint.INDEX_FILE}) {
+                if (Files.exists(dir.resolve(f))) {
+                    throw new JnextException(dir + " already holds " + f + "; choose an empty directory");
+                }
+            }
+            List<List<Spec>> shards = shard(plan(o.config(), o.expertLayout()), o);
+            ObjectNode index = JSON.createObjectNode();
+            long total = 0;
+            ObjectNode weightMap = JSON.createObjectNode();
+            for (int s = 0; s < shards.size(); s++) {
+                String file = String.format("model-%05d-of-%05d.safetensors", s + 1, shards.size());
+                total += writeShard(dir.resolve(file), shards.get(s), o, progress);
+                for (Spec spec : shards.get(s)) weightMap.put(spec.name(), file);
+            }
+            index.putObject("metadata").put("total_size", total);
+            index.set("weight_map", weightMap);
+            Files.writeString(dir.resolve(Checkpoint.INDEX_FILE), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(index));
+            Files.writeString(dir.resolve("config.json"), o.style() == ConfigStyle.V5 ? o.config().toJson() : legacyJson(o.config()));
+        } catch (IOException e) {
+            throw new JnextException(dir + ": cannot write the checkpoint: " + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * The transformers 4.x style of the same config: top-level {@code rope_theta}, {@code partial_rotary_factor},
+     * {@code rope_scaling}, {@code full_attention_interval} instead of {@code layer_types}, {@code torch_dtype}.
+     */
+    static String legacyJson(ModelConfig c) throws IOException {
+        ObjectNode o = (ObjectNode) JSON.readTree(c.toJson());
+        o.remove("rope_parameters");
+        o.remove("layer_types");
+        for (int i = 0; i < c.numHiddenLayers(); i++) {
+            if (c.layerType(i) != ((i + 1) % 4 == 0 ? LayerType.FULL_ATTENTION : LayerType.LINEAR_ATTENTION)) {
+                throw new JnextException("the 4.x config style expresses layer types only as full_attention_interval 4; "
+                        + "this configuration's layer " + i + " does not follow it");
+            }
+        }
+        o.put("full_attention_interval", 4);
+        o.put("rope_theta", c.ropeTheta());
+        o.putNull("rope_scaling");
+        o.set("torch_dtype", o.remove("dtype"));
+        return JSON.writerWithDefaultPrettyPrinter().writeValueAsString(o);
+    }
+
+    private static List<List<Spec>> shard(List<Spec> specs, Options o) {
+        List<List<Spec>> shards = new ArrayList<>();
+        List<Spec> cur = new ArrayList<>();
+        long bytes = 0;
+        for (Spec s : specs) {
+            long b = s.count() * o.dtype().bytes();
+            if (!cur.isEmpty() && bytes + b > o.maxShardBytes()) {
+                shards.add(cur);
+                cur = new ArrayList<>();
+                bytes = 0;
+            }
+            cur.add(s);
+            bytes += b;
+        }
+        if (!cur.isEmpty()) shards.add(cur);
+        return shards;
+    }
+
+    private static long writeShard(Path file, List<Spec> specs, Options o, LongConsumer progress) throws IOException {
+        ObjectNode header = JSON.createObjectNode();
+        header.putObject("__metadata__").put("format", "pt");
+        long offset = 0;
+        for (Spec s : specs) {
+            long b = s.count() * o.dtype().bytes();
+            ObjectNode t = header.putObject(s.name());
+            t.put("dtype", o.dtype().safetensorsName());
+            var shape = t.putArray("shape");
+            for (int d : s.shape()) shape.add(d);
+            t.putArray("data_offsets").add(offset).add(offset + b);
+            offset += b;
+        }
+        byte[] json = JSON.writeValueAsString(header).getBytes(StandardCharsets.UTF_8);
+        int padded = (json.length + 7) / 8 * 8;    // keep the data section 8-byte aligned, as the reference writer does
+        ByteBuffer head = ByteBuffer.allocate(8 + padded).order(ByteOrder.LITTLE_ENDIAN);
+        head.putLong(padded).put(json);
+        while (head.hasRemaining()) head.put((byte) ' ');
+        head.flip();
+        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+            writeFully(ch, head);
+            for (Spec s : specs) {
+                for (Part p : s.parts()) writePart(ch, p, o, progress);
+            }
+        }
+        return offset;
+    }
+
+    private static void writePart(FileChannel ch, Part p, Options o, LongConsumer progress) throws IOException {
+        long chunks = (p.count() + CHUNK - 1) / CHUNK;
+        int batch = Math.max(1, Runtime.getRuntime().availableProcessors() * 2);
+        long streamSeed = o.seed() * 0x9E3779B97F4A7C15L ^ p.streamName().hashCode() * 0xC2B2AE3D27D4EB4FL;
+        for (long first = 0; first < chunks; first += batch) {
+            long firstChunk = first;
+            int n = (int) Math.min(batch, chunks - first);
+            ByteBuffer[] bufs = IntStream.range(0, n).parallel()
+                    .mapToObj(i -> fill(p, o.dtype(), o.logitScale(), streamSeed, firstChunk + i))
+                    .toArray(ByteBuffer[]::new);
+            for (ByteBuffer b : bufs) {
+                int len = b.remaining();
+                writeFully(ch, b);
+                progress.accept(len);
+            }
+        }
+    }
+
+    private static ByteBuffer fill(Part p, DType dtype, float logitScale, long streamSeed, long chunk) {
+        long start = chunk * CHUNK;
+        int n = (int) Math.min(CHUNK, p.count() - start);
+        SplittableRandom rnd = new SplittableRandom(streamSeed + chunk * 0xBF58476D1CE4E5B9L);
+        ByteBuffer b = ByteBuffer.allocate(n * dtype.bytes()).order(ByteOrder.LITTLE_ENDIAN);
+        float std = switch (p.init()) {
+            case LINEAR -> (float) (1.0 / Math.sqrt(p.fanIn()));
+            case CONV -> (float) (1.0 / Math.sqrt(p.fanIn()));
+            case EMBEDDING -> 1.0f;
+            case CENTRED_NORM, FINAL_NORM, GATED_NORM, DT_BIAS -> 0.1f;
+            case A_LOG -> 0f;
+        };
+        float mean = switch (p.init()) {
+            case GATED_NORM, DT_BIAS -> 1.0f;
+            case FINAL_NORM -> logitScale - 1f;
+            default -> 0f;
+        };
+        float halfWidth = std * (float) Math.sqrt(3.0);
+        for (int i = 0; i < n; i++) {
+            float u = ((rnd.nextInt() >>> 8) * 0x1p-24f) * 2f - 1f;    // uniform in [-1, 1)
+            float v = p.init() == Init.A_LOG ? (float) Math.log(1.0 + 15.0 * (u + 1f) / 2f) : mean + halfWidth * u;
+            switch (dtype) {
+                case F32 -> b.putFloat(v);
+                case BF16 -> b.putShort(Bf16.fromFloat(v));
+                case F16 -> b.putShort(Float.floatToFloat16(v));
+            }
+        }
+        return b.flip();
+    }
+
+    private static void writeFully(FileChannel ch, ByteBuffer b) throws IOException {
+        while (b.hasRemaining()) ch.write(b);
+    }
+}

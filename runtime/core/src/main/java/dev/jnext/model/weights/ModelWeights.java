@@ -1,0 +1,263 @@
+package dev.jnext.model.weights;
+
+import dev.jnext.JnextException;
+import dev.jnext.model.DType;
+import dev.jnext.model.GdnProjections;
+import dev.jnext.model.LayerType;
+import dev.jnext.model.ModelConfig;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Locale;
+import java.util.Set;
+import java.util.TreeSet;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Every weight of a Qwen3-Next checkpoint as plain records ({@link LayerWeights}), bound by their Hugging Face names
+ * and checked against the config's shapes: views of the memory-mapped safetensors files (converted to fp32 as they are
+ * read; small 1-D weights are copied). No compute: the CPU backend binds these records to its blocks, the CUDA backend
+ * packs them into its device image. Closing it unmaps the files.
+ */
+public final class ModelWeights implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(ModelWeights.class);
+
+    private final ModelConfig config;
+    private final Checkpoint checkpoint;
+    private final Tensor embedTokens;
+    private final float[] finalNorm;
+    private final Matrix lmHead;
+    private final List<LayerWeights> layers;
+
+    private ModelWeights(ModelConfig config, Checkpoint checkpoint, Tensor embedTokens, float[] finalNorm,
+                         Matrix lmHead, List<LayerWeights> layers) {
+        this.config = config;
+        this.checkpoint = checkpoint;
+        this.embedTokens = embedTokens;
+        this.finalNorm = finalNorm;
+        this.lmHead = lmHead;
+        this.layers = List.copyOf(layers);
+    }
+
+    /**
+     * Loads {@code dir/config.json} and maps the safetensors files of {@code dir}, checking every tensor's name and
+     * shape against the config.
+     *
+     * @throws dev.jnext.JnextException when a file is missing or malformed, or a tensor is missing, misshaped or
+     *                                  unexpected (the message names the file or tensor); nothing stays mapped
+     */
+    public static ModelWeights load(Path dir) {
+        long t0 = System.nanoTime();
+        ModelConfig config = ModelConfig.load(dir);
+        Checkpoint ckpt = Checkpoint.open(dir);
+        ModelWeights weights;
+        try {
+            weights = new Binder(config, ckpt).bind();
+        } catch (RuntimeException | Error e) {
+            ckpt.close();
+            throw e;
+        }
+        if (LOG.isInfoEnabled()) {
+            long bytes = 0, params = 0;
+            Set<DType> dtypes = new TreeSet<>();
+            for (Tensor t : ckpt.tensors().values()) {
+                bytes += t.data().byteSize();
+                params += t.elementCount();
+                dtypes.add(t.dtype());
+            }
+            LOG.info("loaded {}: {} layers ({} linear attention), {} experts, {} M parameters in {} MiB of {} mapped in {} ms",
+                    dir, config.numHiddenLayers(), config.countLayers(LayerType.LINEAR_ATTENTION), config.numExperts(),
+                    String.format(Locale.ROOT, "%.1f", params / 1e6), bytes >> 20, dtypes,
+                    (System.nanoTime() - t0) / 1_000_000);
+        }
+        return weights;
+    }
+
+    /** The checkpoint's config.json, checked. */
+    public ModelConfig config() {
+        return config;
+    }
+
+    /** The mapped files. */
+    public Checkpoint checkpoint() {
+        return checkpoint;
+    }
+
+    /** model.embed_tokens.weight [vocab, H]. */
+    public Tensor embedTokens() {
+        return embedTokens;
+    }
+
+    /** model.norm.weight [H]. */
+    public float[] finalNorm() {
+        return finalNorm;
+    }
+
+    /** lm_head.weight [vocab, H] (the embedding when tied). */
+    public Matrix lmHead() {
+        return lmHead;
+    }
+
+    /** The decoder layers, in order. */
+    public List<LayerWeights> layers() {
+        return layers;
+    }
+
+    /** Unmaps the files. */
+    @Override
+    public void close() {
+        checkpoint.close();
+    }
+
+    @Override
+    public String toString() {
+        return "ModelWeights[" + checkpoint.dir() + ", " + layers.size() + " layers]";
+    }
+
+    /** Binds checkpoint tensors to blocks by their Hugging Face names, checking every shape. */
+    private static final class Binder {
+        private final ModelConfig c;
+        private final Checkpoint ckpt;
+        private final Set<String> used = new HashSet<>();
+
+        Binder(ModelConfig c, Checkpoint ckpt) {
+            this.c = c;
+            this.ckpt = ckpt;
+        }
+
+        ModelWeights bind() {
+            int h = c.hiddenSize();
+            Tensor embed = tensor("model.embed_tokens.weight", c.vocabSize(), h);
+            float[] finalNorm = vector("model.norm.weight", h);
+            Matrix lmHead;
+            if (ckpt.find("lm_head.weight") != null || !c.tieWordEmbeddings()) {
+                lmHead = matrix("lm_head.weight", c.vocabSize(), h);
+            } else {
+                lmHead = Matrix.of(embed);
+            }
+            int held = layersHeld();
+            if (c.numHiddenLayers() > held) { // before anything is built per layer
+                throw new JnextException(ckpt.dir().resolve("config.json") + ": num_hidden_layers is " + c.numHiddenLayers()
+                        + " but the checkpoint holds tensors for " + held + " layer" + (held == 1 ? "" : "s"));
+            }
+            List<LayerWeights> layers = new ArrayList<>();
+            for (int i = 0; i < c.numHiddenLayers(); i++) layers.add(layer(i));
+            Set<String> unexpected = new TreeSet<>();
+            for (String name : ckpt.tensors().keySet()) {
+                if (!used.contains(name) && !name.startsWith("mtp.")) unexpected.add(name);
+            }
+            if (!unexpected.isEmpty()) {
+                throw new JnextException(ckpt.dir() + ": unexpected tensor" + (unexpected.size() > 1 ? "s " : " ")
+                        + unexpected.stream().limit(5).map(n -> "'" + n + "'").toList()
+                        + (unexpected.size() > 5 ? " and " + (unexpected.size() - 5) + " more" : "")
+                        + " (not part of a Qwen3-Next model with this config.json)");
+            }
+            return new ModelWeights(c, ckpt, embed, finalNorm, lmHead, layers);
+        }
+
+        /** One past the highest N of the checkpoint's {@code model.layers.N.*} tensors. */
+        private int layersHeld() {
+            String prefix = "model.layers.";
+            int highest = -1;
+            for (String name : ckpt.tensors().keySet()) {
+                int dot = name.indexOf('.', prefix.length());
+                if (!name.startsWith(prefix) || dot < 0) continue;
+                try {
+                    highest = Math.max(highest, Integer.parseInt(name, prefix.length(), dot, 10));
+                } catch (NumberFormatException e) {
+                    // not a layer index: reported as an unexpected tensor
+                }
+            }
+            return highest + 1;
+        }
+
+        private LayerWeights layer(int i) {
+            String p = "model.layers." + i + ".";
+            int h = c.hiddenSize();
+            float[] in = vector(p + "input_layernorm.weight", h);
+            float[] post = vector(p + "post_attention_layernorm.weight", h);
+            LayerWeights.Mixer mixer = c.layerType(i) == LayerType.LINEAR_ATTENTION
+                    ? deltaNet(p + "linear_attn.") : attention(p + "self_attn.");
+            LayerWeights.FeedForward ffn = c.isMoeLayer(i) ? moe(p + "mlp.") : mlp(p + "mlp.", c.intermediateSize());
+            return new LayerWeights(i, in, mixer, post, ffn);
+        }
+
+        private LayerWeights.DeltaNet deltaNet(String p) {
+            int h = c.hiddenSize();
+            int hv = c.linearNumValueHeads();
+            int dv = c.linearValueHeadDim();
+            int k = c.linearConvKernelDim();
+            GdnProjections proj = new GdnProjections(c.linearNumKeyHeads(), hv, c.linearKeyHeadDim(), dv);
+            Matrix qkvz = matrix(p + "in_proj_qkvz.weight", proj.qkvzWidth(), h);
+            Matrix ba = matrix(p + "in_proj_ba.weight", proj.baWidth(), h);
+            float[] convW = tensor(p + "conv1d.weight", proj.convDim(), 1, k).toFloatArray();
+            float[] aLog = vector(p + "A_log", hv);
+            float[] dtBias = vector(p + "dt_bias", hv);
+            float[] norm = vector(p + "norm.weight", dv);
+            Matrix outProj = matrix(p + "out_proj.weight", h, hv * dv);
+            return new LayerWeights.DeltaNet(qkvz, ba, convW, aLog, dtBias, norm, outProj);
+        }
+
+        private LayerWeights.Attention attention(String p) {
+            int h = c.hiddenSize();
+            int nh = c.numAttentionHeads();
+            int nkv = c.numKeyValueHeads();
+            int hd = c.headDim();
+            return new LayerWeights.Attention(
+                    matrix(p + "q_proj.weight", nh * hd * 2, h),
+                    matrix(p + "k_proj.weight", nkv * hd, h),
+                    matrix(p + "v_proj.weight", nkv * hd, h),
+                    matrix(p + "o_proj.weight", h, nh * hd),
+                    vector(p + "q_norm.weight", hd),
+                    vector(p + "k_norm.weight", hd));
+        }
+
+        private LayerWeights.Moe moe(String p) {
+            int h = c.hiddenSize();
+            int e = c.numExperts();
+            int inter = c.moeIntermediateSize();
+            Matrix router = matrix(p + "gate.weight", e, h); // checks num_experts against the checkpoint first
+            List<LayerWeights.Mlp> experts = new ArrayList<>();
+            String fusedName = p + "experts.gate_up_proj";
+            if (ckpt.find(fusedName) != null) {
+                if (ckpt.find(p + "experts.0.gate_proj.weight") != null) {
+                    throw new JnextException(ckpt.dir() + ": layer " + p + " has experts in both the fused ("
+                            + fusedName + ") and the per-expert layout");
+                }
+                Tensor gateUp = tensor(fusedName, e, 2 * inter, h);
+                Tensor down = tensor(p + "experts.down_proj", e, h, inter);
+                for (int i = 0; i < e; i++) {
+                    experts.add(new LayerWeights.Mlp(Matrix.slice(gateUp, i, 0, inter), Matrix.slice(gateUp, i, inter, inter),
+                            Matrix.slice(down, i, 0, h)));
+                }
+            } else {
+                for (int i = 0; i < e; i++) experts.add(mlp(p + "experts." + i + ".", inter));
+            }
+            LayerWeights.Mlp shared = mlp(p + "shared_expert.", c.sharedExpertIntermediateSize());
+            Matrix sharedGate = matrix(p + "shared_expert_gate.weight", 1, h);
+            return new LayerWeights.Moe(router, experts, shared, sharedGate);
+        }
+
+        private LayerWeights.Mlp mlp(String p, int inter) {
+            int h = c.hiddenSize();
+            return new LayerWeights.Mlp(matrix(p + "gate_proj.weight", inter, h), matrix(p + "up_proj.weight", inter, h),
+                    matrix(p + "down_proj.weight", h, inter));
+        }
+
+        private Tensor tensor(String name, int... shape) {
+            Tensor t = ckpt.require(name, shape);
+            used.add(name);
+            return t;
+        }
+
+        private Matrix matrix(String name, int rows, int cols) {
+            return Matrix.of(tensor(name, rows, cols));
+        }
+
+        private float[] vector(String name, int n) {
+            return tensor(name, n).toFloatArray();
+        }
+    }
+}
