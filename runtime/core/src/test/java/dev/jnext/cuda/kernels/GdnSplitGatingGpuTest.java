@@ -110,7 +110,7 @@ class GdnSplitGatingGpuTest {
         float[] pool = new float[3 * rule.stateSize()];
         for (int i = 0; i < pool.length; i++) pool[i] = (float) (rnd.nextGaussian() * 0.3);
         float[] refPool = pool.clone();
-        float[] ref = ChunkedDeltaRuleKernel.reference(rule, mixedBf16, beta, g, cu, slots, refPool);
+        float[] ref = ChunkedDeltaRuleKernelReference.reference(rule, mixedBf16, beta, g, cu, slots, refPool);
 
         GdnSplitGatingKernel split = new GdnSplitGatingKernel(GpuTestSupport.kernels());
         StepShape shape = StepShape.prefill(tokens, entries);
