@@ -13,6 +13,11 @@ import java.util.List;
  * input's last token (with the slot's {@link SamplingParams}, penalties over everything the slot has seen) and returns
  * it. The returned token is not yet part of the sequence: the caller appends it in a later step. Not thread-safe: one
  * engine thread drives a backend.
+ *
+ * <p>Constrained decoding (structured output): an input that samples may carry a {@link TokenMask} of the ids it may
+ * sample; a backend that {@link #supportsTokenMasks() applies masks} samples only among them (the logits of the others
+ * are −∞ before the penalties, the temperature and the cuts) and reports log-probabilities from the raw logits as
+ * always. The caller computes the masks on the host from the tokens sampled so far.
  */
 public interface ModelBackend extends AutoCloseable {
 
@@ -23,12 +28,19 @@ public interface ModelBackend extends AutoCloseable {
      * @param tokens      the tokens to append, at least one
      * @param sample      whether to sample the next token from the last one's logits
      * @param topLogprobs how many of the most likely tokens to report with their log-probabilities (0: none)
+     * @param allowed     the ids the sampled token may be (structured output), or null for any; only with {@code sample}
      */
-    record StepInput(int slot, int[] tokens, boolean sample, int topLogprobs) {
-        /** Checks that there is a token and that {@code topLogprobs} is not negative. */
+    record StepInput(int slot, int[] tokens, boolean sample, int topLogprobs, TokenMask allowed) {
+        /** Checks that there is a token, that {@code topLogprobs} is not negative and that only a sampling input has a mask. */
         public StepInput {
             if (tokens.length == 0) throw new IllegalArgumentException("a step input needs at least one token (slot " + slot + ")");
             if (topLogprobs < 0) throw new IllegalArgumentException("topLogprobs must be >= 0, got " + topLogprobs);
+            if (allowed != null && !sample) throw new IllegalArgumentException("a token mask needs sample (slot " + slot + ")");
+        }
+
+        /** An input without a token mask. */
+        public StepInput(int slot, int[] tokens, boolean sample, int topLogprobs) {
+            this(slot, tokens, sample, topLogprobs, null);
         }
     }
 
@@ -77,6 +89,15 @@ public interface ModelBackend extends AutoCloseable {
      */
     default int prefillAlignment() {
         return 1;
+    }
+
+    /**
+     * Whether {@link #step} applies {@link StepInput#allowed() token masks}; the engine refuses constrained requests
+     * (structured output) on a backend that does not. The CPU backend does; the CUDA backend does not yet (the mask
+     * would be uploaded and applied by the device sampler).
+     */
+    default boolean supportsTokenMasks() {
+        return false;
     }
 
     /** Device memory this backend holds now, in bytes (a soak run checks that it does not grow); −1 when it holds none. */

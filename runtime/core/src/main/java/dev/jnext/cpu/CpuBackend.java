@@ -88,6 +88,12 @@ public final class CpuBackend implements ModelBackend {
         return state.slots() - open;
     }
 
+    /** Token masks (structured output) are applied by the {@link Sampler} before sampling. */
+    @Override
+    public boolean supportsTokenMasks() {
+        return true;
+    }
+
     /** The chunked delta rule's chunk: prompts cut at its multiples give the bits of an uncut prompt. */
     @Override
     public int prefillAlignment() {
@@ -160,7 +166,7 @@ public final class CpuBackend implements ModelBackend {
                 return;
             }
             float[] l = logits.get(i);
-            int token = sampler.next(l);
+            int token = sampler.next(l, in.allowed()); // a token mask (structured output) before sampling; logprobs stay raw
             out[i] = logprobs(l, vocabLimits[in.slot()], token, in.topLogprobs());
         });
         return Arrays.asList(out);

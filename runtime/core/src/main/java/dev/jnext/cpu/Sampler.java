@@ -4,6 +4,7 @@ import dev.jnext.backend.SamplingParams;
 
 import dev.jnext.JnextException;
 import dev.jnext.backend.SamplingRules;
+import dev.jnext.backend.TokenMask;
 
 import java.util.Arrays;
 import java.util.BitSet;
@@ -44,11 +45,23 @@ public final class Sampler {
 
     /** Picks the next token from the logits of the last position (the array is not modified). */
     public int next(float[] logits) {
+        return next(logits, null);
+    }
+
+    /**
+     * Picks the next token among the ids {@code allowed} (null: any) from the logits of the last position (the array is
+     * not modified): the logits of the other ids are −∞ before the penalties and the sampling rules, so greedy and
+     * every draw take an allowed id.
+     */
+    public int next(float[] logits, TokenMask allowed) {
         int n = Math.min(vocabLimit, logits.length);
         if (n <= 0) throw new JnextException("no token can be sampled: the model returned " + logits.length + " logits");
         float[] l = Arrays.copyOf(logits, n);
         for (int i = 0; i < n; i++) {
             if (Float.isNaN(l[i])) throw new JnextException("the model produced a NaN logit (token id " + i + ")");
+        }
+        if (allowed != null && allowed.apply(l, n) == 0) {
+            throw new JnextException("the token mask allows none of the " + n + " ids that can be sampled");
         }
         applyPenalties(l);
         int id = params.isGreedy() ? SamplingRules.argmax(l, n) : draw(l);

@@ -1,5 +1,6 @@
 package dev.jnext.cuda;
 
+import dev.jnext.JnextException;
 import dev.jnext.backend.KvBudget;
 import dev.jnext.backend.PrefillMode;
 
@@ -103,6 +104,12 @@ public final class CudaBackend implements ModelBackend {
 
     @Override
     public List<StepOutput> step(List<StepInput> inputs) {
+        for (StepInput s : inputs) {
+            if (s.allowed() != null) { // the engine refuses such requests first (supportsTokenMasks): this is the port's guard
+                throw new JnextException("the CUDA backend does not apply token masks (structured output) yet; "
+                        + "run constrained requests on the CPU backend");
+            }
+        }
         List<CudaModel.Input> in = new ArrayList<>(inputs.size());
         for (StepInput s : inputs) {
             in.add(new CudaModel.Input(s.slot(), s.tokens(), s.sample(),

@@ -9,6 +9,9 @@ import dev.jnext.backend.Backends;
 
 import dev.jnext.JnextException;
 import dev.jnext.model.ModelConfig;
+import dev.jnext.structured.JsonConstraint;
+import dev.jnext.structured.JsonGrammar;
+import dev.jnext.structured.TokenMasks;
 import dev.jnext.tokenizer.ChatTemplate;
 import dev.jnext.tokenizer.QwenTokenizer;
 import dev.jnext.tokenizer.TokenizerConfig;
@@ -75,6 +78,7 @@ public final class Engine implements AutoCloseable {
     private final AtomicInteger active = new AtomicInteger();
     private final AtomicLong ids = new AtomicLong();
     private volatile ChatTemplate chatTemplate;
+    private volatile TokenMasks tokenMasks; // structured output: built on the first constrained request
     private boolean closing;          // guarded by lock
     private volatile boolean stopped; // the engine thread has ended: no request will run again
     private volatile boolean failed;  // ... because of repeated internal errors, not close()
@@ -226,6 +230,7 @@ public final class Engine implements AutoCloseable {
     private GenerationHandle submit(GenerationRequest request, boolean streamEvents) {
         if (stopped) throw new EngineClosedException(stopReason);
         int[] prompt = promptIds(request.prompt());
+        JsonConstraint constraint = constraint(request);
         SamplingParams sampling = request.sampling() != null ? request.sampling() : defaultSampling();
         int limit = backend.maxSequences() + options.queueLimit();
         while (true) {
@@ -238,6 +243,7 @@ public final class Engine implements AutoCloseable {
         }
         GenerationHandle handle = new GenerationHandle(ids.incrementAndGet(), prompt.length, streamEvents, this::wake);
         var state = new Scheduler.RequestState(handle, request, prompt, sampling, tokenizer, System.nanoTime());
+        state.constraint = constraint;
         lock.lock();
         try {
             if (closing || stopped) {
@@ -274,6 +280,52 @@ public final class Engine implements AutoCloseable {
                     + backend.contextLength() + " (max_position_embeddings); shorten the prompt");
         }
         return ids;
+    }
+
+    /**
+     * The constraint of a request with a JSON response format (null for free text): refused on a backend that does not
+     * apply token masks, and when the token it starts after is not one token of the vocabulary.
+     */
+    private JsonConstraint constraint(GenerationRequest request) {
+        ResponseFormat format = request.responseFormat();
+        if (!format.constrains()) return null;
+        if (!backend.supportsTokenMasks()) {
+            throw new JnextException("a JSON response format needs constrained decoding, which the " + backend.placement()
+                    + " backend does not do yet (the token mask is applied before sampling on the CPU backend only; "
+                    + "on the GPU it is device work still to be done)");
+        }
+        JsonGrammar grammar = switch (format) {
+            case ResponseFormat.JsonObject o -> JsonGrammar.anyObject();
+            case ResponseFormat.JsonSchema s -> JsonGrammar.compile(s.schema());
+            case ResponseFormat.Text t -> throw new IllegalStateException("text is not constrained");
+        };
+        int startAfter = -1;
+        if (format.startAfter() != null) {
+            startAfter = tokenizer.idOf(format.startAfter()).orElseThrow(() -> new JnextException("the response format starts after "
+                    + format.startAfter() + ", which is not one token of this tokenizer's vocabulary"));
+        }
+        int[] ends = new int[eosTokenIds.size() + request.stopTokenIds().size()];
+        int i = 0;
+        for (int id : eosTokenIds) ends[i++] = id;
+        for (int id : request.stopTokenIds()) ends[i++] = id;
+        return new JsonConstraint(tokenMasks(), grammar, ends, startAfter);
+    }
+
+    /** The vocabulary index for token masks, built once (about a second for Qwen's vocabulary), on first use. */
+    private TokenMasks tokenMasks() {
+        TokenMasks m = tokenMasks;
+        if (m == null) {
+            synchronized (this) {
+                if (tokenMasks == null) {
+                    long t0 = System.nanoTime();
+                    tokenMasks = new TokenMasks(tokenizer, Math.min(backend.vocabSize(), tokenizer.vocabSize()));
+                    log.info("structured output: indexed {} token ids for JSON masks in {} ms", tokenizer.vocabSize(),
+                            (System.nanoTime() - t0) / 1_000_000);
+                }
+                m = tokenMasks;
+            }
+        }
+        return m;
     }
 
     /** The checkpoint's chat template, loaded on first use. */

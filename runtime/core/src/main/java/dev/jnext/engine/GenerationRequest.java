@@ -25,9 +25,10 @@ import java.util.Set;
  * @param ignoreEos        keep generating past the EOS ids (benchmarks with a fixed output length)
  * @param topLogprobs      how many of the most likely tokens to report with each generated token (0 to
  *                         {@link #MAX_TOP_LOGPROBS}); the sampled token's log-probability is always reported
+ * @param responseFormat   what the answer must be: free text, or JSON enforced by constrained decoding (null: text)
  */
 public record GenerationRequest(Prompt prompt, SamplingParams sampling, int maxTokens, List<String> stopStrings,
-                                Set<Integer> stopTokenIds, boolean ignoreEos, int topLogprobs) {
+                                Set<Integer> stopTokenIds, boolean ignoreEos, int topLogprobs, ResponseFormat responseFormat) {
 
     /** Most top log-probabilities a request may ask for (OpenAI's limit). */
     public static final int MAX_TOP_LOGPROBS = 20;
@@ -119,6 +120,27 @@ public record GenerationRequest(Prompt prompt, SamplingParams sampling, int maxT
         }
         stopStrings = List.copyOf(stopStrings);
         stopTokenIds = Set.copyOf(stopTokenIds);
+        if (responseFormat == null) responseFormat = ResponseFormat.TEXT;
+        if (ignoreEos && responseFormat.constrains()) {
+            throw new JnextException("ignoring the end-of-sequence tokens cannot be combined with a JSON response format: "
+                    + "a JSON answer ends with them once the document is whole");
+        }
+    }
+
+    /** A free-text request (the record without a response format). */
+    public GenerationRequest(Prompt prompt, SamplingParams sampling, int maxTokens, List<String> stopStrings,
+                             Set<Integer> stopTokenIds, boolean ignoreEos, int topLogprobs) {
+        this(prompt, sampling, maxTokens, stopStrings, stopTokenIds, ignoreEos, topLogprobs, ResponseFormat.TEXT);
+    }
+
+    /** This request with another prompt (every other field kept). */
+    public GenerationRequest withPrompt(Prompt other) {
+        return new GenerationRequest(other, sampling, maxTokens, stopStrings, stopTokenIds, ignoreEos, topLogprobs, responseFormat);
+    }
+
+    /** This request with another response format (every other field kept). */
+    public GenerationRequest withResponseFormat(ResponseFormat format) {
+        return new GenerationRequest(prompt, sampling, maxTokens, stopStrings, stopTokenIds, ignoreEos, topLogprobs, format);
     }
 
     /** A request for a plain text prompt. */
@@ -150,6 +172,7 @@ public record GenerationRequest(Prompt prompt, SamplingParams sampling, int maxT
         private final Set<Integer> stopTokenIds = new LinkedHashSet<>();
         private boolean ignoreEos;
         private int topLogprobs;
+        private ResponseFormat responseFormat = ResponseFormat.TEXT;
 
         private Builder(Prompt prompt) {
             this.prompt = Objects.requireNonNull(prompt, "prompt");
@@ -205,9 +228,16 @@ public record GenerationRequest(Prompt prompt, SamplingParams sampling, int maxT
             return this;
         }
 
+        /** What the answer must be (default free text); see {@link ResponseFormat}. */
+        public Builder responseFormat(ResponseFormat format) {
+            this.responseFormat = format;
+            return this;
+        }
+
         /** The request; its values are checked here. */
         public GenerationRequest build() {
-            return new GenerationRequest(prompt, sampling, maxTokens, stopStrings, stopTokenIds, ignoreEos, topLogprobs);
+            return new GenerationRequest(prompt, sampling, maxTokens, stopStrings, stopTokenIds, ignoreEos, topLogprobs,
+                    responseFormat);
         }
     }
 }

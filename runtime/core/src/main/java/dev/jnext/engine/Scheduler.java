@@ -4,6 +4,8 @@ import dev.jnext.backend.ModelBackend;
 import dev.jnext.backend.SamplingParams;
 
 import dev.jnext.JnextException;
+import dev.jnext.backend.TokenMask;
+import dev.jnext.structured.JsonConstraint;
 import dev.jnext.tokenizer.QwenTokenizer;
 import dev.jnext.tokenizer.StreamDecoder;
 import org.slf4j.Logger;
@@ -94,6 +96,7 @@ final class Scheduler {
         long admitted;
         long firstToken;
         boolean ended;       // onEnded has run for it
+        JsonConstraint constraint; // structured output: the next token's mask, or null (free text)
 
         RequestState(GenerationHandle handle, GenerationRequest request, int[] prompt, SamplingParams sampling,
                      QwenTokenizer tokenizer, long submitted) {
@@ -108,6 +111,11 @@ final class Scheduler {
 
         boolean readingPrompt() {
             return cursor < prompt.length;
+        }
+
+        /** The ids the next sampled token may be (structured output), or null for any. */
+        TokenMask mask() {
+            return constraint == null ? null : constraint.mask();
         }
     }
 
@@ -156,7 +164,7 @@ final class Scheduler {
         List<RequestState> owners = new ArrayList<>(running.size());
         for (RequestState r : running) {
             if (r.readingPrompt()) continue;
-            inputs.add(new ModelBackend.StepInput(r.slot, new int[]{r.pending}, true, r.request.topLogprobs()));
+            inputs.add(new ModelBackend.StepInput(r.slot, new int[]{r.pending}, true, r.request.topLogprobs(), r.mask()));
             owners.add(r);
             budget--;
         }
@@ -171,7 +179,7 @@ final class Scheduler {
             if (n < left) n -= n % alignment; // a chunk that ends before its prompt does ends at a multiple of the alignment
             if (n == 0) continue;
             int[] chunk = Arrays.copyOfRange(r.prompt, r.cursor, r.cursor + n);
-            inputs.add(new ModelBackend.StepInput(r.slot, chunk, n == left, r.request.topLogprobs()));
+            inputs.add(new ModelBackend.StepInput(r.slot, chunk, n == left, r.request.topLogprobs(), n == left ? r.mask() : null));
             owners.add(r);
             budget -= n;
             promptTokensThisStep += n;
@@ -283,6 +291,11 @@ final class Scheduler {
 
     private void accept(RequestState r, ModelBackend.StepOutput out, long now) {
         int id = out.token();
+        if (r.constraint != null && !r.constraint.advance(id)) { // the backend did not honour the mask: a bug, not the model
+            fail(r, GenerationEvent.Failed.Kind.BACKEND_ERROR, "the backend sampled token id " + id
+                    + ", which the response format's token mask does not allow");
+            return;
+        }
         GeneratedToken token = new GeneratedToken(id, out.logprob(), out.topIds(), out.topLogprobs());
         r.tokens.add(token);
         if (r.firstToken == 0) r.firstToken = now;

@@ -88,6 +88,14 @@ class PackageGraphTest {
                 "dev.jnext.gpu..", "dev.jnext.model..").check(classes);
     }
 
+    @Test
+    void structuredOutputKnowsTheVocabularyAndTheMaskOnly() {
+        // the JSON automaton and the token masks: the engine uses them; they read the tokenizer's vocabulary and give the
+        // backend port's TokenMask, and know nothing of the engine, the backends or the model
+        rule("dev.jnext.structured..", "dev.jnext.engine..", "dev.jnext.cpu..", "dev.jnext.cuda..", "dev.jnext.gpu..",
+                "dev.jnext.model..").check(classes);
+    }
+
     private static ArchRule rule(String from, String... forbidden) {
         return noClasses().that().resideInAPackage(from).should().dependOnClassesThat().resideInAnyPackage(forbidden)
                 .because(from + " sits below " + String.join(", ", forbidden) + " in the layering");
