@@ -183,6 +183,14 @@ public final class Engine implements AutoCloseable {
         return generationConfig.sampling(null, null, null, null, null, null, 0);
     }
 
+    /**
+     * Whether requests with a JSON {@link ResponseFormat} can run: the backend applies token masks before sampling (the
+     * CPU backend does; the CUDA backend does not yet).
+     */
+    public boolean supportsStructuredOutput() {
+        return backend.supportsTokenMasks();
+    }
+
     /** False once the engine was closed or its thread failed: it takes no more requests. */
     public boolean isRunning() {
         return !stopped && thread.isAlive();

@@ -416,7 +416,13 @@ public final class JsonGrammar {
             if (v.isBoolean()) return (types & T_BOOLEAN) != 0 ? bytes(v.asText()) : null;
             if (v.isNull()) return (types & T_NULL) != 0 ? bytes("null") : null;
             if (v.isNumber()) {
+                if ((v.isDouble() || v.isFloat()) && !Double.isFinite(v.asDouble())) {
+                    throw new JnextException("an enum/const number of the JSON schema is out of range: " + v.asText());
+                }
                 BigDecimal d = v.decimalValue();
+                if (d.precision() - d.scale() > 400 || d.scale() > 400) {
+                    throw new JnextException("an enum/const number of the JSON schema has more than 400 digits");
+                }
                 boolean integral = v.isIntegralNumber() || d.stripTrailingZeros().scale() <= 0;
                 if ((types & T_NUMBER) != 0) return bytes(v.isIntegralNumber() ? v.asText() : v.toString());
                 if ((types & T_INTEGER) != 0 && integral) return bytes(d.toBigIntegerExact().toString());

@@ -21,6 +21,7 @@ final class ChatOutput {
     private static final Logger log = LoggerFactory.getLogger(ChatOutput.class);
     static final String FORMAT_PROPERTY = "jnext.toolCallFormat";
     static final String FORMAT_ENV = "JNEXT_TOOL_CALL_FORMAT";
+    static final String THINK_END = "</think>";
 
     private final GenerationRequest generation;
     private final ChatTools tools;
@@ -52,8 +53,11 @@ final class ChatOutput {
         boolean inThink = prompt.stripTrailing().endsWith("<think>");
         ChatTools tools = request.tools();
         var settings = new ChatOutputParser.Settings(format, tools.callable(), tools.parallel(), inThink);
-        var text = new GenerationRequest(new GenerationRequest.Prompt.Text(prompt), g.sampling(), g.maxTokens(),
-                g.stopStrings(), g.stopTokenIds(), g.ignoreEos(), g.topLogprobs());
+        GenerationRequest text = g.withPrompt(new GenerationRequest.Prompt.Text(prompt));
+        if (inThink && text.responseFormat().constrains() && engine.tokenizer().idOf(THINK_END).isPresent()) {
+            // the template opened a think block: the reasoning is free, the JSON document comes after </think>
+            text = text.withResponseFormat(text.responseFormat().startingAfter(THINK_END));
+        }
         return new ChatOutput(text, tools, settings);
     }
 

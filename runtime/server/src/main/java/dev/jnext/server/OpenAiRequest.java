@@ -10,6 +10,7 @@ import com.fasterxml.jackson.databind.node.JsonNodeType;
 import dev.jnext.JnextException;
 import dev.jnext.engine.GenerationConfig;
 import dev.jnext.engine.GenerationRequest;
+import dev.jnext.engine.ResponseFormat;
 import dev.jnext.backend.SamplingParams;
 import dev.jnext.server.tools.ChatHistory;
 import dev.jnext.server.tools.ChatTools;
@@ -32,7 +33,8 @@ import java.util.concurrent.ThreadLocalRandom;
  * An OpenAI {@code /v1/chat/completions} or {@code /v1/completions} request body, checked field by field: every field
  * of the wrong type or out of range is an {@link ApiError} (400) naming it. Fields jnext does not use (user, metadata,
  * ...) are ignored; fields that would change the output and that jnext cannot honour (n > 1, frequency_penalty,
- * echo, suffix, a structured response_format) are refused rather than ignored.
+ * echo, suffix, a JSON schema outside the supported subset) are refused rather than ignored. {@code response_format}
+ * {@code json_object} and {@code json_schema} are enforced by constrained decoding ({@link ResponseFormat}).
  *
  * @param logprobs     report log-probabilities (chat {@code logprobs: true}; completions {@code logprobs: n})
  * @param includeUsage streaming: send a last chunk with {@code usage}
@@ -144,12 +146,7 @@ public record OpenAiRequest(Endpoint endpoint, String model, GenerationRequest g
         if (frequency != null && frequency != 0) {
             throw ApiError.badRequest("frequency_penalty", "frequency_penalty is not supported (use presence_penalty or repetition_penalty)");
         }
-        JsonNode format = root.get("response_format");
-        if (format != null && !format.isNull()) {
-            if (!format.isObject() || !"text".equals(format.path("type").asText(null))) {
-                throw ApiError.badRequest("response_format", "only response_format {\"type\": \"text\"} is supported");
-            }
-        }
+        ResponseFormat responseFormat = responseFormat(root.get("response_format"));
 
         GenerationRequest.Prompt prompt;
         int maxTokens;
@@ -158,6 +155,10 @@ public record OpenAiRequest(Endpoint endpoint, String model, GenerationRequest g
         ChatTools tools = ChatTools.ABSENT;
         if (endpoint == Endpoint.CHAT) {
             tools = toolRequest(() -> ChatTools.parse(root, JSON));
+            if (responseFormat.constrains() && (tools.choice() == ChatTools.Choice.REQUIRED || tools.choice() == ChatTools.Choice.NAMED)) {
+                throw ApiError.badRequest("tool_choice", "tool_choice " + (tools.choice() == ChatTools.Choice.NAMED ? "naming a function" : "required")
+                        + " cannot be combined with a JSON response_format: the answer must be the JSON document, not a tool call");
+            }
             prompt = chatPrompt(root, tools);
             Integer mt = integer(root, "max_completion_tokens", 1, Integer.MAX_VALUE);
             if (mt == null) mt = integer(root, "max_tokens", 1, Integer.MAX_VALUE);
@@ -196,8 +197,13 @@ public record OpenAiRequest(Endpoint endpoint, String model, GenerationRequest g
             throw ApiError.badRequest(samplingField(e.getMessage()), e.getMessage());
         }
 
+        boolean ignoreEos = bool(root, "ignore_eos", false);
+        if (ignoreEos && responseFormat.constrains()) {
+            throw ApiError.badRequest("ignore_eos", "ignore_eos cannot be combined with a JSON response_format: the answer ends "
+                    + "with the end-of-sequence token once the document is whole");
+        }
         GenerationRequest.Builder b = GenerationRequest.of(prompt).sampling(sampling).maxTokens(maxTokens)
-                .stop(stops(root)).ignoreEos(bool(root, "ignore_eos", false)).topLogprobs(topLogprobs);
+                .stop(stops(root)).ignoreEos(ignoreEos).topLogprobs(topLogprobs).responseFormat(responseFormat);
         JsonNode ids = root.get("stop_token_ids");
         if (ids != null && !ids.isNull()) {
             if (!ids.isArray()) throw ApiError.badRequest("stop_token_ids", "stop_token_ids must be an array of integers");
@@ -209,6 +215,54 @@ public record OpenAiRequest(Endpoint endpoint, String model, GenerationRequest g
             }
         }
         return new OpenAiRequest(endpoint, model, b.build(), stream, includeUsage, logprobs, tools);
+    }
+
+    /**
+     * {@code response_format}: absent, null or {@code {"type": "text"}} is free text; {@code {"type": "json_object"}} any
+     * JSON object; {@code {"type": "json_schema", "json_schema": {"name", "schema", "strict", "description"}}} a document
+     * of the schema, which must be of the supported subset (else a 400 naming the keyword and where it is).
+     */
+    static ResponseFormat responseFormat(JsonNode format) {
+        if (format == null || format.isNull()) return ResponseFormat.TEXT;
+        if (!format.isObject()) throw ApiError.badRequest("response_format", "response_format must be an object, got " + kind(format));
+        JsonNode type = format.get("type");
+        if (type == null || !type.isTextual()) {
+            throw ApiError.badRequest("response_format.type", "response_format.type must be text, json_object or json_schema");
+        }
+        switch (type.asText()) {
+            case "text" -> {
+                return ResponseFormat.TEXT;
+            }
+            case "json_object" -> {
+                return ResponseFormat.jsonObject();
+            }
+            case "json_schema" -> {
+                JsonNode js = format.get("json_schema");
+                if (js == null || !js.isObject()) {
+                    throw ApiError.badRequest("response_format.json_schema", "response_format.json_schema must be an object "
+                            + "{\"name\", \"schema\", \"strict\"}, got " + kind(js));
+                }
+                String name = string(js, "name", false, "response_format.json_schema.name");
+                boolean strict = bool(js, "strict", false, "response_format.json_schema.strict");
+                JsonNode schema = js.get("schema");
+                if (schema == null || schema.isNull()) {
+                    throw ApiError.badRequest("response_format.json_schema.schema", "response_format.json_schema.schema is required");
+                }
+                if (!schema.isObject() && !schema.isBoolean()) {
+                    throw ApiError.badRequest("response_format.json_schema.schema", "response_format.json_schema.schema must be "
+                            + "a JSON schema (an object), got " + kind(schema));
+                }
+                try {
+                    return new ResponseFormat.JsonSchema(name, JSON.writeValueAsString(schema), strict, null);
+                } catch (JnextException e) {
+                    throw ApiError.badRequest("response_format.json_schema.schema", "response_format.json_schema.schema: " + e.getMessage());
+                } catch (JsonProcessingException e) {
+                    throw ApiError.badRequest("response_format.json_schema.schema", "response_format.json_schema.schema cannot be read");
+                }
+            }
+            default -> throw ApiError.badRequest("response_format.type", "response_format.type must be text, json_object or "
+                    + "json_schema, got \"" + type.asText() + "\"");
+        }
     }
 
     /** Tool fields (issue 18) are checked in {@link dev.jnext.server.tools}; a fault there is a 400 naming the field. */
@@ -335,12 +389,16 @@ public record OpenAiRequest(Endpoint endpoint, String model, GenerationRequest g
     }
 
     private static String string(JsonNode o, String field, boolean required) {
+        return string(o, field, required, field);
+    }
+
+    private static String string(JsonNode o, String field, boolean required, String name) {
         JsonNode v = o.get(field);
         if (v == null || v.isNull()) {
-            if (required) throw ApiError.badRequest(field, field + " is required");
+            if (required) throw ApiError.badRequest(name, name + " is required");
             return null;
         }
-        if (!v.isTextual()) throw ApiError.badRequest(field, field + " must be a string, got " + kind(v));
+        if (!v.isTextual()) throw ApiError.badRequest(name, name + " must be a string, got " + kind(v));
         return v.asText();
     }
 

@@ -250,6 +250,10 @@ public final class OpenAiServer implements AutoCloseable {
     }
 
     private GenerationHandle submit(OpenAiRequest request, ChatOutput output) {
+        if (output.generation().responseFormat().constrains() && !engine.supportsStructuredOutput()) {
+            throw ApiError.badRequest("response_format", "response_format json_object / json_schema needs constrained decoding, "
+                    + "which the " + engine.device() + " backend does not do yet (serve on --device cpu for structured output)");
+        }
         try {
             return engine.submit(output.generation());
         } catch (EngineOverloadedException e) {
