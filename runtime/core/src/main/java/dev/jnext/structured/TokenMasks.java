@@ -42,6 +42,14 @@ public final class TokenMasks {
      * @param vocabLimit masks cover ids {@code [0, vocabLimit)}; ids the tokenizer lacks are never allowed
      */
     public TokenMasks(QwenTokenizer tokenizer, int vocabLimit) {
+        this(tokenizer, vocabLimit, -1);
+    }
+
+    /**
+     * As {@link #TokenMasks(QwenTokenizer, int)} with a cache of {@code cacheEntries} masks (0: none, every mask is
+     * computed — the benchmarks' worst case; −1: the default size in MiB, {@value #CACHE_PROPERTY}).
+     */
+    public TokenMasks(QwenTokenizer tokenizer, int vocabLimit, int cacheEntries) {
         this.vocab = vocabLimit;
         this.bytes = new byte[vocabLimit][];
         this.plain = new long[(vocabLimit + 63) >>> 6];
@@ -71,11 +79,12 @@ public final class TokenMasks {
         this.full = new Trie(bytes, all);
         this.nonPlain = new Trie(bytes, inNonPlain);
         long mib = Long.getLong(CACHE_PROPERTY, DEFAULT_CACHE_MIB);
-        this.cacheEntries = (int) Math.max(16, Math.min(1 << 20, (mib << 20) / Math.max(1, 8L * plain.length)));
+        this.cacheEntries = cacheEntries >= 0 ? cacheEntries
+                : (int) Math.max(16, Math.min(1 << 20, (mib << 20) / Math.max(1, 8L * plain.length)));
         this.cache = new LinkedHashMap<>(256, 0.75f, true) {
             @Override
             protected boolean removeEldestEntry(Map.Entry<StateKey, TokenMask> eldest) {
-                return size() > cacheEntries;
+                return size() > TokenMasks.this.cacheEntries;
             }
         };
         this.walkers = ThreadLocal.withInitial(() -> new Walker(maxTokenBytes));
@@ -100,6 +109,7 @@ public final class TokenMasks {
 
     /** The mask of state {@code st[0, 2·size)} of {@code g}, without the end-of-sequence ids; cached. */
     TokenMask mask(JsonGrammar g, long[] st, int size) {
+        if (cacheEntries == 0) return compute(g, st, size);
         StateKey key = new StateKey(g, Arrays.copyOf(st, 2 * size));
         synchronized (cache) {
             TokenMask m = cache.get(key);
