@@ -97,14 +97,15 @@ public final class TokenMask {
         for (int base = 0; base < n; base += 64) {
             int word = base >>> 6;
             long w = word < words.length ? words[word] : 0;
-            if (w == -1L && base + 64 <= n) {
-                allowed += 64;
-                continue;
-            }
-            int end = Math.min(n, base + 64);
-            for (int id = base; id < end; id++) {
-                if ((w & (1L << id)) == 0) logits[id] = Float.NEGATIVE_INFINITY;
-                else allowed++;
+            int width = Math.min(64, n - base);
+            long zeros = width == 64 ? ~w : ~w & ((1L << width) - 1);
+            if (zeros == 0) {
+                allowed += width;
+            } else if (w == 0) {
+                Arrays.fill(logits, base, base + width, Float.NEGATIVE_INFINITY);
+            } else {
+                allowed += width - Long.bitCount(zeros);
+                for (; zeros != 0; zeros &= zeros - 1) logits[base + Long.numberOfTrailingZeros(zeros)] = Float.NEGATIVE_INFINITY;
             }
         }
         return allowed;
