@@ -131,6 +131,7 @@ public final class JsonGrammar {
     // ---- compiling a schema ----
 
     private static final int CACHE = 64;
+    private static final int CACHED_SCHEMA_CHARS = 64 << 10;
     private static final Map<String, JsonGrammar> compiled = new LinkedHashMap<>(CACHE, 0.75f, true) {
         @Override
         protected boolean removeEldestEntry(Map.Entry<String, JsonGrammar> eldest) {
@@ -139,8 +140,8 @@ public final class JsonGrammar {
     };
 
     /**
-     * Compiles a JSON schema given as JSON text (the last {@value #CACHE} compiled are remembered, so a schema sent
-     * again is the same grammar and shares its cached token masks).
+     * Compiles a JSON schema given as JSON text (the last {@value #CACHE} compiled of up to 64 Ki characters are
+     * remembered, so a schema sent again is the same grammar and shares its cached token masks).
      *
      * @throws UnsupportedSchemaException for a keyword outside the subset, naming it and where it is
      * @throws JnextException             for a schema that is not JSON, not a schema, or cannot be satisfied
@@ -161,8 +162,10 @@ public final class JsonGrammar {
         }
         if (tree == null || tree.isMissingNode()) throw new JnextException("the JSON schema is empty");
         JsonGrammar g = new Compiler(tree).compile();
-        synchronized (compiled) {
-            compiled.put(schema, g);
+        if (schema.length() <= CACHED_SCHEMA_CHARS) {
+            synchronized (compiled) {
+                compiled.put(schema, g);
+            }
         }
         return g;
     }
@@ -386,6 +389,10 @@ public final class JsonGrammar {
             JsonNode defs = rootSchema.get(prefix.substring(2, prefix.length() - 1));
             JsonNode target = defs == null ? null : defs.get(name);
             if (target == null) throw new JnextException("\"$ref\" " + where + " points to " + ref + ", which the schema does not define");
+            if (resolving.size() >= MAX_NESTING * 2) {
+                throw new UnsupportedSchemaException("$ref", path.isEmpty() ? "/" : path, "references nest more than "
+                        + MAX_NESTING * 2 + " deep");
+            }
             if (!resolving.add(ref)) {
                 throw new UnsupportedSchemaException("$ref", path.isEmpty() ? "/" : path, "recursive references (" + ref + ") are not supported");
             }

@@ -236,6 +236,11 @@ class JsonAutomatonTest {
         }
         String deep = "{\"type\":\"array\",\"items\":".repeat(JsonGrammar.MAX_NESTING + 1) + "{}" + "}".repeat(JsonGrammar.MAX_NESTING + 1);
         assertThrows(JnextException.class, () -> JsonGrammar.compile(deep));
+        StringBuilder chain = new StringBuilder("{\"$ref\":\"#/$defs/d0\",\"$defs\":{");
+        for (int i = 0; i < 5000; i++) chain.append("\"d").append(i).append("\":{\"$ref\":\"#/$defs/d").append(i + 1).append("\"},");
+        chain.append("\"d5000\":{\"type\":\"null\"}}}");
+        assertEquals("$ref", assertThrows(UnsupportedSchemaException.class, () -> JsonGrammar.compile(chain.toString())).keyword(),
+                "a long chain of references is refused, not a stack overflow");
     }
 
     /**

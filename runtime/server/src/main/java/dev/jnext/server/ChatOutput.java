@@ -52,7 +52,10 @@ final class ChatOutput {
         }
         boolean inThink = prompt.stripTrailing().endsWith("<think>");
         ChatTools tools = request.tools();
-        var settings = new ChatOutputParser.Settings(format, tools.callable(), tools.parallel(), inThink);
+        // a JSON response format: the answer is the document, never parsed for tool calls (a "<tool_call>" inside one of
+        // its strings is text)
+        var settings = new ChatOutputParser.Settings(format, g.responseFormat().constrains() ? java.util.Map.of() : tools.callable(),
+                tools.parallel(), inThink);
         GenerationRequest text = g.withPrompt(new GenerationRequest.Prompt.Text(prompt));
         if (inThink && text.responseFormat().constrains() && engine.tokenizer().idOf(THINK_END).isPresent()) {
             // the template opened a think block: the reasoning is free, the JSON document comes after </think>

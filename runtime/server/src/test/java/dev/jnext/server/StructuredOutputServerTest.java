@@ -130,6 +130,34 @@ class StructuredOutputServerTest {
         assertEquals(List.of(), SchemaCheck.violations(SCHEMA, text), text);
     }
 
+    /** A template that opens a think block: the reasoning stays free, the document is constrained after </think>. */
+    @Test
+    void aThinkBlockOpenedByTheTemplateLeavesTheReasoningFree() throws Exception {
+        java.nio.file.Path dir = java.nio.file.Files.createTempDirectory("jnext-think-tokenizer");
+        for (String f : List.of("tokenizer.json", "tokenizer_config.json")) {
+            java.nio.file.Files.copy(dev.jnext.tokenizer.TestTokenizers.qwen3Dir().resolve(f), dir.resolve(f));
+        }
+        try (var in = StructuredOutputServerTest.class.getResourceAsStream("/dev/jnext/server/tools/xml-thinking-template.jinja")) {
+            java.nio.file.Files.write(dir.resolve("chat_template.jinja"), in.readAllBytes());
+        }
+        try (dev.jnext.engine.Engine engine = dev.jnext.engine.Engine.open(dev.jnext.model.TestCheckpoints.tinyQwen(),
+                dev.jnext.engine.EngineOptions.defaults().withDevice(dev.jnext.backend.DeviceChoice.CPU).withMaxSequences(1)
+                        .withTokenizer(dir))) {
+            String body = "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"max_tokens\":6,"
+                    + "\"temperature\":0,\"response_format\":{\"type\":\"json_object\"}}";
+            OpenAiRequest request = OpenAiRequest.parse(body.getBytes(java.nio.charset.StandardCharsets.UTF_8),
+                    OpenAiRequest.Endpoint.CHAT, engine.generationConfig(), 8);
+            ChatOutput output = ChatOutput.prepare(engine, request);
+            assertEquals("</think>", output.generation().responseFormat().startAfter());
+            var free = engine.generate(output.generation().withResponseFormat(dev.jnext.engine.ResponseFormat.TEXT));
+            assertEquals(free.text(), engine.generate(output.generation()).text(), "before </think> nothing is masked");
+        } finally {
+            try (var files = java.nio.file.Files.walk(dir)) {
+                files.sorted(java.util.Comparator.reverseOrder()).forEach(f -> f.toFile().delete());
+            }
+        }
+    }
+
     @Test
     void schemasOutsideTheSubsetAndImpossibleCombinationsAreRefused() throws Exception {
         var e = assertThrows(BadRequestException.class, () -> client.chat().completions().create(chat(8)
