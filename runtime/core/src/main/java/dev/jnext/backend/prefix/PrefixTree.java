@@ -248,6 +248,21 @@ public final class PrefixTree<K, S> {
         hold(deepest);
         if (partial != null) hold(partial);
         try {
+            // what eviction cannot free: held nodes' snapshots, and the KV of held nodes and of everything above them
+            if (kvUsed() + kvNeed > kvBudget || snapshotsUsed() + snapNeed > snapshotBudget) {
+                Set<Node<K, S>> pinned = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
+                long pinnedSnapshots = 0;
+                for (Node<K, S> n : nodes) {
+                    if (n.holds == 0) continue;
+                    if (n.snapshot != null) pinnedSnapshots++;
+                    for (Node<K, S> up = n; up != root && pinned.add(up); up = up.parent) { }
+                }
+                long pinnedTokens = pinned.stream().mapToLong(n -> n.tokens.length).sum();
+                if (pinnedTokens * kvBytesPerToken + kvNeed > kvBudget
+                        || pinnedSnapshots * snapshotBytes + snapNeed > snapshotBudget) {
+                    return null; // it cannot fit: evict nothing for it
+                }
+            }
             while (kvUsed() + kvNeed > kvBudget) {
                 if (!evictLeaf()) return null;
             }
