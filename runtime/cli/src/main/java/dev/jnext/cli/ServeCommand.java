@@ -66,7 +66,7 @@ public final class ServeCommand implements Callable<Integer> {
                 .withDefaultMaxTokens(defaultMaxTokens).withMaxRequestBytes(maxRequestBytes)
                 .withDrainTimeout(Duration.ofSeconds(drainSeconds));
         serverOptions.checkExposure(); // before the model loads
-        EngineOptions options = engineOptions.toOptions(deviceOptions, EngineOptions.DEFAULT_MAX_SEQUENCES, tokenizerDir);
+        EngineOptions options = engineOptions.toOptions(deviceOptions, EngineOptions.DEFAULT_MAX_SEQUENCES, tokenizerDir, true);
         long t0 = System.nanoTime();
         Engine engine = Engine.open(model, options);
         OpenAiServer server;
