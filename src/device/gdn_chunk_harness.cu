@@ -87,10 +87,10 @@ int main(int argc, char** argv) {
         row("prep no inversion", median_ms(prep(prep_noinv)));
         row("prep no A/P/inversion", median_ms(prep(prep_noap)));
         median_ms(prep(gdr_chunk_prep_d128), 1);  // leave valid chunk blocks behind
-        row("state", median_ms([=] { gdr_chunk_state_d128<<<dim3(1, Hv, D / 32), 160, ss>>>(qkv, ld, cu, slots, T, Hk, Hv, D, cb, state, out); }));
+        row("state", median_ms([=] { gdr_chunk_state_d128<<<dim3(1, Hv, D / 32), 160, ss>>>(qkv, ld, cu, slots, T, 1, Hk, Hv, D, cb, state, out); }));
         row("prep + state", median_ms([=] {
             gdr_chunk_prep_d128<<<dim3(ids, Hk), 128, prepSmem>>>(qkv, ld, beta, g, cu, slots, 1, T, Hk, Hv, scale, cb);
-            gdr_chunk_state_d128<<<dim3(1, Hv, D / 32), 160, ss>>>(qkv, ld, cu, slots, T, Hk, Hv, D, cb, state, out); }));
+            gdr_chunk_state_d128<<<dim3(1, Hv, D / 32), 160, ss>>>(qkv, ld, cu, slots, T, 1, Hk, Hv, D, cb, state, out); }));
     }
     CK(cudaDeviceSynchronize());
     printf("ok\n");

@@ -12,7 +12,7 @@ import dev.jnext.cuda.kernels.KernelLibrary;
 import dev.jnext.cuda.kernels.StepShape;
 import dev.jnext.numeric.Bf16;
 import dev.jnext.cpu.ops.GatedDeltaRule;
-import dev.jnext.cpu.ops.GdnProjections;
+import dev.jnext.model.GdnProjections;
 
 import static dev.jnext.bench.BenchSuite.fmt;
 import static dev.jnext.bench.BenchSuite.pct;

@@ -8,6 +8,7 @@ import dev.jnext.engine.EngineOptions;
 import dev.jnext.backend.LogitsSession;
 import dev.jnext.model.ModelConfig;
 import dev.jnext.model.Npy;
+import dev.jnext.model.weights.Checkpoint;
 import dev.jnext.tokenizer.QwenTokenizer;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
@@ -91,6 +92,7 @@ public final class ScoreCommand implements Callable<Integer> {
                 for (int start = 0; start < ids.length; ) {
                     int end = start < prefill ? Math.min(prefill, start + chunk) : start + 1;
                     float[] logits = session.extendAll(Arrays.copyOfRange(ids, start, end));
+                    checkFinite(logits, start, vocab, model);
                     if (writer != null) writer.write(logits, 0, logits.length);
                     for (int t = start; t < end; t++) {
                         if (t + 1 < ids.length) logProbs[t + 1] = logSoftmaxAt(logits, (t - start) * vocab, vocab, ids[t + 1]);
@@ -138,6 +140,20 @@ public final class ScoreCommand implements Callable<Integer> {
             }
         }
         return ids;
+    }
+
+    /**
+     * Refuses logits with a NaN or an infinity instead of printing them: the message names the first non-finite weight of
+     * the checkpoint, or says that the activations overflowed.
+     */
+    static void checkFinite(float[] logits, int firstPosition, int vocab, Path model) {
+        for (int i = 0; i < logits.length; i++) {
+            if (Float.isFinite(logits[i])) continue;
+            throw new JnextException(model + ": the model produced a " + (Float.isNaN(logits[i]) ? "NaN" : "infinite")
+                    + " logit at position " + (firstPosition + i / vocab) + " (token id " + i % vocab + "); "
+                    + Checkpoint.firstNonFinite(model).map(w -> w + ": the checkpoint is corrupt")
+                            .orElse("every weight is finite: the forward pass overflowed"));
+        }
     }
 
     /** log softmax(logits[offset .. offset+n))[target], in double. */

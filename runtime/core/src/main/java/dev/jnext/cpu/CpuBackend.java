@@ -54,6 +54,7 @@ public final class CpuBackend implements ModelBackend {
     private final long kvTokenBudget;
     private final int maxStepTokens;
     private long reservedTotal;
+    private String nonFiniteWeight; // what checkFinite found in the weights, once
     private int open;
     private boolean closed;
     // prefix caching (null / unused when off)
@@ -272,6 +273,9 @@ public final class CpuBackend implements ModelBackend {
         }
         for (StepInput in : inputs) batch.add(withCaptures(in));
         List<float[]> logits = forward.forward(state, batch, false);
+        for (int i = 0; i < inputs.size(); i++) {
+            if (inputs.get(i).sample()) checkFinite(logits.get(i), vocabLimits[inputs.get(i).slot()]);
+        }
         if (cache != null) {
             for (CpuForward.SequenceInput in : batch) insertSnapshots(in);
         }
@@ -329,6 +333,22 @@ public final class CpuBackend implements ModelBackend {
             StateSnapshot snapshot = in.captured()[i];
             var node = cache.insert(prompts[slot], end, (from, to) -> CachedKv.copy(state, slot, from, to), () -> snapshot);
             if (node != null) hold(slot, node);
+        }
+    }
+
+    /**
+     * Refuses a row with a NaN or an infinity (nothing is sampled or reported from it): the message names the first
+     * non-finite weight of the checkpoint (found once, on the first such row), or says that the activations overflowed.
+     */
+    private void checkFinite(float[] logits, int n) {
+        for (int i = 0; i < n; i++) {
+            if (Float.isFinite(logits[i])) continue;
+            if (nonFiniteWeight == null) {
+                nonFiniteWeight = CpuModel.of(model).checkpoint().firstNonFinite()
+                        .map(w -> w + ": the checkpoint is corrupt").orElse("every weight is finite: the forward pass overflowed");
+            }
+            throw new JnextException("the model produced a " + (Float.isNaN(logits[i]) ? "NaN" : "infinite") + " logit (token id "
+                    + i + "); " + nonFiniteWeight);
         }
     }
 

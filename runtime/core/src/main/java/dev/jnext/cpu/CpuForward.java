@@ -42,13 +42,13 @@ public final class CpuForward {
     }
 
     private final Qwen3NextModel model;
-    private final ModelWeights weights;
+    private final CpuModel weights;
     private final ModelConfig config;
 
     /** A forward pass over {@code model} (one loaded by {@link Qwen3NextModel#load}); it holds no state of its own. */
     public CpuForward(Qwen3NextModel model) {
         this.model = model;
-        this.weights = ModelWeights.of(model);
+        this.weights = CpuModel.of(model);
         this.config = model.config();
     }
 

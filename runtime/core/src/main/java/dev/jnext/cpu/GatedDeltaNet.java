@@ -4,7 +4,7 @@ import dev.jnext.cpu.ops.CausalConv1d;
 import dev.jnext.cpu.ops.GatedDeltaRule;
 import dev.jnext.cpu.ops.GatedRmsNorm;
 import dev.jnext.cpu.ops.GdnGating;
-import dev.jnext.cpu.ops.GdnProjections;
+import dev.jnext.model.GdnProjections;
 import dev.jnext.cpu.ops.Linear;
 import dev.jnext.model.weights.Matrix;
 

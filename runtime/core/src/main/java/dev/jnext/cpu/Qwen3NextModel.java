@@ -44,7 +44,7 @@ public interface Qwen3NextModel extends AutoCloseable {
      *                                  unexpected (the message names the file or tensor)
      */
     static Qwen3NextModel load(Path dir) {
-        return ModelWeights.load(dir);
+        return CpuModel.load(dir);
     }
 
     /** The checkpoint's {@code config.json}, checked. */

@@ -10,7 +10,7 @@ import dev.jnext.cuda.kernels.GpuSparseMoe;
 import dev.jnext.model.LayerType;
 import dev.jnext.model.ModelConfig;
 import dev.jnext.cpu.ops.GatedDeltaRule;
-import dev.jnext.cpu.ops.GdnProjections;
+import dev.jnext.model.GdnProjections;
 
 import java.util.ArrayList;
 import java.util.List;

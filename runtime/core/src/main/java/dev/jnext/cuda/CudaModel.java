@@ -33,10 +33,10 @@ import dev.jnext.cuda.kernels.StepShape;
 import dev.jnext.cuda.kernels.TokenHistory;
 import dev.jnext.model.LayerType;
 import dev.jnext.model.ModelConfig;
-import dev.jnext.cpu.Qwen3NextModel;
+import dev.jnext.model.weights.ModelWeights;
 import dev.jnext.numeric.Bf16;
 import dev.jnext.cpu.ops.GatedDeltaRule;
-import dev.jnext.cpu.ops.GdnProjections;
+import dev.jnext.model.GdnProjections;
 import dev.jnext.cuda.state.AttentionBatch;
 import dev.jnext.cuda.state.GdnStatePools;
 import dev.jnext.cuda.state.KvPages;
@@ -158,7 +158,7 @@ public final class CudaModel implements AutoCloseable {
         int attnLayers = config.countLayers(LayerType.FULL_ATTENTION);
         int gdnLayers = config.countLayers(LayerType.LINEAR_ATTENTION);
 
-        Qwen3NextModel model = Qwen3NextModel.load(dir);
+        ModelWeights model = ModelWeights.load(dir);
         try {
             this.image = ModelImage.of(model);
             this.gpu = Gpu.open(options.gpu());
@@ -290,7 +290,7 @@ public final class CudaModel implements AutoCloseable {
 
     // ------------------------------------------------------------------------------------------------ the plan
 
-    private ForwardPlan buildPlan(Qwen3NextModel model) {
+    private ForwardPlan buildPlan(ModelWeights model) {
         List<Op> ops = new ArrayList<>();
         int h = config.hiddenSize();
         float eps = config.rmsNormEps();

@@ -3,16 +3,9 @@ package dev.jnext.cuda;
 import dev.jnext.cuda.WeightImage.Piece;
 import dev.jnext.cuda.WeightImage.Target;
 import dev.jnext.cuda.kernels.GpuSparseMoe;
-import dev.jnext.cpu.DecoderLayer;
-import dev.jnext.cpu.FeedForward;
-import dev.jnext.cpu.GatedAttention;
-import dev.jnext.cpu.GatedDeltaNet;
 import dev.jnext.model.ModelConfig;
-import dev.jnext.cpu.Qwen3NextModel;
-import dev.jnext.cpu.ModelWeights;
 import dev.jnext.model.weights.Matrix;
-import dev.jnext.cpu.ops.SparseMoe;
-import dev.jnext.cpu.ops.SwiGluMlp;
+import dev.jnext.model.weights.ModelWeights;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -49,51 +42,50 @@ record ModelImage(WeightImage image, long embed, long finalNorm, long lmHead, in
     public record LayerWeights(long inputNorm, long postNorm, MixerWeights mixer, FfnWeights ffn) {}
 
     /** Plans the image of {@code model} (nothing is read from the checkpoint yet). */
-    public static ModelImage of(Qwen3NextModel loaded) {
-        ModelWeights model = ModelWeights.of(loaded);
+    public static ModelImage of(ModelWeights model) {
         ModelConfig c = model.config();
         WeightImage img = new WeightImage();
         int h = c.hiddenSize();
         long embed = img.add("model.embed_tokens.weight", Target.BF16, new Piece.Stored(model.embedTokens().data(),
                 model.embedTokens().dtype()));
         List<LayerWeights> layers = new ArrayList<>();
-        for (DecoderLayer layer : model.layers()) {
+        for (dev.jnext.model.weights.LayerWeights layer : model.layers()) {
             String p = "model.layers." + layer.index() + ".";
-            long in = img.add(p + "input_layernorm.weight", Target.BF16, new Piece.Floats(layer.inputNorm().weight()));
+            long in = img.add(p + "input_layernorm.weight", Target.BF16, new Piece.Floats(layer.inputNorm()));
             long post = img.add(p + "post_attention_layernorm.weight", Target.BF16,
-                    new Piece.Floats(layer.postAttentionNorm().weight()));
+                    new Piece.Floats(layer.postAttentionNorm()));
             MixerWeights mixer = switch (layer.mixer()) {
-                case GatedDeltaNet g -> {
+                case dev.jnext.model.weights.LayerWeights.DeltaNet g -> {
                     String a = p + "linear_attn.";
                     yield new GdnWeights(
                             img.add(a + "in_proj_qkvz.weight", Target.BF16, Piece.of(g.inProjQkvz())),
                             img.add(a + "in_proj_ba.weight", Target.BF16, Piece.of(g.inProjBa())),
-                            img.add(a + "conv1d.weight", Target.BF16, new Piece.Floats(g.conv().weight())),
-                            img.add(a + "A_log", Target.F32, new Piece.Floats(g.gating().aLog())),
-                            img.add(a + "dt_bias", Target.F32, new Piece.Floats(g.gating().dtBias())),
-                            img.add(a + "norm.weight", Target.BF16, new Piece.Floats(g.norm().weight())),
+                            img.add(a + "conv1d.weight", Target.BF16, new Piece.Floats(g.conv1d())),
+                            img.add(a + "A_log", Target.F32, new Piece.Floats(g.aLog())),
+                            img.add(a + "dt_bias", Target.F32, new Piece.Floats(g.dtBias())),
+                            img.add(a + "norm.weight", Target.BF16, new Piece.Floats(g.norm())),
                             img.add(a + "out_proj.weight", Target.BF16, Piece.of(g.outProj())));
                 }
-                case GatedAttention at -> {
+                case dev.jnext.model.weights.LayerWeights.Attention at -> {
                     String a = p + "self_attn.";
                     yield new AttentionWeights(
                             img.add(a + "q_proj.weight", Target.BF16, Piece.of(at.qProj())),
                             img.add(a + "k_proj|v_proj", Target.BF16, Piece.of(at.kProj()), Piece.of(at.vProj())),
                             img.add(a + "o_proj.weight", Target.BF16, Piece.of(at.oProj())),
-                            img.add(a + "q_norm.weight", Target.BF16, new Piece.Floats(at.qNorm().weight())),
-                            img.add(a + "k_norm.weight", Target.BF16, new Piece.Floats(at.kNorm().weight())));
+                            img.add(a + "q_norm.weight", Target.BF16, new Piece.Floats(at.qNorm())),
+                            img.add(a + "k_norm.weight", Target.BF16, new Piece.Floats(at.kNorm())));
                 }
             };
             FfnWeights ffn = switch (layer.feedForward()) {
-                case FeedForward.Moe m -> moe(img, p + "mlp.", m.moe(), h);
-                case FeedForward.Dense d -> new DenseWeights(
-                        img.add(p + "mlp.gate_proj|up_proj", Target.BF16, Piece.of(d.mlp().gate()), Piece.of(d.mlp().up())),
-                        img.add(p + "mlp.down_proj.weight", Target.BF16, Piece.of(d.mlp().down())),
-                        d.mlp().intermediate());
+                case dev.jnext.model.weights.LayerWeights.Moe m -> moe(img, p + "mlp.", m, h);
+                case dev.jnext.model.weights.LayerWeights.Mlp d -> new DenseWeights(
+                        img.add(p + "mlp.gate_proj|up_proj", Target.BF16, Piece.of(d.gate()), Piece.of(d.up())),
+                        img.add(p + "mlp.down_proj.weight", Target.BF16, Piece.of(d.down())),
+                        d.intermediate());
             };
             layers.add(new LayerWeights(in, post, mixer, ffn));
         }
-        long finalNorm = img.add("model.norm.weight", Target.BF16, new Piece.Floats(model.finalNorm().weight()));
+        long finalNorm = img.add("model.norm.weight", Target.BF16, new Piece.Floats(model.finalNorm()));
         int vocab = c.vocabSize();
         int stride = (vocab + 7) / 8 * 8;
         Matrix lm = model.lmHead();
@@ -106,7 +98,7 @@ record ModelImage(WeightImage image, long embed, long finalNorm, long lmHead, in
         return new ModelImage(img, embed, finalNorm, lmHead, stride, List.copyOf(layers));
     }
 
-    private static MoeWeights moe(WeightImage img, String p, SparseMoe moe, int h) {
+    private static MoeWeights moe(WeightImage img, String p, dev.jnext.model.weights.LayerWeights.Moe moe, int h) {
         int e = moe.experts().size();
         boolean shared = moe.sharedExpert() != null && moe.sharedExpert().intermediate() > 0;
         int rows = GpuSparseMoe.routerRows(e, shared);
@@ -117,7 +109,7 @@ record ModelImage(WeightImage image, long embed, long finalNorm, long lmHead, in
         long routerOff = img.add(p + "gate.weight|shared_expert_gate.weight", Target.BF16, router);
         List<Piece> gateUp = new ArrayList<>(2 * e);
         List<Piece> down = new ArrayList<>(e);
-        for (SwiGluMlp x : moe.experts()) {
+        for (dev.jnext.model.weights.LayerWeights.Mlp x : moe.experts()) {
             gateUp.add(Piece.of(x.gate()));
             gateUp.add(Piece.of(x.up()));
             down.add(Piece.of(x.down()));

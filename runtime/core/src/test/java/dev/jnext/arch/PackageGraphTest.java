@@ -63,6 +63,20 @@ class PackageGraphTest {
     }
 
     @Test
+    void theCudaBackendReadsPlainWeightsNotTheCpuBlocks() {
+        // the weights come from dev.jnext.model.weights; what remains of cpu is cpu.ops (the delta rule's shape record
+        // and the CPU references the kernel launchers still carry: the next step moves them to the tests)
+        noClasses().that().resideInAPackage("dev.jnext.cuda..").should().dependOnClassesThat().resideInAPackage("dev.jnext.cpu")
+                .because("the CUDA backend builds its image from the plain weight records of dev.jnext.model.weights")
+                .check(classes);
+    }
+
+    @Test
+    void theWeightsAreData() {
+        rule("dev.jnext.model.weights..", "dev.jnext.cpu..").check(classes);
+    }
+
+    @Test
     void theGpuFacadeKnowsOnlyTheBindings() {
         rule("dev.jnext.gpu..", "dev.jnext.engine..", "dev.jnext.backend..", "dev.jnext.cpu..", "dev.jnext.cuda..",
                 "dev.jnext.model..", "dev.jnext.tokenizer..").check(classes);

@@ -8,14 +8,12 @@ import dev.jnext.cuda.kernels.StepShape;
 import dev.jnext.model.DType;
 import dev.jnext.model.ModelConfig;
 import dev.jnext.cpu.Qwen3NextModel;
-import dev.jnext.cpu.ModelWeights;
+import dev.jnext.model.weights.ModelWeights;
+import dev.jnext.model.weights.LayerWeights;
 import dev.jnext.model.SyntheticCheckpoint;
 import dev.jnext.model.TinyModels;
 import dev.jnext.numeric.Bf16;
 import dev.jnext.model.weights.Matrix;
-import dev.jnext.cpu.ops.SparseMoe;
-import dev.jnext.cpu.FeedForward;
-import dev.jnext.cpu.GatedAttention;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -81,7 +79,7 @@ class CudaPlanningTest {
                 ModelConfig c = m.config();
                 int h = c.hiddenSize();
                 // layer 0: MoE; router rows E, then the shared gate, then zeros up to a multiple of 8
-                SparseMoe moe = ((FeedForward.Moe) m.layers().getFirst().feedForward()).moe();
+                LayerWeights.Moe moe = (LayerWeights.Moe) m.layers().getFirst().feedForward();
                 ModelImage.MoeWeights w = (ModelImage.MoeWeights) mi.layers().getFirst().ffn();
                 int e = c.numExperts(), rows = GpuSparseMoe.routerRows(e, true);
                 assertEquals(8, rows);
@@ -94,7 +92,7 @@ class CudaPlanningTest {
                 assertRow(img, w.gateUp(), 2 * 2 * inter + inter + 5, moe.experts().get(2).up(), 5, h);
                 assertRow(img, w.down(), 2 * h + 7, moe.experts().get(2).down(), 7, inter);
                 // layer 3: attention, k|v fused
-                GatedAttention at = (GatedAttention) m.layers().get(3).mixer();
+                LayerWeights.Attention at = (LayerWeights.Attention) m.layers().get(3).mixer();
                 ModelImage.AttentionWeights aw = (ModelImage.AttentionWeights) mi.layers().get(3).mixer();
                 int kvRows = c.numKeyValueHeads() * c.headDim();
                 assertRow(img, aw.kv(), 1, at.kProj(), 1, h);
@@ -118,7 +116,7 @@ class CudaPlanningTest {
     @Test
     void tiedEmbeddingsShareTheImageOnlyWhenNoPaddingIsNeeded() {
         Path fixture = Path.of("src/test/resources/qwen3next-fixtures/micro-bf16-tied/checkpoint");
-        try (Qwen3NextModel m = Qwen3NextModel.load(fixture)) {
+        try (ModelWeights m = ModelWeights.load(fixture)) {
             ModelImage mi = ModelImage.of(m);
             assertEquals(256, m.config().vocabSize());
             assertEquals(mi.embed(), mi.lmHead(), "vocab 256 is a multiple of 8: lm_head reads the embedding");
@@ -212,7 +210,7 @@ class CudaPlanningTest {
                 4f, SyntheticCheckpoint.ConfigStyle.V5), b -> {});
         assertEquals(ModelConfig.load(v5), ModelConfig.load(v4));
         try (ModelWeights m = ModelWeights.load(v4)) {
-            float[] w = m.finalNorm().weight();
+            float[] w = m.finalNorm();
             double mean = 0;
             for (float x : w) mean += x;
             assertEquals(3.0, mean / w.length, 0.05, "--logit-scale 4 centres the final norm's stored weight on 3");

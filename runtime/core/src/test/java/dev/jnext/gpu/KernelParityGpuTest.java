@@ -1,5 +1,9 @@
 package dev.jnext.gpu;
 
+import dev.jnext.cuda.kernels.RmsNormKernelReference;
+import dev.jnext.cuda.kernels.GatedRmsNormKernelReference;
+import dev.jnext.cuda.kernels.SiluMulKernelReference;
+
 import dev.jnext.cuda.kernels.GatedRmsNormKernel;
 import dev.jnext.cuda.kernels.RmsNormKernel;
 import dev.jnext.cuda.kernels.SiluMulKernel;
@@ -37,12 +41,12 @@ class KernelParityGpuTest {
         try (DeviceBuffer dx = upload(x, "x"); DeviceBuffer dw = upload(w, "w"); DeviceBuffer dres = upload(res, "residual");
              DeviceBuffer dy = poisoned(rows * h, "y")) {
             k.launch(s, dx.address(), dw.address(), dy.address(), rows, h, EPS);
-            assertBf16Close(RmsNormKernel.reference(x, w, rows, h, EPS), download(dy, rows * h), 1, "rmsnorm");
+            assertBf16Close(RmsNormKernelReference.reference(x, w, rows, h, EPS), download(dy, rows * h), 1, "rmsnorm");
 
             dy.fill16((short) 0xffff, s);
             k.launchAdd(s, dx.address(), dres.address(), dw.address(), dy.address(), rows, h, EPS);
             short[] resRef = res.clone();
-            short[] yRef = RmsNormKernel.referenceAdd(x, resRef, w, rows, h, EPS);
+            short[] yRef = RmsNormKernelReference.referenceAdd(x, resRef, w, rows, h, EPS);
             assertArrayEquals(resRef, download(dres, rows * h), "residual add is one exact bf16 rounding");
             assertBf16Close(yRef, download(dy, rows * h), 1, "add_rmsnorm");
         }
@@ -72,7 +76,7 @@ class KernelParityGpuTest {
         assertArrayEquals(outs[0], outs[1], "1 vs 2 rows per block: bitwise");
         assertArrayEquals(outs[0], outs[2], "1 vs 4 rows per block: bitwise");
         // three bf16 roundings on the path (n, w·n, out): a 1-ulp difference in n can grow to 3 ulp at the output
-        assertBf16Close(GatedRmsNormKernel.reference(x, z, w, rows, d, EPS), outs[0], 3, "gated rmsnorm");
+        assertBf16Close(GatedRmsNormKernelReference.reference(x, z, w, rows, d, EPS), outs[0], 3, "gated rmsnorm");
     }
 
     @ParameterizedTest(name = "rows={0}")
@@ -84,7 +88,7 @@ class KernelParityGpuTest {
         SiluMulKernel k = new SiluMulKernel(GpuTestSupport.kernels());
         try (DeviceBuffer dgu = upload(gu, "gate_up"); DeviceBuffer dout = poisoned(rows * inter, "out")) {
             k.launch(GpuTestSupport.stream(), dgu.address(), dout.address(), rows, inter);
-            assertBf16Close(SiluMulKernel.reference(gu, rows, inter), download(dout, rows * inter), 1, "silu_mul");
+            assertBf16Close(SiluMulKernelReference.reference(gu, rows, inter), download(dout, rows * inter), 1, "silu_mul");
         }
     }
 }

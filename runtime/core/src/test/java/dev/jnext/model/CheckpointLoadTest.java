@@ -2,7 +2,7 @@ package dev.jnext.model;
 
 import dev.jnext.cpu.Qwen3NextModel;
 
-import dev.jnext.cpu.ModelWeights;
+import dev.jnext.model.weights.ModelWeights;
 import dev.jnext.model.weights.Checkpoint;
 import dev.jnext.model.weights.Tensor;
 import dev.jnext.JnextException;

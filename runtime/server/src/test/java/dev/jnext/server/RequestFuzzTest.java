@@ -65,7 +65,7 @@ class RequestFuzzTest {
     static List<byte[]> bases() throws IOException {
         List<byte[]> out = new ArrayList<>();
         for (String name : List.of("chat-minimal.json", "chat-parts.json", "chat-assistant-tool-calls.json",
-                "chat-template-kwargs.json", "completion-token-ids.json")) {
+                "chat-template-kwargs.json", "completion-token-ids.json", "chat-tool-choice-named.json")) {
             out.add(load(name));
         }
         return out;
@@ -203,7 +203,8 @@ class RequestFuzzTest {
     static final String[] FIELDS = {"model", "messages", "prompt", "max_tokens", "max_completion_tokens", "temperature",
             "top_p", "top_k", "min_p", "repetition_penalty", "presence_penalty", "frequency_penalty", "seed", "stop",
             "stop_token_ids", "n", "stream", "stream_options", "logprobs", "top_logprobs", "echo", "suffix", "best_of",
-            "ignore_eos", "response_format", "tools", "chat_template_kwargs", "role", "content", "type", "text"};
+            "ignore_eos", "response_format", "tools", "chat_template_kwargs", "role", "content", "type", "text",
+            "tool_choice", "parallel_tool_calls", "tool_calls", "function", "arguments", "name", "parameters"};
 
     private static JsonNode randomValue(SplittableRandom r, int depth) {
         JsonNodeFactory f = JsonNodeFactory.instance;

@@ -1,7 +1,7 @@
 /**
  * The operations of Qwen3-Next as semantic units, each a record that carries its geometry (and, where it has
  * them, its weights) plus a plain-Java CPU reference implementation with explicit fp32 inputs and outputs:
- * {@link dev.jnext.cpu.ops.Linear}, {@link dev.jnext.cpu.ops.RmsNorm}, {@link dev.jnext.cpu.ops.GdnProjections},
+ * {@link dev.jnext.cpu.ops.Linear}, {@link dev.jnext.cpu.ops.RmsNorm}, {@link dev.jnext.model.GdnProjections},
  * {@link dev.jnext.cpu.ops.CausalConv1d}, {@link dev.jnext.cpu.ops.GdnGating}, {@link dev.jnext.cpu.ops.GatedDeltaRule}
  * (recurrent and chunked), {@link dev.jnext.cpu.ops.GatedRmsNorm}, {@link dev.jnext.cpu.ops.RotaryEmbedding},
  * {@link dev.jnext.cpu.ops.AttentionCore}, {@link dev.jnext.cpu.ops.SparseMoe}, {@link dev.jnext.cpu.ops.SwiGluMlp}.

@@ -36,13 +36,4 @@ public final class EmbeddingKernel {
             }
         }
     }
-
-    /** CPU reference. */
-    public static short[] reference(short[] table, int[] ids, int hidden, int vocab) {
-        short[] out = new short[ids.length * hidden];
-        for (int t = 0; t < ids.length; t++) {
-            if (ids[t] >= 0 && ids[t] < vocab) System.arraycopy(table, ids[t] * hidden, out, t * hidden, hidden);
-        }
-        return out;
-    }
 }

@@ -3,7 +3,7 @@ package dev.jnext.cuda.kernels;
 import dev.jnext.gpu.Dim3;
 import dev.jnext.gpu.Kernel;
 import dev.jnext.gpu.Stream;
-import dev.jnext.cpu.ops.GdnProjections;
+import dev.jnext.model.GdnProjections;
 
 /**
  * The Gated DeltaNet's split of its two projection outputs (kernels-ptx/gdn_gating.cu), semantics of

@@ -37,13 +37,4 @@ public final class MoeCombineKernel {
                 .i32(hidden);
         kernel.launch(s, Dim3.of((int) ((threads + THREADS - 1) / THREADS)), Dim3.of(THREADS), 0);
     }
-
-    /** CPU reference of one output element from its k contributions (bf16 values as floats) and the shared term. */
-    public static short reference(float[] contribs, boolean hasShared, float gateLogit, float shared) {
-        float acc = 0;
-        for (float c : contribs) acc += c;
-        if (!hasShared) return Bf16.fromFloat(acc);
-        float sg = Bf16.round((float) (1.0 / (1.0 + Math.exp(-gateLogit))));
-        return Bf16.fromFloat(Bf16.round(acc) + Bf16.round(sg * shared));
-    }
 }

@@ -203,21 +203,6 @@ public final class SamplingKernel implements AutoCloseable {
         for (int i = 0; i < vocab; i++) l[i] = dev.jnext.numeric.Bf16.round(l[i]);  // unpenalized bf16 logits stay as they are
         return l;
     }
-
-    /** Greedy reference: the first id of the largest logit; −1 when any logit is NaN ({@link SamplingRules#argmax}). */
-    public static int referenceArgmax(float[] logits, int vocab) {
-        return SamplingRules.argmax(logits, vocab);
-    }
-
-    /**
-     * The distribution a stochastic row samples from: {@link SamplingRules#distribution} (candidates ordered by logit
-     * descending, ties by lower id; top-k; masses relative to the largest logit; top-p; min-p; the kept masses
-     * renormalised, 0 elsewhere).
-     */
-    public static double[] referenceDistribution(float[] logits, int vocab, RowParams p) {
-        return SamplingRules.distribution(logits, vocab, p.temperature(), p.topK(), p.topP(), p.minP());
-    }
-
     /** Philox4x32-10 (Random123): 10 rounds on a 128-bit counter with a 64-bit key. */
     public static int[] philox(int[] counter, int[] key) {
         int c0 = counter[0], c1 = counter[1], c2 = counter[2], c3 = counter[3], k0 = key[0], k1 = key[1];

@@ -24,17 +24,4 @@ public final class SiluMulKernel {
         kernel.args().ptr(gateUp).ptr(out).i32(rows).i32(inter);
         kernel.launch(s, Dim3.of((int) ((threads + THREADS - 1) / THREADS)), Dim3.of(THREADS), 0);
     }
-
-    public static short[] reference(short[] gateUp, int rows, int inter) {
-        short[] out = new short[rows * inter];
-        for (int r = 0; r < rows; r++) {
-            for (int i = 0; i < inter; i++) {
-                float g = Bf16.toFloat(gateUp[r * 2 * inter + i]);
-                float u = Bf16.toFloat(gateUp[r * 2 * inter + inter + i]);
-                float silu = Bf16.round((float) (g / (1.0 + Math.exp(-g))));
-                out[r * inter + i] = Bf16.fromFloat(silu * u);
-            }
-        }
-        return out;
-    }
 }

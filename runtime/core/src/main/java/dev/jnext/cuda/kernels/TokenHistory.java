@@ -7,7 +7,6 @@ import dev.jnext.gpu.Stream;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.util.BitSet;
 
 /**
@@ -117,16 +116,6 @@ public final class TokenHistory implements AutoCloseable {
     static void checkSlot(int slot, int slots) {
         if (slot < 0 || slot >= slots) throw new IllegalArgumentException("token history: slot " + slot + " outside [0, " + slots + ")");
     }
-
-    /** CPU reference of {@link #observe}: {@code seen[slot]} gains every valid id of the rows with a valid slot. */
-    public static void referenceObserve(int[] ids, int[] rowSlot, int rows, BitSet[] seen, int vocab) {
-        for (int r = 0; r < rows; r++) {
-            int slot = rowSlot[r], id = ids[r];
-            if (slot < 0 || slot >= seen.length || id < 0 || id >= vocab) continue;
-            seen[slot].set(id);
-        }
-    }
-
     @Override
     public void close() {
         pools.close();

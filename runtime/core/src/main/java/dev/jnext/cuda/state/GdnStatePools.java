@@ -1,6 +1,5 @@
 package dev.jnext.cuda.state;
 
-import dev.jnext.cpu.SsmSlots;
 
 import dev.jnext.gpu.DeviceBuffer;
 import dev.jnext.gpu.Gpu;
@@ -9,7 +8,7 @@ import dev.jnext.gpu.Stream;
 /**
  * The Gated DeltaNet state of every linear-attention layer on the GPU for a fixed number of sequence slots, in two
  * allocations: conv state {@code [layer][slot][convDim][K−1]} bf16 (column 0 the oldest raw input) and recurrent state
- * {@code [layer][slot][Hv][dk][dv]} fp32 (S_h[i][j], i over key dims — the orientation of {@link SsmSlots} and of the
+ * {@code [layer][slot][Hv][dk][dv]} fp32 (S_h[i][j], i over key dims — the orientation of {@code dev.jnext.cpu.SsmSlots} and of the
  * kernels). Layer {@code l}'s pools are what the conv and delta-rule kernels take as {@code state}/{@code statePool}, and
  * a batch entry names its slot in the step's device metadata (−1: padding, never written). A slot is reset — zeroed in
  * every layer — when a new sequence takes it.

@@ -5,6 +5,9 @@ import dev.jnext.JnextException;
 import dev.jnext.json.JsonFiles;
 
 import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Collections;
@@ -12,6 +15,7 @@ import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Set;
 
 /**
@@ -125,6 +129,50 @@ public final class Checkpoint implements AutoCloseable {
                     + java.util.Arrays.toString(shape));
         }
         return t;
+    }
+
+    /**
+     * The first tensor (in file order) holding a NaN or an infinity, described with its name and the element, or empty
+     * when every weight is finite. Reads every byte of the checkpoint: meant for diagnosing a model whose logits came
+     * out non-finite, not for every load.
+     */
+    public Optional<String> firstNonFinite() {
+        for (Tensor t : tensors.values()) {
+            long i = nonFiniteElement(t);
+            if (i >= 0) {
+                float v = t.getFloat(i);
+                return Optional.of("tensor '" + t.name() + "' " + t.shapeString() + " holds " + (Float.isNaN(v) ? "NaN" : v > 0 ? "+Inf" : "-Inf")
+                        + " at element " + i);
+            }
+        }
+        return Optional.empty();
+    }
+
+    /** {@link #firstNonFinite()} of the checkpoint in {@code dir}, opened for the purpose. */
+    public static Optional<String> firstNonFinite(Path dir) {
+        try (Checkpoint c = open(dir)) {
+            return c.firstNonFinite();
+        }
+    }
+
+    private static final ValueLayout.OfInt I32_LE = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
+    /** The index of the tensor's first NaN or infinite element (all exponent bits set), or -1. */
+    static long nonFiniteElement(Tensor t) {
+        long n = t.elementCount();
+        MemorySegment d = t.data();
+        switch (t.dtype()) {
+            case F32 -> {
+                for (long i = 0; i < n; i++) if ((d.get(I32_LE, 4 * i) & 0x7f800000) == 0x7f800000) return i;
+            }
+            case BF16 -> {
+                for (long i = 0; i < n; i++) if ((d.get(Tensor.I16_LE, 2 * i) & 0x7f80) == 0x7f80) return i;
+            }
+            case F16 -> {
+                for (long i = 0; i < n; i++) if ((d.get(Tensor.I16_LE, 2 * i) & 0x7c00) == 0x7c00) return i;
+            }
+        }
+        return -1;
     }
 
     /** Unmaps every file. Tensors of this checkpoint must not be used afterwards. */

@@ -150,14 +150,14 @@ class AttentionGpuTest {
                                 for (int d = 0; d < hd; d++) assertEquals(0, gotQ[at + d], "padded q row " + t);
                                 continue;
                             }
-                            short[] e = AttentionPrepKernel.referenceRow(qg, t * 2 * w + h * 2 * hd, qw, EPS, inv, g.rotaryDim(), pos);
+                            short[] e = AttentionPrepKernelReference.referenceRow(qg, t * 2 * w + h * 2 * hd, qw, EPS, inv, g.rotaryDim(), pos);
                             mismatches += compareRope(e, gotQ, at, g.rotaryDim(), "q token " + t + " head " + h);
                             compared += hd;
                             assertCloseToFp32Ops(qg, t * 2 * w + h * 2 * hd, qw, g, theta, pos, gotQ, at, "q token " + t + " head " + h);
                         }
                         if (sp.past() < 0) continue;
                         for (int h = 0; h < g.kvHeads(); h++) {
-                            short[] e = AttentionPrepKernel.referenceRow(kv, t * 2 * kvw + h * hd, kw, EPS, inv, g.rotaryDim(), pos);
+                            short[] e = AttentionPrepKernelReference.referenceRow(kv, t * 2 * kvw + h * hd, kw, EPS, inv, g.rotaryDim(), pos);
                             int at = f.index(i, pos, h, 0);
                             mismatches += compareRope(e, gotPool, at, g.rotaryDim(), "k token " + t + " head " + h);
                             compared += hd;
@@ -270,12 +270,12 @@ class AttentionGpuTest {
                         for (int j = 0; j < news[i]; j++, row++) {
                             int pos = past[i] + j;
                             for (int h = 0; h < g.heads(); h++) {
-                                short[] e = AttentionPrepKernel.referenceRow(qg, row * 2 * w + h * 2 * hd, qw, EPS, inv, g.rotaryDim(), pos);
+                                short[] e = AttentionPrepKernelReference.referenceRow(qg, row * 2 * w + h * 2 * hd, qw, EPS, inv, g.rotaryDim(), pos);
                                 mismatches += compareRope(e, gotQ, (row * g.heads() + h) * hd, g.rotaryDim(), "step " + step + " q row " + row);
                                 compared += hd;
                             }
                             for (int h = 0; h < g.kvHeads(); h++) {
-                                short[] e = AttentionPrepKernel.referenceRow(kv, row * 2 * kvw + h * hd, kw, EPS, inv, g.rotaryDim(), pos);
+                                short[] e = AttentionPrepKernelReference.referenceRow(kv, row * 2 * kvw + h * hd, kw, EPS, inv, g.rotaryDim(), pos);
                                 mismatches += compareRope(e, gotPool, f.index(i, pos, h, 0), g.rotaryDim(), "step " + step + " k row " + row);
                                 compared += hd;
                                 int vat = f.index(i, pos, h, 1);

@@ -88,7 +88,7 @@ class AttentionLaunchRulesTest {
         }
         RotaryEmbedding rope = new RotaryEmbedding(hd, rd, 1e7);
         for (int pos : new int[] {0, 1, 4095, 31999}) {
-            short[] got = AttentionPrepKernel.referenceRow(x, 0, w, 1e-6f, rope.invFreq(), rd, pos);
+            short[] got = AttentionPrepKernelReference.referenceRow(x, 0, w, 1e-6f, rope.invFreq(), rd, pos);
             float[] wf = new float[hd], xf = new float[hd], y = new float[hd];
             for (int i = 0; i < hd; i++) {
                 wf[i] = Bf16.toFloat(w[i]);

@@ -59,7 +59,7 @@ class CausalConv1dGpuTest {
         short[] refOut = new short[tokens * channels];
         float[] preSilu = new float[tokens * channels];
         for (int b = 0; b < batch; b++) {
-            if (slots[b] >= 0) CausalConv1dKernel.reference(x, cu[b], lengths[b], w, refPool, slots[b] * channels * k1, channels, width, refOut, preSilu);
+            if (slots[b] >= 0) CausalConv1dKernelReference.reference(x, cu[b], lengths[b], w, refPool, slots[b] * channels * k1, channels, width, refOut, preSilu);
         }
         float[] opOut = runOp(x, cu, slots, w, pool, channels, width);
 
@@ -109,7 +109,7 @@ class CausalConv1dGpuTest {
                 short[] opPool = refPool.clone();
                 float[] opOut = runOpOn(x, cu, slots, w, opPool, channels, width);
                 for (int b = 0; b < batch; b++) {
-                    if (slots[b] >= 0) CausalConv1dKernel.reference(x, b, 1, w, refPool, slots[b] * channels * k1, channels, width, refOut, preSilu);
+                    if (slots[b] >= 0) CausalConv1dKernelReference.reference(x, b, 1, w, refPool, slots[b] * channels * k1, channels, width, refOut, preSilu);
                 }
                 try (DeviceBuffer dx = upload(x, "x"); DeviceBuffer dOut = poisoned(batch * channels, "out")) {
                     kernel.launchUpdate(s, StepShape.decode(batch), dx.address(), dw.address(), dPool.address(), dSlots.address(),

@@ -137,7 +137,7 @@ class ChunkedDeltaRuleGpuTest {
             short[] out = d.out();
             float[] pool = d.pool();
             float[] refPool = b.pool.clone();
-            float[] ref = ChunkedDeltaRuleKernel.reference(rule, b.qkv, b.beta, b.g, b.cu, SLOTS, refPool);
+            float[] ref = ChunkedDeltaRuleKernelReference.reference(rule, b.qkv, b.beta, b.g, b.cu, SLOTS, refPool);
             int hv = rule.valueHeads(), dv = rule.valueDim();
             for (int seq = 0; seq < LENGTHS.length; seq++) {
                 for (int h = 0; h < hv; h++) {

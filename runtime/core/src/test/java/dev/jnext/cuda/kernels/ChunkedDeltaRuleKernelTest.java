@@ -82,7 +82,7 @@ class ChunkedDeltaRuleKernelTest {
         float[] pool = new float[2 * rule.stateSize()];
         for (int i = 0; i < pool.length; i++) pool[i] = rnd.nextFloat() - 0.5f;
         float[] expectPool = pool.clone();
-        float[] out = ChunkedDeltaRuleKernel.reference(rule, qkv, beta, g, cu, slots, pool);
+        float[] out = ChunkedDeltaRuleKernelReference.reference(rule, qkv, beta, g, cu, slots, pool);
 
         float[] wide = new float[qkv.length];
         for (int i = 0; i < wide.length; i++) wide[i] = Bf16.toFloat(qkv[i]);

@@ -7,7 +7,7 @@ import dev.jnext.cuda.kernels.GatedDeltaRuleDecodeKernel.Gates;
 import dev.jnext.numeric.Bf16;
 import dev.jnext.cpu.ops.GatedDeltaRule;
 import dev.jnext.cpu.ops.GdnGating;
-import dev.jnext.cpu.ops.GdnProjections;
+import dev.jnext.model.GdnProjections;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;

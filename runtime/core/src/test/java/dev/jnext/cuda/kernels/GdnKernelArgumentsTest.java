@@ -4,7 +4,7 @@ import dev.jnext.gpu.Dim3;
 import dev.jnext.numeric.Bf16;
 import dev.jnext.cpu.ops.CausalConv1d;
 import dev.jnext.cpu.ops.GatedDeltaRule;
-import dev.jnext.cpu.ops.GdnProjections;
+import dev.jnext.model.GdnProjections;
 import org.junit.jupiter.api.Test;
 
 import java.util.Random;
@@ -76,7 +76,7 @@ class GdnKernelArgumentsTest {
             short[] ref = state.clone();
             short[] out = new short[len * channels];
             float[] sums = new float[len * channels];
-            CausalConv1dKernel.reference(x, 0, len, w, ref, 0, channels, width, out, sums);
+            CausalConv1dKernelReference.reference(x, 0, len, w, ref, 0, channels, width, out, sums);
             CausalConv1d op = new CausalConv1d(channels, width, DeviceArrays.toFloats(w));
             float[] opState = DeviceArrays.toFloats(state), opOut = new float[len * channels];
             op.forward(DeviceArrays.toFloats(x), 0, len, opState, 0, opOut);

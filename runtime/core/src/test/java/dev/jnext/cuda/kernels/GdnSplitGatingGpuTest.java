@@ -5,7 +5,7 @@ import dev.jnext.gpu.GpuTestSupport;
 import dev.jnext.numeric.Bf16;
 import dev.jnext.cpu.ops.GatedDeltaRule;
 import dev.jnext.cpu.ops.GdnGating;
-import dev.jnext.cpu.ops.GdnProjections;
+import dev.jnext.model.GdnProjections;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -110,7 +110,7 @@ class GdnSplitGatingGpuTest {
         float[] pool = new float[3 * rule.stateSize()];
         for (int i = 0; i < pool.length; i++) pool[i] = (float) (rnd.nextGaussian() * 0.3);
         float[] refPool = pool.clone();
-        float[] ref = ChunkedDeltaRuleKernel.reference(rule, mixedBf16, beta, g, cu, slots, refPool);
+        float[] ref = ChunkedDeltaRuleKernelReference.reference(rule, mixedBf16, beta, g, cu, slots, refPool);
 
         GdnSplitGatingKernel split = new GdnSplitGatingKernel(GpuTestSupport.kernels());
         StepShape shape = StepShape.prefill(tokens, entries);

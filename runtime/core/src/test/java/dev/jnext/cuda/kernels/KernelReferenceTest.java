@@ -33,7 +33,7 @@ class KernelReferenceTest {
     void rmsNormMatchesFormula() {
         int rows = 3, h = 64;
         short[] x = randomBf16(rows * h, 2), w = randomBf16(h, 0.1);
-        short[] y = RmsNormKernel.reference(x, w, rows, h, 1e-6f);
+        short[] y = RmsNormKernelReference.reference(x, w, rows, h, 1e-6f);
         for (int r = 0; r < rows; r++) {
             double ss = 0;
             for (int c = 0; c < h; c++) ss += Math.pow(Bf16.toFloat(x[r * h + c]), 2);
@@ -50,18 +50,18 @@ class KernelReferenceTest {
         int rows = 2, h = 32;
         short[] d = randomBf16(rows * h, 1), res = randomBf16(rows * h, 1), w = randomBf16(h, 0.1);
         short[] res0 = res.clone();
-        short[] y = RmsNormKernel.referenceAdd(d, res, w, rows, h, 1e-6f);
+        short[] y = RmsNormKernelReference.referenceAdd(d, res, w, rows, h, 1e-6f);
         for (int i = 0; i < rows * h; i++) {
             assertEquals(Bf16.fromFloat(Bf16.toFloat(res0[i]) + Bf16.toFloat(d[i])), res[i]);
         }
-        assertEquals(java.util.Arrays.toString(RmsNormKernel.reference(res, w, rows, h, 1e-6f)), java.util.Arrays.toString(y));
+        assertEquals(java.util.Arrays.toString(RmsNormKernelReference.reference(res, w, rows, h, 1e-6f)), java.util.Arrays.toString(y));
     }
 
     @Test
     void gatedNormIsPlainWeightTimesNormTimesSiluGate() {
         int rows = 4, d = 16;
         short[] x = randomBf16(rows * d, 3), z = randomBf16(rows * d, 2), w = randomBf16(d, 1);
-        short[] out = GatedRmsNormKernel.reference(x, z, w, rows, d, 1e-6f);
+        short[] out = GatedRmsNormKernelReference.reference(x, z, w, rows, d, 1e-6f);
         for (int r = 0; r < rows; r++) {
             double ss = 0;
             for (int c = 0; c < d; c++) ss += Math.pow(Bf16.toFloat(x[r * d + c]), 2);
@@ -80,7 +80,7 @@ class KernelReferenceTest {
     void siluMulUsesGateHalfThenUpHalf() {
         int rows = 2, inter = 8;
         short[] gu = randomBf16(rows * 2 * inter, 2);
-        short[] out = SiluMulKernel.reference(gu, rows, inter);
+        short[] out = SiluMulKernelReference.reference(gu, rows, inter);
         for (int r = 0; r < rows; r++) {
             for (int i = 0; i < inter; i++) {
                 double g = Bf16.toFloat(gu[r * 2 * inter + i]), u = Bf16.toFloat(gu[r * 2 * inter + inter + i]);

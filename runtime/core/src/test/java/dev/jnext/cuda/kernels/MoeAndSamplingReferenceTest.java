@@ -51,7 +51,7 @@ class MoeAndSamplingReferenceTest {
         Random rnd = new Random(11);
         int rows = 40, experts = 64, topK = 10, stride = 72;
         short[] logits = tiedLogits(rnd, rows, stride, experts);
-        MoeRouterKernel.Routes routes = MoeRouterKernel.reference(logits, stride, rows, experts, topK, renorm);
+        MoeRouterKernel.Routes routes = MoeRouterKernelReference.reference(logits, stride, rows, experts, topK, renorm);
         SparseMoe moe = tinyMoe(experts, topK, renorm);
         int ties = 0;
         for (int r = 0; r < rows; r++) {
@@ -76,7 +76,7 @@ class MoeAndSamplingReferenceTest {
         int experts = 16, blockM = 8, pairs = 203;
         int[] ids = new int[pairs];
         for (int p = 0; p < pairs; p++) ids[p] = rnd.nextInt(3) == 0 ? 3 : rnd.nextInt(experts - 2);  // skewed; 14, 15 empty
-        ExpertGrouping.Groups g = ExpertGrouping.reference(ids, experts, blockM);
+        ExpertGrouping.Groups g = ExpertGroupingReference.reference(ids, experts, blockM);
         for (int e = 0; e < experts; e++) {
             assertEquals(0, g.expertStart()[e] % blockM, "segments start on a tile");
             int prev = -1;
@@ -102,7 +102,7 @@ class MoeAndSamplingReferenceTest {
             int[] ids = new int[pairs];
             boolean spread = rnd.nextBoolean();
             for (int p = 0; p < pairs; p++) ids[p] = spread ? p % experts : rnd.nextInt(experts);
-            ExpertGrouping.Groups g = ExpertGrouping.reference(ids, experts, blockM);
+            ExpertGrouping.Groups g = ExpertGroupingReference.reference(ids, experts, blockM);
             assertTrue(g.expertStart()[experts] / blockM <= ExpertGrouping.maxTiles(pairs, experts, blockM) - 1,
                     "used tiles fit the worst-case grid with one to spare");
         }
@@ -120,7 +120,7 @@ class MoeAndSamplingReferenceTest {
     void referenceDistributionAppliesTopKTopPMinPInOrder() {
         float[] l = {1f, 3f, 3f, 2f, 0.5f, 3f, -1f, 2f};
         // order: 1, 2, 5 (ties by id), 3, 7, 0, 4, 6
-        double[] topK = SamplingKernel.referenceDistribution(l, l.length, new SamplingKernel.RowParams(1f, 4, 1f, 0f));
+        double[] topK = SamplingKernelReference.referenceDistribution(l, l.length, new SamplingKernel.RowParams(1f, 4, 1f, 0f));
         for (int i : new int[]{1, 2, 5, 3}) assertTrue(topK[i] > 0, "kept " + i);
         for (int i : new int[]{0, 4, 6, 7}) assertEquals(0.0, topK[i], "dropped " + i + " (7 ties with 3 but has the larger id)");
         assertEquals(1.0, Arrays.stream(topK).sum(), 1e-12);
@@ -128,14 +128,14 @@ class MoeAndSamplingReferenceTest {
         double z = 3 * e1 + 2 * e2 + Math.exp(-2) + Math.exp(-2.5) + Math.exp(-4);
         double p3 = e1 / z;
         // top-p just above two of the three top tokens keeps the third one
-        double[] topP = SamplingKernel.referenceDistribution(l, l.length, new SamplingKernel.RowParams(1f, 0, (float) (2 * p3 + 1e-4), 0f));
+        double[] topP = SamplingKernelReference.referenceDistribution(l, l.length, new SamplingKernel.RowParams(1f, 0, (float) (2 * p3 + 1e-4), 0f));
         assertTrue(topP[5] > 0 && topP[3] == 0, "shortest prefix reaching top_p");
         assertEquals(1.0 / 3, topP[1], 1e-12);
-        double[] minP = SamplingKernel.referenceDistribution(l, l.length, new SamplingKernel.RowParams(1f, 0, 1f, 0.3f));
+        double[] minP = SamplingKernelReference.referenceDistribution(l, l.length, new SamplingKernel.RowParams(1f, 0, 1f, 0.3f));
         assertTrue(minP[3] > 0 && minP[7] > 0 && minP[0] == 0, "exp(-1) >= 0.3 kept, exp(-2) dropped");
-        assertEquals(1, SamplingKernel.referenceArgmax(l, l.length), "greedy: lowest id among equal maxima");
+        assertEquals(1, SamplingKernelReference.referenceArgmax(l, l.length), "greedy: lowest id among equal maxima");
         l[4] = Float.NaN;
-        assertEquals(-1, SamplingKernel.referenceArgmax(l, l.length), "NaN row");
+        assertEquals(-1, SamplingKernelReference.referenceArgmax(l, l.length), "NaN row");
     }
 
     /** The distribution the kernels are checked against is the CPU Sampler's: its draws follow it (chi-square). */
@@ -152,7 +152,7 @@ class MoeAndSamplingReferenceTest {
                 new dev.jnext.backend.SamplingParams(1.2f, 0, 0.8f, 0f, 1f, 0f, 3),
                 new dev.jnext.backend.SamplingParams(1f, 20, 0.9f, 0.05f, 1f, 0f, 4)};
         for (dev.jnext.backend.SamplingParams c : configs) {
-            double[] dist = SamplingKernel.referenceDistribution(logits, vocab,
+            double[] dist = SamplingKernelReference.referenceDistribution(logits, vocab,
                     new SamplingKernel.RowParams(c.temperature(), c.topK(), c.topP(), c.minP()));
             dev.jnext.cpu.Sampler sampler = new dev.jnext.cpu.Sampler(c, vocab);
             long[] counts = new long[vocab];
@@ -220,7 +220,7 @@ class MoeAndSamplingReferenceTest {
         l[2 * stride + 9] = inf;
         l[2 * stride + 15] = nan;
         for (int e = 0; e < experts; e++) l[3 * stride + e] = e % 2 == 0 ? nan : Bf16.fromFloat(-e);  // NaN counts as -inf
-        MoeRouterKernel.Routes r = MoeRouterKernel.reference(l, stride, 4, experts, topK, true);
+        MoeRouterKernel.Routes r = MoeRouterKernelReference.reference(l, stride, 4, experts, topK, true);
         assertArrayEquals(new int[] {0, 1, 2, 3}, java.util.Arrays.copyOfRange(r.ids(), 0, 4), "all NaN: the lowest ids");
         assertArrayEquals(new int[] {0, 1, 2, 3}, java.util.Arrays.copyOfRange(r.ids(), 4, 8), "all -inf: the lowest ids");
         assertArrayEquals(new int[] {3, 9, 0, 1}, java.util.Arrays.copyOfRange(r.ids(), 8, 12),
@@ -231,7 +231,7 @@ class MoeAndSamplingReferenceTest {
         assertEquals(0.5f, Bf16.toFloat(r.weights()[9]));
         assertEquals(0f, Bf16.toFloat(r.weights()[10]));
         for (short w : r.weights()) assertFalse(Float.isNaN(Bf16.toFloat(w)));
-        MoeRouterKernel.Routes plain = MoeRouterKernel.reference(l, stride, 4, experts, topK, false);
+        MoeRouterKernel.Routes plain = MoeRouterKernelReference.reference(l, stride, 4, experts, topK, false);
         assertEquals(0.5f, Bf16.toFloat(plain.weights()[8]), "softmax over the two +inf");
     }
 
@@ -239,7 +239,7 @@ class MoeAndSamplingReferenceTest {
     void groupingReferenceDropsInvalidIds() {
         int experts = 4, blockM = 2;
         int[] ids = {1, -1, 4, 1, 0x7fffffff, 3, 0};
-        ExpertGrouping.Groups g = ExpertGrouping.reference(ids, experts, blockM);
+        ExpertGrouping.Groups g = ExpertGroupingReference.reference(ids, experts, blockM);
         assertArrayEquals(new int[] {0, 2, 4, 4, 6}, g.expertStart(), "counts of the valid ids only, padded to 2");
         assertEquals(-1, g.pairRow()[1]);
         assertEquals(-1, g.pairRow()[2]);
@@ -268,8 +268,8 @@ class MoeAndSamplingReferenceTest {
                 for (int id = generated.nextSetBit(0); id >= 0; id = generated.nextSetBit(id + 1)) l[id] = Bf16.round(9.3f + rnd.nextFloat());
                 int expect = cpu.next(l);
                 float[] pl = SamplingKernel.penalize(l, vocab, p, seen, generated);
-                assertEquals(expect, SamplingKernel.referenceArgmax(pl, vocab), "penalties " + java.util.Arrays.toString(pen) + " step " + step);
-                if (expect != SamplingKernel.referenceArgmax(l, vocab)) moved++;
+                assertEquals(expect, SamplingKernelReference.referenceArgmax(pl, vocab), "penalties " + java.util.Arrays.toString(pen) + " step " + step);
+                if (expect != SamplingKernelReference.referenceArgmax(l, vocab)) moved++;
                 float[] rounded = SamplingKernel.roundPenalized(l, vocab, p, seen, generated);
                 for (int i = 0; i < vocab; i++) {
                     assertEquals(Bf16.round(pl[i]), rounded[i], "the stochastic path's logits are the penalized ones rounded to bf16");
@@ -285,7 +285,7 @@ class MoeAndSamplingReferenceTest {
     @Test
     void tokenHistoryReferenceSkipsPaddingRowsAndForeignIds() {
         java.util.BitSet[] seen = {new java.util.BitSet(), new java.util.BitSet()};
-        TokenHistory.referenceObserve(new int[] {4, 5, -1, 100, 6, 7}, new int[] {0, 1, 1, 0, -1, 2}, 6, seen, 100);
+        TokenHistoryReference.referenceObserve(new int[] {4, 5, -1, 100, 6, 7}, new int[] {0, 1, 1, 0, -1, 2}, 6, seen, 100);
         assertEquals(java.util.BitSet.valueOf(new long[] {1L << 4}), seen[0]);
         assertEquals(java.util.BitSet.valueOf(new long[] {1L << 5}), seen[1]);
         assertEquals(4748, TokenHistory.wordsFor(151936), "ceil(vocab / 32) u32 words per slot");

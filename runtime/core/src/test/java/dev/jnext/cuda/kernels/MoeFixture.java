@@ -97,7 +97,7 @@ final class MoeFixture implements AutoCloseable {
         float[] acc = new float[h];
         float[] scale = new float[h];
         for (int j = 0; j < k; j++) {
-            float[] c = MoeExpertGemm.referenceExpert(x, t * h, gateUp, down, ids[t * k + j], h, i, Bf16.toFloat(weights[t * k + j]));
+            float[] c = MoeExpertGemmReference.referenceExpert(x, t * h, gateUp, down, ids[t * k + j], h, i, Bf16.toFloat(weights[t * k + j]));
             for (int o = 0; o < h; o++) {
                 acc[o] += c[o];
                 scale[o] += Math.abs(c[o]);
@@ -108,7 +108,7 @@ final class MoeFixture implements AutoCloseable {
             for (int o = 0; o < h; o++) out[o] = Bf16.round(acc[o]);
         } else {
             // shared expert: cuBLASLt gate_up (bf16 out) → SiluMul → cuBLASLt down (bf16 out)
-            float[] sh = MoeExpertGemm.referenceExpert(x, t * h, sharedGateUp, sharedDown, 0, h, shape.sharedInter(), 1f);
+            float[] sh = MoeExpertGemmReference.referenceExpert(x, t * h, sharedGateUp, sharedDown, 0, h, shape.sharedInter(), 1f);
             float sg = Bf16.round((float) (1.0 / (1.0 + Math.exp(-gateLogit))));
             for (int o = 0; o < h; o++) {
                 float term = Bf16.round(sg * sh[o]);

@@ -58,7 +58,7 @@ class MoeKernelsGpuTest {
              DeviceBuffer w = poisoned(rows * topK, "weights")) {
             ids.fill32(-7, s);
             new MoeRouterKernel(GpuTestSupport.kernels()).launch(s, dl.address(), stride, ids.address(), w.address(), rows, experts, topK, renorm);
-            MoeRouterKernel.Routes ref = MoeRouterKernel.reference(logits, stride, rows, experts, topK, renorm);
+            MoeRouterKernel.Routes ref = MoeRouterKernelReference.reference(logits, stride, rows, experts, topK, renorm);
             assertArrayEquals(ref.ids(), MoeFixture.downloadInts(ids, rows * topK), "expert ids (ties: lowest index)");
             // softmax sums in another order: a weight may round to the neighbouring bf16 value
             GpuTestSupport.assertBf16Close(ref.weights(), download(w, rows * topK), 1, "routing weights");
@@ -84,7 +84,7 @@ class MoeKernelsGpuTest {
             for (DeviceBuffer b : new DeviceBuffer[]{start, sorted, pairRow, tileExpert}) b.fill32(0x7fff0000, s);
             new ExpertGrouping(GpuTestSupport.kernels()).launch(s, dIds.address(), pairs, experts, blockM, counts.address(),
                     start.address(), sorted.address(), pairRow.address(), tileExpert.address());
-            ExpertGrouping.Groups ref = ExpertGrouping.reference(ids, experts, blockM);
+            ExpertGrouping.Groups ref = ExpertGroupingReference.reference(ids, experts, blockM);
             int[] gotStart = MoeFixture.downloadInts(start, experts + 1);
             assertArrayEquals(ref.expertStart(), gotStart, "padded expert segments");
             int used = gotStart[experts];
@@ -118,7 +118,7 @@ class MoeKernelsGpuTest {
             short[] logits = download(moe.logits(), tokens * rr);
             int[] ids = MoeFixture.downloadInts(moe.topkIds(), tokens * 10);
             short[] weights = download(moe.topkWeights(), tokens * 10);
-            MoeRouterKernel.Routes routes = MoeRouterKernel.reference(logits, rr, tokens, experts, 10, true);
+            MoeRouterKernel.Routes routes = MoeRouterKernelReference.reference(logits, rr, tokens, experts, 10, true);
             assertArrayEquals(routes.ids(), ids, "routing of the GEMM's logits");
 
             // 1) rounding-faithful reference on a sample of tokens (GPU routing and gate logits)

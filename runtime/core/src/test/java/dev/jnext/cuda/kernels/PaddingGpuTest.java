@@ -226,7 +226,7 @@ class PaddingGpuTest {
         short[] refOut = new short[rows * channels];
         for (int b = 0; b < entries; b++) {
             if (slots[b] >= 0 && lengths[b] > 0) {
-                CausalConv1dKernel.reference(x, cu[b], lengths[b], w, refPool, slots[b] * channels * k1, channels, width, refOut, null);
+                CausalConv1dKernelReference.reference(x, cu[b], lengths[b], w, refPool, slots[b] * channels * k1, channels, width, refOut, null);
             }
         }
         Stream s = GpuTestSupport.stream();
@@ -332,7 +332,7 @@ class PaddingGpuTest {
         float[] pool = new float[poolSlots * ss];
         for (int i = 0; i < pool.length; i++) pool[i] = (float) (rnd.nextGaussian() * 0.3);
         float[] refPool = pool.clone();
-        float[] ref = ChunkedDeltaRuleKernel.reference(rule, Arrays.copyOf(qkv, real * width), Arrays.copyOf(beta, real * hv),
+        float[] ref = ChunkedDeltaRuleKernelReference.reference(rule, Arrays.copyOf(qkv, real * width), Arrays.copyOf(beta, real * hv),
                 Arrays.copyOf(g, real * hv), cu, slots, refPool);
         Config cfg = Config.of(rule, rows, entries + 2);
         try (ChunkedDeltaRuleKernel k = new ChunkedDeltaRuleKernel(GpuTestSupport.kernels(), cfg);
@@ -511,7 +511,7 @@ class PaddingGpuTest {
              DeviceBuffer w = poisoned(rows * topK, "weights")) {
             ids.fill32(-7, s);
             new MoeRouterKernel(GpuTestSupport.kernels()).launch(s, dl.address(), stride, ids.address(), w.address(), rows, experts, topK, true);
-            MoeRouterKernel.Routes ref = MoeRouterKernel.reference(logits, stride, rows, experts, topK, true);
+            MoeRouterKernel.Routes ref = MoeRouterKernelReference.reference(logits, stride, rows, experts, topK, true);
             int[] got = MoeFixture.downloadInts(ids, rows * topK);
             assertArrayEquals(ref.ids(), got, "expert ids");
             GpuTestSupport.assertBf16Close(ref.weights(), download(w, rows * topK), 1, "routing weights");
@@ -558,7 +558,7 @@ class PaddingGpuTest {
                     for (int o = 0; o < h; o++) assertEquals(0, gotContrib[p * h + o], "invalid pair " + p + ": zero contribution");
                     continue;
                 }
-                float[] c = MoeExpertGemm.referenceExpert(x, (p / k) * h, f.gateUp, f.down, ids[p], h, inter, Bf16.toFloat(w[p]));
+                float[] c = MoeExpertGemmReference.referenceExpert(x, (p / k) * h, f.gateUp, f.down, ids[p], h, inter, Bf16.toFloat(w[p]));
                 for (int o = 0; o < h; o++) {
                     float v = Bf16.toFloat(gotContrib[p * h + o]);
                     assertFalse(Float.isNaN(v), "pair " + p + " contribution");

@@ -74,7 +74,7 @@ class SamplingGpuTest {
             k.sample(s, dl.address(), VOCAB, vocab, rows, params.address(), rng.address(), ids2.address());
             int[] got = MoeFixture.downloadInts(ids, rows), got2 = MoeFixture.downloadInts(ids2, rows);
             for (int r = 0; r < rows; r++) {
-                int expect = SamplingKernel.referenceArgmax(row(l, r, VOCAB), vocab);
+                int expect = SamplingKernelReference.referenceArgmax(row(l, r, VOCAB), vocab);
                 assertEquals(expect, got[r], "two-level argmax, row " + r);
                 assertEquals(expect, got2[r], "sample_rows at temperature 0, row " + r);
             }
@@ -126,7 +126,7 @@ class SamplingGpuTest {
             int vocab = ci == 0 ? 2000 : VOCAB;  // the unrestricted case on a vocabulary small enough to bin
             short[] one = logits(rnd, 1, vocab, vocab);
             if (ci == 0) for (int i = 0; i < vocab; i++) one[i] = Bf16.fromFloat(Bf16.toFloat(one[i]) / 3);
-            double[] dist = SamplingKernel.referenceDistribution(row(one, 0, vocab), vocab, p);
+            double[] dist = SamplingKernelReference.referenceDistribution(row(one, 0, vocab), vocab, p);
             short[] l = new short[rows * vocab];
             for (int r = 0; r < rows; r++) System.arraycopy(one, 0, l, r * vocab, vocab);
             long[] counts = new long[vocab];
@@ -232,7 +232,7 @@ class SamplingGpuTest {
         try (DeviceBuffer dt = upload(table, "table"); DeviceBuffer di = MoeFixture.uploadInts(gpu, ids, "ids");
              DeviceBuffer out = GpuTestSupport.poisoned(tokens * hidden, "out")) {
             new EmbeddingKernel(GpuTestSupport.kernels()).launch(GpuTestSupport.stream(), dt.address(), di.address(), out.address(), tokens, hidden, vocab);
-            assertArrayEquals(EmbeddingKernel.reference(table, ids, hidden, vocab), GpuTestSupport.download(out, tokens * hidden));
+            assertArrayEquals(EmbeddingKernelReference.reference(table, ids, hidden, vocab), GpuTestSupport.download(out, tokens * hidden));
         }
     }
 }

@@ -59,7 +59,7 @@ class SamplingPenaltyGpuTest {
             s.synchronize();
             BitSet[] ref = new BitSet[4];
             for (int i = 0; i < 4; i++) ref[i] = new BitSet();
-            TokenHistory.referenceObserve(ids, rowSlot, ids.length, ref, vocab);
+            TokenHistoryReference.referenceObserve(ids, rowSlot, ids.length, ref, vocab);
             assertTrue(ref[0].get(5) && ref[0].get(999) && ref[1].isEmpty() && ref[2].isEmpty() && ref[3].get(31) && ref[3].get(32));
             for (int slot = 0; slot < 4; slot++) {
                 assertEquals(ref[slot], h.downloadSeen(slot), "seen, slot " + slot);
@@ -141,10 +141,10 @@ class SamplingPenaltyGpuTest {
                         float[] row = new float[vocab];
                         for (int i = 0; i < vocab; i++) row[i] = Bf16.toFloat(l[r * vocab + i]);
                         int expect = cpu[r].next(row);
-                        assertEquals(expect, SamplingKernel.referenceArgmax(SamplingKernel.penalize(row, vocab, p[r], seen[r], generated[r]), vocab),
+                        assertEquals(expect, SamplingKernelReference.referenceArgmax(SamplingKernel.penalize(row, vocab, p[r], seen[r], generated[r]), vocab),
                                 "the CPU reference is the Sampler's rule, row " + r + " step " + step);
                         assertEquals(expect, got[r], "row " + r + " step " + step);
-                        if (expect != SamplingKernel.referenceArgmax(row, vocab)) moved++;
+                        if (expect != SamplingKernelReference.referenceArgmax(row, vocab)) moved++;
                         seen[r].set(expect);
                         generated[r].set(expect);
                     }
@@ -176,8 +176,8 @@ class SamplingPenaltyGpuTest {
         generated.set(hot[1]);
         float[] row = new float[vocab];
         for (int i = 0; i < vocab; i++) row[i] = Bf16.toFloat(one[i]);
-        double[] dist = SamplingKernel.referenceDistribution(SamplingKernel.roundPenalized(row, vocab, p, seen, generated), vocab, p);
-        double[] plain = SamplingKernel.referenceDistribution(row, vocab, p);
+        double[] dist = SamplingKernelReference.referenceDistribution(SamplingKernel.roundPenalized(row, vocab, p, seen, generated), vocab, p);
+        double[] plain = SamplingKernelReference.referenceDistribution(row, vocab, p);
         assertTrue(dist[hot[0]] < plain[hot[0]], "the repetition penalty lowers a prompt token's probability");
 
         short[] l = new short[rows * vocab];
@@ -291,7 +291,7 @@ class SamplingPenaltyGpuTest {
                         for (int i = 0; i < vocab; i++) row[i] = Bf16.toFloat(l[r * vocab + i]);
                         BitSet gen = h.downloadGenerated(rowSlot[r]);
                         gen.clear(got[r]);
-                        assertEquals(SamplingKernel.referenceArgmax(SamplingKernel.penalize(row, vocab, greedy, gen, gen), vocab), got[r],
+                        assertEquals(SamplingKernelReference.referenceArgmax(SamplingKernel.penalize(row, vocab, greedy, gen, gen), vocab), got[r],
                                 "replay " + replay + " row " + r);
                         assertEquals(hot[replay], got[r], "replay " + replay + " row " + r);
                     }

@@ -93,11 +93,11 @@ final class ToolCallBodies {
     }
 
     /**
-     * A parameter value typed by its JSON schema: a string when the schema says string (or nothing, or the parameter
-     * is not in it); else the first of the schema's types ({@code type}, a list of types, or {@code anyOf}/{@code
-     * oneOf} members) that the text parses as — null ({@code null}, {@code None}), boolean ({@code true}/{@code false}
-     * in any case, as Python writes {@code True}), integer, number, object, array (JSON) — and the string itself when
-     * none fits.
+     * A parameter value typed by its JSON schema. The schema's types ({@code type}, a list of types, {@code anyOf} /
+     * {@code oneOf} members) are tried in order, {@code string} and unknown ones skipped: null ({@code null} or
+     * Python's {@code None}), boolean ({@code true} / {@code false} in any case: the templates write Python's
+     * {@code True}), integer, number, object, array (JSON; surrounding whitespace ignored); the first the text parses as
+     * wins. Otherwise — a string schema, no schema, a parameter not in it, a text that fits no type — the text as it is.
      */
     static JsonNode typed(String value, JsonNode schema) {
         Set<String> types = new LinkedHashSet<>();

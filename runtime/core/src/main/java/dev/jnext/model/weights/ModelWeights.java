@@ -1,26 +1,10 @@
-package dev.jnext.cpu;
-
-import dev.jnext.model.weights.Checkpoint;
-import dev.jnext.model.weights.Tensor;
+package dev.jnext.model.weights;
 
 import dev.jnext.JnextException;
 import dev.jnext.model.DType;
+import dev.jnext.model.GdnProjections;
 import dev.jnext.model.LayerType;
 import dev.jnext.model.ModelConfig;
-import dev.jnext.cpu.ops.AttentionCore;
-import dev.jnext.cpu.ops.CausalConv1d;
-import dev.jnext.cpu.ops.GatedDeltaRule;
-import dev.jnext.cpu.ops.GatedRmsNorm;
-import dev.jnext.cpu.ops.GdnGating;
-import dev.jnext.cpu.ops.GdnProjections;
-import dev.jnext.model.weights.Matrix;
-import dev.jnext.cpu.ops.RmsNorm;
-import dev.jnext.cpu.ops.RotaryEmbedding;
-import dev.jnext.cpu.ops.SparseMoe;
-import dev.jnext.cpu.ops.SwiGluMlp;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
-
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashSet;
@@ -28,25 +12,27 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Set;
 import java.util.TreeSet;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
- * The one implementation of {@link Qwen3NextModel}: every weight of the checkpoint bound to the model's blocks, each
- * weight a view of the memory-mapped safetensors files (converted to fp32 as it is used; small 1-D weights are
- * copied). The runners ({@code dev.jnext.exec}) read the blocks through {@link #of(Qwen3NextModel)}; this package is
- * not exported, so an application sees only the {@link Qwen3NextModel} interface.
+ * Every weight of a Qwen3-Next checkpoint as plain records ({@link LayerWeights}), bound by their Hugging Face names
+ * and checked against the config's shapes: views of the memory-mapped safetensors files (converted to fp32 as they are
+ * read; small 1-D weights are copied). No compute: the CPU backend binds these records to its blocks, the CUDA backend
+ * packs them into its device image. Closing it unmaps the files.
  */
-public final class ModelWeights implements Qwen3NextModel {
-    private static final Logger LOG = LoggerFactory.getLogger(Qwen3NextModel.class);
+public final class ModelWeights implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(ModelWeights.class);
 
     private final ModelConfig config;
     private final Checkpoint checkpoint;
     private final Tensor embedTokens;
-    private final RmsNorm finalNorm;
+    private final float[] finalNorm;
     private final Matrix lmHead;
-    private final List<DecoderLayer> layers;
+    private final List<LayerWeights> layers;
 
-    private ModelWeights(ModelConfig config, Checkpoint checkpoint, Tensor embedTokens, RmsNorm finalNorm,
-                         Matrix lmHead, List<DecoderLayer> layers) {
+    private ModelWeights(ModelConfig config, Checkpoint checkpoint, Tensor embedTokens, float[] finalNorm,
+                         Matrix lmHead, List<LayerWeights> layers) {
         this.config = config;
         this.checkpoint = checkpoint;
         this.embedTokens = embedTokens;
@@ -55,7 +41,13 @@ public final class ModelWeights implements Qwen3NextModel {
         this.layers = List.copyOf(layers);
     }
 
-    /** Loads {@code dir/config.json} and maps the safetensors of {@code dir} (see {@link Qwen3NextModel#load}). */
+    /**
+     * Loads {@code dir/config.json} and maps the safetensors files of {@code dir}, checking every tensor's name and
+     * shape against the config.
+     *
+     * @throws dev.jnext.JnextException when a file is missing or malformed, or a tensor is missing, misshaped or
+     *                                  unexpected (the message names the file or tensor); nothing stays mapped
+     */
     public static ModelWeights load(Path dir) {
         long t0 = System.nanoTime();
         ModelConfig config = ModelConfig.load(dir);
@@ -83,21 +75,12 @@ public final class ModelWeights implements Qwen3NextModel {
         return weights;
     }
 
-    /**
-     * The weights of {@code model}, which must come from {@link Qwen3NextModel#load}: the runners accept no other
-     * implementation.
-     */
-    public static ModelWeights of(Qwen3NextModel model) {
-        if (model instanceof ModelWeights w) return w;
-        throw new JnextException("a " + (model == null ? "null" : model.getClass().getName())
-                + " is not a model that jnext loaded: open it with Qwen3NextModel.load(dir)");
-    }
-
-    @Override
+    /** The checkpoint's config.json, checked. */
     public ModelConfig config() {
         return config;
     }
 
+    /** The mapped files. */
     public Checkpoint checkpoint() {
         return checkpoint;
     }
@@ -107,7 +90,8 @@ public final class ModelWeights implements Qwen3NextModel {
         return embedTokens;
     }
 
-    public RmsNorm finalNorm() {
+    /** model.norm.weight [H]. */
+    public float[] finalNorm() {
         return finalNorm;
     }
 
@@ -116,10 +100,12 @@ public final class ModelWeights implements Qwen3NextModel {
         return lmHead;
     }
 
-    public List<DecoderLayer> layers() {
+    /** The decoder layers, in order. */
+    public List<LayerWeights> layers() {
         return layers;
     }
 
+    /** Unmaps the files. */
     @Override
     public void close() {
         checkpoint.close();
@@ -127,7 +113,7 @@ public final class ModelWeights implements Qwen3NextModel {
 
     @Override
     public String toString() {
-        return "Qwen3NextModel[" + checkpoint.dir() + ", " + layers.size() + " layers]";
+        return "ModelWeights[" + checkpoint.dir() + ", " + layers.size() + " layers]";
     }
 
     /** Binds checkpoint tensors to blocks by their Hugging Face names, checking every shape. */
@@ -144,7 +130,7 @@ public final class ModelWeights implements Qwen3NextModel {
         ModelWeights bind() {
             int h = c.hiddenSize();
             Tensor embed = tensor("model.embed_tokens.weight", c.vocabSize(), h);
-            RmsNorm finalNorm = new RmsNorm(vector("model.norm.weight", h), c.rmsNormEps());
+            float[] finalNorm = vector("model.norm.weight", h);
             Matrix lmHead;
             if (ckpt.find("lm_head.weight") != null || !c.tieWordEmbeddings()) {
                 lmHead = matrix("lm_head.weight", c.vocabSize(), h);
@@ -156,7 +142,7 @@ public final class ModelWeights implements Qwen3NextModel {
                 throw new JnextException(ckpt.dir().resolve("config.json") + ": num_hidden_layers is " + c.numHiddenLayers()
                         + " but the checkpoint holds tensors for " + held + " layer" + (held == 1 ? "" : "s"));
             }
-            List<DecoderLayer> layers = new ArrayList<>();
+            List<LayerWeights> layers = new ArrayList<>();
             for (int i = 0; i < c.numHiddenLayers(); i++) layers.add(layer(i));
             Set<String> unexpected = new TreeSet<>();
             for (String name : ckpt.tensors().keySet()) {
@@ -187,58 +173,53 @@ public final class ModelWeights implements Qwen3NextModel {
             return highest + 1;
         }
 
-        private DecoderLayer layer(int i) {
+        private LayerWeights layer(int i) {
             String p = "model.layers." + i + ".";
             int h = c.hiddenSize();
-            RmsNorm in = new RmsNorm(vector(p + "input_layernorm.weight", h), c.rmsNormEps());
-            RmsNorm post = new RmsNorm(vector(p + "post_attention_layernorm.weight", h), c.rmsNormEps());
-            TokenMixer mixer = c.layerType(i) == LayerType.LINEAR_ATTENTION
-                    ? gatedDeltaNet(p + "linear_attn.") : attention(p + "self_attn.");
-            FeedForward ffn = c.isMoeLayer(i) ? moe(p + "mlp.") : new FeedForward.Dense(
-                    mlp(p + "mlp.", c.intermediateSize()));
-            return new DecoderLayer(i, in, mixer, post, ffn);
+            float[] in = vector(p + "input_layernorm.weight", h);
+            float[] post = vector(p + "post_attention_layernorm.weight", h);
+            LayerWeights.Mixer mixer = c.layerType(i) == LayerType.LINEAR_ATTENTION
+                    ? deltaNet(p + "linear_attn.") : attention(p + "self_attn.");
+            LayerWeights.FeedForward ffn = c.isMoeLayer(i) ? moe(p + "mlp.") : mlp(p + "mlp.", c.intermediateSize());
+            return new LayerWeights(i, in, mixer, post, ffn);
         }
 
-        private GatedDeltaNet gatedDeltaNet(String p) {
+        private LayerWeights.DeltaNet deltaNet(String p) {
             int h = c.hiddenSize();
-            int hk = c.linearNumKeyHeads();
             int hv = c.linearNumValueHeads();
-            int dk = c.linearKeyHeadDim();
             int dv = c.linearValueHeadDim();
             int k = c.linearConvKernelDim();
-            GdnProjections proj = new GdnProjections(hk, hv, dk, dv);
+            GdnProjections proj = new GdnProjections(c.linearNumKeyHeads(), hv, c.linearKeyHeadDim(), dv);
             Matrix qkvz = matrix(p + "in_proj_qkvz.weight", proj.qkvzWidth(), h);
             Matrix ba = matrix(p + "in_proj_ba.weight", proj.baWidth(), h);
             float[] convW = tensor(p + "conv1d.weight", proj.convDim(), 1, k).toFloatArray();
-            GdnGating gating = new GdnGating(vector(p + "A_log", hv), vector(p + "dt_bias", hv));
-            GatedRmsNorm norm = new GatedRmsNorm(vector(p + "norm.weight", dv), c.rmsNormEps());
+            float[] aLog = vector(p + "A_log", hv);
+            float[] dtBias = vector(p + "dt_bias", hv);
+            float[] norm = vector(p + "norm.weight", dv);
             Matrix outProj = matrix(p + "out_proj.weight", h, hv * dv);
-            return new GatedDeltaNet(qkvz, ba, proj, new CausalConv1d(proj.convDim(), k, convW), gating,
-                    new GatedDeltaRule(hk, hv, dk, dv), norm, outProj);
+            return new LayerWeights.DeltaNet(qkvz, ba, convW, aLog, dtBias, norm, outProj);
         }
 
-        private GatedAttention attention(String p) {
+        private LayerWeights.Attention attention(String p) {
             int h = c.hiddenSize();
             int nh = c.numAttentionHeads();
             int nkv = c.numKeyValueHeads();
             int hd = c.headDim();
-            return new GatedAttention(
+            return new LayerWeights.Attention(
                     matrix(p + "q_proj.weight", nh * hd * 2, h),
                     matrix(p + "k_proj.weight", nkv * hd, h),
                     matrix(p + "v_proj.weight", nkv * hd, h),
                     matrix(p + "o_proj.weight", h, nh * hd),
-                    new RmsNorm(vector(p + "q_norm.weight", hd), c.rmsNormEps()),
-                    new RmsNorm(vector(p + "k_norm.weight", hd), c.rmsNormEps()),
-                    new RotaryEmbedding(hd, c.rotaryDim(), c.ropeTheta()),
-                    new AttentionCore(nh, nkv, hd));
+                    vector(p + "q_norm.weight", hd),
+                    vector(p + "k_norm.weight", hd));
         }
 
-        private FeedForward.Moe moe(String p) {
+        private LayerWeights.Moe moe(String p) {
             int h = c.hiddenSize();
             int e = c.numExperts();
             int inter = c.moeIntermediateSize();
             Matrix router = matrix(p + "gate.weight", e, h); // checks num_experts against the checkpoint first
-            List<SwiGluMlp> experts = new ArrayList<>();
+            List<LayerWeights.Mlp> experts = new ArrayList<>();
             String fusedName = p + "experts.gate_up_proj";
             if (ckpt.find(fusedName) != null) {
                 if (ckpt.find(p + "experts.0.gate_proj.weight") != null) {
@@ -248,21 +229,20 @@ public final class ModelWeights implements Qwen3NextModel {
                 Tensor gateUp = tensor(fusedName, e, 2 * inter, h);
                 Tensor down = tensor(p + "experts.down_proj", e, h, inter);
                 for (int i = 0; i < e; i++) {
-                    experts.add(new SwiGluMlp(Matrix.slice(gateUp, i, 0, inter), Matrix.slice(gateUp, i, inter, inter),
+                    experts.add(new LayerWeights.Mlp(Matrix.slice(gateUp, i, 0, inter), Matrix.slice(gateUp, i, inter, inter),
                             Matrix.slice(down, i, 0, h)));
                 }
             } else {
                 for (int i = 0; i < e; i++) experts.add(mlp(p + "experts." + i + ".", inter));
             }
-            SwiGluMlp shared = mlp(p + "shared_expert.", c.sharedExpertIntermediateSize());
+            LayerWeights.Mlp shared = mlp(p + "shared_expert.", c.sharedExpertIntermediateSize());
             Matrix sharedGate = matrix(p + "shared_expert_gate.weight", 1, h);
-            return new FeedForward.Moe(new SparseMoe(router, experts, c.numExpertsPerTok(), c.normTopkProb(),
-                    shared, sharedGate));
+            return new LayerWeights.Moe(router, experts, shared, sharedGate);
         }
 
-        private SwiGluMlp mlp(String p, int inter) {
+        private LayerWeights.Mlp mlp(String p, int inter) {
             int h = c.hiddenSize();
-            return new SwiGluMlp(matrix(p + "gate_proj.weight", inter, h), matrix(p + "up_proj.weight", inter, h),
+            return new LayerWeights.Mlp(matrix(p + "gate_proj.weight", inter, h), matrix(p + "up_proj.weight", inter, h),
                     matrix(p + "down_proj.weight", h, inter));
         }
 

@@ -1,4 +1,4 @@
-package dev.jnext.cpu.ops;
+package dev.jnext.model;
 
 /**
  * Splits the Gated DeltaNet input projections into their channels ({@code fix_query_key_value_ordering}).
