@@ -40,7 +40,8 @@ do_pack() {
   cp runtime/cli/target/jnext.jar "$pack/jnext.jar"
   python3 src/device/strip-test-jar.py runtime/core/target/jnext-runtime-*-tests.jar "$pack/jnext-tests.jar"
   cp runtime/cli/target/jnext-cli-*-tests.jar "$pack/jnext-cli-tests.jar"
-  cp jmh/target/jnext-jmh-*.jar "$pack/jnext-jmh.jar"
+  cp jmh/benchmarks/target/jnext-jmh-*.jar "$pack/jnext-jmh.jar"
+  cp jmh/suites/target/jnext-bench-*-tests.jar "$pack/jnext-bench-tests.jar"
   # JMH's jars travel only when asked for (JNEXT_PACK_JMH=1): the pack must stay under the 64 MiB a device call carries
   local libs="org.junit.platform:junit-platform-console-standalone:1.14.1"
   [ "${JNEXT_PACK_JMH:-0}" = 1 ] && libs="$libs org.openjdk.jmh:jmh-core:1.37 net.sf.jopt-simple:jopt-simple:5.0.4 org.apache.commons:commons-math3:3.6.1"
@@ -103,10 +104,10 @@ do_run() {
     export JNEXT_PARITY_DIR="$pdir"
   fi
   if [ $tests = 1 ]; then
-    local sel=${select:-"--scan-class-path $pack/jnext-tests.jar:$pack/jnext-cli-tests.jar --include-tag gpu"}
+    local sel=${select:-"--scan-class-path $pack/jnext-tests.jar:$pack/jnext-cli-tests.jar:$pack/jnext-bench-tests.jar --include-tag gpu"}
     # shellcheck disable=SC2086
     $java -Djnext.testTokenizerDir="$root/.cache/tokenizer-qwen3" -jar "$pack"/lib/junit-platform-console-standalone-*.jar execute \
-      --class-path "$pack/jnext.jar:$pack/jnext-tests.jar:$pack/jnext-cli-tests.jar" $sel \
+      --class-path "$pack/jnext.jar:$pack/jnext-tests.jar:$pack/jnext-cli-tests.jar:$pack/jnext-bench-tests.jar" $sel \
       --fail-if-no-tests --details=tree --disable-banner --disable-ansi-colors --reports-dir "$OUT/junit" > "$OUT/gpu-tests.log" 2>&1
     local trc=$?
     grep -E "✘|MethodSource|=>|Exception|expected" "$OUT/gpu-tests.log" | head -60

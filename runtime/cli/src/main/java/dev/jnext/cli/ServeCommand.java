@@ -16,9 +16,12 @@ import java.time.Duration;
 import java.util.concurrent.Callable;
 import java.util.function.IntConsumer;
 
-/** {@code jnext serve}: the OpenAI-compatible server until SIGTERM or Ctrl-C, which drain it and exit 0. */
+/**
+ * {@code jnext serve}: the OpenAI-compatible server until SIGTERM or Ctrl-C, which drain it and exit 0 — also when
+ * they come while the model is still loading.
+ */
 @Command(name = "serve", mixinStandardHelpOptions = true,
-        description = "Serve a model over an OpenAI-compatible HTTP API: /v1/chat/completions and /v1/completions (streaming or not), /v1/models, /health and /metrics (Prometheus). Loopback only unless --api-key is given. SIGTERM or Ctrl-C: new requests get 503, running ones may finish for --drain-timeout, the rest end with an error event; the process exits 0. If the engine stops after repeated internal errors, the process exits 70 so that a supervisor can restart it.")
+        description = "Serve a model over an OpenAI-compatible HTTP API: /v1/chat/completions and /v1/completions (streaming or not), /v1/models, /health and /metrics (Prometheus). Loopback only unless --api-key is given. SIGTERM or Ctrl-C: new requests get 503, running ones may finish for --drain-timeout, the rest end with an error event; the process exits 0 (also when the signal comes during start-up). If the engine stops after repeated internal errors, the process exits 70 so that a supervisor can restart it.")
 public final class ServeCommand implements Callable<Integer> {
 
     @Spec
@@ -50,8 +53,20 @@ public final class ServeCommand implements Callable<Integer> {
     long maxRequestBytes;
 
     @Option(names = "--drain-timeout", defaultValue = "30", paramLabel = "SECONDS",
-            description = "On SIGTERM, how long running requests may finish (default: ${DEFAULT-VALUE}).")
+            description = "On SIGTERM, how long running requests may finish (default: ${DEFAULT-VALUE}); the process exits at most about 2 s after it.")
     long drainSeconds;
+
+    @Option(names = "--idle-timeout", defaultValue = "" + ServerOptions.DEFAULT_IDLE_TIMEOUT_SECONDS, paramLabel = "SECONDS",
+            description = "A connection that sends and receives nothing for this long is closed; a request that is generating does not count as idle (default: ${DEFAULT-VALUE}).")
+    long idleSeconds;
+
+    @Option(names = "--header-timeout", defaultValue = "" + ServerOptions.DEFAULT_HEADER_TIMEOUT_SECONDS, paramLabel = "SECONDS",
+            description = "A request's line and headers must arrive within this many seconds of the connection opening (or of their first byte, on a kept-alive connection), else the connection is closed (default: ${DEFAULT-VALUE}).")
+    long headerSeconds;
+
+    @Option(names = "--max-connections", defaultValue = "" + ServerOptions.DEFAULT_MAX_CONNECTIONS, paramLabel = "N",
+            description = "At most N open connections; past them new ones wait in the kernel's backlog (default: ${DEFAULT-VALUE}). Keep it below the open-file limit.")
+    int maxConnections;
 
     @Mixin
     EngineOptionsMixin engineOptions = new EngineOptionsMixin();
@@ -62,27 +77,43 @@ public final class ServeCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         PrintWriter err = spec.commandLine().getErr();
-        ServerOptions serverOptions = ServerOptions.defaults().withHost(host).withPort(port).withApiKey(apiKey)
-                .withDefaultMaxTokens(defaultMaxTokens).withMaxRequestBytes(maxRequestBytes)
-                .withDrainTimeout(Duration.ofSeconds(drainSeconds));
-        serverOptions.checkExposure(); // before the model loads
-        EngineOptions options = engineOptions.toOptions(deviceOptions, EngineOptions.DEFAULT_MAX_SEQUENCES, tokenizerDir, true);
-        long t0 = System.nanoTime();
-        Engine engine = Engine.open(model, options);
-        OpenAiServer server;
+        // first of all: SIGTERM or Ctrl-C from now on, even while the model loads, ends the process with status 0
+        Termination termination = new Termination(err);
+        Thread hook = new Thread(termination::onSignal, "jnext-shutdown");
+        Runtime.getRuntime().addShutdownHook(hook);
         try {
-            server = OpenAiServer.start(engine, serverOptions);
+            ServerOptions serverOptions = ServerOptions.defaults().withHost(host).withPort(port).withApiKey(apiKey)
+                    .withDefaultMaxTokens(defaultMaxTokens).withMaxRequestBytes(maxRequestBytes)
+                    .withDrainTimeout(Duration.ofSeconds(drainSeconds)).withIdleTimeout(Duration.ofSeconds(idleSeconds))
+                    .withHeaderTimeout(Duration.ofSeconds(headerSeconds)).withMaxConnections(maxConnections);
+            serverOptions.checkExposure(); // before the model loads
+            EngineOptions options = engineOptions.toOptions(deviceOptions, EngineOptions.DEFAULT_MAX_SEQUENCES, tokenizerDir, true);
+            long t0 = System.nanoTime();
+            err.printf("jnext: loading %s; Ctrl-C or SIGTERM stops it%n", model);
+            err.flush();
+            Engine engine = Engine.open(model, options);
+            OpenAiServer server;
+            try {
+                server = OpenAiServer.start(engine, serverOptions);
+            } catch (RuntimeException e) {
+                engine.close();
+                throw e;
+            }
+            if (!termination.serving(server)) { // a signal came while starting: drain (nothing is running) and stop
+                server.awaitStopped();
+                return 0;
+            }
+            watchEngine(engine, server, err, status -> Runtime.getRuntime().halt(status));
+            err.printf("jnext: serving %s (%s, %s) on http://%s:%d/v1 after %.2f s; Ctrl-C or SIGTERM stops it%n",
+                    engine.modelName(), engine.deviceName(), options.describe(), host, server.port(), (System.nanoTime() - t0) / 1e9);
+            err.flush();
+            server.awaitStopped();
+            return 0;
         } catch (RuntimeException e) {
-            engine.close();
+            // a start-up failure is reported by the caller with its own exit status: the hook must not turn it into 0
+            if (termination.failed()) Runtime.getRuntime().removeShutdownHook(hook);
             throw e;
         }
-        Runtime.getRuntime().addShutdownHook(new Thread(() -> onTerminate(server, err), "jnext-shutdown"));
-        watchEngine(engine, server, err, status -> Runtime.getRuntime().halt(status));
-        err.printf("jnext: serving %s (%s, %s) on http://%s:%d/v1 after %.2f s; Ctrl-C or SIGTERM stops it%n",
-                engine.modelName(), engine.deviceName(), options.describe(), host, server.port(), (System.nanoTime() - t0) / 1e9);
-        err.flush();
-        server.awaitStopped();
-        return 0;
     }
 
     /** The exit status when the engine stopped after repeated internal errors (sysexits' EX_SOFTWARE). */
@@ -110,9 +141,56 @@ public final class ServeCommand implements Callable<Integer> {
     }
 
     /**
-     * What SIGTERM / Ctrl-C do: drain and stop the server, then end the JVM with status 0 (a signal would otherwise
-     * give 143); halting is the only way to choose the status once the JVM is shutting down.
+     * What SIGTERM / Ctrl-C do, from the moment {@code serve} starts: once serving, drain and stop the server; before
+     * (the model is loading), stop there. Either way the JVM ends with status 0 (a signal would otherwise give 143);
+     * halting is the only way to choose the status once the JVM is shutting down.
      */
+    static final class Termination {
+        private final PrintWriter err;
+        private OpenAiServer server;
+        private boolean signalled;
+        private boolean failed;
+
+        Termination(PrintWriter err) {
+            this.err = err;
+        }
+
+        /** Called once the server listens; false when a signal came first (the server is then being stopped). */
+        synchronized boolean serving(OpenAiServer s) {
+            server = s;
+            if (signalled) {
+                Thread.ofPlatform().name("jnext-shutdown-late").start(() -> onTerminate(s, err));
+                return false;
+            }
+            return true;
+        }
+
+        /** Start-up failed: the hook is no longer wanted (unless a signal already started it). */
+        synchronized boolean failed() {
+            failed = true;
+            return !signalled;
+        }
+
+        void onSignal() {
+            OpenAiServer s;
+            synchronized (this) {
+                if (failed) return;
+                signalled = true;
+                s = server;
+            }
+            if (s != null) {
+                onTerminate(s, err);
+                return;
+            }
+            err.println("jnext: shutting down during start-up");
+            err.println("jnext: stopped");
+            err.flush();
+            System.out.flush();
+            Runtime.getRuntime().halt(0);
+        }
+    }
+
+    /** Drains and stops the server, then ends the JVM with status 0. */
     static void onTerminate(OpenAiServer server, PrintWriter err) {
         err.println("jnext: shutting down");
         err.flush();

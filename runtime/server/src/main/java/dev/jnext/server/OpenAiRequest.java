@@ -7,6 +7,7 @@ import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.JsonNodeType;
+import dev.jnext.JnextException;
 import dev.jnext.engine.GenerationConfig;
 import dev.jnext.engine.GenerationRequest;
 import dev.jnext.backend.SamplingParams;
@@ -15,6 +16,12 @@ import dev.jnext.server.tools.ChatTools;
 import dev.jnext.server.tools.ToolRequestException;
 
 import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.CharBuffer;
+import java.nio.charset.CharsetDecoder;
+import java.nio.charset.CoderResult;
+import java.nio.charset.CodingErrorAction;
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -54,9 +61,52 @@ public record OpenAiRequest(Endpoint endpoint, String model, GenerationRequest g
             .enable(com.fasterxml.jackson.core.StreamReadFeature.STRICT_DUPLICATE_DETECTION)
             .build());
 
-    /** Reads the body; a body that is not one JSON object is a 400. */
+    /** The request field a {@link SamplingParams} check is about, from its message ("top-p must be ..." → top_p). */
+    static String samplingField(String message) {
+        if (message == null) return null;
+        for (String[] m : new String[][]{{"temperature", "temperature"}, {"top-k", "top_k"}, {"top-p", "top_p"},
+                {"min-p", "min_p"}, {"repetition penalty", "repetition_penalty"}, {"presence penalty", "presence_penalty"}}) {
+            if (message.startsWith(m[0])) return m[1];
+        }
+        return null;
+    }
+
+    /**
+     * Checks that the body is well-formed UTF-8, strictly: no overlong forms (C0 AF for '/'), no encoded surrogates
+     * (ED A0 80), no truncated or stray bytes. Jackson alone lets some of these through; a 400 names the first bad
+     * byte's offset.
+     */
+    static void checkUtf8(byte[] body) {
+        CharsetDecoder decoder = StandardCharsets.UTF_8.newDecoder()
+                .onMalformedInput(CodingErrorAction.REPORT).onUnmappableCharacter(CodingErrorAction.REPORT);
+        ByteBuffer in = ByteBuffer.wrap(body);
+        CharBuffer out = CharBuffer.allocate(4096);
+        while (true) {
+            CoderResult r = decoder.decode(in, out, true);
+            if (r.isError()) {
+                int at = in.position();
+                StringBuilder bytes = new StringBuilder();
+                for (int i = at; i < Math.min(body.length, at + Math.max(r.length(), 1)); i++) {
+                    bytes.append(bytes.isEmpty() ? "" : " ").append(String.format("%02X", body[i] & 0xFF));
+                }
+                throw ApiError.badRequest(null, "the request body is not valid UTF-8: "
+                        + (r.isMalformed() ? "malformed" : "unmappable") + " bytes " + bytes + " at offset " + at
+                        + " (overlong forms, encoded surrogates and truncated sequences are refused)");
+            }
+            if (r.isOverflow()) {
+                out.clear();
+                continue;
+            }
+            break;
+        }
+        CoderResult end = decoder.flush(out.clear());
+        if (end.isError()) throw ApiError.badRequest(null, "the request body is not valid UTF-8: it ends inside a character");
+    }
+
+    /** Reads the body; a body that is not strict UTF-8 or not one JSON object is a 400. */
     static JsonNode readJson(byte[] body) {
         if (body.length == 0) throw ApiError.badRequest(null, "the request body is empty; expected a JSON object");
+        checkUtf8(body);
         JsonNode root;
         try (JsonParser p = JSON.createParser(body)) {
             root = JSON.readTree(p);
@@ -138,8 +188,13 @@ public record OpenAiRequest(Endpoint endpoint, String model, GenerationRequest g
         Double repetition = number(root, "repetition_penalty", Double.MIN_VALUE, 100);
         Double presence = number(root, "presence_penalty", -2, 2);
         Long seed = int64(root, "seed");
-        SamplingParams sampling = defaults.sampling(f(temperature), topK == null ? null : Math.max(0, topK), f(topP), f(minP),
-                f(repetition), f(presence), seed != null ? seed : ThreadLocalRandom.current().nextLong());
+        SamplingParams sampling;
+        try {
+            sampling = defaults.sampling(f(temperature), topK == null ? null : Math.max(0, topK), f(topP), f(minP),
+                    f(repetition), f(presence), seed != null ? seed : ThreadLocalRandom.current().nextLong());
+        } catch (JnextException e) { // a value the checks above let through (they should not): still name the field
+            throw ApiError.badRequest(samplingField(e.getMessage()), e.getMessage());
+        }
 
         GenerationRequest.Builder b = GenerationRequest.of(prompt).sampling(sampling).maxTokens(maxTokens)
                 .stop(stops(root)).ignoreEos(bool(root, "ignore_eos", false)).topLogprobs(topLogprobs);
@@ -318,13 +373,22 @@ public record OpenAiRequest(Endpoint endpoint, String model, GenerationRequest g
         return v.asLong();
     }
 
+    /**
+     * A number field in [min, max]; min {@link Double#MIN_VALUE} means "above 0". The engine takes it as a float, so
+     * the check is of the float it becomes: {@code 1e-300} for top_p is 0 as a float, and refused naming top_p.
+     */
     private static Double number(JsonNode o, String field, double min, double max) {
         JsonNode v = o.get(field);
         if (v == null || v.isNull()) return null;
         if (!v.isNumber()) throw ApiError.badRequest(field, field + " must be a number, got " + brief(v));
         double d = v.asDouble();
-        if (!Double.isFinite(d) || d < min || d > max) {
-            throw ApiError.badRequest(field, field + " must be in [" + (min == Double.MIN_VALUE ? "0 (exclusive)" : fmt(min)) + ", " + fmt(max) + "], got " + v);
+        float asFloat = (float) d;
+        boolean exclusiveZero = min == Double.MIN_VALUE;
+        boolean ok = Double.isFinite(d) && Float.isFinite(asFloat) && d >= min && d <= max
+                && (exclusiveZero ? asFloat > 0 : asFloat >= (float) min) && asFloat <= (float) max;
+        if (!ok) {
+            throw ApiError.badRequest(field, field + " must be in [" + (exclusiveZero ? "0 (exclusive)" : fmt(min)) + ", " + fmt(max) + "]"
+                    + (Double.isFinite(d) && d >= min && d <= max ? " at 32-bit float precision" : "") + ", got " + brief(v));
         }
         return d;
     }

@@ -26,7 +26,7 @@ final class OpenAiResponses {
     private final String id;
     private final long created;
     private final String model;
-    private int textOffset; // completions' text_offset: characters of the token strings so far
+    private int textOffset; // completions' text_offset: characters (code points) of the token strings so far
     private final ChatOutput output;
     private final ChatOutputParser parser; // null: the text goes out as it is (completions)
 
@@ -224,7 +224,7 @@ final class OpenAiResponses {
                 ObjectNode top = tops.addObject();
                 for (int k = 0; k < t.topIds().length; k++) top.put(tokenText(t.topIds()[k]), t.topLogprobs()[k]);
                 offsets.add(textOffset);
-                textOffset += s.length();
+                textOffset += s.codePointCount(0, s.length()); // characters, as OpenAI and vLLM count, not UTF-16 units
             }
         }
     }

@@ -14,7 +14,11 @@ import io.javalin.compression.CompressionStrategy;
 import io.javalin.http.Context;
 import io.javalin.http.HttpResponseException;
 import jakarta.servlet.http.HttpServletResponse;
+import org.eclipse.jetty.http.HttpException;
+import org.eclipse.jetty.io.EofException;
 import org.eclipse.jetty.server.HttpConnectionFactory;
+import org.eclipse.jetty.server.NetworkConnectionLimit;
+import org.eclipse.jetty.server.Server;
 import org.eclipse.jetty.server.ServerConnector;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -30,6 +34,8 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.UUID;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 
@@ -37,13 +43,31 @@ import java.util.concurrent.atomic.AtomicInteger;
  * The OpenAI-compatible HTTP server over one {@link Engine} (Javalin on Jetty, handlers on virtual threads):
  * {@code POST /v1/chat/completions} and {@code /v1/completions} (streamed as server-sent events or whole),
  * {@code GET /v1/models}, {@code /health} and {@code /metrics} (Prometheus text). Every error is an OpenAI-style JSON
- * body; a client that goes away mid-stream cancels its request. The server owns the engine and closes it on
- * {@link #shutdown}.
+ * body, Jetty's own rejections included; a client that goes away cancels its request, streaming or not. Connections
+ * are bounded in number, in idle time and in the time their request headers may take. The server owns the engine and
+ * closes it on {@link #shutdown}.
  */
 public final class OpenAiServer implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(OpenAiServer.class);
+
+    static {
+        // a malformed request is the client's fault, not the server's: Jetty's parser warns about some (two Host
+        // headers, a bad authority), one line per request, which a hostile client could repeat to flood the log.
+        // With slf4j-simple (jnext.jar's backend) those two loggers log errors only, unless configured otherwise;
+        // other backends ignore these properties. Set before the first connection creates those loggers.
+        for (String logger : List.of("org.eclipse.jetty.http.HttpParser", "org.eclipse.jetty.util.HostPort")) {
+            String key = "org.slf4j.simpleLogger.log." + logger;
+            if (System.getProperty(key) == null) System.setProperty(key, "error");
+        }
+    }
     private static final byte[] DONE = "data: [DONE]\n\n".getBytes(StandardCharsets.UTF_8);
     private static final byte[] KEEP_ALIVE = ": keep-alive\n\n".getBytes(StandardCharsets.UTF_8);
+    /** How often a non-streaming request checks that its client is still connected. */
+    static final Duration DISCONNECT_PROBE = Duration.ofMillis(100);
+    /** After the drain (and the engine's close), how long handlers may take to write their last bytes. */
+    static final Duration FINAL_GRACE = Duration.ofSeconds(1);
+    /** Then, with the listener closed, how long requests on open connections may still be answered (503). */
+    static final Duration CLOSE_LINGER = Duration.ofSeconds(1);
 
     private final Engine engine;
     private final ServerOptions options;
@@ -54,6 +78,9 @@ public final class OpenAiServer implements AutoCloseable {
     private final AtomicInteger inFlight = new AtomicInteger();
     private final AtomicBoolean draining = new AtomicBoolean();
     private final CountDownLatch stopped = new CountDownLatch(1);
+    private final ConnectionGuard guard;
+    private volatile ServerConnector connector;
+    private volatile Server jetty;
     private final Javalin app;
 
     private OpenAiServer(Engine engine, ServerOptions options) {
@@ -61,20 +88,37 @@ public final class OpenAiServer implements AutoCloseable {
         this.options = options;
         this.metrics = new ServerMetrics(engine);
         this.apiKeyDigest = options.apiKey() == null ? null : sha256(options.apiKey());
+        this.guard = new ConnectionGuard(options.headerTimeout());
+        JsonErrorHandler errors = new JsonErrorHandler();
         this.app = Javalin.create(config -> {
             config.startup.showJavalinBanner = false;
             config.startup.showOldJavalinVersionWarning = false;
             config.concurrency.useVirtualThreads = true;
             config.http.compressionStrategy = CompressionStrategy.NONE;
             config.http.prefer405over404 = true;
+            config.jetty.modifyServer(server -> {
+                jetty = server;
+                server.setErrorHandler(errors);
+                server.insertHandler(guard); // in front of Javalin's context: sees every request of every connection
+            });
+            config.jetty.modifyServletContextHandler(context -> context.setErrorHandler(errors));
             config.jetty.addConnector((server, http) -> {
                 ServerConnector c = new ServerConnector(server, new HttpConnectionFactory(http));
                 c.setHost(options.host());
                 c.setPort(options.port());
-                c.setIdleTimeout(Duration.ofMinutes(30).toMillis()); // a whole response of a slow model may take long
+                // a connection quiet this long is closed; a non-streaming request that is generating keeps its
+                // connection busy (see respond), a streaming one writes tokens or keep-alive comments
+                c.setIdleTimeout(options.idleTimeout().toMillis());
+                c.setShutdownIdleTimeout(CLOSE_LINGER.toMillis());
+                c.addBean(guard, false); // a Connection.Listener of every connection (its life cycle is the server's)
+                server.addBean(new NetworkConnectionLimit(options.maxConnections(), c));
+                connector = c;
                 return c;
             });
-            config.routes.before(this::authorize);
+            config.routes.before(ctx -> {
+                if (draining.get()) ctx.header("Connection", "close"); // while draining, no connection is kept
+                authorize(ctx);
+            });
             config.routes.get("/health", this::health);
             config.routes.get("/metrics", ctx -> ctx.contentType(ServerMetrics.contentType()).result(metrics.scrape()));
             config.routes.get("/v1/models", this::models);
@@ -82,6 +126,12 @@ public final class OpenAiServer implements AutoCloseable {
             config.routes.post(OpenAiRequest.Endpoint.COMPLETIONS.path, ctx -> completion(ctx, OpenAiRequest.Endpoint.COMPLETIONS));
             config.routes.exception(ApiError.class, (e, ctx) -> writeError(ctx, e));
             config.routes.exception(Exception.class, (e, ctx) -> {
+                if (isClientFault(e)) {
+                    // the client broke the exchange (a malformed or truncated body, a closed connection): one line
+                    log.debug("{} {}: client fault: {}", ctx.method(), ctx.path(), e.toString());
+                    writeError(ctx, ApiError.badRequest(null, "the request could not be read: " + describe(e)));
+                    return;
+                }
                 log.warn("{} {} failed", ctx.method(), ctx.path(), e);
                 writeError(ctx, new ApiError(500, "server_error", null, null, "internal error: " + e.getClass().getSimpleName(), null));
             });
@@ -126,6 +176,11 @@ public final class OpenAiServer implements AutoCloseable {
 
     public ServerMetrics metrics() {
         return metrics;
+    }
+
+    /** Open HTTP connections (the connection cap bounds them). */
+    int openConnections() {
+        return guard.openConnections();
     }
 
     /** Completion requests being handled now. */
@@ -207,25 +262,51 @@ public final class OpenAiServer implements AutoCloseable {
         }
     }
 
-    /** The whole response once the request has ended. */
+    /**
+     * The whole response once the request has ended. While it waits, it checks every {@link #DISCONNECT_PROBE} that
+     * the client is still connected: one that has gone cancels the request (its slot frees at the next step).
+     */
     private void respond(Context ctx, OpenAiRequest request, GenerationHandle handle, OpenAiResponses responses, long arrival)
             throws Exception {
         StringBuilder text = new StringBuilder();
         List<GeneratedToken> tokens = new ArrayList<>();
         Latencies latencies = new Latencies(arrival);
+        String endpoint = endpointName(request.endpoint());
+        Object connection = ctx.req().getAttribute(ConnectionGuard.CONNECTION_ATTRIBUTE);
+        boolean probing = connection != null;
+        long nextProbe = System.nanoTime() + DISCONNECT_PROBE.toNanos();
         GenerationEvent e;
         try {
-            while (!(e = handle.next()).isTerminal()) {
-                var t = (GenerationEvent.Tokens) e;
-                text.append(t.text());
-                tokens.addAll(t.tokens());
-                latencies.tokens(t);
+            while (true) {
+                e = handle.poll(DISCONNECT_PROBE);
+                if (e != null) {
+                    if (e.isTerminal()) break;
+                    var t = (GenerationEvent.Tokens) e;
+                    text.append(t.text());
+                    tokens.addAll(t.tokens());
+                    latencies.tokens(t);
+                }
+                if (probing && System.nanoTime() >= nextProbe) {
+                    nextProbe = System.nanoTime() + DISCONNECT_PROBE.toNanos();
+                    switch (ConnectionGuard.probe(connection)) {
+                        case THERE -> { }
+                        case GONE -> {
+                            handle.cancel();
+                            metrics.requestEnded(endpoint, "disconnected", System.nanoTime() - arrival);
+                            log.debug("request {}: the client disconnected; cancelled", handle.id());
+                            return;
+                        }
+                        case UNKNOWN -> { // bytes of a pipelined request came and were consumed: close after this one
+                            probing = false;
+                            ctx.res().setHeader("Connection", "close");
+                        }
+                    }
+                }
             }
         } catch (InterruptedException ie) {
             handle.cancel();
             throw ie;
         }
-        String endpoint = endpointName(request.endpoint());
         switch (e) {
             case GenerationEvent.Finished f -> {
                 writeNow(ctx, 200, json.writeValueAsBytes(responses.complete(text.toString(), tokens, f.reason(), f.promptTokens(), f.cachedPromptTokens())), null);
@@ -335,7 +416,12 @@ public final class OpenAiServer implements AutoCloseable {
         return e == OpenAiRequest.Endpoint.CHAT ? "chat" : "completions";
     }
 
-    private byte[] readBody(Context ctx) throws IOException {
+    /**
+     * The request body, at most {@code maxRequestBytes}. A body that cannot be read (malformed chunked framing, a
+     * connection that closed before the declared length, an idle timeout) is the client's fault: a 400, logged at
+     * debug in one line.
+     */
+    private byte[] readBody(Context ctx) {
         long limit = options.maxRequestBytes();
         long declared = ctx.req().getContentLengthLong();
         try (InputStream in = ctx.req().getInputStream()) {
@@ -349,6 +435,12 @@ public final class OpenAiServer implements AutoCloseable {
                 throw ApiError.badRequest(null, "the request body is larger than the limit of " + limit + " bytes");
             }
             return body;
+        } catch (ApiError e) {
+            throw e;
+        } catch (IOException | RuntimeException e) {
+            if (!isClientFault(e)) throw e instanceof RuntimeException r ? r : new IllegalStateException(e);
+            log.debug("{} {}: the request body could not be read: {}", ctx.method(), ctx.path(), e.toString());
+            throw ApiError.badRequest(null, "the request body could not be read: " + describe(e));
         }
     }
 
@@ -368,9 +460,37 @@ public final class OpenAiServer implements AutoCloseable {
         long read = 0;
         try {
             for (int n; read < REFUSED_BODY_DRAIN_BYTES && (n = in.read(sink)) >= 0; ) read += n;
-        } catch (IOException e) {
+        } catch (IOException | RuntimeException e) {
             log.debug("refused request body: the client stopped sending after {} more bytes ({})", read, e.toString());
         }
+    }
+
+    /** Whether {@code e} (or a cause) is the client's doing: bad framing, an early end of the body, a broken connection. */
+    static boolean isClientFault(Throwable e) {
+        for (Throwable t = e; t != null; t = t.getCause()) {
+            if (t instanceof HttpException || t instanceof EofException || t instanceof TimeoutException
+                    || t instanceof java.io.EOFException || t instanceof java.nio.channels.ClosedChannelException) {
+                return true;
+            }
+            if (t instanceof IOException io && io.getMessage() != null) {
+                String m = io.getMessage().toLowerCase(java.util.Locale.ROOT);
+                if (m.contains("broken pipe") || m.contains("connection reset")) return true;
+            }
+            if (t.getCause() == t) break;
+        }
+        return false;
+    }
+
+    /** One line about a client fault, for its 400: what Jetty said, without classes or stack. */
+    static String describe(Throwable e) {
+        for (Throwable t = e; t != null; t = t.getCause()) {
+            if (t instanceof HttpException h && h.getReason() != null) return h.getReason();
+            if (t.getCause() == t) break;
+        }
+        String m = e.getMessage();
+        if (e instanceof EofException || e instanceof java.io.EOFException) return "the body ended early (the connection closed or the framing is broken)";
+        if (e instanceof TimeoutException || e.getCause() instanceof TimeoutException) return "the body did not arrive in time";
+        return m == null || m.isBlank() ? "the connection broke" : m.length() > 200 ? m.substring(0, 200) + "..." : m;
     }
 
     /**
@@ -411,9 +531,13 @@ public final class OpenAiServer implements AutoCloseable {
     // ---- shutdown ----
 
     /**
-     * Stops gracefully: new completion requests get 503 and /health turns 503; running requests may finish for up to
-     * {@code drain}; then the engine is closed, which ends every remaining stream with an error event; then the HTTP
-     * server stops. Idempotent; a second caller waits for the first.
+     * Stops gracefully, within a hard deadline of about {@code drain} + 2 s whatever clients do: new completion
+     * requests get 503 (and every response {@code Connection: close}), /health turns 503; requests in flight (reading
+     * their body, queued or generating) may finish for up to {@code drain}; then the engine is closed, which ends every
+     * remaining request with an error (a 503 or the stream's error event), and handlers get {@link #FINAL_GRACE} to
+     * write it; then the listener closes (new connections are refused), requests already on open connections are still
+     * answered (503) for up to {@link #CLOSE_LINGER}, and the remaining connections are closed. Idempotent; a second
+     * caller waits for the first.
      */
     public void shutdown(Duration drain) {
         if (!draining.compareAndSet(false, true)) {
@@ -423,17 +547,42 @@ public final class OpenAiServer implements AutoCloseable {
         try {
             log.info("shutting down: {} requests in flight, draining for up to {} s", inFlight.get(), drain.toSeconds());
             long deadline = System.nanoTime() + drain.toNanos();
-            while (inFlight.get() > 0 && System.nanoTime() < deadline) Thread.sleep(20);
+            while (inFlight.get() > 0 && System.nanoTime() < deadline) Thread.sleep(10);
             engine.close();
-            long grace = System.nanoTime() + Duration.ofSeconds(5).toNanos(); // handlers write their last event
-            while (inFlight.get() > 0 && System.nanoTime() < grace) Thread.sleep(10);
+            long grace = System.nanoTime() + FINAL_GRACE.toNanos(); // handlers write their last event or error
+            while (inFlight.get() > 0 && System.nanoTime() < grace) Thread.sleep(5);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             engine.close();
         } finally {
-            app.stop();
+            stopHttp();
             stopped.countDown();
             log.info("stopped");
+        }
+    }
+
+    /**
+     * Closes the listener first (Jetty's graceful shutdown of the connector: responses from now on close their
+     * connection, idle connections time out after the linger), waits up to {@link #CLOSE_LINGER} for the open
+     * connections to finish, then stops Jetty, which closes whatever is left.
+     */
+    private void stopHttp() {
+        ServerConnector c = connector;
+        if (c != null) {
+            try {
+                c.shutdown().get(CLOSE_LINGER.toMillis(), TimeUnit.MILLISECONDS);
+            } catch (java.util.concurrent.ExecutionException | TimeoutException e) {
+                log.debug("connections still open after {} ms; closing them", CLOSE_LINGER.toMillis());
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+        Server s = jetty;
+        if (s != null) s.setStopTimeout(0); // the graceful part is done: stop now
+        try {
+            app.stop();
+        } catch (RuntimeException e) {
+            log.warn("stopping the HTTP server: {}", e.toString());
         }
     }
 
