@@ -55,7 +55,12 @@ final class OpenAiResponses {
         return o;
     }
 
-    /** The whole non-streaming response. */
+    /** The whole non-streaming response, none of whose prompt tokens came from the prefix cache. */
+    ObjectNode complete(String text, List<GeneratedToken> tokens, FinishReason reason, int promptTokens) {
+        return complete(text, tokens, reason, promptTokens, 0);
+    }
+
+    /** The whole non-streaming response; {@code cachedTokens} of the prompt came from the prefix cache. */
     ObjectNode complete(String text, List<GeneratedToken> tokens, FinishReason reason, int promptTokens, int cachedTokens) {
         ObjectNode o = envelope(false);
         ObjectNode choice = o.putArray("choices").addObject();
