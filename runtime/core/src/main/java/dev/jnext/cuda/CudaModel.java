@@ -180,7 +180,7 @@ public final class CudaModel implements AutoCloseable {
                     .add("cuBLASLt workspace", Gemm.DEFAULT_WORKSPACE_BYTES)
                     .add("sampling history", 2L * options.maxSequences() * ((config.vocabSize() + 31) / 32) * 4);
             if (ruleConfig != null) mp.add("delta-rule scratch", ruleConfig.scratchBytes());
-            if (hasMoe(config)) mp.add("MoE scratch", moeScratchEstimate(config, maxTokens));
+            if (hasMoe(config)) mp.add("MoE scratch", GpuSparseMoe.scratch(CudaGeometry.moeShape(config), maxTokens, options.moeDecodeMaxTokens()).total());
             Gpu.MemoryInfo mem = gpu.memoryInfo();
             int pages = 0;
             if (attnLayers > 0) {
@@ -277,16 +277,6 @@ public final class CudaModel implements AutoCloseable {
         return false;
     }
 
-    /** Upper bound of {@link GpuSparseMoe}'s scratch for the plan (it allocates the same buffers). */
-    static long moeScratchEstimate(ModelConfig c, int maxTokens) {
-        long pairs = (long) maxTokens * c.numExpertsPerTok();
-        long tiles = pairs / 128 + c.numExperts() + 1;
-        long h = c.hiddenSize(), inter = c.moeIntermediateSize(), rows = (c.numExperts() + 8L) / 8 * 8;
-        return 2 * maxTokens * rows + 6 * pairs + 4 * (pairs / 1024 + 2) * c.numExperts() + 4 * (c.numExperts() + 1)
-                + 4 * tiles * 128 + 4 * pairs + 4 * tiles + 2 * Math.max(tiles * 128, pairs + maxTokens) * inter + 2 * pairs * h
-                + 2 * (pairs + maxTokens) * h + 4L * maxTokens * h
-                + (4L * maxTokens * c.sharedExpertIntermediateSize() + 2L * maxTokens * c.sharedExpertIntermediateSize() + 2L * maxTokens * h);
-    }
 
     // ------------------------------------------------------------------------------------------------ the plan
 

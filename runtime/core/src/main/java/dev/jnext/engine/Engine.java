@@ -33,6 +33,13 @@ import java.util.concurrent.locks.ReentrantLock;
  * generation defaults, and a {@link Scheduler} doing continuous batching on one engine thread. Any number of threads
  * may {@link #submit} requests at once.
  *
+ * <p><b>Threads.</b> {@link #submit}, {@link #generate}, {@link #close} and the getters may be called from any thread.
+ * One platform thread, {@code jnext-engine}, runs the scheduler and the backend (the backend is never called from
+ * another thread); it puts events into each request's queue and completes an internal future, and never runs
+ * application code. A {@link GenerationHandle}'s events are read by the caller's thread ({@code next}, {@code poll},
+ * iteration); its {@link GenerationHandle#result()} future completes on a jnext virtual thread, where its callbacks
+ * run. {@link #generate} blocks the calling thread until its request ends.
+ *
  * <p><b>Failures.</b> A forward step that throws a {@link RuntimeException} fails the requests in that step and the
  * engine goes on. Anything else that escapes the engine loop — an {@link Error} such as {@link OutOfMemoryError}, or a
  * bug — <em>restarts the loop</em>: every admitted request ends with a {@link GenerationEvent.Failed} event

@@ -216,4 +216,22 @@ class CudaPlanningTest {
             assertEquals(3.0, mean / w.length, 0.05, "--logit-scale 4 centres the final norm's stored weight on 3");
         }
     }
+
+    @Test
+    void theMoeScratchIsSizedOnceByTheOpThatAllocatesIt() {
+        // the 80B-A3B MoE: H 2048, 512 experts, top-10, expert and shared width 512
+        GpuSparseMoe.Shape shape = new GpuSparseMoe.Shape(2048, 512, 10, 512, 512, true);
+        GpuSparseMoe.Scratch z = GpuSparseMoe.scratch(shape, 8192, 8);
+        assertEquals(z.logits() + z.topkIds() + z.topkWeights() + z.chunkCounts() + z.expertStart() + z.sortedPairs()
+                + z.pairRow() + z.tileExpert() + z.act() + z.contrib() + z.decodeContrib() + z.decodeCounters()
+                + z.sharedGateUp() + z.sharedAct() + z.sharedOut(), z.total());
+        assertTrue(z.contrib() > 0 && z.sharedGateUp() > 0 && z.sharedAct() > 0 && z.sharedOut() > 0);
+        assertEquals(2L * 8192 * GpuSparseMoe.routerRows(shape), z.logits());
+        // steps the decode kernels take whole need neither the grouped GEMMs' contributions nor the dense shared expert
+        GpuSparseMoe.Scratch decodeOnly = GpuSparseMoe.scratch(shape, 8, 8);
+        assertEquals(0, decodeOnly.contrib());
+        assertEquals(0, decodeOnly.sharedGateUp() + decodeOnly.sharedAct() + decodeOnly.sharedOut());
+        // experts wider than the decode kernels: every step takes the grouped GEMMs
+        assertEquals(0, GpuSparseMoe.decodeRows(new GpuSparseMoe.Shape(2048, 64, 8, 2048, 0, true), 8192, 8));
+    }
 }

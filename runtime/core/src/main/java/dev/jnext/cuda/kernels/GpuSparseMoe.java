@@ -82,7 +82,7 @@ public final class GpuSparseMoe implements AutoCloseable {
         this.shape = shape;
         this.maxTokens = maxTokens;
         // experts wider than the decode kernels take the grouped GEMMs at every size
-        this.decodeMaxTokens = shape.inter() > MoeDecodeKernel.MAX_INTER ? 0 : Math.min(decodeMaxTokens, maxTokens);
+        this.decodeMaxTokens = decodeRows(shape, maxTokens, decodeMaxTokens);
         if (LOG.isDebugEnabled()) {
             boolean wgmma = engine == MoeExpertGemm.Engine.WGMMA;
             String fallback = wgmma ? "mma.sync (wgmma cannot tile it)" : "mma.sync";
@@ -101,36 +101,77 @@ public final class GpuSparseMoe implements AutoCloseable {
         this.decode = new MoeDecodeKernel(lib);
         this.siluMul = new SiluMulKernel(lib);
         Gpu gpu = lib.gpu();
-        int pairs = maxTokens * shape.topK();
-        int h = shape.hidden(), i = shape.inter();
-        this.maxTiles = ExpertGrouping.maxTiles(pairs, shape.experts(), MoeExpertGemm.BLOCK_M);
-        long actRows = Math.max((long) maxTiles * MoeExpertGemm.BLOCK_M, MoeDecodeKernel.actRows(maxTokens, shape.topK(), shape.hasShared()));
+        Scratch z = scratch(shape, maxTokens, decodeMaxTokens);
+        this.maxTiles = z.maxTiles();
         try {
-            logits = alloc(gpu, 2L * maxTokens * routerRows(shape), "moe.logits");
-            topkIds = alloc(gpu, 4L * pairs, "moe.topk_ids");
-            topkWeights = alloc(gpu, 2L * pairs, "moe.topk_weights");
-            chunkCounts = alloc(gpu, 4L * ExpertGrouping.chunks(pairs) * shape.experts(), "moe.chunk_counts");
-            expertStart = alloc(gpu, 4L * (shape.experts() + 1), "moe.expert_start");
-            sortedPairs = alloc(gpu, 4L * maxTiles * MoeExpertGemm.BLOCK_M, "moe.sorted_pairs");
-            pairRow = alloc(gpu, 4L * pairs, "moe.pair_row");
-            tileExpert = alloc(gpu, 4L * maxTiles, "moe.tile_expert");
-            act = alloc(gpu, 2L * actRows * i, "moe.act");
-            contrib = maxTokens > this.decodeMaxTokens ? alloc(gpu, 2L * pairs * h, "moe.contrib") : null;
-            decodeContrib = alloc(gpu, 2L * Math.max(1, MoeDecodeKernel.actRows(this.decodeMaxTokens, shape.topK(), shape.hasShared())) * h,
-                    "moe.decode_contrib");
-            decodeCounters = alloc(gpu, Math.max(4, MoeDecodeKernel.counterBytes(this.decodeMaxTokens, h)), "moe.decode_counters");
+            logits = alloc(gpu, z.logits(), "moe.logits");
+            topkIds = alloc(gpu, z.topkIds(), "moe.topk_ids");
+            topkWeights = alloc(gpu, z.topkWeights(), "moe.topk_weights");
+            chunkCounts = alloc(gpu, z.chunkCounts(), "moe.chunk_counts");
+            expertStart = alloc(gpu, z.expertStart(), "moe.expert_start");
+            sortedPairs = alloc(gpu, z.sortedPairs(), "moe.sorted_pairs");
+            pairRow = alloc(gpu, z.pairRow(), "moe.pair_row");
+            tileExpert = alloc(gpu, z.tileExpert(), "moe.tile_expert");
+            act = alloc(gpu, z.act(), "moe.act");
+            contrib = z.contrib() > 0 ? alloc(gpu, z.contrib(), "moe.contrib") : null;
+            decodeContrib = alloc(gpu, z.decodeContrib(), "moe.decode_contrib");
+            decodeCounters = alloc(gpu, z.decodeCounters(), "moe.decode_counters");
             try (Stream init = gpu.createStream()) {  // zeroed once; every decode leaves them zeroed
                 decodeCounters.fill32(0, init);
                 init.synchronize();
             }
-            boolean denseShared = shape.hasShared() && maxTokens > this.decodeMaxTokens;
-            sharedGateUpOut = denseShared ? alloc(gpu, 4L * maxTokens * shape.sharedInter(), "moe.shared_gate_up") : null;
-            sharedAct = denseShared ? alloc(gpu, 2L * maxTokens * shape.sharedInter(), "moe.shared_act") : null;
-            sharedOut = denseShared ? alloc(gpu, 2L * maxTokens * h, "moe.shared_out") : null;
+            sharedGateUpOut = z.sharedGateUp() > 0 ? alloc(gpu, z.sharedGateUp(), "moe.shared_gate_up") : null;
+            sharedAct = z.sharedAct() > 0 ? alloc(gpu, z.sharedAct(), "moe.shared_act") : null;
+            sharedOut = z.sharedOut() > 0 ? alloc(gpu, z.sharedOut(), "moe.shared_out") : null;
         } catch (RuntimeException e) {
             close();
             throw e;
         }
+    }
+
+    /** Rows the decode kernels take: none when the experts are wider than they handle, else up to {@code decodeMaxTokens}. */
+    public static int decodeRows(Shape shape, int maxTokens, int decodeMaxTokens) {
+        return shape.inter() > MoeDecodeKernel.MAX_INTER ? 0 : Math.min(decodeMaxTokens, maxTokens);
+    }
+
+    /**
+     * Every scratch buffer the op allocates, in bytes (0: not allocated): the one place these sizes are computed. The
+     * constructor allocates exactly these; the runner's memory plan counts {@link #total()}.
+     */
+    public record Scratch(int maxTiles, long logits, long topkIds, long topkWeights, long chunkCounts, long expertStart,
+                          long sortedPairs, long pairRow, long tileExpert, long act, long contrib, long decodeContrib,
+                          long decodeCounters, long sharedGateUp, long sharedAct, long sharedOut) {
+        /** All of it. */
+        public long total() {
+            return logits + topkIds + topkWeights + chunkCounts + expertStart + sortedPairs + pairRow + tileExpert + act
+                    + contrib + decodeContrib + decodeCounters + sharedGateUp + sharedAct + sharedOut;
+        }
+    }
+
+    /** The scratch of an op of {@code shape} sized for {@code maxTokens} rows, decode kernels up to {@code decodeMaxTokens}. */
+    public static Scratch scratch(Shape shape, int maxTokens, int decodeMaxTokens) {
+        int decodeRows = decodeRows(shape, maxTokens, decodeMaxTokens);
+        int pairs = maxTokens * shape.topK();
+        int h = shape.hidden(), i = shape.inter();
+        int maxTiles = ExpertGrouping.maxTiles(pairs, shape.experts(), MoeExpertGemm.BLOCK_M);
+        long actRows = Math.max((long) maxTiles * MoeExpertGemm.BLOCK_M, MoeDecodeKernel.actRows(maxTokens, shape.topK(), shape.hasShared()));
+        boolean denseShared = shape.hasShared() && maxTokens > decodeRows;
+        return new Scratch(maxTiles,
+                2L * maxTokens * routerRows(shape),
+                4L * pairs,
+                2L * pairs,
+                4L * ExpertGrouping.chunks(pairs) * shape.experts(),
+                4L * (shape.experts() + 1),
+                4L * maxTiles * MoeExpertGemm.BLOCK_M,
+                4L * pairs,
+                4L * maxTiles,
+                2L * actRows * i,
+                maxTokens > decodeRows ? 2L * pairs * h : 0,
+                2L * Math.max(1, MoeDecodeKernel.actRows(decodeRows, shape.topK(), shape.hasShared())) * h,
+                Math.max(4, MoeDecodeKernel.counterBytes(decodeRows, h)),
+                denseShared ? 4L * maxTokens * shape.sharedInter() : 0,
+                denseShared ? 2L * maxTokens * shape.sharedInter() : 0,
+                denseShared ? 2L * maxTokens * h : 0);
     }
 
     private DeviceBuffer alloc(Gpu gpu, long bytes, String label) {
