@@ -6,10 +6,12 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.jnext.JnextException;
 
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.TreeMap;
 import java.util.regex.Pattern;
 import java.util.regex.PatternSyntaxException;
 
@@ -39,16 +41,15 @@ public final class Fp8Quantization {
     private static final String ALWAYS_KEPT = "lm_head";
 
     private final List<String> modulesToNotConvert;
-    private final List<Rule> rules;
+    private final Matcher matcher;
 
     private Fp8Quantization(List<String> modulesToNotConvert, String source) {
         this.modulesToNotConvert = List.copyOf(modulesToNotConvert);
-        List<Rule> rs = new ArrayList<>();
+        this.matcher = new Matcher();
         for (int i = 0; i < this.modulesToNotConvert.size(); i++) {
-            rs.add(Rule.of(this.modulesToNotConvert.get(i), source + ": quantization_config.modules_to_not_convert[" + i + "]"));
+            matcher.add(this.modulesToNotConvert.get(i), source + ": quantization_config.modules_to_not_convert[" + i + "]");
         }
-        rs.add(Rule.of(ALWAYS_KEPT, "lm_head"));
-        this.rules = List.copyOf(rs);
+        matcher.add(ALWAYS_KEPT, "lm_head");
     }
 
     /**
@@ -99,8 +100,7 @@ public final class Fp8Quantization {
 
     /** The list entry that keeps {@code module} unquantized ({@code "lm_head"} for the implicit one), or empty. */
     public Optional<String> keptBy(String module) {
-        for (Rule r : rules) if (r.matches(module)) return Optional.of(r.entry);
-        return Optional.empty();
+        return Optional.ofNullable(matcher.match(module));
     }
 
     /** The config.json object. */
@@ -199,30 +199,62 @@ public final class Fp8Quantization {
     }
 
     /**
-     * One entry of the list with transformers' test: {@code re.match(entry, name) or name.endswith(entry)} (its third
-     * form, {@code re.match(entry + "\\.", name)}, implies the first). Entries without regex syntax but the dot (module
-     * names, as in every official list) are matched without the regex engine: a dot in them matches any character.
+     * The list as transformers tests it ({@code should_convert_module}): an entry keeps a module when
+     * {@code re.match(entry, name) or name.endswith(entry)} (its third form, {@code re.match(entry + "\\.", name)},
+     * implies the first). Entries without regex syntax but the dot — module names, as in every official list, hundreds
+     * of them against tens of thousands of expert matrices — go into a trie whose dots match any character (the regex
+     * dot) and an index of literal suffixes by length; the rest are compiled and tried one by one.
      */
-    private record Rule(String entry, Pattern regex) {
-        static Rule of(String entry, String where) {
-            if (entry.chars().allMatch(ch -> ch == '.' || "\\[]{}()*+?^$|".indexOf(ch) < 0)) return new Rule(entry, null);
+    private static final class Matcher {
+        private final Node prefixes = new Node();
+        private final Map<Integer, Map<String, String>> suffixes = new TreeMap<>();
+        private final List<Map.Entry<Pattern, String>> regexes = new ArrayList<>();
+
+        private static final class Node {
+            final Map<Character, Node> next = new HashMap<>();
+            Node any;
+            String entry;
+        }
+
+        void add(String entry, String where) {
+            suffixes.computeIfAbsent(entry.length(), n -> new HashMap<>()).putIfAbsent(entry, entry);
+            if (entry.chars().allMatch(ch -> ch == '.' || "\\[]{}()*+?^$|".indexOf(ch) < 0)) {
+                Node n = prefixes;
+                for (int i = 0; i < entry.length(); i++) {
+                    char ch = entry.charAt(i);
+                    if (ch == '.') n = n.any == null ? (n.any = new Node()) : n.any;
+                    else n = n.next.computeIfAbsent(ch, c -> new Node());
+                }
+                if (n.entry == null) n.entry = entry;
+                return;
+            }
             try {
-                return new Rule(entry, Pattern.compile(entry));
+                regexes.add(Map.entry(Pattern.compile(entry), entry));
             } catch (PatternSyntaxException e) {
                 throw new JnextException(where + " \"" + entry + "\" is not a valid regular expression: "
                         + e.getDescription());
             }
         }
 
-        boolean matches(String name) {
-            if (name.endsWith(entry)) return true;
-            if (regex != null) return regex.matcher(name).lookingAt();
-            if (name.length() < entry.length()) return false;
-            for (int i = 0; i < entry.length(); i++) {
-                char k = entry.charAt(i);
-                if (k != '.' && k != name.charAt(i)) return false;
+        /** The entry keeping {@code name}, or null. */
+        String match(String name) {
+            String hit = prefix(prefixes, name, 0);
+            if (hit != null) return hit;
+            for (Map.Entry<Integer, Map<String, String>> e : suffixes.entrySet()) {
+                if (e.getKey() > name.length()) break;
+                hit = e.getValue().get(name.substring(name.length() - e.getKey()));
+                if (hit != null) return hit;
             }
-            return true;
+            for (Map.Entry<Pattern, String> r : regexes) if (r.getKey().matcher(name).lookingAt()) return r.getValue();
+            return null;
+        }
+
+        private static String prefix(Node n, String name, int i) {
+            if (n.entry != null) return n.entry;
+            if (i == name.length()) return null;
+            Node literal = n.next.get(name.charAt(i));
+            String hit = literal == null ? null : prefix(literal, name, i + 1);
+            return hit != null || n.any == null ? hit : prefix(n.any, name, i + 1);
         }
     }
 }

@@ -71,6 +71,10 @@ public final class SyntheticCheckpoint {
         /** Checks the shard size and the logit scale. */
         public Options {
             if (maxShardBytes <= 0) throw new IllegalArgumentException("maxShardBytes must be positive");
+            if (dtype == DType.F8_E4M3) {
+                throw new JnextException("the options' dtype is that of the unquantized tensors; FP8 comes from the config's "
+                        + "quantization_config (ModelConfig.withQuantization)");
+            }
             if (!(logitScale > 0) || !Float.isFinite(logitScale)) throw new JnextException("the logit scale must be positive, got " + logitScale);
         }
 
