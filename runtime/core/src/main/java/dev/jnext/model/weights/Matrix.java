@@ -1,13 +1,12 @@
 package dev.jnext.model.weights;
 
-import dev.jnext.cpu.ops.Linear;
-
 import dev.jnext.numeric.Bf16;
 import dev.jnext.model.DType;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
+import java.util.Objects;
 
 /**
  * A weight matrix [rows, cols] (PyTorch Linear layout [out_features, in_features], so y = x·Wᵀ) stored row-major
@@ -41,6 +40,28 @@ public record Matrix(String name, MemorySegment data, DType dtype, int rows, int
         MemorySegment seg = stacked.data().asSlice(elemOffset * stacked.dtype().bytes(), bytes);
         return new Matrix(stacked.name() + "[" + index + "][" + firstRow + ":" + (firstRow + rowCount) + "]",
                 seg, stacked.dtype(), rowCount, c);
+    }
+
+    /** Rows [first, first + count): a view of the same bytes (a row-parallel split of the output dimension). */
+    public Matrix rows(int first, int count) {
+        Objects.checkFromIndexSize(first, count, rows);
+        long rowBytes = (long) cols * dtype.bytes();
+        return new Matrix(name + "[" + first + ":" + (first + count) + ", :]", data.asSlice(first * rowBytes, count * rowBytes),
+                dtype, count, cols);
+    }
+
+    /**
+     * Columns [first, first + count) of every row, copied in the stored dtype (a column-parallel split of the input
+     * dimension; the columns of a row-major matrix are not contiguous, so this is the one copy a split makes).
+     */
+    public Matrix columns(int first, int count) {
+        Objects.checkFromIndexSize(first, count, cols);
+        int b = dtype.bytes();
+        MemorySegment out = MemorySegment.ofArray(new byte[Math.toIntExact((long) rows * count * b)]);
+        for (int r = 0; r < rows; r++) {
+            MemorySegment.copy(data, ((long) r * cols + first) * b, out, (long) r * count * b, (long) count * b);
+        }
+        return new Matrix(name + "[:, " + first + ":" + (first + count) + "]", out, dtype, rows, count);
     }
 
     /** A matrix over fp32 values (tests, synthetic inputs). */
