@@ -7,6 +7,7 @@ import dev.jnext.model.weights.ModelWeights;
 import dev.jnext.model.weights.Tensor;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -104,8 +105,8 @@ public record TpShard(TpPlan plan, int rank, Tensor embedTokens, float[] finalNo
         System.arraycopy(g.conv1d(), (hk * dk + keys.start() * dk) * kernel, conv, qk * kernel, qk * kernel);
         System.arraycopy(g.conv1d(), (2 * hk * dk + values.start() * dv) * kernel, conv, 2 * qk * kernel, vw * kernel);
         return new LayerWeights.DeltaNet(qkvz, ba, conv,
-                java.util.Arrays.copyOfRange(g.aLog(), values.start(), values.end()),
-                java.util.Arrays.copyOfRange(g.dtBias(), values.start(), values.end()),
+                Arrays.copyOfRange(g.aLog(), values.start(), values.end()),
+                Arrays.copyOfRange(g.dtBias(), values.start(), values.end()),
                 g.norm(),
                 g.outProj().columns(values.start() * dv, vw));
     }

@@ -14,6 +14,7 @@ import org.junit.jupiter.api.io.TempDir;
 
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -163,9 +164,9 @@ class TpPlanTest {
                             float[] q = new float[0], kk = new float[0], v = new float[0];
                             for (LayerWeights.DeltaNet p : ps) {
                                 assertSame(g.norm(), p.norm());
-                                q = join(q, java.util.Arrays.copyOfRange(p.conv1d(), 0, qk * k));
-                                kk = join(kk, java.util.Arrays.copyOfRange(p.conv1d(), qk * k, 2 * qk * k));
-                                v = join(v, java.util.Arrays.copyOfRange(p.conv1d(), 2 * qk * k, (2 * qk + vw) * k));
+                                q = join(q, Arrays.copyOfRange(p.conv1d(), 0, qk * k));
+                                kk = join(kk, Arrays.copyOfRange(p.conv1d(), qk * k, 2 * qk * k));
+                                v = join(v, Arrays.copyOfRange(p.conv1d(), 2 * qk * k, (2 * qk + vw) * k));
                             }
                             assertArrayEquals(g.conv1d(), join(join(q, kk), v));
                         }
@@ -231,7 +232,7 @@ class TpPlanTest {
     }
 
     private static float[] join(float[] a, float[] b) {
-        float[] out = java.util.Arrays.copyOf(a, a.length + b.length);
+        float[] out = Arrays.copyOf(a, a.length + b.length);
         System.arraycopy(b, 0, out, a.length, b.length);
         return out;
     }
