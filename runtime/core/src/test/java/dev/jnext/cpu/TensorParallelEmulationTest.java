@@ -3,6 +3,7 @@ package dev.jnext.cpu;
 import dev.jnext.JnextException;
 import dev.jnext.cpu.ops.Linear;
 import dev.jnext.model.DType;
+import dev.jnext.model.Fp8Quantization;
 import dev.jnext.model.LayerType;
 import dev.jnext.model.ModelConfig;
 import dev.jnext.model.SyntheticCheckpoint.ExpertLayout;
@@ -192,13 +193,22 @@ class TensorParallelEmulationTest {
     }
 
     @Test
-    void bf16WeightsAndTheStockTinyModel() {
-        ModelWeights w = weights("bf16", tpConfig(true, true, DType.BF16), ExpertLayout.FUSED);
-        List<float[]> ref = reference(w, w.layers());
-        for (int n : new int[]{2, 8}) {
-            double err = maxRelError(emulated(w, w.layers(), n), ref);
-            System.out.println("[tp-emulation] bf16 fused dense TP" + n + ": " + err);
-            assertTrue(err <= TOL, "bf16 TP " + n + ": " + err);
+    void bf16AndFp8WeightsAndTheStockTinyModel() {
+        ModelConfig bf16 = tpConfig(true, true, DType.BF16);
+        for (ModelConfig c : List.of(bf16, bf16.withQuantization(Fp8Quantization.qwen3Next(bf16)))) {
+            String kind = c.quantization() == null ? "bf16" : "fp8";
+            ModelWeights w = weights(kind, c, ExpertLayout.FUSED);
+            List<float[]> ref = reference(w, w.layers());
+            for (int n : new int[]{1, 2, 8}) {
+                List<float[]> got = emulated(w, w.layers(), n);
+                if (n == 1) {
+                    for (int i = 0; i < ref.size(); i++) assertArrayEquals(ref.get(i), got.get(i), kind + " output " + i);
+                    continue;
+                }
+                double err = maxRelError(got, ref);
+                System.out.println("[tp-emulation] " + kind + " fused dense TP" + n + ": " + err);
+                assertTrue(err <= TOL, kind + " TP " + n + ": " + err);
+            }
         }
         ModelWeights tiny = weights("tiny-bf16", TinyModels.config(true, DType.BF16), ExpertLayout.HUB);
         double err = maxRelError(emulated(tiny, tiny.layers(), 2), reference(tiny, tiny.layers()));

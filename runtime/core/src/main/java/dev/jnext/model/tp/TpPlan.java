@@ -176,7 +176,7 @@ public record TpPlan(ModelConfig config, int size) {
                 moe ? c.sharedExpertIntermediateSize() / size : c.sharedExpertIntermediateSize(),
                 c.decoderSparseStep(), c.mlpOnlyLayers(), c.normTopkProb(), c.layerTypes(), c.ropeTheta(),
                 c.partialRotaryFactor(), c.rmsNormEps(), c.maxPositionEmbeddings(), c.tieWordEmbeddings(), c.dtype(),
-                c.bosTokenId(), c.eosTokenIds());
+                c.bosTokenId(), c.eosTokenIds()).withQuantization(c.quantization());
     }
 
     // ---- helpers -------------------------------------------------------------------------------------------------

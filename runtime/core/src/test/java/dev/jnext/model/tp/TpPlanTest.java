@@ -191,6 +191,29 @@ class TpPlanTest {
         }
     }
 
+    /** Row views and column copies keep every value, FP8 included (its block grid cut anywhere). */
+    @Test
+    void matrixSplitsKeepEveryValue() {
+        java.util.SplittableRandom rnd = new java.util.SplittableRandom(9);
+        byte[] fp8 = new byte[6 * 10];
+        for (int i = 0; i < fp8.length; i++) fp8[i] = (byte) (rnd.nextInt(0x70) | (rnd.nextBoolean() ? 0x80 : 0));
+        float[] grid = new float[3 * 3];
+        for (int i = 0; i < grid.length; i++) grid[i] = 0.5f + rnd.nextFloat();
+        Matrix q = new Matrix("q", java.lang.foreign.MemorySegment.ofArray(fp8), DType.F8_E4M3, 6, 10,
+                new dev.jnext.model.weights.BlockScales("q_scale", grid, 3, 3, 2, 4, 0));
+        float[] f = new float[60];
+        for (int i = 0; i < f.length; i++) f[i] = (float) rnd.nextGaussian();
+        for (Matrix m : List.of(q, Matrix.ofFloats("f", f, 6, 10))) {
+            assertRows(m, List.of(m.rows(0, 1), m.rows(1, 3), m.rows(4, 2)));
+            assertColumns(m, List.of(m.columns(0, 3), m.columns(3, 5), m.columns(8, 2)));
+            Matrix inner = m.rows(1, 4).rows(1, 2);   // a view of a view keeps its place in the grid
+            assertRowsEqual(m, 2, inner);
+            float[] row = new float[10];
+            inner.loadRow(1, row, new short[10]);
+            for (int j = 0; j < 10; j++) assertEquals(m.get(3, j), row[j]);
+        }
+    }
+
     private static void assertMlp(LayerWeights.Mlp full, List<LayerWeights.Mlp> parts) {
         assertRows(full.gate(), parts.stream().map(LayerWeights.Mlp::gate).toList());
         assertRows(full.up(), parts.stream().map(LayerWeights.Mlp::up).toList());
