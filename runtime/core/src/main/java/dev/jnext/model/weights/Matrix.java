@@ -7,6 +7,7 @@ import dev.jnext.numeric.Fp8E4m3;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
+import java.util.Objects;
 
 /**
  * A weight matrix [rows, cols] (PyTorch Linear layout [out_features, in_features], so y = x·Wᵀ) stored row-major
@@ -73,6 +74,43 @@ public record Matrix(String name, MemorySegment data, DType dtype, int rows, int
                 scales.gridCols(), scales.blockRows(), scales.blockCols(), scales.firstRow() + firstRow);
         return new Matrix(stacked.name() + "[" + index + "][" + firstRow + ":" + (firstRow + rowCount) + "]",
                 seg, stacked.dtype(), rowCount, c, s);
+    }
+
+    /**
+     * Rows [first, first + count): a view of the same bytes (a split of the output dimension); an FP8 matrix keeps its
+     * block grid, offset by {@code first} rows.
+     */
+    public Matrix rows(int first, int count) {
+        Objects.checkFromIndexSize(first, count, rows);
+        long rowBytes = (long) cols * dtype.bytes();
+        BlockScales s = scales == null ? null : new BlockScales(scales.name(), scales.values(), scales.gridRows(),
+                scales.gridCols(), scales.blockRows(), scales.blockCols(), scales.firstRow() + first);
+        return new Matrix(name + "[" + first + ":" + (first + count) + ", :]", data.asSlice(first * rowBytes, count * rowBytes),
+                dtype, count, cols, s);
+    }
+
+    /**
+     * Columns [first, first + count) of every row, copied (a split of the input dimension; the columns of a row-major
+     * matrix are not contiguous, so this is the one copy a split makes): in the stored dtype, but an FP8 matrix's
+     * columns as their dequantized fp32 values — exactly the values {@link #loadRow} gives, whatever blocks the split
+     * cuts.
+     */
+    public Matrix columns(int first, int count) {
+        Objects.checkFromIndexSize(first, count, cols);
+        String part = name + "[:, " + first + ":" + (first + count) + "]";
+        if (dtype == DType.F8_E4M3) {
+            float[] v = new float[Math.multiplyExact(rows, count)];
+            for (int r = 0; r < rows; r++) {
+                for (int j = 0; j < count; j++) v[r * count + j] = get(r, first + j);
+            }
+            return ofFloats(part, v, rows, count);
+        }
+        int b = dtype.bytes();
+        MemorySegment out = MemorySegment.ofArray(new byte[Math.toIntExact((long) rows * count * b)]);
+        for (int r = 0; r < rows; r++) {
+            MemorySegment.copy(data, ((long) r * cols + first) * b, out, (long) r * count * b, (long) count * b);
+        }
+        return new Matrix(part, out, dtype, rows, count);
     }
 
     /** A matrix over fp32 values (tests, synthetic inputs). */
