@@ -6,7 +6,7 @@
 #       jre.tgz, jnext.jar (runnable, all dependencies), jnext-tests.jar (the library's test classes without the CI-only fuzz corpora and fixtures), jnext-cli-tests.jar, jnext-jmh.jar,
 #       lib/ (JUnit console launcher, JMH and its dependencies).
 #
-#   src/device/pack-and-run.sh run [--parity] [--tests] [--test-select ARGS] [--bench] [--bench-suites "S1 S2"] [--jmh REGEX]
+#   src/device/pack-and-run.sh run [--parity] [--tests] [--sweep SEED|random] [--test-select ARGS] [--bench] [--bench-suites "S1 S2"] [--jmh REGEX]
 #                                  [--jmh-args ARGS] [--models "8l 48l"] [--cli "ARGS"]... [--serve-bench "MODES"] [--soak D]
 #                                  [--anchors SECTIONS] [--launch-anchor]
 #       On the GPU host (no Java there): unpacks the runtime under /tmp and runs, in this order,
@@ -56,11 +56,12 @@ do_pack() {
 }
 
 do_run() {
-  local tests=0 select="" bench=0 suites="" jmh="" jmhargs="" anchors="" launch_anchor=0 parity=0 serve="" soak="" models=""
+  local tests=0 sweep="" select="" bench=0 suites="" jmh="" jmhargs="" anchors="" launch_anchor=0 parity=0 serve="" soak="" models=""
   local -a clis=()
   while [ $# -gt 0 ]; do
     case "$1" in
       --tests) tests=1 ;;
+      --sweep) sweep="${2:-random}"; shift ;;
       --parity) parity=1 ;;
       --serve-bench) serve="$2"; shift ;;
       --soak) soak="$2"; shift ;;
@@ -102,6 +103,19 @@ do_run() {
       small-fused-v4-tied="$pdir/ckpt-small-fused-v4-tied" next80b-8l-64e="$pdir/ckpt-next80b-8l-64e" > "$OUT/parity-ref.log" 2>&1 || rc=1
     echo "--- parity references:" | tee -a "$summary"; grep -E "cuda_parity" "$OUT/parity-ref.log" | tail -8 | tee -a "$summary"
     export JNEXT_PARITY_DIR="$pdir"
+  fi
+  if [ -n "$sweep" ]; then
+    # issue 16's geometry sweep (GeometrySweepGpuTest, tag gpu-sweep): random geometries, transformers' logits made here
+    local seedprop=""
+    [ "$sweep" = random ] || seedprop="-Djnext.sweep.seed=$sweep"
+    # shellcheck disable=SC2086
+    $java $seedprop -Djnext.repo="$root" -jar "$pack"/lib/junit-platform-console-standalone-*.jar execute \
+      --class-path "$pack/jnext.jar:$pack/jnext-tests.jar" --select-class dev.jnext.cuda.GeometrySweepGpuTest \
+      --details=tree --disable-banner --disable-ansi-colors --reports-dir "$OUT/junit-sweep" > "$OUT/sweep.log" 2>&1
+    local src=$?
+    echo "--- geometry sweep (exit $src):" | tee -a "$summary"
+    grep -E "geometry sweep seed|seed .* geometry|prefill jnext|tests (successful|failed)" "$OUT/sweep.log" | tee -a "$summary"
+    [ $src = 0 ] || rc=1
   fi
   if [ $tests = 1 ]; then
     local sel=${select:-"--scan-class-path $pack/jnext-tests.jar:$pack/jnext-cli-tests.jar:$pack/jnext-bench-tests.jar --include-tag gpu"}

@@ -13,6 +13,9 @@ token ids (seeded, the same for every run):
     <case>/meta.json            N, versions, timings, transformers' own figures (computed again by the Java test)
 
     python3 src/reference/cuda_parity.py --out DIR CASE_NAME=CHECKPOINT_DIR ...
+    python3 src/reference/cuda_parity.py --out DIR --b 1 --p 520 --n 504 --seed 7 CASE=DIR   # other shapes (the sweep)
+
+--device cpu runs the same on the CPU (small checkpoints: it checks this script where no GPU is).
 """
 import argparse
 import json
@@ -23,7 +26,7 @@ import time
 import numpy as np
 import torch
 
-B, P, N = 2, 400, 144  # 2 x 400 prefill positions, 2 x 256 decode positions
+B, P, N = 2, 400, 144  # defaults: 2 x 400 prefill positions, 2 x 256 decode positions
 
 
 def log(msg):
@@ -41,22 +44,21 @@ def top1(p_logits, q_logits):
     return float((p_logits.argmax(-1) == q_logits.argmax(-1)).double().mean())
 
 
-def run_case(name, ckpt, out_dir):
+def run_case(name, ckpt, out_dir, B=B, P=P, N=N, dev="cuda", seed=1234):
     from transformers import Qwen3NextForCausalLM
     os.makedirs(out_dir, exist_ok=True)
     cfg = json.load(open(os.path.join(ckpt, "config.json")))
     vocab = cfg["vocab_size"]
-    g = torch.Generator().manual_seed(1234)
+    g = torch.Generator().manual_seed(seed)
     ids = torch.randint(0, vocab, (B, P), generator=g)
     np.save(os.path.join(out_dir, "ids.npy"), ids.numpy().astype(np.int32))
-    meta = {"case": name, "checkpoint": ckpt, "B": B, "P": P, "N": N, "torch": torch.__version__}
+    meta = {"case": name, "checkpoint": ckpt, "B": B, "P": P, "N": N, "seed": seed, "device": dev, "torch": torch.__version__}
     import transformers
     meta["transformers"] = transformers.__version__
 
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     torch.set_float32_matmul_precision("highest")
-    dev = "cuda"
     t0 = time.time()
     m32 = Qwen3NextForCausalLM.from_pretrained(ckpt, dtype=torch.float32, attn_implementation="eager").to(dev).eval()
     with torch.no_grad():
@@ -64,7 +66,8 @@ def run_case(name, ckpt, out_dir):
     meta["fp32_seconds"] = time.time() - t0
     np.save(os.path.join(out_dir, "truth.npy"), truth.cpu().numpy())
     del m32
-    torch.cuda.empty_cache()
+    if dev == "cuda":
+        torch.cuda.empty_cache()
 
     t0 = time.time()
     m16 = Qwen3NextForCausalLM.from_pretrained(ckpt, dtype=torch.bfloat16).to(dev).eval()
@@ -95,19 +98,27 @@ def run_case(name, ckpt, out_dir):
         f"top1 {meta['hf_bf16_prefill_top1']:.3f}; decode KL {meta['hf_bf16_decode_kl']:.4g} top1 {meta['hf_bf16_decode_top1']:.3f}; "
         f"decode vs prefill KL {meta['hf_bf16_decode_vs_prefill_kl']:.4g}")
     del m16
-    torch.cuda.empty_cache()
+    if dev == "cuda":
+        torch.cuda.empty_cache()
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
+    ap.add_argument("--b", type=int, default=B, help="sequences")
+    ap.add_argument("--p", type=int, default=P, help="positions of each sequence")
+    ap.add_argument("--n", type=int, default=N, help="prefill length before the decode steps (N < P)")
+    ap.add_argument("--seed", type=int, default=1234, help="seed of the random ids")
+    ap.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
     ap.add_argument("cases", nargs="+", help="NAME=CHECKPOINT_DIR")
     a = ap.parse_args()
+    if not 0 < a.n < a.p:
+        sys.exit(f"--n must be in 1..{a.p - 1}, got {a.n}")
     ok = True
     for c in a.cases:
         name, ckpt = c.split("=", 1)
         try:
-            run_case(name, ckpt, os.path.join(a.out, name))
+            run_case(name, ckpt, os.path.join(a.out, name), a.b, a.p, a.n, a.device, a.seed)
         except Exception as e:  # one broken case must not hide the others
             ok = False
             log(f"{name}: FAILED: {type(e).__name__}: {e}")

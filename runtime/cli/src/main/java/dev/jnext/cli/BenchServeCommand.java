@@ -106,7 +106,7 @@ public final class BenchServeCommand implements Callable<Integer> {
             URI base = url;
             String key = apiKey;
             if (model != null) {
-                options = engineOptions.toOptions(deviceOptions, EngineOptions.DEFAULT_MAX_SEQUENCES, tokenizerDir);
+                options = engineOptions.toOptions(deviceOptions, EngineOptions.DEFAULT_MAX_SEQUENCES, tokenizerDir, true);
                 Engine engine = Engine.open(model, options);
                 server = OpenAiServer.start(engine, ServerOptions.defaults().withPort(0).withApiKey(null)
                         .withDefaultMaxTokens(maxTokens));

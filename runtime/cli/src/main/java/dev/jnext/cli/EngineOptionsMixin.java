@@ -3,6 +3,7 @@ package dev.jnext.cli;
 import dev.jnext.backend.KvBudget;
 import dev.jnext.backend.PrefillMode;
 import dev.jnext.backend.DeviceChoice;
+import dev.jnext.backend.PrefixCacheOptions;
 
 import dev.jnext.JnextException;
 import dev.jnext.engine.EngineOptions;
@@ -35,10 +36,43 @@ public final class EngineOptionsMixin {
             description = "Requests that may wait for a slot; more are refused (HTTP 429) (default: ${DEFAULT-VALUE}).")
     int queueLimit;
 
-    /** The options with the device switches, {@code defaultSequences} slots unless --max-sequences was given. */
-    EngineOptions toOptions(DeviceOptions device, int defaultSequences, Path tokenizer) {
+    @Option(names = "--prefix-cache", paramLabel = "on|off",
+            description = "Prefix caching: a request resumes from the longest cached prefix of its prompt that ends at a state snapshot and prefills only the rest, bitwise as without it (CPU backend; the CUDA backend has none yet) (default: on for serve and bench serve, off for generate).")
+    String prefixCache;
+
+    @Option(names = "--prefix-cache-kv", defaultValue = "1g", paramLabel = "BYTES",
+            description = "Most memory the prefix cache may hold for the cached tokens' keys and values (bytes, or 512m, 2g) (default: ${DEFAULT-VALUE}).")
+    String prefixCacheKv;
+
+    @Option(names = "--prefix-cache-snapshots", defaultValue = "1g", paramLabel = "BYTES",
+            description = "Most memory the prefix cache may hold for snapshots of the linear-attention state (bytes, or 512m, 2g) (default: ${DEFAULT-VALUE}).")
+    String prefixCacheSnapshots;
+
+    @Option(names = "--prefix-cache-interval", defaultValue = "" + PrefixCacheOptions.DEFAULT_SNAPSHOT_INTERVAL, paramLabel = "N",
+            description = "Tokens between two state snapshots along a prompt, rounded up to the backend's prefill alignment (default: ${DEFAULT-VALUE}).")
+    int prefixCacheInterval;
+
+    /**
+     * The options with the device switches, {@code defaultSequences} slots unless --max-sequences was given, and prefix
+     * caching as {@code --prefix-cache} says (else {@code prefixCacheByDefault}).
+     */
+    EngineOptions toOptions(DeviceOptions device, int defaultSequences, Path tokenizer, boolean prefixCacheByDefault) {
         int slots = maxSequences != null ? maxSequences : defaultSequences;
         return device.apply(new EngineOptions(DeviceChoice.AUTO, PrefillMode.EAGER, true, slots,
-                KvBudget.parse(kvBudget), Math.max(maxStepTokens, slots), queueLimit, tokenizer, maxPrefillChunk));
+                KvBudget.parse(kvBudget), Math.max(maxStepTokens, slots), queueLimit, tokenizer, maxPrefillChunk,
+                prefixCache(prefixCacheByDefault)));
+    }
+
+    private PrefixCacheOptions prefixCache(boolean byDefault) {
+        boolean on = switch (prefixCache == null ? (byDefault ? "on" : "off") : prefixCache) {
+            case "on" -> true;
+            case "off" -> false;
+            default -> throw new JnextException("--prefix-cache must be on or off, got \"" + prefixCache + "\"");
+        };
+        if (prefixCacheInterval < 1) {
+            throw new JnextException("--prefix-cache-interval must be at least 1, got " + prefixCacheInterval);
+        }
+        return new PrefixCacheOptions(on, PrefixCacheOptions.parseBytes(prefixCacheKv, "--prefix-cache-kv"),
+                PrefixCacheOptions.parseBytes(prefixCacheSnapshots, "--prefix-cache-snapshots"), prefixCacheInterval);
     }
 }

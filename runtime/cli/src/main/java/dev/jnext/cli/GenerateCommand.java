@@ -82,7 +82,7 @@ public final class GenerateCommand implements Callable<Integer> {
         if (text.isEmpty() && !chat) throw new JnextException("no prompt: pass --prompt TEXT or pipe it on stdin");
         GenerationConfig generationConfig = GenerationConfig.read(model);
         SamplingParams sampling = samplingOptions.resolve(generationConfig, model);
-        EngineOptions options = engineOptions.toOptions(modelOptions.deviceOptions(), 1, tokDir);
+        EngineOptions options = engineOptions.toOptions(modelOptions.deviceOptions(), 1, tokDir, false);
 
         long t0 = System.nanoTime();
         try (Engine engine = Engine.open(model, options)) {

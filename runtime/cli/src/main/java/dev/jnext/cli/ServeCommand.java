@@ -87,7 +87,7 @@ public final class ServeCommand implements Callable<Integer> {
                     .withDrainTimeout(Duration.ofSeconds(drainSeconds)).withIdleTimeout(Duration.ofSeconds(idleSeconds))
                     .withHeaderTimeout(Duration.ofSeconds(headerSeconds)).withMaxConnections(maxConnections);
             serverOptions.checkExposure(); // before the model loads
-            EngineOptions options = engineOptions.toOptions(deviceOptions, EngineOptions.DEFAULT_MAX_SEQUENCES, tokenizerDir);
+            EngineOptions options = engineOptions.toOptions(deviceOptions, EngineOptions.DEFAULT_MAX_SEQUENCES, tokenizerDir, true);
             long t0 = System.nanoTime();
             err.printf("jnext: loading %s; Ctrl-C or SIGTERM stops it%n", model);
             err.flush();

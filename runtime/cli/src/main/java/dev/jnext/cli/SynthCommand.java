@@ -2,6 +2,7 @@ package dev.jnext.cli;
 
 import dev.jnext.JnextException;
 import dev.jnext.model.DType;
+import dev.jnext.model.Fp8Quantization;
 import dev.jnext.model.ModelConfig;
 import dev.jnext.model.SyntheticCheckpoint;
 import picocli.CommandLine.Command;
@@ -34,7 +35,7 @@ public final class SynthCommand implements Callable<Integer> {
         }
     }
 
-    enum Dtype { bf16, f32 }
+    enum Dtype { bf16, f32, fp8 }
 
     @Spec
     CommandSpec spec;
@@ -56,7 +57,7 @@ public final class SynthCommand implements Callable<Integer> {
     @Option(names = "--experts", paramLabel = "N", description = "Routed experts per MoE layer; top-k is capped at it (default: the preset's).")
     Integer experts;
 
-    @Option(names = "--dtype", paramLabel = "TYPE", defaultValue = "bf16", description = "bf16 or f32 (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--dtype", paramLabel = "TYPE", defaultValue = "bf16", description = "bf16, f32, or fp8: the official fine-grained FP8 layout (the linear weights in e4m3 with one weight_scale_inv per 128x128 block, block-quantized from the bf16 weights; embeddings, lm_head, norms, router and shared-expert gates, A_log, dt_bias, conv1d and in_proj_ba in bf16) with its quantization_config (default: ${DEFAULT-VALUE}).")
     Dtype dtype;
 
     @Option(names = "--experts-layout", paramLabel = "LAYOUT", defaultValue = "hub",
@@ -95,7 +96,7 @@ public final class SynthCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         // every option is checked before anything is written
-        DType dt = dtype == Dtype.bf16 ? DType.BF16 : DType.F32;
+        DType dt = dtype == Dtype.f32 ? DType.F32 : DType.BF16;
         SyntheticCheckpoint.ExpertLayout el = switch (layout) {
             case "hub" -> SyntheticCheckpoint.ExpertLayout.HUB;
             case "fused" -> SyntheticCheckpoint.ExpertLayout.FUSED;
@@ -110,6 +111,7 @@ public final class SynthCommand implements Callable<Integer> {
         if (Files.exists(out) && !Files.isDirectory(out)) throw new JnextException("--out " + out + ": not a folder");
         ModelConfig config = SyntheticCheckpoint.preset(preset.name, layers, experts, dt);
         config = derive(config, vocabSize != null ? vocabSize : config.vocabSize());
+        if (dtype == Dtype.fp8) config = config.withQuantization(Fp8Quantization.qwen3Next(config));
         var options = new SyntheticCheckpoint.Options(config, dt, seed, shardMb << 20, el, logitScale,
                 configStyle == 4 ? SyntheticCheckpoint.ConfigStyle.V4 : SyntheticCheckpoint.ConfigStyle.V5);
         long total = SyntheticCheckpoint.dataBytes(options);
@@ -118,7 +120,8 @@ public final class SynthCommand implements Callable<Integer> {
             SyntheticCheckpoint.write(out, options, progress);
         }
         spec.commandLine().getOut().printf("wrote %s: %s, %s, %s, %.1f MiB in %.1f s%n", out, Plural.of(config.numHiddenLayers(), "layer"),
-                Plural.of(config.numExperts(), "expert"), dt, total / 1048576.0, (System.nanoTime() - start) / 1e9);
+                Plural.of(config.numExperts(), "expert"), dtype == Dtype.fp8 ? "FP8 (e4m3, 128x128 blocks; bf16 where kept)" : dt,
+                total / 1048576.0, (System.nanoTime() - start) / 1e9);
         return 0;
     }
 

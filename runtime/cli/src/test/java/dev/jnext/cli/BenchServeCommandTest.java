@@ -41,6 +41,8 @@ class BenchServeCommandTest {
         assertEquals("cpu", record.at("/report/device").asText());
         assertTrue(record.at("/report/ttft_ms/p99").asDouble() >= record.at("/report/ttft_ms/p50").asDouble());
         assertTrue(record.at("/engine_options").asText().contains("prefill-mode=piecewise decode-graphs=off"), record.toString());
+        assertTrue(record.at("/engine_options").asText().contains("prefix-cache=on(kv=1g,snapshots=1g,interval=512)"),
+                "on by default, as in serve: " + record);
     }
 
     @Test

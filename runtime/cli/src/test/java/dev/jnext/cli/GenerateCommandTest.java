@@ -42,6 +42,18 @@ class GenerateCommandTest {
     }
 
     @Test
+    void thePrefixCacheFlagChangesNoToken() {
+        String[] args = {"generate", "--model", model.toString(), "--tokenizer", tokenizer, "--max-new-tokens", "6",
+                "--temperature", "1.0", "--seed", "5", "--prefix-cache", "off"};
+        CliRun off = CliRun.run("The weather today is", args);
+        args[args.length - 1] = "on";
+        CliRun on = CliRun.run("The weather today is", append(args, "--prefix-cache-kv", "64m", "--prefix-cache-snapshots",
+                "32MiB", "--prefix-cache-interval", "100"));
+        assertEquals(0, on.exitCode(), on.err());
+        assertEquals(off.out(), on.out());
+    }
+
+    @Test
     void aSeedMakesSamplingReproducible() {
         String[] args = {"generate", "--model", model.toString(), "--tokenizer", tokenizer, "--max-new-tokens", "10",
                 "--temperature", "1.0", "--top-k", "50", "--top-p", "0.95", "--min-p", "0.01", "--seed", "11"};

@@ -124,4 +124,39 @@ class SynthAndScoreCommandTest {
         assertTrue(text.out().contains(perplexity), text.out());
         assertTrue(text.out().contains("\t world"), text.out());
     }
+
+    @Test
+    void synthWritesTheOfficialFp8LayoutThatScoreRunsAsTheDequantizedModel(@TempDir Path tmp) throws Exception {
+        Path dir = tmp.resolve("fp8");
+        CliRun s = run("synth", "--preset", "tiny", "--layers", "4", "--experts", "4", "--dtype", "fp8", "--experts-layout", "fused",
+                "--seed", "5", "--out", dir.toString());
+        assertEquals(0, s.exitCode(), s.err());
+        assertTrue(s.out().contains("FP8 (e4m3, 128x128 blocks; bf16 where kept)"), s.out());
+        String config = Files.readString(dir.resolve("config.json"));
+        assertTrue(config.contains("\"quant_method\" : \"fp8\"") && config.contains("\"weight_block_size\" : [ 128, 128 ]")
+                && config.contains("\"model.layers.0.linear_attn.in_proj_ba\""), config);
+        try (Checkpoint c = Checkpoint.open(dir)) {
+            assertEquals(DType.F8_E4M3, c.find("model.layers.0.mlp.experts.gate_up_proj").dtype());
+            assertEquals(DType.F32, c.find("model.layers.0.mlp.experts.gate_up_proj_scale_inv").dtype());
+            assertEquals(DType.F8_E4M3, c.find("model.layers.3.self_attn.q_proj.weight").dtype());
+            assertEquals(DType.BF16, c.find("model.layers.0.linear_attn.in_proj_ba.weight").dtype());
+            assertEquals(DType.BF16, c.find("model.layers.0.mlp.gate.weight").dtype());
+            assertEquals(DType.BF16, c.find("lm_head.weight").dtype());
+        }
+        float[] expected;
+        try (Qwen3NextModel m = Qwen3NextModel.load(dir); CpuSession session = new CpuSession(m)) {
+            expected = session.extendAll(new int[]{1, 2, 3});
+        }
+        Path npy = tmp.resolve("logits.npy");
+        CliRun r = run("score", "--model", dir.toString(), "--ids", "1,2,3", "--logits-out", npy.toString(), "--device", "cpu");
+        assertEquals(0, r.exitCode(), r.err());
+        assertArrayEquals(expected, Npy.read(npy).floats());
+        // another quantization is refused before anything is read, in one line
+        Files.writeString(dir.resolve("config.json"), config.replace("\"quant_method\" : \"fp8\"", "\"quant_method\" : \"gptq\""));
+        CliRun gptq = run("score", "--model", dir.toString(), "--ids", "1,2", "--device", "cpu");
+        assertEquals(2, gptq.exitCode());
+        assertEquals("jnext: " + dir.resolve("config.json") + ": quantization_config.quant_method is \"gptq\"; jnext loads unquantized "
+                + "checkpoints (F32, BF16, F16) and fine-grained FP8 (quant_method \"fp8\", fmt \"e4m3\", activation_scheme \"dynamic\", "
+                + "weight_block_size [128, 128])", gptq.err().trim());
+    }
 }

@@ -15,13 +15,15 @@ import java.util.Objects;
  * @param maxSequences  sequence slots, at least 1
  * @param kvBudget      the KV budget
  * @param maxStepTokens most new tokens one step carries, at least {@code maxSequences}
+ * @param prefixCache   prefix caching (honoured by the CPU backend; the CUDA backend has none yet and runs without it)
  */
 public record BackendOptions(DeviceChoice device, PrefillMode prefillMode, boolean decodeGraphs, int maxSequences,
-                             KvBudget kvBudget, int maxStepTokens) {
+                             KvBudget kvBudget, int maxStepTokens, PrefixCacheOptions prefixCache) {
 
     /** @throws NullPointerException naming a null part; {@link JnextException} for out-of-range numbers */
     public BackendOptions {
         Objects.requireNonNull(device, "device");
+        Objects.requireNonNull(prefixCache, "prefixCache");
         Objects.requireNonNull(prefillMode, "prefillMode");
         Objects.requireNonNull(kvBudget, "kvBudget");
         if (maxSequences < 1) throw new JnextException("sequence slots must be at least 1, got " + maxSequences);
@@ -29,5 +31,16 @@ public record BackendOptions(DeviceChoice device, PrefillMode prefillMode, boole
             throw new JnextException("the step token budget (" + maxStepTokens + ") must hold one decode token of each of the "
                     + maxSequences + " sequence slots");
         }
+    }
+
+    /** The options without prefix caching ({@link PrefixCacheOptions#off()}). */
+    public BackendOptions(DeviceChoice device, PrefillMode prefillMode, boolean decodeGraphs, int maxSequences,
+                          KvBudget kvBudget, int maxStepTokens) {
+        this(device, prefillMode, decodeGraphs, maxSequences, kvBudget, maxStepTokens, PrefixCacheOptions.off());
+    }
+
+    /** These options with {@code device} set to {@code d}. */
+    public BackendOptions withDevice(DeviceChoice d) {
+        return new BackendOptions(d, prefillMode, decodeGraphs, maxSequences, kvBudget, maxStepTokens, prefixCache);
     }
 }

@@ -71,6 +71,6 @@ public final class Backends {
     }
 
     private static BackendOptions withDevice(BackendOptions o, DeviceChoice d) {
-        return new BackendOptions(d, o.prefillMode(), o.decodeGraphs(), o.maxSequences(), o.kvBudget(), o.maxStepTokens());
+        return o.withDevice(d);
     }
 }

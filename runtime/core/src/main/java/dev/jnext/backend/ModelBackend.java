@@ -28,9 +28,13 @@ public interface ModelBackend extends AutoCloseable {
      * @param tokens      the tokens to append, at least one
      * @param sample      whether to sample the next token from the last one's logits
      * @param topLogprobs how many of the most likely tokens to report with their log-probabilities (0: none)
+     * @param prompt      the tokens are a chunk of the sequence's prompt (prefill), not generated tokens fed back: the
+     *                    CPU backend then runs even a one-token chunk through the chunked delta rule, as an uncut
+     *                    prompt would, and may snapshot the sequence's state for its prefix cache; the CUDA backend
+     *                    ignores it
      * @param allowed     the ids the sampled token may be (structured output), or null for any; only with {@code sample}
      */
-    record StepInput(int slot, int[] tokens, boolean sample, int topLogprobs, TokenMask allowed) {
+    record StepInput(int slot, int[] tokens, boolean sample, int topLogprobs, boolean prompt, TokenMask allowed) {
         /** Checks that there is a token, that {@code topLogprobs} is not negative and that only a sampling input has a mask. */
         public StepInput {
             if (tokens.length == 0) throw new IllegalArgumentException("a step input needs at least one token (slot " + slot + ")");
@@ -39,8 +43,13 @@ public interface ModelBackend extends AutoCloseable {
         }
 
         /** An input without a token mask. */
+        public StepInput(int slot, int[] tokens, boolean sample, int topLogprobs, boolean prompt) {
+            this(slot, tokens, sample, topLogprobs, prompt, null);
+        }
+
+        /** Tokens that are not marked as a prompt chunk ({@code prompt} false), without a token mask. */
         public StepInput(int slot, int[] tokens, boolean sample, int topLogprobs) {
-            this(slot, tokens, sample, topLogprobs, null);
+            this(slot, tokens, sample, topLogprobs, false, null);
         }
     }
 
@@ -117,6 +126,33 @@ public interface ModelBackend extends AutoCloseable {
      * Returns false, reserving nothing, when the pool cannot hold them now.
      */
     boolean reserve(int slot, int totalTokens);
+
+    /**
+     * Prefix caching ({@link PrefixCacheOptions}): called once for a freshly opened (and {@link #reserve reserved}) slot,
+     * before its first step, with the sequence's whole prompt. The backend restores into the slot the longest prefix of
+     * the prompt that its cache holds up to a state snapshot, and returns that prefix's length {@code n}: the slot is
+     * then at position {@code n} (its sampler has seen those tokens) and the caller feeds {@code prompt[n..]} as
+     * {@link StepInput#prompt() prompt} chunks. {@code n} is 0 (nothing restored) or a multiple of {@link
+     * #prefillAlignment()} below {@code prompt.length}, so at least the last prompt token is computed (its logits give
+     * the first sampled token) and the remaining chunks start where a cold prefill's would. The backend also remembers
+     * the prompt so that the slot's prefill leaves snapshots in the cache for later requests; the slot holds the node it
+     * resumed from until {@link #closeSequence}, and the cache never evicts a node a slot holds.
+     *
+     * <p>The default, for backends without a prefix cache (the CUDA backend today), restores nothing and returns 0.
+     *
+     * @return how many prompt tokens came from the cache
+     */
+    default int restorePrefix(int slot, int[] prompt) {
+        return 0;
+    }
+
+    /**
+     * What the prefix cache has done and holds ({@link PrefixCacheStats#DISABLED} for a backend without one). Safe to
+     * call from any thread (unlike the rest of this interface): it reads a published snapshot of the counters.
+     */
+    default PrefixCacheStats prefixCacheStats() {
+        return PrefixCacheStats.DISABLED;
+    }
 
     /** Frees the slot and everything its sequence holds; the slot id may be handed out again. */
     void closeSequence(int slot);

@@ -3,16 +3,24 @@ package dev.jnext.cpu;
 import dev.jnext.backend.KvBudget;
 
 import dev.jnext.backend.ModelBackend;
+import dev.jnext.backend.PrefixCacheOptions;
+import dev.jnext.backend.PrefixCacheStats;
 import dev.jnext.backend.SamplingParams;
 import dev.jnext.backend.BackendOptions;
 
 import dev.jnext.JnextException;
+import dev.jnext.backend.prefix.PrefixTree;
 import dev.jnext.cpu.ops.GatedDeltaRule;
+import dev.jnext.model.LayerType;
+import dev.jnext.model.ModelConfig;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.TreeSet;
 import java.util.stream.IntStream;
 
 /**
@@ -20,8 +28,23 @@ import java.util.stream.IntStream;
  * {@code maxSequences} slots, one {@link Sampler} per open slot. The KV cache grows as needed, so {@link #reserve}
  * succeeds within the context length, and within a token budget when one is set ({@link KvBudget.Tokens};
  * a memory fraction sets no limit on the CPU).
+ *
+ * <p><b>Prefix caching</b> ({@link PrefixCacheOptions}, when enabled): a {@link PrefixTree} whose nodes hold copies of
+ * the attention layers' KV ({@link CachedKv}) and, at chosen positions, of every GDN layer's conv and recurrent state
+ * ({@link StateSnapshot}). {@link #restorePrefix} copies the longest cached prefix that ends at a snapshot into the slot;
+ * while the slot's prompt is prefilled, the GDN layers copy their state at the planned positions in the middle of the
+ * call ({@link CpuForward.SequenceInput#captureAt()}) and the step inserts them with the KV of their prefix. Snapshot
+ * positions are multiples of the delta rule's chunk ({@link #prefillAlignment()}): every 512 tokens by default, the
+ * last aligned position of the prompt (and the one before when the prompt length is itself aligned, so that the same
+ * prompt sent again resumes there), and the aligned position at or before the point where the prompt leaves the path
+ * the tree held (a branch point). A slot only leaves snapshots while its whole history was prefilled in chunks that
+ * start at aligned positions (the scheduler's rule) — so every cached state has the bits of a cold prefill, and a
+ * request resumed from one computes the bits of a cold run. Each slot holds the deepest node it resumed from or
+ * inserted until it closes; the tree never evicts a held node.
  */
 public final class CpuBackend implements ModelBackend {
+    private static final Logger log = LoggerFactory.getLogger(CpuBackend.class);
+
     private final Qwen3NextModel model;
     private final CpuForward forward;
     private final CpuState state;
@@ -34,15 +57,29 @@ public final class CpuBackend implements ModelBackend {
     private String nonFiniteWeight; // what checkFinite found in the weights, once
     private int open;
     private boolean closed;
+    // prefix caching (null / unused when off)
+    private final PrefixTree<CachedKv, StateSnapshot> cache;
+    private final int snapshotInterval;
+    private final int[][] prompts;                 // the slot's prompt, from restorePrefix
+    private final TreeSet<Integer>[] plans;        // positions where the slot's prefill leaves snapshots
+    private final List<PrefixTree.Node<CachedKv, StateSnapshot>> holds; // the node each slot holds (root: none)
 
-    /** Loads the checkpoint and sizes the state for the options' slots, step budget and KV budget. */
+    /** Loads the checkpoint and sizes the state for the options' slots, step budget, KV budget and prefix cache. */
     public static CpuBackend open(Path modelDir, BackendOptions options) {
         long kv = options.kvBudget() instanceof KvBudget.Tokens t ? t.tokens() : Long.MAX_VALUE;
-        return new CpuBackend(Qwen3NextModel.load(modelDir), options.maxSequences(), options.maxStepTokens(), kv);
+        return new CpuBackend(Qwen3NextModel.load(modelDir), options.maxSequences(), options.maxStepTokens(), kv,
+                options.prefixCache());
+    }
+
+    /** Takes ownership of the model (closed with the backend); no prefix caching. */
+    public CpuBackend(Qwen3NextModel model, int maxSequences, int maxStepTokens, long kvTokenBudget) {
+        this(model, maxSequences, maxStepTokens, kvTokenBudget, PrefixCacheOptions.off());
     }
 
     /** Takes ownership of the model (closed with the backend). */
-    public CpuBackend(Qwen3NextModel model, int maxSequences, int maxStepTokens, long kvTokenBudget) {
+    @SuppressWarnings("unchecked")
+    public CpuBackend(Qwen3NextModel model, int maxSequences, int maxStepTokens, long kvTokenBudget,
+                      PrefixCacheOptions prefixCache) {
         if (maxSequences < 1) throw new JnextException("sequence slots must be at least 1, got " + maxSequences);
         if (maxStepTokens < maxSequences) {
             throw new JnextException("the step token budget (" + maxStepTokens + ") must hold one token of each of the "
@@ -56,6 +93,34 @@ public final class CpuBackend implements ModelBackend {
         this.reserved = new long[maxSequences];
         this.kvTokenBudget = kvTokenBudget;
         this.maxStepTokens = maxStepTokens;
+        this.prompts = new int[maxSequences][];
+        this.plans = new TreeSet[maxSequences];
+        this.holds = new ArrayList<>();
+        for (int i = 0; i < maxSequences; i++) holds.add(null);
+        int align = prefillAlignment();
+        this.snapshotInterval = Math.ceilDiv(prefixCache.snapshotInterval(), align) * align;
+        if (prefixCache.enabled()) {
+            ModelConfig c = model.config();
+            long kvPerToken = 0, snapshot = 0;
+            for (int l = 0; l < c.numHiddenLayers(); l++) {
+                if (c.layerType(l) == LayerType.LINEAR_ATTENTION) {
+                    snapshot += (long) c.convDim() * (c.linearConvKernelDim() - 1)
+                            + (long) c.linearNumValueHeads() * c.linearKeyHeadDim() * c.linearValueHeadDim();
+                } else {
+                    kvPerToken += 2L * c.numKeyValueHeads() * c.headDim();
+                }
+            }
+            kvPerToken *= Float.BYTES;
+            snapshot *= Float.BYTES;
+            this.cache = new PrefixTree<>(CachedKv::slice, kvPerToken, snapshot, prefixCache.kvBytes(), prefixCache.snapshotBytes());
+            log.info("prefix cache on: KV up to {} bytes ({} tokens of {} bytes), GDN state snapshots up to {} bytes ({} of {} bytes), "
+                            + "a snapshot every {} tokens and at each prompt's end", prefixCache.kvBytes(),
+                    kvPerToken == 0 ? "any number of" : prefixCache.kvBytes() / kvPerToken, kvPerToken,
+                    prefixCache.snapshotBytes(), snapshot == 0 ? "any number" : prefixCache.snapshotBytes() / snapshot,
+                    snapshot, snapshotInterval);
+        } else {
+            this.cache = null;
+        }
     }
 
     @Override
@@ -125,8 +190,71 @@ public final class CpuBackend implements ModelBackend {
     }
 
     @Override
+    public int restorePrefix(int slot, int[] prompt) {
+        checkSlot(slot);
+        if (cache == null) return 0;
+        if (state.position(slot) != 0 || prompts[slot] != null) {
+            throw new JnextException("restorePrefix is called once, before the first step of slot " + slot);
+        }
+        int length = prompt.length;
+        int align = prefillAlignment();
+        PrefixTree.Match<CachedKv, StateSnapshot> m = cache.match(prompt, length - 1);
+        int at = m.resumeAt();
+        if (at % align != 0) throw new IllegalStateException("a snapshot at " + at + " is not on a multiple of " + align);
+        if (m.hit()) {
+            for (CachedKv kv : cache.kvPath(m.node())) kv.appendTo(state, slot);
+            m.node().snapshot().restore(state, slot);
+            state.advance(slot, at);
+            samplers[slot].observePrompt(Arrays.copyOf(prompt, at));
+            hold(slot, m.node());
+        }
+        cache.recordLookup(at);
+        TreeSet<Integer> plan = new TreeSet<>();
+        for (int q = snapshotInterval; q <= length; q += snapshotInterval) plan.add(q);
+        plan.add(m.matched() / align * align);              // the branch point: where the prompt leaves the tree
+        plan.add(length / align * align);                   // the prompt's end: what the next turn of a chat extends
+        plan.add((length - 1) / align * align);             // ... and what the same prompt sent again resumes from
+        plan.removeIf(q -> q <= at);
+        prompts[slot] = prompt.clone();
+        plans[slot] = plan;
+        return at;
+    }
+
+    @Override
+    public PrefixCacheStats prefixCacheStats() {
+        return cache == null ? PrefixCacheStats.DISABLED : cache.stats();
+    }
+
+    /** The prefix tree (null when prefix caching is off): for tests and diagnostics, on the engine thread only. */
+    PrefixTree<CachedKv, StateSnapshot> prefixTree() {
+        return cache;
+    }
+
+    /** The node slot {@code slot} holds in the prefix tree (null: none). */
+    PrefixTree.Node<CachedKv, StateSnapshot> heldNode(int slot) {
+        return holds.get(slot);
+    }
+
+    private void hold(int slot, PrefixTree.Node<CachedKv, StateSnapshot> node) {
+        PrefixTree.Node<CachedKv, StateSnapshot> old = holds.get(slot);
+        if (old == node) return;
+        cache.hold(node);
+        if (old != null) cache.release(old);
+        holds.set(slot, node);
+    }
+
+    private void forgetPrompt(int slot) {
+        PrefixTree.Node<CachedKv, StateSnapshot> held = holds.get(slot);
+        if (held != null) cache.release(held);
+        holds.set(slot, null);
+        prompts[slot] = null;
+        plans[slot] = null;
+    }
+
+    @Override
     public void closeSequence(int slot) {
         checkSlot(slot);
+        if (cache != null) forgetPrompt(slot);
         state.release(slot);
         samplers[slot] = null;
         reservedTotal -= reserved[slot];
@@ -145,14 +273,17 @@ public final class CpuBackend implements ModelBackend {
             if (state.position(in.slot()) + in.tokens().length > contextLength()) {
                 throw new JnextException("slot " + in.slot() + " would grow past the context of " + contextLength() + " tokens");
             }
-            batch.add(new CpuForward.SequenceInput(in.slot(), in.tokens()));
         }
         if (tokens > maxStepTokens) {
             throw new JnextException("a step of " + tokens + " tokens exceeds the step budget of " + maxStepTokens);
         }
+        for (StepInput in : inputs) batch.add(withCaptures(in));
         List<float[]> logits = forward.forward(state, batch, false);
         for (int i = 0; i < inputs.size(); i++) {
             if (inputs.get(i).sample()) checkFinite(logits.get(i), vocabLimits[inputs.get(i).slot()]);
+        }
+        if (cache != null) {
+            for (CpuForward.SequenceInput in : batch) insertSnapshots(in);
         }
         StepOutput[] out = new StepOutput[inputs.size()];
         // each input has its own slot and sampler: sampling and the log-softmax (~4 ms per row of 152k logits) run in parallel
@@ -170,6 +301,45 @@ public final class CpuBackend implements ModelBackend {
             out[i] = logprobs(l, vocabLimits[in.slot()], token, in.topLogprobs());
         });
         return Arrays.asList(out);
+    }
+
+    /**
+     * The forward input of a step input, asking for the slot's planned snapshots that fall within its tokens. A slot
+     * stops leaving snapshots (its plan is dropped) once an input would give its state other bits than a cold prefill:
+     * generated tokens, or a prompt chunk that does not start at a multiple of the alignment.
+     */
+    private CpuForward.SequenceInput withCaptures(StepInput in) {
+        int slot = in.slot();
+        TreeSet<Integer> plan = cache == null ? null : plans[slot];
+        if (plan == null || plan.isEmpty()) {
+            return new CpuForward.SequenceInput(slot, in.tokens(), in.prompt(), new int[0], new StateSnapshot[0]);
+        }
+        int position = state.position(slot);
+        int[] prompt = prompts[slot];
+        boolean canonical = in.prompt() && position % prefillAlignment() == 0 && position + in.tokens().length <= prompt.length
+                && Arrays.equals(in.tokens(), 0, in.tokens().length, prompt, position, position + in.tokens().length);
+        if (!canonical) {
+            plan.clear();
+            return new CpuForward.SequenceInput(slot, in.tokens(), in.prompt(), new int[0], new StateSnapshot[0]);
+        }
+        var within = plan.subSet(position, false, position + in.tokens().length, true);
+        int[] at = within.stream().mapToInt(q -> q - position).toArray();
+        within.clear();
+        StateSnapshot[] captured = new StateSnapshot[at.length];
+        for (int i = 0; i < at.length; i++) captured[i] = StateSnapshot.empty(state.layers());
+        return new CpuForward.SequenceInput(slot, in.tokens(), true, at, captured);
+    }
+
+    /** Inserts the snapshots a step captured for one slot, with the KV of their prefixes; the slot holds the deepest. */
+    private void insertSnapshots(CpuForward.SequenceInput in) {
+        int slot = in.slot();
+        int base = state.position(slot) - in.tokens().length;
+        for (int i = 0; i < in.captureAt().length; i++) {
+            int end = base + in.captureAt()[i];
+            StateSnapshot snapshot = in.captured()[i];
+            var node = cache.insert(prompts[slot], end, (from, to) -> CachedKv.copy(state, slot, from, to), () -> snapshot);
+            if (node != null) hold(slot, node);
+        }
     }
 
     /**

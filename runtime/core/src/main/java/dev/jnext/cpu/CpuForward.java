@@ -16,8 +16,30 @@ import java.util.List;
  */
 public final class CpuForward {
 
-    /** The new tokens of one sequence (its slot in the {@link CpuState}). */
-    public record SequenceInput(int slot, int[] tokens) {}
+    /**
+     * The new tokens of one sequence (its slot in the {@link CpuState}).
+     *
+     * @param prompt    the tokens are a prompt chunk: the delta rule runs chunked even for one token
+     * @param captureAt token offsets in (0, tokens.length], ascending, after which to copy the sequence's GDN state
+     *                  into {@code captured} ({@link SequenceSpan#captureAt()})
+     * @param captured  one empty {@link StateSnapshot} per offset, filled by the call
+     */
+    public record SequenceInput(int slot, int[] tokens, boolean prompt, int[] captureAt, StateSnapshot[] captured) {
+        /** Checks that the offsets are ascending, within the tokens, and have a snapshot each. */
+        public SequenceInput {
+            if (captureAt.length != captured.length) throw new IllegalArgumentException("one snapshot per capture offset");
+            for (int i = 0; i < captureAt.length; i++) {
+                if (captureAt[i] < 1 || captureAt[i] > tokens.length || (i > 0 && captureAt[i] <= captureAt[i - 1])) {
+                    throw new IllegalArgumentException("capture offsets must ascend within 1.." + tokens.length);
+                }
+            }
+        }
+
+        /** Tokens run as a single call would run them, nothing captured. */
+        public SequenceInput(int slot, int[] tokens) {
+            this(slot, tokens, false, new int[0], new StateSnapshot[0]);
+        }
+    }
 
     private final Qwen3NextModel model;
     private final CpuModel weights;
@@ -55,7 +77,8 @@ public final class CpuForward {
             for (SequenceSpan s : spans) {
                 if (s.slot() == in.slot()) throw new JnextException("slot " + in.slot() + " appears twice in one call");
             }
-            spans.add(new SequenceSpan(in.slot(), rows, in.tokens().length, state.position(in.slot())));
+            spans.add(new SequenceSpan(in.slot(), rows, in.tokens().length, state.position(in.slot()), in.prompt(),
+                    in.captureAt(), in.captured()));
             rows += in.tokens().length;
         }
         float[] x = new float[rows * h];

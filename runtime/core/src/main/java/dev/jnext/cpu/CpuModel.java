@@ -33,11 +33,19 @@ public final class CpuModel implements Qwen3NextModel {
     private final List<DecoderLayer> layers;
 
     private CpuModel(ModelWeights weights) {
+        this(weights, weights.layers());
+    }
+
+    /**
+     * {@code weights} with {@code layers} bound in place of its own layer records (tests: a model without shared
+     * experts, say); {@link #weights()} still answers the checkpoint's records.
+     */
+    CpuModel(ModelWeights weights, List<LayerWeights> layers) {
         this.weights = weights;
         ModelConfig c = weights.config();
         this.finalNorm = new RmsNorm(weights.finalNorm(), c.rmsNormEps());
         List<DecoderLayer> ls = new ArrayList<>();
-        for (LayerWeights l : weights.layers()) ls.add(layer(c, l));
+        for (LayerWeights l : layers) ls.add(layer(c, l));
         this.layers = List.copyOf(ls);
     }
 
@@ -59,7 +67,11 @@ public final class CpuModel implements Qwen3NextModel {
                 + " is not a model that jnext loaded: open it with Qwen3NextModel.load(dir)");
     }
 
-    private static DecoderLayer layer(ModelConfig c, LayerWeights l) {
+    /**
+     * One layer's records bound to the CPU blocks, shaped by {@code c} (the model's config, or a tensor-parallel rank's
+     * {@code TpPlan.rankConfig()} for that rank's share of the records).
+     */
+    static DecoderLayer layer(ModelConfig c, LayerWeights l) {
         float eps = c.rmsNormEps();
         TokenMixer mixer = switch (l.mixer()) {
             case LayerWeights.DeltaNet g -> {

@@ -33,6 +33,11 @@ public final class CpuState {
         inUse = new boolean[slots];
     }
 
+    /** Number of layers (one {@link #ssm} or {@link #kv} each). */
+    public int layers() {
+        return ssm.length;
+    }
+
     /** Number of slots. */
     public int slots() {
         return position.length;

@@ -12,8 +12,9 @@ import java.util.List;
 
 /**
  * A Gated DeltaNet layer ({@code linear_attn.*}): in_proj_qkvz / in_proj_ba → grouped split → causal conv + SiLU
- * (conv state) → beta, g → gated delta rule (recurrent state; chunked for multi-token calls, recurrent for single
- * tokens, as transformers does) → gated RMSNorm with z → out_proj.
+ * (conv state) → beta, g → gated delta rule (recurrent state; chunked for prompt chunks and multi-token calls,
+ * recurrent for a single generated token, as transformers does) → gated RMSNorm with z → out_proj. A span may ask for
+ * copies of the state after some of its rows ({@link SequenceSpan#captureAt()}: the prefix cache's snapshots).
  */
 public record GatedDeltaNet(Matrix inProjQkvz, Matrix inProjBa, GdnProjections projections, CausalConv1d conv,
                             GdnGating gating, GatedDeltaRule rule, GatedRmsNorm norm, Matrix outProj)
@@ -40,12 +41,25 @@ public record GatedDeltaNet(Matrix inProjQkvz, Matrix inProjBa, GdnProjections p
         gating.forward(b, a, rows, beta, g);
         float[] core = new float[rows * hv * dv];
         for (SequenceSpan s : spans) {
-            conv.forward(mixed, s.firstRow(), s.rows(), ssm.conv(), ssm.convOffset(s.slot()), convOut);
-            if (s.rows() == 1) {
-                rule.recurrent(convOut, s.firstRow(), 1, beta, g, ssm.recurrent(), ssm.recurrentOffset(s.slot()), core);
-            } else {
-                rule.chunked(convOut, s.firstRow(), s.rows(), beta, g, ssm.recurrent(),
-                        ssm.recurrentOffset(s.slot()), core, GatedDeltaRule.CHUNK);
+            // in pieces ending at the offsets where the prefix cache wants the state (one piece when it wants none); a
+            // cut at a multiple of the chunk leaves the conv and every chunk of the delta rule as in the uncut call
+            int[] cuts = s.captureAt();
+            int done = 0;
+            for (int c = 0; c <= cuts.length; c++) {
+                int to = c < cuts.length ? cuts[c] : s.rows();
+                int n = to - done;
+                if (n > 0) {
+                    int first = s.firstRow() + done;
+                    conv.forward(mixed, first, n, ssm.conv(), ssm.convOffset(s.slot()), convOut);
+                    if (n == 1 && !s.prompt()) {
+                        rule.recurrent(convOut, first, 1, beta, g, ssm.recurrent(), ssm.recurrentOffset(s.slot()), core);
+                    } else {
+                        rule.chunked(convOut, first, n, beta, g, ssm.recurrent(), ssm.recurrentOffset(s.slot()), core,
+                                GatedDeltaRule.CHUNK);
+                    }
+                }
+                if (c < cuts.length) s.captured()[c].capture(ssm, s.slot(), layer);
+                done = to;
             }
         }
         float[] normed = new float[core.length];

@@ -21,6 +21,11 @@ public final class KvCache {
         for (int s = 0; s < slots; s++) reset(s);
     }
 
+    /** Floats of one token's keys (or values): kvHeads · headDim. */
+    public int rowWidth() {
+        return rowWidth;
+    }
+
     /** Cached tokens of the slot. */
     public int length(int slot) {
         return length[slot];

@@ -45,6 +45,16 @@ public final class SsmSlots {
         return slot * recurrentStride;
     }
 
+    /** Floats of conv state per slot: convDim · (K−1). */
+    public int convSize() {
+        return convStride;
+    }
+
+    /** Floats of recurrent state per slot: Hv · dk · dv. */
+    public int recurrentSize() {
+        return recurrentStride;
+    }
+
     /** Zeroes the slot (a new sequence). */
     public void reset(int slot) {
         Arrays.fill(conv, convOffset(slot), convOffset(slot) + convStride, 0f);

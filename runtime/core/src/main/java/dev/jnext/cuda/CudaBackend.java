@@ -7,6 +7,7 @@ import dev.jnext.backend.PrefillMode;
 import dev.jnext.backend.BackendOptions;
 import dev.jnext.backend.DeviceChoice;
 import dev.jnext.backend.ModelBackend;
+import dev.jnext.backend.PrefixCacheStats;
 import dev.jnext.backend.SamplingParams;
 import dev.jnext.cuda.kernels.SamplingKernel;
 
@@ -129,6 +130,22 @@ public final class CudaBackend implements ModelBackend {
             }
         }
         return result;
+    }
+
+    /**
+     * No prefix cache on the GPU yet: restores nothing (every prompt is prefilled whole, as before). Caching needs
+     * device-side copies of the GDN conv and recurrent state at snapshot positions (in the middle of a chunked
+     * delta-rule launch) and KV pages shared between the tree and the slots' page tables — work for a session with a GPU.
+     */
+    @Override
+    public int restorePrefix(int slot, int[] prompt) {
+        return 0;
+    }
+
+    /** {@link PrefixCacheStats#DISABLED}: the CUDA backend has no prefix cache yet ({@link #restorePrefix}). */
+    @Override
+    public PrefixCacheStats prefixCacheStats() {
+        return PrefixCacheStats.DISABLED;
     }
 
     /** Prompt chunks end on multiples of the delta rule's chunk, so a prompt's logits do not depend on its split. */

@@ -10,6 +10,7 @@ import dev.jnext.gpu.Cuda;
 import dev.jnext.gpu.CudaException;
 import dev.jnext.gpu.Device;
 import dev.jnext.model.ModelConfig;
+import org.slf4j.LoggerFactory;
 
 import java.nio.file.Path;
 
@@ -47,6 +48,10 @@ public final class CudaBackendProvider implements BackendProvider {
 
     @Override
     public ModelBackend open(Path model, BackendOptions options) {
+        if (options.prefixCache().enabled()) {
+            LoggerFactory.getLogger(CudaBackend.class).info("prefix caching is not implemented on the CUDA backend yet; "
+                    + "every prompt is prefilled whole (the CPU backend has it)");
+        }
         return CudaBackend.open(model, CudaBackend.options(options), bytes -> { });
     }
 

@@ -173,7 +173,8 @@ public final class CudaModel implements AutoCloseable {
 
             // the memory plan, before the first allocation
             MemoryPlan mp = new MemoryPlan()
-                    .add("weights", image.image().bytes())
+                    // an FP8 checkpoint is dequantized to bf16 while it streams (WeightImage): no FP8 kernels yet
+                    .add(config.quantization() != null ? "weights (bf16, dequantized from FP8)" : "weights", image.image().bytes())
                     .add("activations", acts.bytes())
                     .add("step metadata", StepMetadata.bytesFor(maxTokens, maxEntries, maxPagesPerSeq, acts.maxLogitRows()))
                     .add("GDN state", gdnGeometry.totalBytes())

@@ -16,6 +16,11 @@ import java.util.List;
  * concatenation of pieces converted to the region's device dtype (bf16, or fp32 for the few fp32 parameters). Planning
  * it needs no GPU: {@link #bytes()} feeds the memory plan before anything is allocated, and {@link #write} produces any
  * byte range of the image on the host, which the uploader streams through pinned staging.
+ *
+ * <p>An FP8 checkpoint's weights ({@link Piece.BlockFp8}) are dequantized here, on the host, while the image streams:
+ * each element is its e4m3 value times its block scale in fp32, rounded to bf16 — exactly what the same checkpoint
+ * dequantized to fp32 would give — so the image, and the memory plan that counts it, are bf16 (the FP8 kernels that
+ * would keep the weights in 8 bits are not built yet).
  */
 final class WeightImage {
     /** Regions start on 256-byte boundaries (cuBLASLt and the 16-byte vector loads are then always aligned). */
@@ -45,8 +50,19 @@ final class WeightImage {
         /** Zero padding (router padding rows, lm_head rows up to a multiple of 8). */
         record Zeros(long elements) implements Piece {}
 
+        /** An FP8 matrix with its block scales, dequantized row by row ({@link Matrix#loadRow}). */
+        record BlockFp8(Matrix matrix) implements Piece {
+            public BlockFp8 {
+                if (matrix.scales() == null) throw new IllegalArgumentException(matrix.name() + " is not FP8");
+            }
+
+            public long elements() {
+                return (long) matrix.rows() * matrix.cols();
+            }
+        }
+
         static Piece of(Matrix m) {
-            return new Stored(m.data(), m.dtype());
+            return m.scales() != null ? new BlockFp8(m) : new Stored(m.data(), m.dtype());
         }
     }
 
@@ -125,6 +141,21 @@ final class WeightImage {
             case Piece.Floats f -> {
                 for (long i = 0; i < count; i++) put(dst, out, i, f.values()[(int) (first + i)], target);
             }
+            case Piece.BlockFp8 q -> {
+                Matrix m = q.matrix();
+                int cols = m.cols();
+                float[] row = new float[cols];
+                long done = 0;
+                while (done < count) {
+                    long e = first + done;
+                    int r = (int) (e / cols);
+                    int c0 = (int) (e % cols);
+                    int n = (int) Math.min(cols - c0, count - done);
+                    m.loadRow(r, row, null);
+                    for (int i = 0; i < n; i++) put(dst, out, done + i, row[c0 + i], target);
+                    done += n;
+                }
+            }
             case Piece.Stored s -> {
                 if (s.dtype() == DType.BF16 && target == Target.BF16) {
                     MemorySegment.copy(s.data(), first * 2, dst, out, count * 2);
@@ -137,6 +168,7 @@ final class WeightImage {
                             case F32 -> s.data().get(F32_LE, e * 4);
                             case BF16 -> Bf16.toFloat(s.data().get(I16_LE, e * 2));
                             case F16 -> Float.float16ToFloat(s.data().get(I16_LE, e * 2));
+                            case F8_E4M3 -> throw new IllegalStateException("F8_E4M3 data without its block scales");
                         };
                         put(dst, out, i, v, target);
                     }

@@ -36,6 +36,13 @@ import java.util.concurrent.locks.ReentrantLock;
  * generation defaults, and a {@link Scheduler} doing continuous batching on one engine thread. Any number of threads
  * may {@link #submit} requests at once.
  *
+ * <p><b>Threads.</b> {@link #submit}, {@link #generate}, {@link #close} and the getters may be called from any thread.
+ * One platform thread, {@code jnext-engine}, runs the scheduler and the backend (the backend is never called from
+ * another thread); it puts events into each request's queue and completes an internal future, and never runs
+ * application code. A {@link GenerationHandle}'s events are read by the caller's thread ({@code next}, {@code poll},
+ * iteration); its {@link GenerationHandle#result()} future completes on a jnext virtual thread, where its callbacks
+ * run. {@link #generate} blocks the calling thread until its request ends.
+ *
  * <p><b>Failures.</b> A forward step that throws a {@link RuntimeException} fails the requests in that step and the
  * engine goes on. Anything else that escapes the engine loop — an {@link Error} such as {@link OutOfMemoryError}, or a
  * bug — <em>restarts the loop</em>: every admitted request ends with a {@link GenerationEvent.Failed} event
@@ -215,7 +222,7 @@ public final class Engine implements AutoCloseable {
         // queued: submitted and not ended, minus running (requests the engine thread has not picked up yet included)
         return new EngineStats(Math.max(0, active.get() - running), running, backend.maxSequences() - running,
                 scheduler.promptTokens(), scheduler.generatedTokens(), scheduler.steps(), scheduler.tokensPerSecond(),
-                backend.deviceMemoryUsed());
+                backend.deviceMemoryUsed(), backend.prefixCacheStats());
     }
 
     // ---- requests ----

@@ -4,6 +4,7 @@ import dev.jnext.backend.BackendOptions;
 import dev.jnext.backend.DeviceChoice;
 import dev.jnext.backend.KvBudget;
 import dev.jnext.backend.PrefillMode;
+import dev.jnext.backend.PrefixCacheOptions;
 
 import dev.jnext.JnextException;
 
@@ -28,9 +29,13 @@ import java.util.Objects;
  * @param maxPrefillChunk most prompt tokens one request feeds in one step (chunked prefill), so that a long prompt leaves
  *                       room in every step for the running decodes and for other prompts; rounded down to a multiple of
  *                       the backend's prefill alignment (at least one alignment)
+ * @param prefixCache    prefix caching: a request resumes from the longest cached prefix of its prompt that ends at a
+ *                       state snapshot and prefills only the rest ({@link PrefixCacheOptions}; off in {@link #defaults()},
+ *                       on in {@code jnext serve}; the CPU backend honours it, bitwise exact, the CUDA backend has none yet)
  */
 public record EngineOptions(DeviceChoice device, PrefillMode prefillMode, boolean decodeGraphs, int maxSequences,
-                            KvBudget kvBudget, int maxStepTokens, int queueLimit, Path tokenizer, int maxPrefillChunk) {
+                            KvBudget kvBudget, int maxStepTokens, int queueLimit, Path tokenizer, int maxPrefillChunk,
+                            PrefixCacheOptions prefixCache) {
 
     /** Sequence slots of {@link #defaults()}. */
     public static final int DEFAULT_MAX_SEQUENCES = 32;
@@ -44,11 +49,13 @@ public record EngineOptions(DeviceChoice device, PrefillMode prefillMode, boolea
     /**
      * Checks every option.
      *
-     * @throws NullPointerException naming {@code device}, {@code prefillMode} or {@code kvBudget} when it is null
+     * @throws NullPointerException naming {@code device}, {@code prefillMode}, {@code kvBudget} or {@code prefixCache}
+     *                              when it is null
      * @throws JnextException       naming a number out of its range
      */
     public EngineOptions {
         Objects.requireNonNull(device, "device");
+        Objects.requireNonNull(prefixCache, "prefixCache");
         Objects.requireNonNull(prefillMode, "prefillMode");
         Objects.requireNonNull(kvBudget, "kvBudget");
         if (maxSequences < 1) throw new JnextException("sequence slots must be at least 1, got " + maxSequences);
@@ -60,72 +67,87 @@ public record EngineOptions(DeviceChoice device, PrefillMode prefillMode, boolea
         if (maxPrefillChunk < 1) throw new JnextException("the prefill chunk must be at least 1 token, got " + maxPrefillChunk);
     }
 
-    /** The options without a prefill chunk of their own: {@link #DEFAULT_MAX_PREFILL_CHUNK}. */
+    /** The options without prefix caching ({@link PrefixCacheOptions#off()}). */
+    public EngineOptions(DeviceChoice device, PrefillMode prefillMode, boolean decodeGraphs, int maxSequences, KvBudget kvBudget,
+                         int maxStepTokens, int queueLimit, Path tokenizer, int maxPrefillChunk) {
+        this(device, prefillMode, decodeGraphs, maxSequences, kvBudget, maxStepTokens, queueLimit, tokenizer,
+                maxPrefillChunk, PrefixCacheOptions.off());
+    }
+
+    /** The options without a prefill chunk of their own ({@link #DEFAULT_MAX_PREFILL_CHUNK}) and without prefix caching. */
     public EngineOptions(DeviceChoice device, PrefillMode prefillMode, boolean decodeGraphs, int maxSequences, KvBudget kvBudget,
                          int maxStepTokens, int queueLimit, Path tokenizer) {
         this(device, prefillMode, decodeGraphs, maxSequences, kvBudget, maxStepTokens, queueLimit, tokenizer,
                 DEFAULT_MAX_PREFILL_CHUNK);
     }
 
-    /** Auto device, eager prefill, decode graphs, 32 slots, 90% of free memory for KV, 8,192 tokens a step. */
+    /** Auto device, eager prefill, decode graphs, 32 slots, 90% of free memory for KV, 8,192 tokens a step, no prefix cache. */
     public static EngineOptions defaults() {
         return new EngineOptions(DeviceChoice.AUTO, PrefillMode.EAGER, true, DEFAULT_MAX_SEQUENCES,
-                new KvBudget.MemoryFraction(0.9), DEFAULT_MAX_STEP_TOKENS, DEFAULT_QUEUE_LIMIT, null, DEFAULT_MAX_PREFILL_CHUNK);
+                new KvBudget.MemoryFraction(0.9), DEFAULT_MAX_STEP_TOKENS, DEFAULT_QUEUE_LIMIT, null, DEFAULT_MAX_PREFILL_CHUNK,
+                PrefixCacheOptions.off());
     }
 
     /** These options with {@code device} set to {@code d}. */
     public EngineOptions withDevice(DeviceChoice d) {
-        return new EngineOptions(d, prefillMode, decodeGraphs, maxSequences, kvBudget, maxStepTokens, queueLimit, tokenizer, maxPrefillChunk);
+        return new EngineOptions(d, prefillMode, decodeGraphs, maxSequences, kvBudget, maxStepTokens, queueLimit, tokenizer, maxPrefillChunk, prefixCache);
     }
 
     /** These options with {@code prefillMode} set to {@code g}. */
     public EngineOptions withPrefillMode(PrefillMode g) {
-        return new EngineOptions(device, g, decodeGraphs, maxSequences, kvBudget, maxStepTokens, queueLimit, tokenizer, maxPrefillChunk);
+        return new EngineOptions(device, g, decodeGraphs, maxSequences, kvBudget, maxStepTokens, queueLimit, tokenizer, maxPrefillChunk, prefixCache);
     }
 
     /** These options with {@code decodeGraphs} set to {@code on}. */
     public EngineOptions withDecodeGraphs(boolean on) {
-        return new EngineOptions(device, prefillMode, on, maxSequences, kvBudget, maxStepTokens, queueLimit, tokenizer, maxPrefillChunk);
+        return new EngineOptions(device, prefillMode, on, maxSequences, kvBudget, maxStepTokens, queueLimit, tokenizer, maxPrefillChunk, prefixCache);
     }
 
     /** These options with {@code maxSequences} set to {@code n}. */
     public EngineOptions withMaxSequences(int n) {
-        return new EngineOptions(device, prefillMode, decodeGraphs, n, kvBudget, Math.max(maxStepTokens, n), queueLimit, tokenizer, maxPrefillChunk);
+        return new EngineOptions(device, prefillMode, decodeGraphs, n, kvBudget, Math.max(maxStepTokens, n), queueLimit, tokenizer, maxPrefillChunk, prefixCache);
     }
 
     /** These options with {@code kvBudget} set to {@code b}. */
     public EngineOptions withKvBudget(KvBudget b) {
-        return new EngineOptions(device, prefillMode, decodeGraphs, maxSequences, b, maxStepTokens, queueLimit, tokenizer, maxPrefillChunk);
+        return new EngineOptions(device, prefillMode, decodeGraphs, maxSequences, b, maxStepTokens, queueLimit, tokenizer, maxPrefillChunk, prefixCache);
     }
 
     /** These options with {@code maxStepTokens} set to {@code n}. */
     public EngineOptions withMaxStepTokens(int n) {
-        return new EngineOptions(device, prefillMode, decodeGraphs, maxSequences, kvBudget, n, queueLimit, tokenizer, maxPrefillChunk);
+        return new EngineOptions(device, prefillMode, decodeGraphs, maxSequences, kvBudget, n, queueLimit, tokenizer, maxPrefillChunk, prefixCache);
     }
 
     /** These options with {@code queueLimit} set to {@code n}. */
     public EngineOptions withQueueLimit(int n) {
-        return new EngineOptions(device, prefillMode, decodeGraphs, maxSequences, kvBudget, maxStepTokens, n, tokenizer, maxPrefillChunk);
+        return new EngineOptions(device, prefillMode, decodeGraphs, maxSequences, kvBudget, maxStepTokens, n, tokenizer, maxPrefillChunk, prefixCache);
     }
 
     /** These options with {@code maxPrefillChunk} set to {@code n}. */
     public EngineOptions withMaxPrefillChunk(int n) {
-        return new EngineOptions(device, prefillMode, decodeGraphs, maxSequences, kvBudget, maxStepTokens, queueLimit, tokenizer, n);
+        return new EngineOptions(device, prefillMode, decodeGraphs, maxSequences, kvBudget, maxStepTokens, queueLimit, tokenizer, n, prefixCache);
+    }
+
+    /** These options with prefix caching set to {@code p} ({@link PrefixCacheOptions#on()}, {@link PrefixCacheOptions#off()}). */
+    public EngineOptions withPrefixCache(PrefixCacheOptions p) {
+        return new EngineOptions(device, prefillMode, decodeGraphs, maxSequences, kvBudget, maxStepTokens, queueLimit, tokenizer,
+                maxPrefillChunk, p);
     }
 
     /** These options with the tokenizer read from {@code dir} instead of the checkpoint folder (synthetic checkpoints have none). */
     public EngineOptions withTokenizer(Path dir) {
-        return new EngineOptions(device, prefillMode, decodeGraphs, maxSequences, kvBudget, maxStepTokens, queueLimit, dir, maxPrefillChunk);
+        return new EngineOptions(device, prefillMode, decodeGraphs, maxSequences, kvBudget, maxStepTokens, queueLimit, dir, maxPrefillChunk, prefixCache);
     }
 
     /** One line for logs and benchmark records. */
     public String describe() {
         return "device=" + device + " prefill-mode=" + prefillMode + " decode-graphs=" + (decodeGraphs ? "on" : "off")
-                + " slots=" + maxSequences + " kv-budget=" + kvBudget + " step-tokens=" + maxStepTokens + " prefill-chunk=" + maxPrefillChunk + " queue-limit=" + queueLimit;
+                + " slots=" + maxSequences + " kv-budget=" + kvBudget + " step-tokens=" + maxStepTokens + " prefill-chunk=" + maxPrefillChunk + " queue-limit=" + queueLimit
+                + " prefix-cache=" + prefixCache;
     }
 
-    /** What the backend is opened with: the device, graph switches, slots, KV and step budgets of these options. */
+    /** What the backend is opened with: the device, graph switches, slots, KV and step budgets and prefix cache of these options. */
     public BackendOptions backendOptions() {
-        return new BackendOptions(device, prefillMode, decodeGraphs, maxSequences, kvBudget, maxStepTokens);
+        return new BackendOptions(device, prefillMode, decodeGraphs, maxSequences, kvBudget, maxStepTokens, prefixCache);
     }
 }

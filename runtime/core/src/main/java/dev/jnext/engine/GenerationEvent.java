@@ -22,8 +22,17 @@ public sealed interface GenerationEvent {
      */
     record Tokens(String text, List<GeneratedToken> tokens, long nanoTime) implements GenerationEvent {}
 
-    /** The request ended normally; {@code completionTokens} counts every generated token (an EOS one included). */
-    record Finished(FinishReason reason, int promptTokens, int completionTokens, long nanoTime) implements GenerationEvent {}
+    /**
+     * The request ended normally; {@code completionTokens} counts every generated token (an EOS one included);
+     * {@code cachedPromptTokens} of the {@code promptTokens} came from the prefix cache instead of being computed.
+     */
+    record Finished(FinishReason reason, int promptTokens, int completionTokens, long nanoTime, int cachedPromptTokens)
+            implements GenerationEvent {
+        /** A request none of whose prompt tokens came from the prefix cache. */
+        public Finished(FinishReason reason, int promptTokens, int completionTokens, long nanoTime) {
+            this(reason, promptTokens, completionTokens, nanoTime, 0);
+        }
+    }
 
     /** The request ended without finishing: the engine was closed, or the backend failed during its step. */
     record Failed(Kind kind, String message, long nanoTime) implements GenerationEvent {

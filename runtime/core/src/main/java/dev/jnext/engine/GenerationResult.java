@@ -4,10 +4,17 @@ import java.util.List;
 
 /**
  * A finished generation: the text (without stop strings or EOS), every generated token with its log-probabilities,
- * why it ended, and when things happened.
+ * why it ended, when things happened, and how many prompt tokens came from the prefix cache ({@code
+ * cachedPromptTokens}, 0 without one).
  */
 public record GenerationResult(String text, List<GeneratedToken> tokens, FinishReason finishReason, int promptTokens,
-                               Timings timings) {
+                               Timings timings, int cachedPromptTokens) {
+
+    /** A result none of whose prompt tokens came from the prefix cache. */
+    public GenerationResult(String text, List<GeneratedToken> tokens, FinishReason finishReason, int promptTokens,
+                            Timings timings) {
+        this(text, tokens, finishReason, promptTokens, timings, 0);
+    }
 
     /** The generated token ids, in order. */
     public int[] tokenIds() {

@@ -38,6 +38,12 @@ import java.util.Set;
  * <p>Why results do not depend on the company a request keeps: every input of a step is computed independently by the
  * backend, the sampler belongs to the slot, and prompt chunks that end before the prompt does are cut at multiples of
  * {@link ModelBackend#prefillAlignment()}.
+ *
+ * <p>Prefix caching: on admission the backend may restore a prefix of the prompt from its cache ({@link
+ * ModelBackend#restorePrefix}); the request's prompt then starts at that aligned position, so its chunks still end at
+ * multiples of the alignment counted from the prompt's start, as a cold prefill's do, and it reports the restored
+ * tokens as cached ({@link GenerationEvent.Finished#cachedPromptTokens()}). Prompt chunks are marked as such ({@link
+ * ModelBackend.StepInput#prompt()}).
  */
 final class Scheduler {
     private static final Logger log = LoggerFactory.getLogger(Scheduler.class);
@@ -91,7 +97,8 @@ final class Scheduler {
         final StringBuilder text = new StringBuilder();
         final List<GeneratedToken> tokens = new ArrayList<>();
         int slot = -1;
-        int cursor;          // prompt tokens fed so far
+        int cursor;          // prompt tokens fed so far (or restored from the prefix cache)
+        int cachedTokens;    // prompt tokens restored from the prefix cache
         int pending = -1;    // the last sampled token, fed in the next step
         long admitted;
         long firstToken;
@@ -164,7 +171,7 @@ final class Scheduler {
         List<RequestState> owners = new ArrayList<>(running.size());
         for (RequestState r : running) {
             if (r.readingPrompt()) continue;
-            inputs.add(new ModelBackend.StepInput(r.slot, new int[]{r.pending}, true, r.request.topLogprobs(), r.mask()));
+            inputs.add(new ModelBackend.StepInput(r.slot, new int[]{r.pending}, true, r.request.topLogprobs(), false, r.mask()));
             owners.add(r);
             budget--;
         }
@@ -179,7 +186,7 @@ final class Scheduler {
             if (n < left) n -= n % alignment; // a chunk that ends before its prompt does ends at a multiple of the alignment
             if (n == 0) continue;
             int[] chunk = Arrays.copyOfRange(r.prompt, r.cursor, r.cursor + n);
-            inputs.add(new ModelBackend.StepInput(r.slot, chunk, n == left, r.request.topLogprobs(), n == left ? r.mask() : null));
+            inputs.add(new ModelBackend.StepInput(r.slot, chunk, n == left, r.request.topLogprobs(), true, n == left ? r.mask() : null));
             owners.add(r);
             budget -= n;
             promptTokensThisStep += n;
@@ -284,6 +291,21 @@ final class Scheduler {
             r.slot = slot;
             live.add(r);
             waiting.pollFirst();
+            // prefix caching: the backend restores the longest cached prefix (an aligned length below the prompt's)
+            int cached;
+            try {
+                cached = backend.restorePrefix(slot, r.prompt);
+                if (cached < 0 || cached >= r.prompt.length) {
+                    throw new JnextException("the backend restored " + cached + " of the " + r.prompt.length + " prompt tokens");
+                }
+            } catch (RuntimeException e) {
+                log.warn("restoring a cached prefix for slot {} failed", slot, e);
+                fail(r, GenerationEvent.Failed.Kind.BACKEND_ERROR, e instanceof JnextException && e.getMessage() != null
+                        ? "the prefix cache failed: " + e.getMessage() : "the prefix cache failed because of an internal error (see the server log)");
+                continue;
+            }
+            r.cursor = cached;
+            r.cachedTokens = cached;
             r.admitted = System.nanoTime();
             running.add(r);
         }
@@ -326,9 +348,10 @@ final class Scheduler {
         long now = System.nanoTime();
         var timings = new GenerationResult.Timings(r.admitted == 0 ? 0 : r.admitted - r.submitted,
                 r.firstToken == 0 ? 0 : r.firstToken - r.submitted, now - r.submitted, r.prompt.length, r.tokens.size());
-        var result = new GenerationResult(r.text.toString(), List.copyOf(r.tokens), reason, r.prompt.length, timings);
+        var result = new GenerationResult(r.text.toString(), List.copyOf(r.tokens), reason, r.prompt.length, timings,
+                r.cachedTokens);
         ended(r); // counts first: a caller that sees the result sees the engine without it
-        r.handle.finish(new GenerationEvent.Finished(reason, r.prompt.length, r.tokens.size(), now), result);
+        r.handle.finish(new GenerationEvent.Finished(reason, r.prompt.length, r.tokens.size(), now, r.cachedTokens), result);
         live.remove(r);
     }
 

@@ -60,6 +60,8 @@ import java.util.Set;
  *                                     what is read)
  * @param bosTokenId                   {@code bos_token_id}, or null
  * @param eosTokenIds                  end-of-sequence ids (config.json's int or list), possibly empty
+ * @param quantization                 the {@code quantization_config} (fine-grained FP8, the only kind jnext loads), or
+ *                                     null for an unquantized checkpoint
  */
 public record ModelConfig(
         int vocabSize,
@@ -89,7 +91,8 @@ public record ModelConfig(
         boolean tieWordEmbeddings,
         DType dtype,
         Integer bosTokenId,
-        List<Integer> eosTokenIds) {
+        List<Integer> eosTokenIds,
+        Fp8Quantization quantization) {
 
     private static final ObjectMapper JSON = new ObjectMapper()
             .enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION)
@@ -105,6 +108,31 @@ public record ModelConfig(
                 linearValueHeadDim, linearConvKernelDim, numExperts, numExpertsPerTok, moeIntermediateSize,
                 sharedExpertIntermediateSize, decoderSparseStep, mlpOnlyLayers, layerTypes, ropeTheta,
                 partialRotaryFactor, rmsNormEps, maxPositionEmbeddings);
+    }
+
+    /** An unquantized configuration (no {@code quantization_config}). */
+    public ModelConfig(int vocabSize, int hiddenSize, int intermediateSize, int numHiddenLayers, int numAttentionHeads,
+                       int numKeyValueHeads, int headDim, int linearNumKeyHeads, int linearNumValueHeads,
+                       int linearKeyHeadDim, int linearValueHeadDim, int linearConvKernelDim, int numExperts,
+                       int numExpertsPerTok, int moeIntermediateSize, int sharedExpertIntermediateSize,
+                       int decoderSparseStep, List<Integer> mlpOnlyLayers, boolean normTopkProb,
+                       List<LayerType> layerTypes, double ropeTheta, double partialRotaryFactor, float rmsNormEps,
+                       int maxPositionEmbeddings, boolean tieWordEmbeddings, DType dtype, Integer bosTokenId,
+                       List<Integer> eosTokenIds) {
+        this(vocabSize, hiddenSize, intermediateSize, numHiddenLayers, numAttentionHeads, numKeyValueHeads, headDim,
+                linearNumKeyHeads, linearNumValueHeads, linearKeyHeadDim, linearValueHeadDim, linearConvKernelDim,
+                numExperts, numExpertsPerTok, moeIntermediateSize, sharedExpertIntermediateSize, decoderSparseStep,
+                mlpOnlyLayers, normTopkProb, layerTypes, ropeTheta, partialRotaryFactor, rmsNormEps,
+                maxPositionEmbeddings, tieWordEmbeddings, dtype, bosTokenId, eosTokenIds, null);
+    }
+
+    /** This configuration with {@code quantization} (null: unquantized). */
+    public ModelConfig withQuantization(Fp8Quantization quantization) {
+        return new ModelConfig(vocabSize, hiddenSize, intermediateSize, numHiddenLayers, numAttentionHeads,
+                numKeyValueHeads, headDim, linearNumKeyHeads, linearNumValueHeads, linearKeyHeadDim, linearValueHeadDim,
+                linearConvKernelDim, numExperts, numExpertsPerTok, moeIntermediateSize, sharedExpertIntermediateSize,
+                decoderSparseStep, mlpOnlyLayers, normTopkProb, layerTypes, ropeTheta, partialRotaryFactor, rmsNormEps,
+                maxPositionEmbeddings, tieWordEmbeddings, dtype, bosTokenId, eosTokenIds, quantization);
     }
 
     // ---- derived geometry -------------------------------------------------------------------------------
@@ -208,6 +236,7 @@ public record ModelConfig(
         if (bosTokenId != null) o.put("bos_token_id", bosTokenId);
         if (eosTokenIds.size() == 1) o.put("eos_token_id", eosTokenIds.getFirst());
         else if (!eosTokenIds.isEmpty()) eosTokenIds.forEach(o.putArray("eos_token_id")::add);
+        if (quantization != null) quantization.toJson(o.putObject("quantization_config"));
         try {
             return JSON.writeValueAsString(o);
         } catch (IOException e) {
@@ -358,6 +387,7 @@ public record ModelConfig(
             if (modelType != null && !modelType.equals("qwen3_next")) {
                 throw new JnextException(src + ": model_type is \"" + modelType + "\"; jnext runs \"qwen3_next\"");
             }
+            Fp8Quantization quantization = quantization();
             String act = str("hidden_act", "silu");
             if (!act.equals("silu")) {
                 throw new JnextException(src + ": hidden_act \"" + act + "\" is not supported (Qwen3-Next uses silu)");
@@ -372,7 +402,7 @@ public record ModelConfig(
             if (present("dtype")) dtype = DType.fromTorchName(str("dtype", null), src + ": dtype");
             else if (present("torch_dtype")) dtype = DType.fromTorchName(str("torch_dtype", null), src + ": torch_dtype");
             try {
-                return build(layers, types, rope, dtype);
+                return build(layers, types, rope, dtype).withQuantization(quantization);
             } catch (JnextException e) { // the record's own checks say "config: ..."; name the file instead
                 throw new JnextException(e.getMessage().replaceFirst("^config: ", src + ": "), e);
             }
@@ -408,6 +438,17 @@ public record ModelConfig(
                     dtype,
                     present("bos_token_id") ? integer("bos_token_id", 0) : null,
                     present("eos_token_id") ? intOrList("eos_token_id") : List.of());
+        }
+
+        /** Refused before anything else is read from the checkpoint: any quantization but fine-grained FP8. */
+        private Fp8Quantization quantization() {
+            JsonNode compression = root.get("compression_config");
+            if (compression != null && !compression.isNull()) {
+                throw new JnextException(src + ": compression_config (compressed-tensors) is not supported; "
+                        + Fp8Quantization.SUPPORTED);
+            }
+            JsonNode q = root.get("quantization_config");
+            return q == null || q.isNull() ? null : Fp8Quantization.parse(q, src);
         }
 
         private record Rope(double theta, double partial) {}

@@ -1,6 +1,7 @@
 package dev.jnext.model;
 
 import dev.jnext.numeric.Bf16;
+import dev.jnext.numeric.Fp8E4m3;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.jnext.JnextException;
@@ -27,6 +28,12 @@ import java.util.stream.IntStream;
  * of order one (Linear weights uniform with std 1/√fan_in, norms near their identity, A_log = log U(1, 16),
  * dt_bias near 1). Each logical matrix is generated from its own seeded stream, so the hub and the fused expert
  * layouts of one seed hold identical values.
+ *
+ * <p>A config with a {@link ModelConfig#quantization() quantization_config} gives the official fine-grained FP8 layout:
+ * every linear weight the quantization converts is block-quantized from the same values ({@code scale_inv = amax / 448}
+ * of each 128 × 128 block, ceil-divided at ragged edges, 1 for an all-zero block; each value rounded to the nearest e4m3
+ * of {@code value / scale_inv}) and stored as {@code F8_E4M3} with its {@code weight_scale_inv} (F32) — for fused experts
+ * {@code <t>_scale_inv} [E, ceil(R/128), ceil(C/128)] — while what it keeps stays in the options' dtype.
  */
 public final class SyntheticCheckpoint {
 
@@ -49,8 +56,9 @@ public final class SyntheticCheckpoint {
     /**
      * What to write.
      *
-     * @param config        the geometry (e.g. {@link #preset})
-     * @param dtype         the tensors' dtype
+     * @param config        the geometry (e.g. {@link #preset}); with a quantization_config, the linear weights it
+     *                      converts are written in FP8
+     * @param dtype         the tensors' dtype (of the unquantized tensors when the config quantizes)
      * @param seed          seeds every tensor's random stream
      * @param maxShardBytes a new shard starts before a tensor that would push the current one past this
      * @param expertLayout  how routed experts are stored
@@ -63,6 +71,10 @@ public final class SyntheticCheckpoint {
         /** Checks the shard size and the logit scale. */
         public Options {
             if (maxShardBytes <= 0) throw new IllegalArgumentException("maxShardBytes must be positive");
+            if (dtype == DType.F8_E4M3) {
+                throw new JnextException("the options' dtype is that of the unquantized tensors; FP8 comes from the config's "
+                        + "quantization_config (ModelConfig.withQuantization)");
+            }
             if (!(logitScale > 0) || !Float.isFinite(logitScale)) throw new JnextException("the logit scale must be positive, got " + logitScale);
         }
 
@@ -78,12 +90,38 @@ public final class SyntheticCheckpoint {
     /** A logical matrix/vector inside a stored tensor: its own random stream, {@code count} values. */
     record Part(String streamName, long count, Init init, int fanIn) {}
 
+    /** How a stored tensor is written. */
+    enum Kind {
+        /** Its parts in the options' dtype. */
+        PLAIN,
+        /** Its parts block-quantized to F8_E4M3 (matrix by matrix: [R, C], or each of [E, R, C]). */
+        FP8,
+        /** The F32 block scales of the FP8 tensor written just before it. */
+        SCALES
+    }
+
     /** One stored tensor: the concatenation of its parts. */
-    record Spec(String name, int[] shape, List<Part> parts) {
+    record Spec(String name, int[] shape, List<Part> parts, Kind kind) {
+        Spec(String name, int[] shape, List<Part> parts) {
+            this(name, shape, parts, Kind.PLAIN);
+        }
+
         long count() {
             long n = 1;
             for (int d : shape) n *= d;
             return n;
+        }
+
+        DType dtype(Options o) {
+            return switch (kind) {
+                case PLAIN -> o.dtype();
+                case FP8 -> DType.F8_E4M3;
+                case SCALES -> DType.F32;
+            };
+        }
+
+        long bytes(Options o) {
+            return count() * dtype(o).bytes();
         }
     }
 
@@ -193,7 +231,32 @@ public final class SyntheticCheckpoint {
         }
         out.add(single("model.norm.weight", Init.FINAL_NORM, h, h));
         if (!c.tieWordEmbeddings()) out.add(single("lm_head.weight", Init.LINEAR, h, c.vocabSize(), h));
+        return c.quantization() == null ? out : quantize(out, c.quantization());
+    }
+
+    /** Each linear weight the quantization converts becomes an FP8 tensor followed by its block scales. */
+    private static List<Spec> quantize(List<Spec> plain, Fp8Quantization q) {
+        List<Spec> out = new ArrayList<>();
+        for (Spec s : plain) {
+            boolean linear = (s.shape().length == 2 || s.shape().length == 3)
+                    && s.parts().stream().allMatch(p -> p.init() == Init.LINEAR);
+            boolean matrixName = s.name().endsWith(".weight");
+            String module = matrixName ? s.name().substring(0, s.name().length() - ".weight".length()) : s.name();
+            if (!linear || !q.converts(module)) {
+                out.add(s);
+                continue;
+            }
+            int[] grid = s.shape().clone();
+            grid[grid.length - 2] = blocks(grid[grid.length - 2]);
+            grid[grid.length - 1] = blocks(grid[grid.length - 1]);
+            out.add(new Spec(s.name(), s.shape(), s.parts(), Kind.FP8));
+            out.add(new Spec(s.name() + "_scale_inv", grid, List.of(), Kind.SCALES));
+        }
         return out;
+    }
+
+    private static int blocks(int n) {
+        return (n + Fp8Quantization.BLOCK - 1) / Fp8Quantization.BLOCK;
     }
 
     private static Spec single(String name, Init init, int fanIn, int... shape) {
@@ -205,7 +268,7 @@ public final class SyntheticCheckpoint {
     /** Total bytes of tensor data the options produce. */
     public static long dataBytes(Options o) {
         long n = 0;
-        for (Spec s : plan(o.config(), o.expertLayout())) n += s.count() * o.dtype().bytes();
+        for (Spec s : plan(o.config(), o.expertLayout())) n += s.bytes(o);
         return n;
     }
 
@@ -265,8 +328,9 @@ public final class SyntheticCheckpoint {
         List<Spec> cur = new ArrayList<>();
         long bytes = 0;
         for (Spec s : specs) {
-            long b = s.count() * o.dtype().bytes();
-            if (!cur.isEmpty() && bytes + b > o.maxShardBytes()) {
+            long b = s.bytes(o);
+            // an FP8 weight and its scales stay in one shard
+            if (!cur.isEmpty() && s.kind() != Kind.SCALES && bytes + b > o.maxShardBytes()) {
                 shards.add(cur);
                 cur = new ArrayList<>();
                 bytes = 0;
@@ -283,9 +347,9 @@ public final class SyntheticCheckpoint {
         header.putObject("__metadata__").put("format", "pt");
         long offset = 0;
         for (Spec s : specs) {
-            long b = s.count() * o.dtype().bytes();
+            long b = s.bytes(o);
             ObjectNode t = header.putObject(s.name());
-            t.put("dtype", o.dtype().safetensorsName());
+            t.put("dtype", s.dtype(o).safetensorsName());
             var shape = t.putArray("shape");
             for (int d : s.shape()) shape.add(d);
             t.putArray("data_offsets").add(offset).add(offset + b);
@@ -299,22 +363,39 @@ public final class SyntheticCheckpoint {
         head.flip();
         try (FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
             writeFully(ch, head);
+            float[] scales = null;
             for (Spec s : specs) {
-                for (Part p : s.parts()) writePart(ch, p, o, progress);
+                switch (s.kind()) {
+                    case PLAIN -> {
+                        for (Part p : s.parts()) writePart(ch, p, o, progress);
+                    }
+                    case FP8 -> scales = writeFp8(ch, s, o, progress);
+                    case SCALES -> {
+                        ByteBuffer b = ByteBuffer.allocate(scales.length * 4).order(ByteOrder.LITTLE_ENDIAN);
+                        for (float v : scales) b.putFloat(v);
+                        writeFully(ch, b.flip());
+                        progress.accept(scales.length * 4L);
+                        scales = null;
+                    }
+                }
             }
         }
         return offset;
     }
 
+    private static long streamSeed(Options o, Part p) {
+        return o.seed() * 0x9E3779B97F4A7C15L ^ p.streamName().hashCode() * 0xC2B2AE3D27D4EB4FL;
+    }
+
     private static void writePart(FileChannel ch, Part p, Options o, LongConsumer progress) throws IOException {
         long chunks = (p.count() + CHUNK - 1) / CHUNK;
         int batch = Math.max(1, Runtime.getRuntime().availableProcessors() * 2);
-        long streamSeed = o.seed() * 0x9E3779B97F4A7C15L ^ p.streamName().hashCode() * 0xC2B2AE3D27D4EB4FL;
+        long streamSeed = streamSeed(o, p);
         for (long first = 0; first < chunks; first += batch) {
             long firstChunk = first;
             int n = (int) Math.min(batch, chunks - first);
             ByteBuffer[] bufs = IntStream.range(0, n).parallel()
-                    .mapToObj(i -> fill(p, o.dtype(), o.logitScale(), streamSeed, firstChunk + i))
+                    .mapToObj(i -> encode(values(p, o.logitScale(), streamSeed, firstChunk + i), o.dtype()))
                     .toArray(ByteBuffer[]::new);
             for (ByteBuffer b : bufs) {
                 int len = b.remaining();
@@ -324,11 +405,88 @@ public final class SyntheticCheckpoint {
         }
     }
 
-    private static ByteBuffer fill(Part p, DType dtype, float logitScale, long streamSeed, long chunk) {
+    /**
+     * Writes an FP8 spec matrix by matrix ([R, C], or each [R, C] of [E, R, C], whose parts are whole parts of the
+     * spec) and returns the block scales of all of them, row-major.
+     */
+    private static float[] writeFp8(FileChannel ch, Spec s, Options o, LongConsumer progress) throws IOException {
+        int[] shape = s.shape();
+        int rows = shape[shape.length - 2], cols = shape[shape.length - 1];
+        int matrices = shape.length == 3 ? shape[0] : 1;
+        long perMatrix = (long) rows * cols;
+        if (perMatrix > Integer.MAX_VALUE - 8) throw new JnextException(s.name() + ": a matrix too large to quantize in memory");
+        int gr = blocks(rows), gc = blocks(cols);
+        float[] scales = new float[matrices * gr * gc];
+        List<Part> parts = s.parts();
+        int next = 0;
+        for (int m = 0; m < matrices; m++) {
+            List<Part> mine = new ArrayList<>();
+            long n = 0;
+            while (n < perMatrix) {
+                Part p = parts.get(next++);
+                mine.add(p);
+                n += p.count();
+            }
+            if (n != perMatrix) throw new IllegalStateException(s.name() + ": parts do not cut at matrix " + m);
+            float[] v = matrixValues(mine, (int) perMatrix, o);
+            byte[] q = new byte[(int) perMatrix];
+            int base = m * gr * gc;
+            IntStream.range(0, gr).parallel().forEach(b -> quantizeBand(v, q, rows, cols, b, scales, base + b * gc));
+            writeFully(ch, ByteBuffer.wrap(q));
+            progress.accept(q.length);
+        }
+        return scales;
+    }
+
+    /** The values of consecutive parts (generated chunk by chunk in parallel, as the plain writer draws them). */
+    private static float[] matrixValues(List<Part> parts, int count, Options o) {
+        float[] out = new float[count];
+        int at = 0;
+        for (Part p : parts) {
+            long seed = streamSeed(o, p);
+            int first = at;
+            int chunks = (int) ((p.count() + CHUNK - 1) / CHUNK);
+            IntStream.range(0, chunks).parallel().forEach(chunk -> {
+                float[] v = values(p, o.logitScale(), seed, chunk);
+                System.arraycopy(v, 0, out, first + chunk * CHUNK, v.length);
+            });
+            at += (int) p.count();
+        }
+        return out;
+    }
+
+    /** Row band {@code band} (128 rows, fewer at the bottom edge): block scales amax / 448, values rounded to e4m3. */
+    private static void quantizeBand(float[] v, byte[] q, int rows, int cols, int band, float[] scales, int scaleAt) {
+        int r0 = band * Fp8Quantization.BLOCK, r1 = Math.min(rows, r0 + Fp8Quantization.BLOCK);
+        for (int c0 = 0, b = 0; c0 < cols; c0 += Fp8Quantization.BLOCK, b++) {
+            int c1 = Math.min(cols, c0 + Fp8Quantization.BLOCK);
+            float amax = 0;
+            for (int r = r0; r < r1; r++) for (int c = c0; c < c1; c++) amax = Math.max(amax, Math.abs(v[r * cols + c]));
+            float scaleInv = amax > 0 ? amax / Fp8E4m3.MAX : 1f;
+            scales[scaleAt + b] = scaleInv;
+            for (int r = r0; r < r1; r++) for (int c = c0; c < c1; c++) q[r * cols + c] = Fp8E4m3.fromFloat(v[r * cols + c] / scaleInv);
+        }
+    }
+
+    private static ByteBuffer encode(float[] v, DType dtype) {
+        ByteBuffer b = ByteBuffer.allocate(v.length * dtype.bytes()).order(ByteOrder.LITTLE_ENDIAN);
+        for (float x : v) {
+            switch (dtype) {
+                case F32 -> b.putFloat(x);
+                case BF16 -> b.putShort(Bf16.fromFloat(x));
+                case F16 -> b.putShort(Float.floatToFloat16(x));
+                case F8_E4M3 -> throw new IllegalArgumentException("FP8 tensors are block-quantized, not encoded value by value");
+            }
+        }
+        return b.flip();
+    }
+
+    /** Chunk {@code chunk} of a part's values. */
+    private static float[] values(Part p, float logitScale, long streamSeed, long chunk) {
         long start = chunk * CHUNK;
         int n = (int) Math.min(CHUNK, p.count() - start);
         SplittableRandom rnd = new SplittableRandom(streamSeed + chunk * 0xBF58476D1CE4E5B9L);
-        ByteBuffer b = ByteBuffer.allocate(n * dtype.bytes()).order(ByteOrder.LITTLE_ENDIAN);
+        float[] out = new float[n];
         float std = switch (p.init()) {
             case LINEAR -> (float) (1.0 / Math.sqrt(p.fanIn()));
             case CONV -> (float) (1.0 / Math.sqrt(p.fanIn()));
@@ -344,14 +502,9 @@ public final class SyntheticCheckpoint {
         float halfWidth = std * (float) Math.sqrt(3.0);
         for (int i = 0; i < n; i++) {
             float u = ((rnd.nextInt() >>> 8) * 0x1p-24f) * 2f - 1f;    // uniform in [-1, 1)
-            float v = p.init() == Init.A_LOG ? (float) Math.log(1.0 + 15.0 * (u + 1f) / 2f) : mean + halfWidth * u;
-            switch (dtype) {
-                case F32 -> b.putFloat(v);
-                case BF16 -> b.putShort(Bf16.fromFloat(v));
-                case F16 -> b.putShort(Float.floatToFloat16(v));
-            }
+            out[i] = p.init() == Init.A_LOG ? (float) Math.log(1.0 + 15.0 * (u + 1f) / 2f) : mean + halfWidth * u;
         }
-        return b.flip();
+        return out;
     }
 
     private static void writeFully(FileChannel ch, ByteBuffer b) throws IOException {

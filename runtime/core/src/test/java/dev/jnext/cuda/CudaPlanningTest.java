@@ -6,6 +6,7 @@ import dev.jnext.JnextException;
 import dev.jnext.cuda.kernels.GpuSparseMoe;
 import dev.jnext.cuda.kernels.StepShape;
 import dev.jnext.model.DType;
+import dev.jnext.model.Fp8Checkpoints;
 import dev.jnext.model.ModelConfig;
 import dev.jnext.cpu.Qwen3NextModel;
 import dev.jnext.model.weights.ModelWeights;
@@ -100,6 +101,38 @@ class CudaPlanningTest {
                 // layer 4: dense gate|up
                 assertTrue(mi.layers().get(4).ffn() instanceof ModelImage.DenseWeights);
                 assertEquals((c.vocabSize() + 7) / 8 * 8, mi.vocabStride());
+            }
+        }
+    }
+
+    @Test
+    void anFp8CheckpointStreamsAsTheBf16ImageOfItsDequantizedWeightsByteForByte(@TempDir Path tmp) {
+        for (SyntheticCheckpoint.ExpertLayout layout : SyntheticCheckpoint.ExpertLayout.values()) {
+            Path fp8 = Fp8Checkpoints.write(tmp.resolve("fp8-" + layout), Fp8Checkpoints.raggedConfig(), 11, layout);
+            Path twin = Fp8Checkpoints.dequantized(fp8, tmp.resolve("twin-" + layout));   // F32, converted to bf16 by the image
+            try (ModelWeights q = ModelWeights.load(fp8); ModelWeights d = ModelWeights.load(twin)) {
+                ModelImage qi = ModelImage.of(q), di = ModelImage.of(d);
+                assertEquals(di.image().bytes(), qi.image().bytes(), "the memory plan counts the bf16 size");
+                assertEquals(di.image().regions().size(), qi.image().regions().size());
+                long fp8Bytes = 0;
+                for (var t : q.checkpoint().tensors().values()) if (t.dtype() == DType.F8_E4M3) fp8Bytes += t.data().byteSize();
+                assertTrue(fp8Bytes > 0);
+                MemorySegment a = Arena.ofAuto().allocate(qi.image().bytes()), b = Arena.ofAuto().allocate(di.image().bytes());
+                int fp8Regions = 0;
+                for (int i = 0; i < qi.image().regions().size(); i++) {
+                    WeightImage.Region r = qi.image().regions().get(i);
+                    assertEquals(di.image().regions().get(i).offset(), r.offset(), r.name());
+                    if (r.pieces().stream().anyMatch(p -> p instanceof WeightImage.Piece.BlockFp8)) fp8Regions++;
+                    // in chunks that cut rows (and blocks) anywhere, as the uploader's staging buffers may
+                    for (long from = 0; from < r.bytes(); from += 332) {
+                        WeightImage.write(r, from, Math.min(332, r.bytes() - from), a, r.offset() + from);
+                    }
+                    WeightImage.Region dr = di.image().regions().get(i);
+                    WeightImage.write(dr, 0, dr.bytes(), b, dr.offset());
+                }
+                assertTrue(fp8Regions >= 10, "FP8 regions: " + fp8Regions);
+                long mismatch = a.mismatch(b);
+                assertEquals(-1, mismatch, layout + ": first differing byte " + mismatch);
             }
         }
     }

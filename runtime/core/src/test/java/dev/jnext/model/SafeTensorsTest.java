@@ -103,7 +103,7 @@ class SafeTensorsTest {
 
     @Test
     void unsupportedDtypeIsRejectedByName() throws IOException {
-        assertEquals("F: tensor 'ids': unsupported dtype \"I64\" (jnext reads F32, BF16 and F16)",
+        assertEquals("F: tensor 'ids': unsupported dtype \"I64\" (jnext reads F32, BF16, F16 and F8_E4M3)",
                 fail("{\"ids\":{\"dtype\":\"I64\",\"shape\":[1],\"data_offsets\":[0,8]}}", 8));
     }
 

@@ -6,7 +6,6 @@ import com.fasterxml.jackson.core.StreamReadConstraints;
 import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.JsonNodeType;
 import dev.jnext.JnextException;
 import dev.jnext.engine.GenerationConfig;
 import dev.jnext.engine.GenerationRequest;
@@ -461,16 +460,6 @@ public record OpenAiRequest(Endpoint endpoint, String model, GenerationRequest g
     }
 
     static String kind(JsonNode v) {
-        if (v == null) return "nothing";
-        JsonNodeType t = v.getNodeType();
-        return switch (t) {
-            case ARRAY -> "an array";
-            case OBJECT -> "an object";
-            case STRING -> "a string";
-            case NUMBER -> "a number";
-            case BOOLEAN -> "a boolean";
-            case NULL -> "null";
-            default -> t.name().toLowerCase(java.util.Locale.ROOT);
-        };
+        return ChatTools.kind(v);
     }
 }

@@ -55,8 +55,13 @@ final class OpenAiResponses {
         return o;
     }
 
-    /** The whole non-streaming response. */
+    /** The whole non-streaming response, none of whose prompt tokens came from the prefix cache. */
     ObjectNode complete(String text, List<GeneratedToken> tokens, FinishReason reason, int promptTokens) {
+        return complete(text, tokens, reason, promptTokens, 0);
+    }
+
+    /** The whole non-streaming response; {@code cachedTokens} of the prompt came from the prefix cache. */
+    ObjectNode complete(String text, List<GeneratedToken> tokens, FinishReason reason, int promptTokens, int cachedTokens) {
         ObjectNode o = envelope(false);
         ObjectNode choice = o.putArray("choices").addObject();
         choice.put("index", 0);
@@ -71,7 +76,7 @@ final class OpenAiResponses {
         }
         logprobs(choice, tokens);
         choice.put("finish_reason", finishReason);
-        usage(o, promptTokens, tokens.size());
+        usage(o, promptTokens, tokens.size(), cachedTokens);
         return o;
     }
 
@@ -183,18 +188,20 @@ final class OpenAiResponses {
     }
 
     /** The last streamed chunk when usage was asked for: no choices, the token counts. */
-    ObjectNode usageChunk(int promptTokens, int completionTokens) {
+    ObjectNode usageChunk(int promptTokens, int completionTokens, int cachedTokens) {
         ObjectNode o = envelope(true);
         o.putArray("choices");
-        usage(o, promptTokens, completionTokens);
+        usage(o, promptTokens, completionTokens, cachedTokens);
         return o;
     }
 
-    private void usage(ObjectNode o, int prompt, int completion) {
+    /** The token counts; {@code prompt_tokens_details.cached_tokens}: prompt tokens that came from the prefix cache. */
+    private void usage(ObjectNode o, int prompt, int completion, int cached) {
         ObjectNode u = o.putObject("usage");
         u.put("prompt_tokens", prompt);
         u.put("completion_tokens", completion);
         u.put("total_tokens", prompt + completion);
+        u.putObject("prompt_tokens_details").put("cached_tokens", cached);
     }
 
     private void logprobs(ObjectNode choice, List<GeneratedToken> tokens) {

@@ -313,7 +313,7 @@ public final class OpenAiServer implements AutoCloseable {
         }
         switch (e) {
             case GenerationEvent.Finished f -> {
-                writeNow(ctx, 200, json.writeValueAsBytes(responses.complete(text.toString(), tokens, f.reason(), f.promptTokens())), null);
+                writeNow(ctx, 200, json.writeValueAsBytes(responses.complete(text.toString(), tokens, f.reason(), f.promptTokens(), f.cachedPromptTokens())), null);
                 metrics.requestEnded(endpoint, outcome(f), System.nanoTime() - arrival);
             }
             case GenerationEvent.Failed f -> throw failure(f);
@@ -349,7 +349,7 @@ public final class OpenAiServer implements AutoCloseable {
                     case GenerationEvent.Finished f -> {
                         if (f.reason() != dev.jnext.engine.FinishReason.CANCELLED) {
                             for (ObjectNode chunk : responses.lastChunks(f.reason())) send(out, chunk);
-                            if (request.includeUsage()) send(out, responses.usageChunk(f.promptTokens(), f.completionTokens()));
+                            if (request.includeUsage()) send(out, responses.usageChunk(f.promptTokens(), f.completionTokens(), f.cachedPromptTokens()));
                         }
                         out.write(DONE);
                         out.close(); // completes the response now, while the request still counts as in flight

@@ -19,7 +19,8 @@ import java.lang.management.MemoryUsage;
 /**
  * The server's Prometheus metrics, in a registry of its own: the engine's load (queue depth, running requests, free
  * slots, tokens/s and token counters), per-request latencies (time to first token, inter-token latency, duration),
- * request outcomes, and what a soak run watches (heap after the last GC, live threads, device memory).
+ * request outcomes, the prefix cache (hits, misses, evictions, cached tokens, what it holds), and what a soak run watches
+ * (heap after the last GC, live threads, device memory).
  */
 public final class ServerMetrics {
     /** Latency buckets from 1 ms to ~2 min. */
@@ -47,6 +48,32 @@ public final class ServerMetrics {
                 .callback(cb -> cb.call(engine.stats().generatedTokens())).register(registry);
         CounterWithCallback.builder().name("jnext_engine_steps").help("forward steps run")
                 .callback(cb -> cb.call(engine.stats().steps())).register(registry);
+        // prefix caching (all zero where the backend has none)
+        CounterWithCallback.builder().name("jnext_prefix_cache_hits").help("prompts that resumed from a cached prefix")
+                .callback(cb -> cb.call(engine.stats().prefixCache().hits())).register(registry);
+        CounterWithCallback.builder().name("jnext_prefix_cache_misses").help("prompts that found no cached prefix to resume from")
+                .callback(cb -> cb.call(engine.stats().prefixCache().misses())).register(registry);
+        CounterWithCallback.builder().name("jnext_prefix_cache_evictions").help("state snapshots evicted from the prefix cache")
+                .callback(cb -> cb.call(engine.stats().prefixCache().evictions())).register(registry);
+        CounterWithCallback.builder().name("jnext_prefix_cache_cached_tokens")
+                .help("prompt tokens restored from the prefix cache instead of being computed")
+                .callback(cb -> cb.call(engine.stats().prefixCache().cachedTokens())).register(registry);
+        GaugeWithCallback.builder().name("jnext_prefix_cache_stored_tokens").help("tokens whose KV the prefix cache holds")
+                .callback(cb -> cb.call(engine.stats().prefixCache().storedTokens())).register(registry);
+        GaugeWithCallback.builder().name("jnext_prefix_cache_snapshots").help("GDN state snapshots the prefix cache holds")
+                .callback(cb -> cb.call(engine.stats().prefixCache().snapshots())).register(registry);
+        GaugeWithCallback.builder().name("jnext_prefix_cache_bytes").help("bytes the prefix cache holds, by kind (kv, snapshot)")
+                .labelNames("kind").callback(cb -> {
+                    var p = engine.stats().prefixCache();
+                    cb.call(p.kvBytes(), "kv");
+                    cb.call(p.snapshotBytes(), "snapshot");
+                }).register(registry);
+        GaugeWithCallback.builder().name("jnext_prefix_cache_budget_bytes").help("the prefix cache's budgets, by kind (kv, snapshot)")
+                .labelNames("kind").callback(cb -> {
+                    var p = engine.stats().prefixCache();
+                    cb.call(p.kvBudgetBytes(), "kv");
+                    cb.call(p.snapshotBudgetBytes(), "snapshot");
+                }).register(registry);
         GaugeWithCallback.builder().name("jnext_device_memory_used_bytes").help("device memory held by the backend (-1: none, the CPU)")
                 .callback(cb -> cb.call(engine.stats().deviceMemoryUsed())).register(registry);
         GaugeWithCallback.builder().name("jnext_jvm_heap_used_after_gc_bytes").help("heap in use right after the last garbage collection")

@@ -171,6 +171,9 @@ public final class Checkpoint implements AutoCloseable {
             case F16 -> {
                 for (long i = 0; i < n; i++) if ((d.get(Tensor.I16_LE, 2 * i) & 0x7c00) == 0x7c00) return i;
             }
+            case F8_E4M3 -> { // e4m3fn has no infinity: S.1111.111 is NaN
+                for (long i = 0; i < n; i++) if ((d.get(ValueLayout.JAVA_BYTE, i) & 0x7f) == 0x7f) return i;
+            }
         }
         return -1;
     }

@@ -2,11 +2,13 @@ package dev.jnext.model.weights;
 
 import dev.jnext.JnextException;
 import dev.jnext.model.DType;
+import dev.jnext.model.Fp8Quantization;
 import dev.jnext.model.GdnProjections;
 import dev.jnext.model.LayerType;
 import dev.jnext.model.ModelConfig;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Locale;
@@ -20,6 +22,11 @@ import org.slf4j.LoggerFactory;
  * and checked against the config's shapes: views of the memory-mapped safetensors files (converted to fp32 as they are
  * read; small 1-D weights are copied). No compute: the CPU backend binds these records to its blocks, the CUDA backend
  * packs them into its device image. Closing it unmaps the files.
+ *
+ * <p>A fine-grained FP8 checkpoint ({@link Fp8Quantization}) binds each {@code F8_E4M3} linear weight with its
+ * {@code weight_scale_inv} grid ({@link BlockScales}), which is read, shape-checked and checked positive and finite here:
+ * a missing, misshaped or non-finite scale tensor is refused naming it, as is an FP8 weight the config's
+ * {@code modules_to_not_convert} keeps unquantized or any FP8 tensor that is not a linear weight.
  */
 public final class ModelWeights implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(ModelWeights.class);
@@ -120,11 +127,13 @@ public final class ModelWeights implements AutoCloseable {
     private static final class Binder {
         private final ModelConfig c;
         private final Checkpoint ckpt;
+        private final Fp8Quantization quant;
         private final Set<String> used = new HashSet<>();
 
         Binder(ModelConfig c, Checkpoint ckpt) {
             this.c = c;
             this.ckpt = ckpt;
+            this.quant = c.quantization();
         }
 
         ModelWeights bind() {
@@ -226,11 +235,14 @@ public final class ModelWeights implements AutoCloseable {
                     throw new JnextException(ckpt.dir() + ": layer " + p + " has experts in both the fused ("
                             + fusedName + ") and the per-expert layout");
                 }
-                Tensor gateUp = tensor(fusedName, e, 2 * inter, h);
-                Tensor down = tensor(p + "experts.down_proj", e, h, inter);
+                Tensor gateUp = linearTensor(fusedName, e, 2 * inter, h);
+                Tensor down = linearTensor(p + "experts.down_proj", e, h, inter);
+                float[] gateUpScales = scaleGrid(gateUp, fusedName);
+                float[] downScales = scaleGrid(down, p + "experts.down_proj");
                 for (int i = 0; i < e; i++) {
-                    experts.add(new LayerWeights.Mlp(Matrix.slice(gateUp, i, 0, inter), Matrix.slice(gateUp, i, inter, inter),
-                            Matrix.slice(down, i, 0, h)));
+                    BlockScales gu = expertScales(gateUp, gateUpScales, i);
+                    experts.add(new LayerWeights.Mlp(Matrix.slice(gateUp, gu, i, 0, inter), Matrix.slice(gateUp, gu, i, inter, inter),
+                            Matrix.slice(down, expertScales(down, downScales, i), i, 0, h)));
                 }
             } else {
                 for (int i = 0; i < e; i++) experts.add(mlp(p + "experts." + i + ".", inter));
@@ -246,14 +258,117 @@ public final class ModelWeights implements AutoCloseable {
                     matrix(p + "down_proj.weight", h, inter));
         }
 
+        /** A tensor that is not a linear weight: never FP8. */
         private Tensor tensor(String name, int... shape) {
+            Tensor t = linearTensor(name, shape);
+            if (t.dtype() == DType.F8_E4M3) {
+                throw new JnextException(ckpt.dir() + ": tensor '" + name + "' is F8_E4M3, but only linear weights (the "
+                        + "projections, experts, gates and lm_head) are read as FP8; embeddings, norms, conv1d, A_log and "
+                        + "dt_bias must be F32, BF16 or F16");
+            }
+            return t;
+        }
+
+        private Tensor linearTensor(String name, int... shape) {
             Tensor t = ckpt.require(name, shape);
             used.add(name);
             return t;
         }
 
         private Matrix matrix(String name, int rows, int cols) {
-            return Matrix.of(tensor(name, rows, cols));
+            Tensor t = linearTensor(name, rows, cols);
+            float[] grid = scaleGrid(t, name.endsWith(".weight") ? name.substring(0, name.length() - ".weight".length()) : name);
+            return Matrix.of(t, grid == null ? null : new BlockScales(scaleName(t), grid, blocks(rows), blocks(cols),
+                    Fp8Quantization.BLOCK, Fp8Quantization.BLOCK, 0));
+        }
+
+        /** The block-scale grid of an expert's matrix in a fused [E, R, C] FP8 tensor, or null when it is not FP8. */
+        private BlockScales expertScales(Tensor stacked, float[] grid, int expert) {
+            if (grid == null) return null;
+            int gr = blocks(stacked.dim(1)), gc = blocks(stacked.dim(2));
+            float[] mine = Arrays.copyOfRange(grid, expert * gr * gc, (expert + 1) * gr * gc);
+            return new BlockScales(scaleName(stacked) + "[" + expert + "]", mine, gr, gc, Fp8Quantization.BLOCK,
+                    Fp8Quantization.BLOCK, 0);
+        }
+
+        private static int blocks(int n) {
+            return (n + Fp8Quantization.BLOCK - 1) / Fp8Quantization.BLOCK;
+        }
+
+        /**
+         * The scale names of a linear weight: {@code <m>.weight_scale_inv} for {@code <m>.weight}; for a fused expert
+         * tensor {@code <t>}, {@code <t>_scale_inv} (transformers 5) or {@code <t>_scales_inv} (4.57's writer).
+         */
+        private static List<String> scaleNames(String weight) {
+            return weight.endsWith(".weight") ? List.of(weight + "_scale_inv") : List.of(weight + "_scale_inv", weight + "_scales_inv");
+        }
+
+        private String scaleName(Tensor weight) {
+            for (String n : scaleNames(weight.name())) if (ckpt.find(n) != null) return n;
+            return scaleNames(weight.name()).getFirst();
+        }
+
+        /**
+         * The checked block scales of a linear weight (all of a fused tensor's experts, row-major) when it is FP8, null
+         * otherwise; refuses FP8 without a quantization_config or kept by it, a missing, misshaped or mistyped scale
+         * tensor, a scale that is not positive and finite, and block scales beside a weight that is not FP8.
+         */
+        private float[] scaleGrid(Tensor w, String module) {
+            String scaleName = scaleName(w);
+            Tensor s = ckpt.find(scaleName);
+            if (w.dtype() != DType.F8_E4M3) {
+                if (s != null) {
+                    throw new JnextException(ckpt.dir() + ": tensor '" + scaleName + "' holds block scales for '" + w.name()
+                            + "', which is " + w.dtype() + " (only F8_E4M3 weights take block scales)");
+                }
+                return null;
+            }
+            if (quant == null) {
+                throw new JnextException(ckpt.dir() + ": tensor '" + w.name() + "' is F8_E4M3 but config.json has no "
+                        + "quantization_config; " + Fp8Quantization.SUPPORTED);
+            }
+            var kept = quant.keptBy(module);
+            if (kept.isPresent()) {
+                throw new JnextException(ckpt.dir() + ": tensor '" + w.name() + "' is F8_E4M3 but quantization_config keeps "
+                        + module + " unquantized (" + (kept.get().equals("lm_head") && !quant.modulesToNotConvert().contains("lm_head")
+                        ? "lm_head always is" : "modules_to_not_convert entry \"" + kept.get() + "\"") + ")");
+            }
+            int[] shape = w.shape();
+            int[] grid = shape.clone();
+            grid[grid.length - 2] = blocks(shape[shape.length - 2]);
+            grid[grid.length - 1] = blocks(shape[shape.length - 1]);
+            if (s == null) {
+                throw new JnextException(ckpt.dir() + ": missing tensor '" + scaleName + "' (the block scales of the "
+                        + "F8_E4M3 tensor '" + w.name() + "', expected shape " + Arrays.toString(grid) + ")");
+            }
+            used.add(scaleName);
+            if (s.dtype() != DType.F32 && s.dtype() != DType.BF16) {
+                throw new JnextException(ckpt.dir() + ": tensor '" + scaleName + "' is " + s.dtype()
+                        + "; block scales must be F32 or BF16");
+            }
+            if (!s.hasShape(grid)) {
+                throw new JnextException(ckpt.dir() + ": tensor '" + scaleName + "' has shape " + s.shapeString()
+                        + ", expected " + Arrays.toString(grid) + " (one scale per " + Fp8Quantization.BLOCK + " x "
+                        + Fp8Quantization.BLOCK + " block of '" + w.name() + "' " + w.shapeString() + ", ceil-divided)");
+            }
+            float[] values = s.toFloatArray();
+            for (int i = 0; i < values.length; i++) {
+                float v = values[i];
+                if (!(v > 0) || v == Float.POSITIVE_INFINITY) {
+                    throw new JnextException(ckpt.dir() + ": tensor '" + scaleName + "' holds " + v + " at "
+                            + Arrays.toString(unflatten(i, grid)) + "; block scales must be positive and finite");
+                }
+            }
+            return values;
+        }
+
+        private static int[] unflatten(int flat, int[] shape) {
+            int[] idx = new int[shape.length];
+            for (int d = shape.length - 1; d >= 0; d--) {
+                idx[d] = flat % shape[d];
+                flat /= shape[d];
+            }
+            return idx;
         }
 
         private float[] vector(String name, int n) {

@@ -2,6 +2,7 @@ package dev.jnext.model.weights;
 
 import dev.jnext.model.DType;
 import dev.jnext.numeric.Bf16;
+import dev.jnext.numeric.Fp8E4m3;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
@@ -48,12 +49,13 @@ public record Tensor(String name, DType dtype, int[] shape, MemorySegment data) 
         return Arrays.toString(shape);
     }
 
-    /** Element {@code i} (flat, row-major) converted to float. */
+    /** Element {@code i} (flat, row-major) converted to float (an F8_E4M3 element without its block scale). */
     public float getFloat(long i) {
         return switch (dtype) {
             case F32 -> data.get(F32_LE, i * 4);
             case BF16 -> Bf16.toFloat(data.get(I16_LE, i * 2));
             case F16 -> Float.float16ToFloat(data.get(I16_LE, i * 2));
+            case F8_E4M3 -> Fp8E4m3.toFloat(data.get(ValueLayout.JAVA_BYTE, i));
         };
     }
 
@@ -70,7 +72,7 @@ public record Tensor(String name, DType dtype, int[] shape, MemorySegment data) 
 
     /**
      * Converts {@code count} elements starting at element {@code firstElement} of {@code src} (stored as
-     * {@code dtype}, little-endian) into {@code dst[dstOffset ..]}.
+     * {@code dtype}, little-endian) into {@code dst[dstOffset ..]} (F8_E4M3 elements without any block scale).
      */
     public static void copyToFloats(MemorySegment src, DType dtype, long firstElement, float[] dst, int dstOffset,
                                     int count) {
@@ -84,6 +86,11 @@ public record Tensor(String name, DType dtype, int[] shape, MemorySegment data) 
             case F16 -> {
                 for (int i = 0; i < count; i++) {
                     dst[dstOffset + i] = Float.float16ToFloat(src.get(I16_LE, (firstElement + i) * 2));
+                }
+            }
+            case F8_E4M3 -> {
+                for (int i = 0; i < count; i++) {
+                    dst[dstOffset + i] = Fp8E4m3.toFloat(src.get(ValueLayout.JAVA_BYTE, firstElement + i));
                 }
             }
         }

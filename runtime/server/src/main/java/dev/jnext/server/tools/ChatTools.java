@@ -191,7 +191,8 @@ public final class ChatTools {
         return !functions.isEmpty();
     }
 
-    static String kind(JsonNode v) {
+    /** How an error message names a JSON value's type: "an array", "a string", "null", ... ("nothing" when absent). */
+    public static String kind(JsonNode v) {
         if (v == null) return "nothing";
         JsonNodeType t = v.getNodeType();
         return switch (t) {
