@@ -16,7 +16,8 @@ import java.util.regex.Pattern;
  * what follows from them: which tools the chat template offers the model ({@link #offered()}), and whether and which
  * calls the model's output is parsed into ({@link #parsesCalls()}, {@link #callable()}).
  *
- * <p>jnext has no constrained decoding yet, so {@code tool_choice} steers only through the prompt and the parser:
+ * <p>Constrained decoding covers {@code response_format} only, not tool calls, so {@code tool_choice} steers only
+ * through the prompt and the parser:
  * <ul>
  * <li>{@code none}: the tools are not rendered into the prompt (the model is not told about them, so it does not
  *     call them) and nothing is parsed into {@code tool_calls}; the output is all content (reasoning still split off).
