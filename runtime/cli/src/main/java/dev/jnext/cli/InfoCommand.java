@@ -7,20 +7,38 @@ import dev.jnext.gpu.Device;
 import dev.jnext.gpu.Gemm;
 import dev.jnext.gpu.Gpu;
 import dev.jnext.gpu.NoCudaDriverException;
+import dev.jnext.JnextException;
+import dev.jnext.cuda.CudaGeometry;
+import dev.jnext.model.LayerType;
+import dev.jnext.model.ModelConfig;
+import dev.jnext.model.ModelFamily;
+import dev.jnext.model.ModelSize;
+import dev.jnext.model.weights.Checkpoint;
+import dev.jnext.model.weights.Tensor;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
+import java.nio.file.Path;
+import java.util.Locale;
 import java.util.concurrent.Callable;
 
-/** {@code jnext info}: JVM, CUDA driver presence and the device's properties. */
+/** {@code jnext info}: JVM, CUDA driver presence and the device's properties; with {@code --model}, the model's. */
 @Command(name = "info", mixinStandardHelpOptions = true,
-        description = "Show the JVM and, if a CUDA driver is present, the GPU: name, SMs, memory, driver and cuBLASLt versions.")
+        description = "Show the JVM and, if a CUDA driver is present, the GPU: name, SMs, memory, driver and cuBLASLt versions. "
+                + "With --model: the checkpoint's family, layout, geometry and what one GPU needs for its weights.")
 public final class InfoCommand implements Callable<Integer> {
     @Option(names = "--device", paramLabel = "N", defaultValue = "0", description = "CUDA device ordinal (default: ${DEFAULT-VALUE}).")
     int ordinal;
 
+    @Option(names = "--model", paramLabel = "DIR", description = "A Hugging Face checkpoint folder (config.json and safetensors) to describe.")
+    Path model;
+
     @Override
     public Integer call() {
+        if (model != null) {
+            ModelOptions.folderWith("--model", model, "config.json", "");
+            describe(ModelConfig.load(model), model);
+        }
         System.out.println("jnext       0.1.0");
         System.out.println("jvm         " + Runtime.version() + " (" + System.getProperty("java.vendor") + ", "
                 + Runtime.getRuntime().availableProcessors() + " cpus, max heap " + Bytes.human(Runtime.getRuntime().maxMemory()) + ")");
@@ -52,4 +70,63 @@ public final class InfoCommand implements Callable<Integer> {
         }
         return 0;
     }
+
+    /** The model's family, layout, geometry, sizes and whether the CUDA backend runs it. */
+    static void describe(ModelConfig c, Path dir) {
+        ModelFamily f = c.family();
+        System.out.println("model       " + dir);
+        System.out.println("family      " + f.displayName() + " (" + (c.multimodal()
+                ? "multimodal checkpoint " + f.wrapperArchitecture() + ": its text model, weights under " + c.weightPrefix()
+                : "text-only checkpoint " + f.textArchitecture()) + ")");
+        int gdn = c.countLayers(LayerType.LINEAR_ATTENTION);
+        System.out.println("geometry    " + c.numHiddenLayers() + " layers (" + gdn + " Gated DeltaNet, "
+                + (c.numHiddenLayers() - gdn) + " gated attention), hidden " + c.hiddenSize() + ", vocabulary "
+                + c.vocabSize() + (c.tieWordEmbeddings() ? ", tied embeddings" : "") + ", context " + c.maxPositionEmbeddings());
+        System.out.println("attention   " + c.numAttentionHeads() + " query heads, " + c.numKeyValueHeads() + " KV heads, head_dim "
+                + c.headDim() + ", RoPE θ " + c.ropeTheta() + " on " + c.rotaryDim() + " dims"
+                + (c.mropeSection().isEmpty() ? "" : " (mrope_section " + c.mropeSection() + ": text positions, plain RoPE)"));
+        System.out.println("deltanet    " + c.linearNumKeyHeads() + " key heads × " + c.linearKeyHeadDim() + ", "
+                + c.linearNumValueHeads() + " value heads × " + c.linearValueHeadDim() + ", conv " + c.linearConvKernelDim()
+                + ", " + (f.splitDeltaNetProjections() ? "split projections (in_proj_qkv, z, b, a)" : "grouped projections (in_proj_qkvz, in_proj_ba)"));
+        boolean anyMoe = false, anyDense = false;
+        for (int i = 0; i < c.numHiddenLayers(); i++) {
+            if (c.isMoeLayer(i)) anyMoe = true;
+            else anyDense = true;
+        }
+        String ffn = anyMoe ? c.numExperts() + " experts, top-" + c.numExpertsPerTok() + ", width " + c.moeIntermediateSize()
+                + ", shared expert " + c.sharedExpertIntermediateSize() + (c.normTopkProb() ? "" : ", top-k not renormalised") : "";
+        if (anyDense) ffn += (ffn.isEmpty() ? "" : "; ") + "dense SwiGLU MLP " + c.intermediateSize();
+        System.out.println("ffn         " + ffn);
+        ModelSize size = ModelSize.of(c);
+        System.out.println("parameters  " + count(size.parameters())
+                + (anyMoe ? " (" + count(size.activeParameters()) + " active per token)" : "") + " in the text model");
+        System.out.println("one GPU     weights " + Bytes.human(size.weightBytesBf16()) + " in bf16"
+                + (size.weightBytesBf16() > H100_BYTES ? " (more than an 80 GB H100 holds: needs FP8 or tensor parallelism)" : "")
+                + "; per sequence " + Bytes.human(size.stateBytesPerSequence()) + " of Gated DeltaNet state + "
+                + Bytes.human(size.kvBytesPerToken()) + " of KV cache per token");
+        try (Checkpoint ckpt = Checkpoint.open(dir)) {
+            long all = 0, skipped = 0;
+            for (Tensor t : ckpt.tensors().values()) {
+                all += t.data().byteSize();
+                if (t.name().startsWith("mtp.") || t.name().startsWith("model.visual.")) skipped += t.data().byteSize();
+            }
+            System.out.println("checkpoint  " + ckpt.tensors().size() + " tensors, " + Bytes.human(all)
+                    + (skipped > 0 ? " (" + Bytes.human(skipped) + " of mtp.* / model.visual.* that jnext does not load)" : ""));
+        } catch (JnextException e) {
+            System.out.println("checkpoint  " + e.getMessage());
+        }
+        String cuda = CudaGeometry.familyRefusal(c);
+        if (cuda == null) {
+            var v = CudaGeometry.violations(c);
+            cuda = v.isEmpty() ? "the CUDA kernels take this geometry" : "the CUDA kernels cannot run this geometry: " + String.join("; ", v);
+        }
+        System.out.println("cuda        " + cuda);
+    }
+
+    private static String count(long n) {
+        return n >= 1e9 ? String.format(Locale.ROOT, "%.2f B", n / 1e9) : String.format(Locale.ROOT, "%.2f M", n / 1e6);
+    }
+
+    /** An H100's 80 GB (the weights alone must fit with room for the KV cache and activations). */
+    private static final long H100_BYTES = 80_000_000_000L;
 }
