@@ -35,9 +35,34 @@ public final class ModelWeights implements AutoCloseable {
     private final float[] finalNorm;
     private final Matrix lmHead;
     private final List<LayerWeights> layers;
+    private final Skipped skipped;
+
+    /**
+     * The checkpoint's tensors that are not the text model's and were left unread: the multi-token-prediction head
+     * ({@code mtp.*}) and the vision tower ({@code model.visual.*}), with their byte counts.
+     */
+    public record Skipped(int mtpTensors, long mtpBytes, int visualTensors, long visualBytes) {
+        /** Whether nothing was skipped. */
+        public boolean isEmpty() {
+            return mtpTensors + visualTensors == 0;
+        }
+
+        /** The one info line the load logs: what was skipped and how many bytes. */
+        public String describe() {
+            return "skipped " + (mtpTensors + visualTensors) + " tensors (" + mib(mtpBytes + visualBytes)
+                    + " MiB) that the text model does not use: " + mtpTensors + " mtp.* (" + mib(mtpBytes)
+                    + " MiB, the multi-token-prediction head), " + visualTensors + " model.visual.* (" + mib(visualBytes)
+                    + " MiB, the vision tower)";
+        }
+
+        private static String mib(long bytes) {
+            return String.format(Locale.ROOT, "%.1f", bytes / 1048576.0);
+        }
+    }
 
     private ModelWeights(ModelConfig config, Checkpoint checkpoint, Tensor embedTokens, float[] finalNorm,
-                         Matrix lmHead, List<LayerWeights> layers) {
+                         Matrix lmHead, List<LayerWeights> layers, Skipped skipped) {
+        this.skipped = skipped;
         this.config = config;
         this.checkpoint = checkpoint;
         this.embedTokens = embedTokens;
@@ -79,6 +104,11 @@ public final class ModelWeights implements AutoCloseable {
                     (System.nanoTime() - t0) / 1_000_000);
         }
         return weights;
+    }
+
+    /** What the load left unread (mtp.*, model.visual.*). */
+    public Skipped skipped() {
+        return skipped;
     }
 
     /** The checkpoint's config.json, checked. */
@@ -169,17 +199,9 @@ public final class ModelWeights implements AutoCloseable {
                         + (unexpected.size() > 5 ? " and " + (unexpected.size() - 5) + " more" : "")
                         + " (not part of a " + c.family().displayName() + " model with this config.json)");
             }
-            if (skipped[0] + skipped[2] > 0) {
-                LOG.info("{}: skipped {} tensors ({} MiB) that the text model does not use: {} mtp.* ({} MiB, the "
-                                + "multi-token-prediction head), {} model.visual.* ({} MiB, the vision tower)",
-                        ckpt.dir(), skipped[0] + skipped[2], mib(skipped[1] + skipped[3]), skipped[0], mib(skipped[1]),
-                        skipped[2], mib(skipped[3]));
-            }
-            return new ModelWeights(c, ckpt, embed, finalNorm, lmHead, layers);
-        }
-
-        private static String mib(long bytes) {
-            return String.format(Locale.ROOT, "%.1f", bytes / 1048576.0);
+            Skipped s = new Skipped((int) skipped[0], skipped[1], (int) skipped[2], skipped[3]);
+            if (!s.isEmpty()) LOG.info("{}: {}", ckpt.dir(), s.describe());
+            return new ModelWeights(c, ckpt, embed, finalNorm, lmHead, layers, s);
         }
 
         /** One past the highest N of the checkpoint's {@code <prefix>layers.N.*} tensors. */
