@@ -49,11 +49,10 @@ TOY = ["--logit-scale", "4", "--seed", "7"]
 SHAPE_ARGS = ["--layers", "4", "--vocab-size", "1024", "--logit-scale", "4", "--dtype", "bf16"]
 
 FIXTURES = [
-    dict(name="q35-dense-wrapper-tied",
+    dict(name="q35-dense-wrapper",
          description="Qwen3.5 dense toy (Hv = 2 Hk, dk 16 != dv 24, GQA 2:1, head_dim 32): the released multimodal "
-                     "layout (qwen3_5 config.json with text_config, model.language_model.*), tied embeddings "
-                     "(the wrapper's tie_word_embeddings), F32",
-         synth=["--preset", "qwen3.5-tiny", "--multimodal", "--tie-word-embeddings", "--dtype", "f32"] + TOY,
+                     "layout (qwen3_5 config.json with text_config, model.language_model.*), F32",
+         synth=["--preset", "qwen3.5-tiny", "--multimodal", "--dtype", "f32"] + TOY,
          schedule=FULL, heavy=False),
     dict(name="q35-dense-text-bf16",
          description="Qwen3.5 dense toy, text-only qwen3_5_text config.json (model.*), untied, BF16 on disk "
@@ -72,8 +71,9 @@ FIXTURES = [
          schedule=FULL, heavy=False),
     dict(name="q35-0.8b-shape",
          description="the Qwen3.5-0.8B per-layer geometry (hidden 1024, MLP 3584, 8 / 2 heads x 256, DeltaNet 16 / 16 "
-                     "heads x 128, tied) with 4 layers (3 DeltaNet + 1 attention) and a 1024-token vocabulary, BF16",
-         synth=["--preset", "qwen3.5-0.8b"] + SHAPE_ARGS + ["--seed", "8"],
+                     "heads x 128) with 4 layers (3 DeltaNet + 1 attention) and a 1024-token vocabulary, BF16, in the "
+                     "released multimodal layout with tied embeddings (the wrapper's tie_word_embeddings)",
+         synth=["--preset", "qwen3.5-0.8b", "--multimodal"] + SHAPE_ARGS + ["--seed", "8"],
          schedule=SHAPE, heavy=False),
     dict(name="q35-35b-a3b-shape",
          description="the Qwen3.5-35B-A3B / Qwen3.6-35B-A3B per-layer geometry (hidden 2048, 16 / 2 heads x 256, "

@@ -16,8 +16,11 @@ import dev.jnext.model.ModelSize;
 import dev.jnext.model.weights.Checkpoint;
 import dev.jnext.model.weights.Tensor;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Spec;
 import picocli.CommandLine.Option;
 
+import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.Locale;
 import java.util.concurrent.Callable;
@@ -33,59 +36,71 @@ public final class InfoCommand implements Callable<Integer> {
     @Option(names = "--model", paramLabel = "DIR", description = "A Hugging Face checkpoint folder (config.json and safetensors) to describe.")
     Path model;
 
+    @Spec
+    CommandSpec spec;
+
     @Override
     public Integer call() {
+        PrintWriter out = spec.commandLine().getOut();
+        try {
+            return run(out);
+        } finally {
+            out.flush();
+        }
+    }
+
+    private int run(PrintWriter out) {
         if (model != null) {
             ModelOptions.folderWith("--model", model, "config.json", "");
-            describe(ModelConfig.load(model), model);
+            describe(ModelConfig.load(model), model, out);
         }
-        System.out.println("jnext       0.1.0");
-        System.out.println("jvm         " + Runtime.version() + " (" + System.getProperty("java.vendor") + ", "
+        out.println("jnext       0.1.0");
+        out.println("jvm         " + Runtime.version() + " (" + System.getProperty("java.vendor") + ", "
                 + Runtime.getRuntime().availableProcessors() + " cpus, max heap " + Bytes.human(Runtime.getRuntime().maxMemory()) + ")");
         if (!Cuda.driverPresent()) {
-            System.out.println("cuda        no CUDA driver found (libcuda.so.1 not loadable): CPU backend only");
+            out.println("cuda        no CUDA driver found (libcuda.so.1 not loadable): CPU backend only");
             return 0;
         }
         try {
             int v = Cuda.driverVersion();
-            System.out.println("cuda        driver API " + v / 1000 + "." + (v % 1000) / 10 + ", " + Cuda.deviceCount() + " device(s)");
+            out.println("cuda        driver API " + v / 1000 + "." + (v % 1000) / 10 + ", " + Cuda.deviceCount() + " device(s)");
             Device d = Device.query(ordinal);
             try (Gpu gpu = Gpu.open(ordinal)) {
                 Gpu.MemoryInfo mem = gpu.memoryInfo();
-                System.out.println("device " + d.ordinal() + "    " + d.name() + ", sm_" + d.computeMajor() + d.computeMinor()
+                out.println("device " + d.ordinal() + "    " + d.name() + ", sm_" + d.computeMajor() + d.computeMinor()
                         + ", " + d.smCount() + " SMs, L2 " + Bytes.human(d.l2CacheBytes()));
-                System.out.println("memory      " + Bytes.human(mem.total()) + " total, " + Bytes.human(mem.free()) + " free");
+                out.println("memory      " + Bytes.human(mem.total()) + " total, " + Bytes.human(mem.free()) + " free");
             }
             try {
                 long lt = Gemm.libraryVersion();
-                System.out.println("cublasLt    " + lt);
+                out.println("cublasLt    " + lt);
             } catch (NoCudaDriverException e) {
-                System.out.println("cublasLt    not found: " + e.getMessage());
+                out.println("cublasLt    not found: " + e.getMessage());
             }
         } catch (NoCudaDriverException e) {
-            System.out.println("cuda        " + e.getMessage());
+            out.println("cuda        " + e.getMessage());
         } catch (CudaException e) {
-            System.out.println("cuda        driver present but unusable: " + e.getMessage());
+            out.println("cuda        driver present but unusable: " + e.getMessage());
             return 1;
         }
         return 0;
     }
 
     /** The model's family, layout, geometry, sizes and whether the CUDA backend runs it. */
-    static void describe(ModelConfig c, Path dir) {
+    static void describe(ModelConfig c, Path dir, PrintWriter out) {
         ModelFamily f = c.family();
-        System.out.println("model       " + dir);
-        System.out.println("family      " + f.displayName() + " (" + (c.multimodal()
+        out.println("model       " + dir);
+        out.println("family      " + f.displayName() + " (" + (c.multimodal()
                 ? "multimodal checkpoint " + f.wrapperArchitecture() + ": its text model, weights under " + c.weightPrefix()
                 : "text-only checkpoint " + f.textArchitecture()) + ")");
         int gdn = c.countLayers(LayerType.LINEAR_ATTENTION);
-        System.out.println("geometry    " + c.numHiddenLayers() + " layers (" + gdn + " Gated DeltaNet, "
+        out.println("geometry    " + c.numHiddenLayers() + " layers (" + gdn + " Gated DeltaNet, "
                 + (c.numHiddenLayers() - gdn) + " gated attention), hidden " + c.hiddenSize() + ", vocabulary "
                 + c.vocabSize() + (c.tieWordEmbeddings() ? ", tied embeddings" : "") + ", context " + c.maxPositionEmbeddings());
-        System.out.println("attention   " + c.numAttentionHeads() + " query heads, " + c.numKeyValueHeads() + " KV heads, head_dim "
+        out.println("attention   " + c.numAttentionHeads() + " query heads, " + c.numKeyValueHeads() + " KV heads, head_dim "
                 + c.headDim() + ", RoPE θ " + c.ropeTheta() + " on " + c.rotaryDim() + " dims"
                 + (c.mropeSection().isEmpty() ? "" : " (mrope_section " + c.mropeSection() + ": text positions, plain RoPE)"));
-        System.out.println("deltanet    " + c.linearNumKeyHeads() + " key heads × " + c.linearKeyHeadDim() + ", "
+        out.println("deltanet    " + c.linearNumKeyHeads() + " key heads × " + c.linearKeyHeadDim() + ", "
                 + c.linearNumValueHeads() + " value heads × " + c.linearValueHeadDim() + ", conv " + c.linearConvKernelDim()
                 + ", " + (f.splitDeltaNetProjections() ? "split projections (in_proj_qkv, z, b, a)" : "grouped projections (in_proj_qkvz, in_proj_ba)"));
         boolean anyMoe = false, anyDense = false;
@@ -96,11 +111,11 @@ public final class InfoCommand implements Callable<Integer> {
         String ffn = anyMoe ? c.numExperts() + " experts, top-" + c.numExpertsPerTok() + ", width " + c.moeIntermediateSize()
                 + ", shared expert " + c.sharedExpertIntermediateSize() + (c.normTopkProb() ? "" : ", top-k not renormalised") : "";
         if (anyDense) ffn += (ffn.isEmpty() ? "" : "; ") + "dense SwiGLU MLP " + c.intermediateSize();
-        System.out.println("ffn         " + ffn);
+        out.println("ffn         " + ffn);
         ModelSize size = ModelSize.of(c);
-        System.out.println("parameters  " + count(size.parameters())
+        out.println("parameters  " + count(size.parameters())
                 + (anyMoe ? " (" + count(size.activeParameters()) + " active per token)" : "") + " in the text model");
-        System.out.println("one GPU     weights " + Bytes.human(size.weightBytesBf16()) + " in bf16"
+        out.println("one GPU     weights " + Bytes.human(size.weightBytesBf16()) + " in bf16"
                 + (size.weightBytesBf16() > H100_BYTES ? " (more than an 80 GB H100 holds: needs FP8 or tensor parallelism)" : "")
                 + "; per sequence " + Bytes.human(size.stateBytesPerSequence()) + " of Gated DeltaNet state + "
                 + Bytes.human(size.kvBytesPerToken()) + " of KV cache per token");
@@ -110,17 +125,17 @@ public final class InfoCommand implements Callable<Integer> {
                 all += t.data().byteSize();
                 if (t.name().startsWith("mtp.") || t.name().startsWith("model.visual.")) skipped += t.data().byteSize();
             }
-            System.out.println("checkpoint  " + ckpt.tensors().size() + " tensors, " + Bytes.human(all)
+            out.println("checkpoint  " + ckpt.tensors().size() + " tensors, " + Bytes.human(all)
                     + (skipped > 0 ? " (" + Bytes.human(skipped) + " of mtp.* / model.visual.* that jnext does not load)" : ""));
         } catch (JnextException e) {
-            System.out.println("checkpoint  " + e.getMessage());
+            out.println("checkpoint  " + e.getMessage());
         }
         String cuda = CudaGeometry.familyRefusal(c);
         if (cuda == null) {
             var v = CudaGeometry.violations(c);
             cuda = v.isEmpty() ? "the CUDA kernels take this geometry" : "the CUDA kernels cannot run this geometry: " + String.join("; ", v);
         }
-        System.out.println("cuda        " + cuda);
+        out.println("cuda        " + cuda);
     }
 
     private static String count(long n) {

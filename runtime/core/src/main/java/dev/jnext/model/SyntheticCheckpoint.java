@@ -25,7 +25,8 @@ import java.util.stream.IntStream;
  * a Qwen3.5 one text-only or as the multimodal wrapper, without a vision tower),
  * sharded safetensors and model.safetensors.index.json. Values are generated chunk by chunk and streamed to disk,
  * so an 80B-geometry checkpoint of many gigabytes never sits in the heap. Weights are scaled so activations stay
- * of order one (Linear weights uniform with std 1/√fan_in, norms near their identity, A_log = log U(1, 16),
+ * of order one (Linear weights uniform with std 1/√fan_in — a tied embedding too, as it is the LM head —, norms near
+ * their identity, A_log = log U(1, 16),
  * dt_bias near 1). Each logical matrix is generated from its own seeded stream, so the hub and the fused expert
  * layouts of one seed hold identical values.
  */
@@ -185,7 +186,9 @@ public final class SyntheticCheckpoint {
     private static List<Spec> textPlan(ModelConfig c, ExpertLayout layout) {
         List<Spec> out = new ArrayList<>();
         int h = c.hiddenSize();
-        out.add(single("model.embed_tokens.weight", Init.EMBEDDING, h, c.vocabSize(), h));
+        // tied, the embedding is also the LM head: scaled as a linear layer (std 1/√H), so the logits keep the spread the
+        // untied lm_head gives them instead of growing with √H into one-hot distributions
+        out.add(single("model.embed_tokens.weight", c.tieWordEmbeddings() ? Init.LINEAR : Init.EMBEDDING, h, c.vocabSize(), h));
         for (int i = 0; i < c.numHiddenLayers(); i++) {
             String p = "model.layers." + i + ".";
             out.add(single(p + "input_layernorm.weight", Init.CENTRED_NORM, h, h));
