@@ -28,12 +28,12 @@ import java.util.concurrent.Callable;
 /** {@code jnext info}: JVM, CUDA driver presence and the device's properties; with {@code --model}, the model's. */
 @Command(name = "info", mixinStandardHelpOptions = true,
         description = "Show the JVM and, if a CUDA driver is present, the GPU: name, SMs, memory, driver and cuBLASLt versions. "
-                + "With --model: the checkpoint's family, layout, geometry and what one GPU needs for its weights.")
+                + "With --model: that checkpoint's family, layout, geometry and what one GPU needs for its weights.")
 public final class InfoCommand implements Callable<Integer> {
     @Option(names = "--device", paramLabel = "N", defaultValue = "0", description = "CUDA device ordinal (default: ${DEFAULT-VALUE}).")
     int ordinal;
 
-    @Option(names = "--model", paramLabel = "DIR", description = "A Hugging Face checkpoint folder (config.json and safetensors) to describe.")
+    @Option(names = "--model", paramLabel = "DIR", description = "Hugging Face checkpoint folder (config.json and *.safetensors).")
     Path model;
 
     @Spec

@@ -31,7 +31,7 @@ public final class SynthCommand implements Callable<Integer> {
                     + "qwen3.5-0.8b, qwen3.5-9b, qwen3.5-27b, qwen3.5-35b-a3b (the Qwen3.5 / Qwen3.6 text models' geometries, vocabulary 248320), qwen3.5-tiny or qwen3.5-moe-tiny (toy Qwen3.5 dense and MoE models).")
     String preset;
 
-    @Option(names = "--multimodal", description = "Qwen3.5 presets: write the released checkpoints' multimodal layout (config.json with text_config, Qwen3_5ForConditionalGeneration, weights under model.language_model.; no vision tower) instead of the text-only one.")
+    @Option(names = "--multimodal", description = "Qwen3.5 presets: write the released checkpoints' multimodal layout (config.json with text_config, weights under model.language_model., no vision tower) instead of the text-only one.")
     boolean multimodal;
 
     @Option(names = "--out", required = true, paramLabel = "DIR", description = "Output folder; created if needed, must not hold a checkpoint.")
