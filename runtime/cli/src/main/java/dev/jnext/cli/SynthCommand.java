@@ -4,6 +4,7 @@ import dev.jnext.JnextException;
 import dev.jnext.model.DType;
 import dev.jnext.model.Fp8Quantization;
 import dev.jnext.model.ModelConfig;
+import dev.jnext.model.ModelFamily;
 import dev.jnext.model.SyntheticCheckpoint;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
@@ -16,24 +17,10 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
 
-/** {@code jnext synth}: a random Qwen3-Next checkpoint in the Hugging Face layout, streamed to disk. */
+/** {@code jnext synth}: a random Qwen3-Next or Qwen3.5 checkpoint in the Hugging Face layout, streamed to disk. */
 @Command(name = "synth", mixinStandardHelpOptions = true, sortOptions = false, sortSynopsis = false,
         description = "Write a checkpoint with random weights in the Hugging Face layout (config.json, sharded safetensors, index) for tests and benchmarks.")
 public final class SynthCommand implements Callable<Integer> {
-
-    enum Preset {
-        tiny("tiny"), gpu_small("gpu-small"), next_80b_a3b("next-80b-a3b");
-        final String name;
-
-        Preset(String name) {
-            this.name = name;
-        }
-
-        @Override
-        public String toString() {
-            return name;
-        }
-    }
 
     enum Dtype { bf16, f32, fp8 }
 
@@ -41,8 +28,12 @@ public final class SynthCommand implements Callable<Integer> {
     CommandSpec spec;
 
     @Option(names = "--preset", required = true, paramLabel = "NAME", converter = PresetConverter.class,
-            description = "tiny (every block at toy sizes, a 256-token vocabulary unless --vocab-size), gpu-small (the smallest shape the CUDA kernels run on their fast paths) or next-80b-a3b (the per-layer geometry of Qwen3-Next-80B-A3B).")
-    Preset preset;
+            description = "tiny (every block at toy sizes, a 256-token vocabulary unless --vocab-size), gpu-small (the smallest shape the CUDA kernels run on their fast paths), next-80b-a3b (the per-layer geometry of Qwen3-Next-80B-A3B), "
+                    + "qwen3.5-0.8b, qwen3.5-9b, qwen3.5-27b, qwen3.5-35b-a3b (the Qwen3.5 / Qwen3.6 text models' geometries, vocabulary 248320), qwen3.5-tiny or qwen3.5-moe-tiny (toy Qwen3.5 dense and MoE models).")
+    String preset;
+
+    @Option(names = "--multimodal", description = "Qwen3.5 presets: write the released checkpoints' multimodal layout (config.json with text_config, weights under model.language_model., no vision tower) instead of the text-only one.")
+    boolean multimodal;
 
     @Option(names = "--out", required = true, paramLabel = "DIR", description = "Output folder; created if needed, must not hold a checkpoint.")
     Path out;
@@ -85,11 +76,12 @@ public final class SynthCommand implements Callable<Integer> {
     @Option(names = "--seed", paramLabel = "S", defaultValue = "0", description = "Seed of the random weights (default: ${DEFAULT-VALUE}).")
     long seed;
 
-    static final class PresetConverter implements picocli.CommandLine.ITypeConverter<Preset> {
+    static final class PresetConverter implements picocli.CommandLine.ITypeConverter<String> {
         @Override
-        public Preset convert(String value) {
-            for (Preset p : Preset.values()) if (p.name.equals(value)) return p;
-            throw new picocli.CommandLine.TypeConversionException("expected tiny, gpu-small or next-80b-a3b, got " + value);
+        public String convert(String value) {
+            if (SyntheticCheckpoint.PRESETS.contains(value)) return value;
+            throw new picocli.CommandLine.TypeConversionException("expected one of " + String.join(", ", SyntheticCheckpoint.PRESETS)
+                    + ", got " + value);
         }
     }
 
@@ -109,14 +101,20 @@ public final class SynthCommand implements Callable<Integer> {
         if (configStyle != 4 && configStyle != 5) throw new JnextException("--config-style must be 4 or 5, got " + configStyle);
         if (!(logitScale > 0) || !Float.isFinite(logitScale)) throw new JnextException("--logit-scale must be positive, got " + logitScale);
         if (Files.exists(out) && !Files.isDirectory(out)) throw new JnextException("--out " + out + ": not a folder");
-        ModelConfig config = SyntheticCheckpoint.preset(preset.name, layers, experts, dt);
+        ModelConfig config = SyntheticCheckpoint.preset(preset, layers, experts, dt);
+        boolean next = config.family() == ModelFamily.QWEN3_NEXT;
+        if (next && multimodal) throw new JnextException("--multimodal is for the Qwen3.5 presets (Qwen3-Next has no multimodal layout)");
+        if (!next && !mlpOnlyLayers.isEmpty()) throw new JnextException("--mlp-only-layers is Qwen3-Next's (Qwen3.5 models have no mlp_only_layers)");
+        if (!next && noNormTopk) throw new JnextException("--no-norm-topk-prob is Qwen3-Next's (Qwen3.5 MoE always renormalises)");
+        if (!next && configStyle == 4) throw new JnextException("--config-style 4 is Qwen3-Next's (transformers 4.x has no Qwen3.5)");
         config = derive(config, vocabSize != null ? vocabSize : config.vocabSize());
+        if (dtype == Dtype.fp8 && !next) throw new JnextException("--dtype fp8 writes Qwen3-Next's official FP8 layout; the Qwen3.5 presets are bf16 or f32 for now");
         if (dtype == Dtype.fp8) config = config.withQuantization(Fp8Quantization.qwen3Next(config));
         var options = new SyntheticCheckpoint.Options(config, dt, seed, shardMb << 20, el, logitScale,
                 configStyle == 4 ? SyntheticCheckpoint.ConfigStyle.V4 : SyntheticCheckpoint.ConfigStyle.V5);
         long total = SyntheticCheckpoint.dataBytes(options);
         long start = System.nanoTime();
-        try (Terminal.Progress progress = Terminal.bytes("synth " + preset.name, total)) {
+        try (Terminal.Progress progress = Terminal.bytes("synth " + preset, total)) {
             SyntheticCheckpoint.write(out, options, progress);
         }
         spec.commandLine().getOut().printf("wrote %s: %s, %s, %s, %.1f MiB in %.1f s%n", out, Plural.of(config.numHiddenLayers(), "layer"),
@@ -126,8 +124,8 @@ public final class SynthCommand implements Callable<Integer> {
     }
 
     /**
-     * The preset with the command's vocabulary, dense layers, routing normalisation and tying; Qwen's BOS/EOS ids are set
-     * when the vocabulary holds them.
+     * The preset with the command's vocabulary, dense layers, routing normalisation, tying and layout; Qwen's BOS/EOS ids
+     * are set when the vocabulary holds them (Qwen3-Next: 151643 / 151645; Qwen3.5: no BOS, 248044).
      */
     private ModelConfig derive(ModelConfig c, int vocab) {
         for (int l : mlpOnlyLayers) {
@@ -140,7 +138,10 @@ public final class SynthCommand implements Callable<Integer> {
                 c.linearValueHeadDim(), c.linearConvKernelDim(), c.numExperts(), c.numExpertsPerTok(),
                 c.moeIntermediateSize(), c.sharedExpertIntermediateSize(), c.decoderSparseStep(), List.copyOf(mlpOnlyLayers),
                 c.normTopkProb() && !noNormTopk, c.layerTypes(), c.ropeTheta(), c.partialRotaryFactor(), c.rmsNormEps(),
-                c.maxPositionEmbeddings(), c.tieWordEmbeddings() || tie, c.dtype(), vocab > 151643 ? Integer.valueOf(151643) : null,
-                vocab > 151645 ? List.of(151645) : List.of());
+                c.maxPositionEmbeddings(), c.tieWordEmbeddings() || tie, c.dtype(),
+                c.family() == ModelFamily.QWEN3_NEXT && vocab > 151643 ? Integer.valueOf(151643) : null,
+                c.family() == ModelFamily.QWEN3_NEXT ? (vocab > 151645 ? List.of(151645) : List.of())
+                        : (vocab > 248044 ? List.of(248044) : List.of()),
+                c.family(), multimodal, c.mropeSection(), c.mropeInterleaved());
     }
 }

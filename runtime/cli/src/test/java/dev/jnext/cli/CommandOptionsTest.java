@@ -41,9 +41,14 @@ class CommandOptionsTest {
                 assertEquals(reference[i].type(), shared[i].type());
             }
         }
-        // every command with a --model is one of them, so a new command cannot drift unnoticed
+        // every command with a --model is one of them, so a new command cannot drift unnoticed; info only describes a
+        // checkpoint (runs nothing, needs no tokenizer, and its --device is a GPU ordinal), but means the same folder
+        OptionSpec infoModel = commands.get("info").getCommandSpec().findOption("--model");
+        assertEquals(Arrays.asList(reference[0].description()), Arrays.asList(infoModel.description()));
+        assertEquals(reference[0].paramLabel(), infoModel.paramLabel());
+        assertEquals(reference[0].type(), infoModel.type());
         for (var e : commands.entrySet()) {
-            if (e.getValue().getCommandSpec().findOption("--model") != null) {
+            if (e.getValue().getCommandSpec().findOption("--model") != null && !e.getKey().equals("info")) {
                 assertTrue(MODEL_COMMANDS.contains(e.getKey()) || e.getValue().getCommandSpec().findOption("--tokenizer") != null,
                         e.getKey() + " has --model but not the shared options");
             }

@@ -101,7 +101,27 @@ class SynthAndScoreCommandTest {
         assertEquals("jnext: --model " + dir + ": the folder has no tokenizer.json (synthetic checkpoints have none); pass --tokenizer DIR",
                 noTok.err().trim());
         CliRun preset = run("synth", "--preset", "huge", "--out", tmp.resolve("x").toString());
-        assertTrue(preset.exitCode() != 0 && preset.err().contains("expected tiny, gpu-small or next-80b-a3b"), preset.err());
+        assertTrue(preset.exitCode() != 0 && preset.err().contains("expected one of tiny, gpu-small, next-80b-a3b, qwen3.5-tiny"),
+                preset.err());
+    }
+
+    @Test
+    void qwen35CheckpointsAreWrittenDescribedAndScoredOnTheCpu(@TempDir Path tmp) throws Exception {
+        Path dir = tmp.resolve("q35");
+        CliRun synth = run("synth", "--preset", "qwen3.5-moe-tiny", "--multimodal", "--experts-layout", "fused",
+                "--dtype", "f32", "--out", dir.toString());
+        assertEquals(0, synth.exitCode(), synth.err());
+        CliRun info = run("info", "--model", dir.toString());
+        assertEquals(0, info.exitCode(), info.err());
+        assertTrue(info.out().contains("family      Qwen3.5 (MoE) (multimodal checkpoint Qwen3_5MoeForConditionalGeneration: "
+                + "its text model, weights under model.language_model.)"), info.out());
+        assertTrue(info.out().contains("deltanet    2 key heads × 16, 4 value heads × 24, conv 4, split projections"), info.out());
+        assertTrue(info.out().contains("cuda        the CUDA backend does not run Qwen3.5 (MoE) checkpoints yet"), info.out());
+        CliRun score = run("score", "--model", dir.toString(), "--ids", "1,5,9", "--device", "auto");
+        assertEquals(0, score.exitCode(), score.err());
+        assertTrue(score.err().contains("device cpu"), score.err());
+        CliRun bad = run("synth", "--preset", "qwen3.5-tiny", "--mlp-only-layers", "0", "--out", tmp.resolve("y").toString());
+        assertEquals("jnext: --mlp-only-layers is Qwen3-Next's (Qwen3.5 models have no mlp_only_layers)", bad.err().trim());
     }
 
     @Test

@@ -77,7 +77,11 @@ public final class CpuModel implements Qwen3NextModel {
             case LayerWeights.DeltaNet g -> {
                 GdnProjections proj = new GdnProjections(c.linearNumKeyHeads(), c.linearNumValueHeads(),
                         c.linearKeyHeadDim(), c.linearValueHeadDim());
-                yield new GatedDeltaNet(g.inProjQkvz(), g.inProjBa(), proj,
+                GdnInput input = switch (g.input()) {
+                    case LayerWeights.GroupedInput gi -> new GdnInput.Grouped(gi.qkvz(), gi.ba(), proj);
+                    case LayerWeights.SplitInput si -> new GdnInput.Split(si.qkv(), si.z(), si.b(), si.a());
+                };
+                yield new GatedDeltaNet(input, proj,
                         new CausalConv1d(proj.convDim(), c.linearConvKernelDim(), g.conv1d()),
                         new GdnGating(g.aLog(), g.dtBias()),
                         new GatedDeltaRule(proj.keyHeads(), proj.valueHeads(), proj.keyDim(), proj.valueDim()),

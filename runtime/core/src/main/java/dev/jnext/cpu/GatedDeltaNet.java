@@ -11,12 +11,13 @@ import dev.jnext.model.weights.Matrix;
 import java.util.List;
 
 /**
- * A Gated DeltaNet layer ({@code linear_attn.*}): in_proj_qkvz / in_proj_ba → grouped split → causal conv + SiLU
- * (conv state) → beta, g → gated delta rule (recurrent state; chunked for prompt chunks and multi-token calls,
- * recurrent for a single generated token, as transformers does) → gated RMSNorm with z → out_proj. A span may ask for
- * copies of the state after some of its rows ({@link SequenceSpan#captureAt()}: the prefix cache's snapshots).
+ * A Gated DeltaNet layer ({@code linear_attn.*}): input projections (Qwen3-Next's grouped in_proj_qkvz / in_proj_ba,
+ * or Qwen3.5's split in_proj_qkv / z / b / a: {@link GdnInput}) → causal conv + SiLU (conv state) → beta, g → gated
+ * delta rule (recurrent state; chunked for prompt chunks and multi-token calls, recurrent for a single generated token,
+ * as transformers does) → gated RMSNorm with z → out_proj. A span may ask for copies of the state after some of its
+ * rows ({@link SequenceSpan#captureAt()}: the prefix cache's snapshots).
  */
-public record GatedDeltaNet(Matrix inProjQkvz, Matrix inProjBa, GdnProjections projections, CausalConv1d conv,
+public record GatedDeltaNet(GdnInput input, GdnProjections projections, CausalConv1d conv,
                             GdnGating gating, GatedDeltaRule rule, GatedRmsNorm norm, Matrix outProj)
         implements TokenMixer {
 
@@ -26,15 +27,11 @@ public record GatedDeltaNet(Matrix inProjQkvz, Matrix inProjBa, GdnProjections p
         int hv = projections.valueHeads();
         int dv = projections.valueDim();
         int convDim = projections.convDim();
-        float[] qkvz = new float[rows * projections.qkvzWidth()];
-        float[] ba = new float[rows * projections.baWidth()];
-        Linear.forward(inProjQkvz, x, 0, rows, qkvz, 0);
-        Linear.forward(inProjBa, x, 0, rows, ba, 0);
         float[] mixed = new float[rows * convDim];
         float[] z = new float[rows * hv * dv];
         float[] b = new float[rows * hv];
         float[] a = new float[rows * hv];
-        projections.split(qkvz, ba, rows, mixed, z, b, a);
+        input.project(x, rows, mixed, z, b, a);
         float[] convOut = new float[rows * convDim];
         float[] beta = new float[rows * hv];
         float[] g = new float[rows * hv];

@@ -6,7 +6,8 @@ import dev.jnext.model.ModelConfig;
 import java.nio.file.Path;
 
 /**
- * A loaded Qwen3-Next checkpoint (Hugging Face layout): its {@link ModelConfig} and every weight, memory-mapped from
+ * A loaded Qwen3-Next or Qwen3.5 / Qwen3.6 checkpoint (Hugging Face layout; the Qwen3.5 multimodal one's text model,
+ * {@link ModelConfig#family()}): its {@link ModelConfig} and every weight, memory-mapped from
  * the safetensors files and bound to the model's blocks. Close it to unmap the files. The CPU backend
  * ({@link CpuBackend}, {@link CpuSession} for logits, {@link CpuForward} for several sequences at once) computes with
  * it; the CUDA runner reads its weights to build the device image.
@@ -24,7 +25,8 @@ import java.nio.file.Path;
  *
  * <p>Accepted: {@code model.safetensors} or a sharded index; tensors in F32/BF16/F16; experts in the hub layout
  * ({@code mlp.experts.{e}.gate_proj|up_proj|down_proj.weight}) or transformers' fused layout
- * ({@code mlp.experts.gate_up_proj} [E, 2I, H], {@code mlp.experts.down_proj} [E, H, I]); {@code mtp.*} ignored;
+ * ({@code mlp.experts.gate_up_proj} [E, 2I, H], {@code mlp.experts.down_proj} [E, H, I]); {@code mtp.*} and
+ * {@code model.visual.*} left unread (one info line);
  * {@code lm_head.weight} may be absent when {@code tie_word_embeddings} is true. Any other tensor, or a missing or
  * misshaped one, fails the load with its name and shapes, after unmapping everything.
  *

@@ -30,6 +30,8 @@ public final class CudaBackendProvider implements BackendProvider {
 
     @Override
     public String unavailableReason(ModelConfig config, int gpu) {
+        String family = CudaGeometry.familyRefusal(config);
+        if (family != null) return family;
         if (!Cuda.driverPresent()) return Backends.NO_DRIVER;
         try {
             int n = Cuda.deviceCount();

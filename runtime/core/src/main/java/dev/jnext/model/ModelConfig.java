@@ -22,10 +22,17 @@ import java.util.RandomAccess;
 import java.util.Set;
 
 /**
- * A Qwen3-Next {@code config.json}: the fields that change the forward pass, with the defaults of
- * transformers 5.17's {@code Qwen3NextConfig}. Reads both the transformers 4.x style (top-level
- * {@code rope_theta}, {@code partial_rotary_factor}, {@code rope_scaling}, {@code full_attention_interval},
- * {@code torch_dtype}) and the 5.x style ({@code rope_parameters}, {@code layer_types}, {@code dtype}).
+ * A Qwen3-Next or Qwen3.5/3.6 {@code config.json}: the fields that change the forward pass, with the defaults of
+ * transformers 5.17's {@code Qwen3NextConfig}, {@code Qwen3_5TextConfig} and {@code Qwen3_5MoeTextConfig}. Reads both
+ * the transformers 4.x style (top-level {@code rope_theta}, {@code partial_rotary_factor}, {@code rope_scaling},
+ * {@code full_attention_interval}, {@code torch_dtype}) and the 5.x style ({@code rope_parameters}, {@code layer_types},
+ * {@code dtype}), and the Qwen3.5 multimodal wrapper ({@code model_type} {@code qwen3_5} / {@code qwen3_5_moe}): the
+ * text model's fields come from its {@code text_config}, {@code tie_word_embeddings} from the wrapper (as
+ * {@code Qwen3_5ForConditionalGeneration} ties), the vision tower's config is not read.
+ *
+ * <p>Per family, as transformers reads them: Qwen3.5 dense ignores the MoE fields (a SwiGLU MLP in every layer);
+ * Qwen3.5 MoE ignores {@code intermediate_size}, {@code decoder_sparse_step}, {@code mlp_only_layers} and
+ * {@code norm_topk_prob} (the sparse block in every layer, top-k weights always renormalised).
  *
  * <p>Each component is the config.json field of the same name in snake case ({@code vocabSize} is {@code
  * vocab_size}, {@code linearNumValueHeads} is {@code linear_num_value_heads}, ...), checked when the record is made.
@@ -60,6 +67,14 @@ import java.util.Set;
  *                                     what is read)
  * @param bosTokenId                   {@code bos_token_id}, or null
  * @param eosTokenIds                  end-of-sequence ids (config.json's int or list), possibly empty
+ * @param family                       which family the config describes (its {@code model_type})
+ * @param multimodal                   whether config.json is the Qwen3.5 multimodal wrapper (text model under
+ *                                     {@code text_config}, its weights under {@code model.language_model.})
+ * @param mropeSection                 Qwen3.5's {@code rope_parameters.mrope_section} (T, H, W frequency counts), empty
+ *                                     for Qwen3-Next; with text positions equal on the three axes it does not change
+ *                                     the rotation
+ * @param mropeInterleaved             Qwen3.5's {@code rope_parameters.mrope_interleaved} (informational: transformers
+ *                                     5.17 always interleaves, and text positions make it moot)
  * @param quantization                 the {@code quantization_config} (fine-grained FP8, the only kind jnext loads), or
  *                                     null for an unquantized checkpoint
  */
@@ -92,6 +107,10 @@ public record ModelConfig(
         DType dtype,
         Integer bosTokenId,
         List<Integer> eosTokenIds,
+        ModelFamily family,
+        boolean multimodal,
+        List<Integer> mropeSection,
+        boolean mropeInterleaved,
         Fp8Quantization quantization) {
 
     private static final ObjectMapper JSON = new ObjectMapper()
@@ -103,6 +122,10 @@ public record ModelConfig(
         mlpOnlyLayers = List.copyOf(mlpOnlyLayers);
         layerTypes = layerTypes instanceof EveryNthFull ? layerTypes : List.copyOf(layerTypes);
         eosTokenIds = List.copyOf(eosTokenIds);
+        Objects.requireNonNull(family, "family");
+        mropeSection = List.copyOf(mropeSection);
+        validateFamily("config", family, multimodal, mropeSection, numExperts, decoderSparseStep, mlpOnlyLayers,
+                normTopkProb);
         validate("config", vocabSize, hiddenSize, intermediateSize, numHiddenLayers, numAttentionHeads,
                 numKeyValueHeads, headDim, linearNumKeyHeads, linearNumValueHeads, linearKeyHeadDim,
                 linearValueHeadDim, linearConvKernelDim, numExperts, numExpertsPerTok, moeIntermediateSize,
@@ -110,7 +133,7 @@ public record ModelConfig(
                 partialRotaryFactor, rmsNormEps, maxPositionEmbeddings);
     }
 
-    /** An unquantized configuration (no {@code quantization_config}). */
+    /** A Qwen3-Next configuration without quantization (the fields before the family ones; no mrope, not a multimodal wrapper). */
     public ModelConfig(int vocabSize, int hiddenSize, int intermediateSize, int numHiddenLayers, int numAttentionHeads,
                        int numKeyValueHeads, int headDim, int linearNumKeyHeads, int linearNumValueHeads,
                        int linearKeyHeadDim, int linearValueHeadDim, int linearConvKernelDim, int numExperts,
@@ -123,7 +146,8 @@ public record ModelConfig(
                 linearNumKeyHeads, linearNumValueHeads, linearKeyHeadDim, linearValueHeadDim, linearConvKernelDim,
                 numExperts, numExpertsPerTok, moeIntermediateSize, sharedExpertIntermediateSize, decoderSparseStep,
                 mlpOnlyLayers, normTopkProb, layerTypes, ropeTheta, partialRotaryFactor, rmsNormEps,
-                maxPositionEmbeddings, tieWordEmbeddings, dtype, bosTokenId, eosTokenIds, null);
+                maxPositionEmbeddings, tieWordEmbeddings, dtype, bosTokenId, eosTokenIds, ModelFamily.QWEN3_NEXT,
+                false, List.of(), false, null);
     }
 
     /** This configuration with {@code quantization} (null: unquantized). */
@@ -132,10 +156,35 @@ public record ModelConfig(
                 numKeyValueHeads, headDim, linearNumKeyHeads, linearNumValueHeads, linearKeyHeadDim, linearValueHeadDim,
                 linearConvKernelDim, numExperts, numExpertsPerTok, moeIntermediateSize, sharedExpertIntermediateSize,
                 decoderSparseStep, mlpOnlyLayers, normTopkProb, layerTypes, ropeTheta, partialRotaryFactor, rmsNormEps,
-                maxPositionEmbeddings, tieWordEmbeddings, dtype, bosTokenId, eosTokenIds, quantization);
+                maxPositionEmbeddings, tieWordEmbeddings, dtype, bosTokenId, eosTokenIds, family, multimodal,
+                mropeSection, mropeInterleaved, quantization);
     }
 
+    /**
+     * This Qwen3.5 configuration as the multimodal wrapper's ({@code true}: config.json with {@code text_config}, weights
+     * under {@code model.language_model.}) or the text-only one's.
+     */
+    public ModelConfig withMultimodal(boolean multimodal) {
+        return new ModelConfig(vocabSize, hiddenSize, intermediateSize, numHiddenLayers, numAttentionHeads,
+                numKeyValueHeads, headDim, linearNumKeyHeads, linearNumValueHeads, linearKeyHeadDim, linearValueHeadDim,
+                linearConvKernelDim, numExperts, numExpertsPerTok, moeIntermediateSize, sharedExpertIntermediateSize,
+                decoderSparseStep, mlpOnlyLayers, normTopkProb, layerTypes, ropeTheta, partialRotaryFactor, rmsNormEps,
+                maxPositionEmbeddings, tieWordEmbeddings, dtype, bosTokenId, eosTokenIds, family, multimodal,
+                mropeSection, mropeInterleaved, quantization);
+    }
+
+    /** transformers' default {@code mrope_section} for the Qwen3.5 text rotary embedding. */
+    public static final List<Integer> DEFAULT_MROPE_SECTION = List.of(11, 11, 10);
+
     // ---- derived geometry -------------------------------------------------------------------------------
+
+    /**
+     * The prefix of the text model's tensors: {@code model.language_model.} in a multimodal wrapper, else
+     * {@code model.} ({@code lm_head.weight} has none in either).
+     */
+    public String weightPrefix() {
+        return multimodal ? "model.language_model." : "model.";
+    }
 
     /** The token mixer of {@code layer} (0-based). */
     public LayerType layerType(int layer) {
@@ -195,11 +244,34 @@ public record ModelConfig(
         return new Reader(root, source).read();
     }
 
-    /** The transformers 5.x style config.json for this configuration (rope_parameters, layer_types, dtype). */
+    /**
+     * The transformers 5.x style config.json for this configuration (rope_parameters, layer_types, dtype); a Qwen3.5
+     * multimodal wrapper holds the text model's fields under {@code text_config} (and no {@code vision_config}).
+     */
     public String toJson() {
+        ObjectNode o = textJson();
+        if (multimodal) {
+            ObjectNode w = JSON.createObjectNode();
+            w.putArray("architectures").add(family.wrapperArchitecture());
+            w.put("model_type", family.wrapperModelType());
+            o.remove("architectures");
+            w.set("text_config", o);
+            w.put("tie_word_embeddings", tieWordEmbeddings);
+            w.put("dtype", dtype.torchName());
+            o = w;
+        }
+        if (quantization != null) quantization.toJson(o.putObject("quantization_config"));
+        try {
+            return JSON.writeValueAsString(o);
+        } catch (IOException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    private ObjectNode textJson() {
         ObjectNode o = JSON.createObjectNode();
-        o.putArray("architectures").add("Qwen3NextForCausalLM");
-        o.put("model_type", "qwen3_next");
+        o.putArray("architectures").add(family.textArchitecture());
+        o.put("model_type", family.textModelType());
         o.put("vocab_size", vocabSize);
         o.put("hidden_size", hiddenSize);
         o.put("intermediate_size", intermediateSize);
@@ -212,20 +284,29 @@ public record ModelConfig(
         o.put("linear_key_head_dim", linearKeyHeadDim);
         o.put("linear_value_head_dim", linearValueHeadDim);
         o.put("linear_conv_kernel_dim", linearConvKernelDim);
-        o.put("num_experts", numExperts);
-        o.put("num_experts_per_tok", numExpertsPerTok);
-        o.put("moe_intermediate_size", moeIntermediateSize);
-        o.put("shared_expert_intermediate_size", sharedExpertIntermediateSize);
-        o.put("decoder_sparse_step", decoderSparseStep);
-        ArrayNode mlpOnly = o.putArray("mlp_only_layers");
-        mlpOnlyLayers.forEach(mlpOnly::add);
-        o.put("norm_topk_prob", normTopkProb);
+        if (family.hasMoeFields()) {
+            o.put("num_experts", numExperts);
+            o.put("num_experts_per_tok", numExpertsPerTok);
+            o.put("moe_intermediate_size", moeIntermediateSize);
+            o.put("shared_expert_intermediate_size", sharedExpertIntermediateSize);
+        }
+        if (family == ModelFamily.QWEN3_NEXT) {
+            o.put("decoder_sparse_step", decoderSparseStep);
+            ArrayNode mlpOnly = o.putArray("mlp_only_layers");
+            mlpOnlyLayers.forEach(mlpOnly::add);
+            o.put("norm_topk_prob", normTopkProb);
+        }
+        if (family == ModelFamily.QWEN3_5_MOE) o.remove("intermediate_size");
         ArrayNode types = o.putArray("layer_types");
         layerTypes.forEach(t -> types.add(t.jsonName()));
         ObjectNode rope = o.putObject("rope_parameters");
         rope.put("rope_type", "default");
         rope.put("rope_theta", ropeTheta);
         rope.put("partial_rotary_factor", partialRotaryFactor);
+        if (!mropeSection.isEmpty()) {
+            mropeSection.forEach(rope.putArray("mrope_section")::add);
+            rope.put("mrope_interleaved", mropeInterleaved);
+        }
         o.put("partial_rotary_factor", partialRotaryFactor);
         o.put("rms_norm_eps", (double) rmsNormEps);
         o.put("max_position_embeddings", maxPositionEmbeddings);
@@ -236,11 +317,39 @@ public record ModelConfig(
         if (bosTokenId != null) o.put("bos_token_id", bosTokenId);
         if (eosTokenIds.size() == 1) o.put("eos_token_id", eosTokenIds.getFirst());
         else if (!eosTokenIds.isEmpty()) eosTokenIds.forEach(o.putArray("eos_token_id")::add);
-        if (quantization != null) quantization.toJson(o.putObject("quantization_config"));
-        try {
-            return JSON.writeValueAsString(o);
-        } catch (IOException e) {
-            throw new IllegalStateException(e);
+        return o;
+    }
+
+    private static void validateFamily(String src, ModelFamily family, boolean multimodal, List<Integer> mrope,
+                                       int experts, int sparseStep, List<Integer> mlpOnly, boolean normTopk) {
+        if (multimodal && family.wrapperModelType() == null) {
+            throw new JnextException(src + ": " + family.displayName() + " has no multimodal wrapper");
+        }
+        if (family == ModelFamily.QWEN3_NEXT && !mrope.isEmpty()) {
+            throw new JnextException(src + ": mrope_section is a Qwen3.5 field; Qwen3-Next has none");
+        }
+        if (!mrope.isEmpty()) {
+            if (mrope.size() != 3) {
+                throw new JnextException(src + ": rope_parameters.mrope_section must list 3 sizes (T, H, W), got " + mrope);
+            }
+            for (int m : mrope) {
+                if (m < 0) throw new JnextException(src + ": rope_parameters.mrope_section has a negative size: " + mrope);
+            }
+        }
+        switch (family) {
+            case QWEN3_5 -> {
+                if (experts != 0) {
+                    throw new JnextException(src + ": a Qwen3.5 dense model has no experts (num_experts " + experts + ")");
+                }
+            }
+            case QWEN3_5_MOE -> {
+                if (experts <= 0) throw new JnextException(src + ": num_experts must be a positive integer, got " + experts);
+                if (sparseStep != 1 || !mlpOnly.isEmpty() || !normTopk) {
+                    throw new JnextException(src + ": a Qwen3.5 MoE model has the sparse block in every layer and "
+                            + "renormalises its top-k weights (decoder_sparse_step 1, no mlp_only_layers, norm_topk_prob)");
+                }
+            }
+            case QWEN3_NEXT -> { }
         }
     }
 
@@ -384,60 +493,106 @@ public record ModelConfig(
 
         ModelConfig read() {
             String modelType = str("model_type", null);
-            if (modelType != null && !modelType.equals("qwen3_next")) {
-                throw new JnextException(src + ": model_type is \"" + modelType + "\"; jnext runs \"qwen3_next\"");
+            ModelFamily family = ModelFamily.QWEN3_NEXT;
+            if (modelType != null) {
+                family = ModelFamily.ofModelType(modelType);
+                if (family == null) {
+                    throw new JnextException(src + ": model_type is \"" + modelType + "\"; jnext runs \"qwen3_next\", "
+                            + "\"qwen3_5\" / \"qwen3_5_text\" and \"qwen3_5_moe\" / \"qwen3_5_moe_text\" (Qwen3.5, Qwen3.6)");
+                }
             }
-            Fp8Quantization quantization = quantization();
+            Fp8Quantization quantization = quantization();  // refused before anything else is read
+            if (modelType == null || !modelType.equals(family.wrapperModelType())) {
+                return readText(family, false, null).withQuantization(quantization);
+            }
+            // the multimodal wrapper: the language model is text_config; tie_word_embeddings is the wrapper's own
+            JsonNode text = root.get("text_config");
+            if (text == null || !text.isObject()) {
+                throw new JnextException(src + ": a \"" + modelType + "\" config.json needs a text_config object");
+            }
+            Reader inner = new Reader(text, src + " (text_config)");
+            String innerType = inner.str("model_type", null);
+            if (innerType != null && !innerType.equals(family.textModelType())) {
+                throw new JnextException(src + ": text_config.model_type is \"" + innerType + "\" inside a \"" + modelType
+                        + "\" config; expected \"" + family.textModelType() + "\"");
+            }
+            return inner.readText(family, true, this).withQuantization(quantization);
+        }
+
+        /** The text model's fields from this node; {@code wrapper} is the multimodal config around it, or null. */
+        private ModelConfig readText(ModelFamily family, boolean multimodal, Reader wrapper) {
             String act = str("hidden_act", "silu");
             if (!act.equals("silu")) {
-                throw new JnextException(src + ": hidden_act \"" + act + "\" is not supported (Qwen3-Next uses silu)");
+                throw new JnextException(src + ": hidden_act \"" + act + "\" is not supported (" + family.displayName()
+                        + " uses silu)");
             }
             if (bool("attention_bias", false)) {
-                throw new JnextException(src + ": attention_bias true is not supported (Qwen3-Next has no biases)");
+                throw new JnextException(src + ": attention_bias true is not supported (" + family.displayName()
+                        + " has no biases)");
             }
-            int layers = integer("num_hidden_layers", 48);
+            int layers = integer("num_hidden_layers", switch (family) {
+                case QWEN3_NEXT -> 48;
+                case QWEN3_5 -> 32;
+                case QWEN3_5_MOE -> 40;
+            });
             List<LayerType> types = layerTypes(layers);
             Rope rope = rope();
-            DType dtype = DType.F32;
-            if (present("dtype")) dtype = DType.fromTorchName(str("dtype", null), src + ": dtype");
-            else if (present("torch_dtype")) dtype = DType.fromTorchName(str("torch_dtype", null), src + ": torch_dtype");
+            DType dtype = dtype();
+            if (dtype == null && wrapper != null) dtype = wrapper.dtype();
+            if (dtype == null) dtype = DType.F32;
+            boolean tie = wrapper != null ? wrapper.bool("tie_word_embeddings", false) : bool("tie_word_embeddings", false);
+            Reader ids = wrapper != null && !present("eos_token_id") && !present("bos_token_id") ? wrapper : this;
             try {
-                return build(layers, types, rope, dtype).withQuantization(quantization);
+                return build(family, multimodal, layers, types, rope, dtype, tie, ids);
             } catch (JnextException e) { // the record's own checks say "config: ..."; name the file instead
                 throw new JnextException(e.getMessage().replaceFirst("^config: ", src + ": "), e);
             }
         }
 
-        private ModelConfig build(int layers, List<LayerType> types, Rope rope, DType dtype) {
+        private DType dtype() {
+            if (present("dtype")) return DType.fromTorchName(str("dtype", null), src + ": dtype");
+            if (present("torch_dtype")) return DType.fromTorchName(str("torch_dtype", null), src + ": torch_dtype");
+            return null;
+        }
+
+        private ModelConfig build(ModelFamily family, boolean multimodal, int layers, List<LayerType> types, Rope rope,
+                                  DType dtype, boolean tie, Reader ids) {
+            boolean next = family == ModelFamily.QWEN3_NEXT;
+            boolean moe35 = family == ModelFamily.QWEN3_5_MOE;
             return new ModelConfig(
-                    integer("vocab_size", 151936),
-                    integer("hidden_size", 2048),
-                    integer("intermediate_size", 5632),
+                    integer("vocab_size", next ? 151936 : 248320),
+                    integer("hidden_size", family == ModelFamily.QWEN3_5 ? 4096 : 2048),
+                    moe35 ? 0 : integer("intermediate_size", next ? 5632 : 12288),   // Qwen3.5 MoE has no dense MLP
                     layers,
                     integer("num_attention_heads", 16),
-                    integer("num_key_value_heads", 2),
+                    integer("num_key_value_heads", family == ModelFamily.QWEN3_5 ? 4 : 2),
                     integer("head_dim", 256),
                     integer("linear_num_key_heads", 16),
                     integer("linear_num_value_heads", 32),
                     integer("linear_key_head_dim", 128),
                     integer("linear_value_head_dim", 128),
                     integer("linear_conv_kernel_dim", 4),
-                    integer("num_experts", 512),
-                    integer("num_experts_per_tok", 10),
-                    integer("moe_intermediate_size", 512),
-                    integer("shared_expert_intermediate_size", 512),
-                    integer("decoder_sparse_step", 1),
-                    intList("mlp_only_layers"),
-                    bool("norm_topk_prob", true),
+                    family.hasMoeFields() ? integer("num_experts", next ? 512 : 256) : 0,
+                    family.hasMoeFields() ? integer("num_experts_per_tok", next ? 10 : 8) : 0,
+                    family.hasMoeFields() ? integer("moe_intermediate_size", 512) : 0,
+                    family.hasMoeFields() ? integer("shared_expert_intermediate_size", 512) : 0,
+                    next ? integer("decoder_sparse_step", 1) : 1,
+                    next ? intList("mlp_only_layers") : List.of(),
+                    !next || bool("norm_topk_prob", true),
                     types,
                     rope.theta,
                     rope.partial,
                     (float) number("rms_norm_eps", 1e-6),
                     integer("max_position_embeddings", 32768),
-                    bool("tie_word_embeddings", false),
+                    tie,
                     dtype,
-                    present("bos_token_id") ? integer("bos_token_id", 0) : null,
-                    present("eos_token_id") ? intOrList("eos_token_id") : List.of());
+                    ids.present("bos_token_id") ? ids.integer("bos_token_id", 0) : null,
+                    ids.present("eos_token_id") ? ids.intOrList("eos_token_id") : List.of(),
+                    family,
+                    multimodal,
+                    next ? List.of() : rope.mropeSection == null ? DEFAULT_MROPE_SECTION : rope.mropeSection,
+                    !next && rope.mropeInterleaved,
+                    null);
         }
 
         /** Refused before anything else is read from the checkpoint: any quantization but fine-grained FP8. */
@@ -451,13 +606,19 @@ public record ModelConfig(
             return q == null || q.isNull() ? null : Fp8Quantization.parse(q, src);
         }
 
-        private record Rope(double theta, double partial) {}
+        private record Rope(double theta, double partial, List<Integer> mropeSection, boolean mropeInterleaved) {}
 
         private Rope rope() {
             double theta = number("rope_theta", 10000.0);
             double partial = number("partial_rotary_factor", 0.25);
+            List<Integer> mrope = null;
+            boolean interleaved = true;   // what transformers 5.17 computes whatever the flag says
             JsonNode scaling = root.get("rope_scaling");
-            if (scaling != null && !scaling.isNull()) checkRopeType(scaling, "rope_scaling");
+            if (scaling != null && !scaling.isNull()) {
+                checkRopeType(scaling, "rope_scaling");
+                if (scaling.has("mrope_section")) mrope = ints(scaling.get("mrope_section"), "rope_scaling.mrope_section");
+                if (scaling.has("mrope_interleaved")) interleaved = flag(scaling.get("mrope_interleaved"), "rope_scaling.mrope_interleaved");
+            }
             JsonNode params = root.get("rope_parameters");
             if (params != null && !params.isNull()) {
                 if (!params.isObject()) throw new JnextException(src + ": rope_parameters must be an object");
@@ -469,8 +630,29 @@ public record ModelConfig(
                 if (params.has("partial_rotary_factor")) {
                     partial = num(params.get("partial_rotary_factor"), "rope_parameters.partial_rotary_factor");
                 }
+                if (params.has("mrope_section")) mrope = ints(params.get("mrope_section"), "rope_parameters.mrope_section");
+                if (params.has("mrope_interleaved")) {
+                    interleaved = flag(params.get("mrope_interleaved"), "rope_parameters.mrope_interleaved");
+                }
             }
-            return new Rope(theta, partial);
+            return new Rope(theta, partial, mrope, interleaved);
+        }
+
+        private List<Integer> ints(JsonNode n, String f) {
+            if (!n.isArray()) throw new JnextException(src + ": " + f + " must be a list of integers, got " + n);
+            List<Integer> out = new ArrayList<>();
+            for (JsonNode e : n) {
+                if (!e.isIntegralNumber() || !e.canConvertToInt()) {
+                    throw new JnextException(src + ": " + f + " must be a list of integers, found " + e);
+                }
+                out.add(e.intValue());
+            }
+            return out;
+        }
+
+        private boolean flag(JsonNode n, String f) {
+            if (!n.isBoolean()) throw new JnextException(src + ": " + f + " must be true or false, got " + n);
+            return n.booleanValue();
         }
 
         private void checkRopeType(JsonNode node, String field) {

@@ -22,10 +22,12 @@ import java.util.function.LongConsumer;
 import java.util.stream.IntStream;
 
 /**
- * Writes a random Qwen3-Next checkpoint in the Hugging Face layout: config.json (transformers 5.x style),
+ * Writes a random Qwen3-Next or Qwen3.5 checkpoint in the Hugging Face layout: config.json (transformers 5.x style;
+ * a Qwen3.5 one text-only or as the multimodal wrapper, without a vision tower),
  * sharded safetensors and model.safetensors.index.json. Values are generated chunk by chunk and streamed to disk,
  * so an 80B-geometry checkpoint of many gigabytes never sits in the heap. Weights are scaled so activations stay
- * of order one (Linear weights uniform with std 1/√fan_in, norms near their identity, A_log = log U(1, 16),
+ * of order one (Linear weights uniform with std 1/√fan_in — a tied embedding too, as it is the LM head —, norms near
+ * their identity, A_log = log U(1, 16),
  * dt_bias near 1). Each logical matrix is generated from its own seeded stream, so the hub and the fused expert
  * layouts of one seed hold identical values.
  *
@@ -130,13 +132,32 @@ public final class SyntheticCheckpoint {
 
     private SyntheticCheckpoint() {}
 
+    /** The preset names {@link #preset} knows. */
+    public static final List<String> PRESETS = List.of("tiny", "gpu-small", "next-80b-a3b", "qwen3.5-tiny",
+            "qwen3.5-moe-tiny", "qwen3.5-0.8b", "qwen3.5-9b", "qwen3.5-27b", "qwen3.5-35b-a3b");
+
     /**
      * A preset configuration. {@code tiny}: a few-MB model that exercises every block; {@code next-80b-a3b}: the
-     * published Qwen3-Next-80B-A3B geometry. {@code layers} and {@code experts} (null = preset value) override the
-     * depth and the routed-expert count (top-k is capped at the expert count).
+     * published Qwen3-Next-80B-A3B geometry; {@code qwen3.5-0.8b}, {@code -9b}, {@code -27b}, {@code -35b-a3b}: the
+     * published Qwen3.5 text models' geometries (vocabulary 248,320; text-only config.json); {@code qwen3.5-tiny} and
+     * {@code qwen3.5-moe-tiny}: toy Qwen3.5 dense and MoE models. {@code layers} and {@code experts} (null = preset
+     * value) override the depth and the routed-expert count (top-k is capped at the expert count).
      */
     public static ModelConfig preset(String name, Integer layers, Integer experts, DType dtype) {
         return switch (name) {
+            // transformers 5.17's Qwen3_5TextConfig / Qwen3_5MoeTextConfig and the released config.json files
+            case "qwen3.5-0.8b" -> qwen35(ModelFamily.QWEN3_5, 248320, 1024, 3584, layers, 24, 8, 2, 256, 16, 16, 128, 128,
+                    0, 0, 0, 0, true, dtype);
+            case "qwen3.5-9b" -> qwen35(ModelFamily.QWEN3_5, 248320, 4096, 12288, layers, 32, 16, 4, 256, 16, 32, 128, 128,
+                    0, 0, 0, 0, false, dtype);
+            case "qwen3.5-27b" -> qwen35(ModelFamily.QWEN3_5, 248320, 5120, 17408, layers, 64, 24, 4, 256, 16, 48, 128,
+                    128, 0, 0, 0, 0, false, dtype);
+            case "qwen3.5-35b-a3b" -> qwen35(ModelFamily.QWEN3_5_MOE, 248320, 2048, 0, layers, 40, 16, 2, 256, 16, 32, 128,
+                    128, experts == null ? 256 : experts, 8, 512, 512, false, dtype);
+            case "qwen3.5-tiny" -> qwen35(ModelFamily.QWEN3_5, 256, 64, 96, layers, 4, 4, 2, 32, 2, 4, 16, 24, 0, 0, 0, 0,
+                    false, dtype);
+            case "qwen3.5-moe-tiny" -> qwen35(ModelFamily.QWEN3_5_MOE, 256, 64, 0, layers, 4, 4, 2, 32, 2, 4, 16, 24,
+                    experts == null ? 8 : experts, 2, 32, 48, false, dtype);
             case "tiny" -> config(256, 64, 96, layers == null ? 4 : layers, 4, 2, 32, 2, 4, 16, 24, 4,
                     experts == null ? 8 : experts, 2, 32, 48, 1.0e7, dtype);
             case "next-80b-a3b" -> config(151936, 2048, 5120, layers == null ? 48 : layers, 16, 2, 256, 16, 32,
@@ -144,8 +165,30 @@ public final class SyntheticCheckpoint {
             // the smallest shape every CUDA kernel takes on its fast path: hidden % 128, dk = 128, expert width % 64
             case "gpu-small" -> config(151936, 512, 1024, layers == null ? 4 : layers, 4, 2, 128, 2, 4, 128, 128, 4,
                     experts == null ? 16 : experts, 4, 128, 128, 1.0e7, dtype);
-            default -> throw new JnextException("unknown preset \"" + name + "\" (expected tiny, gpu-small or next-80b-a3b)");
+            default -> throw new JnextException("unknown preset \"" + name + "\" (expected one of " + PRESETS + ")");
         };
+    }
+
+    /**
+     * A Qwen3.5 text-only geometry: every 4th layer full attention, RoPE θ 1e7 on a quarter of each head, mrope_section
+     * [11, 11, 10], end-of-text id 248044 when the vocabulary holds it and no BOS (as the released configs).
+     */
+    private static ModelConfig qwen35(ModelFamily family, int vocab, int hidden, int inter, Integer layers,
+                                      int defaultLayers, int heads, int kvHeads, int headDim, int hk, int hv, int dk,
+                                      int dv, int experts, int topK, int moeI, int sharedI, boolean tie, DType dtype) {
+        int n = layers == null ? defaultLayers : layers;
+        if (n < 1) throw new JnextException("layers must be at least 1, got " + n);
+        if (family == ModelFamily.QWEN3_5_MOE && experts < 1) {
+            throw new JnextException("experts must be at least 1, got " + experts);
+        }
+        List<LayerType> types = new ArrayList<>();
+        for (int i = 0; i < n; i++) types.add((i + 1) % 4 == 0 ? LayerType.FULL_ATTENTION : LayerType.LINEAR_ATTENTION);
+        int half = headDim / 8;   // rotary dims / 2 at partial_rotary_factor 0.25: the T, H, W sections split them
+        List<Integer> mrope = half == 32 ? ModelConfig.DEFAULT_MROPE_SECTION
+                : List.of(half - 2 * (half / 3), half / 3, half / 3);
+        return new ModelConfig(vocab, hidden, inter, n, heads, kvHeads, headDim, hk, hv, dk, dv, 4, experts,
+                Math.min(topK, experts), moeI, sharedI, 1, List.of(), true, types, 1.0e7, 0.25, 1e-6f, 262144, tie,
+                dtype, null, 248044 < vocab ? List.of(248044) : List.of(), family, false, mrope, true);
     }
 
     private static ModelConfig config(int vocab, int hidden, int inter, int layers, int heads, int kvHeads, int headDim,
@@ -162,11 +205,28 @@ public final class SyntheticCheckpoint {
                 false, dtype, 151643 < vocab ? 151643 : null, 151645 < vocab ? List.of(151645) : List.of());
     }
 
-    /** Every tensor the checkpoint will hold, in write order. */
+    /**
+     * Every tensor the checkpoint will hold, in write order. A multimodal wrapper's text tensors are named
+     * {@code model.language_model.*} but drawn from the same streams as the text-only layout's {@code model.*}, so
+     * both layouts of one seed hold identical values.
+     */
     static List<Spec> plan(ModelConfig c, ExpertLayout layout) {
+        List<Spec> specs = textPlan(c, layout);
+        if (!c.multimodal()) return specs;
+        List<Spec> out = new ArrayList<>(specs.size());
+        for (Spec s : specs) {
+            String name = s.name().startsWith("model.") ? c.weightPrefix() + s.name().substring("model.".length()) : s.name();
+            out.add(new Spec(name, s.shape(), s.parts()));
+        }
+        return out;
+    }
+
+    private static List<Spec> textPlan(ModelConfig c, ExpertLayout layout) {
         List<Spec> out = new ArrayList<>();
         int h = c.hiddenSize();
-        out.add(single("model.embed_tokens.weight", Init.EMBEDDING, h, c.vocabSize(), h));
+        // tied, the embedding is also the LM head: scaled as a linear layer (std 1/√H), so the logits keep the spread the
+        // untied lm_head gives them instead of growing with √H into one-hot distributions
+        out.add(single("model.embed_tokens.weight", c.tieWordEmbeddings() ? Init.LINEAR : Init.EMBEDDING, h, c.vocabSize(), h));
         for (int i = 0; i < c.numHiddenLayers(); i++) {
             String p = "model.layers." + i + ".";
             out.add(single(p + "input_layernorm.weight", Init.CENTRED_NORM, h, h));
@@ -174,8 +234,15 @@ public final class SyntheticCheckpoint {
             if (c.layerType(i) == LayerType.LINEAR_ATTENTION) {
                 String a = p + "linear_attn.";
                 int hv = c.linearNumValueHeads();
-                out.add(single(a + "in_proj_qkvz.weight", Init.LINEAR, h, 2 * c.linearKeyDim() + 2 * c.linearValueDim(), h));
-                out.add(single(a + "in_proj_ba.weight", Init.LINEAR, h, 2 * hv, h));
+                if (c.family().splitDeltaNetProjections()) {
+                    out.add(single(a + "in_proj_qkv.weight", Init.LINEAR, h, c.convDim(), h));
+                    out.add(single(a + "in_proj_z.weight", Init.LINEAR, h, c.linearValueDim(), h));
+                    out.add(single(a + "in_proj_b.weight", Init.LINEAR, h, hv, h));
+                    out.add(single(a + "in_proj_a.weight", Init.LINEAR, h, hv, h));
+                } else {
+                    out.add(single(a + "in_proj_qkvz.weight", Init.LINEAR, h, 2 * c.linearKeyDim() + 2 * c.linearValueDim(), h));
+                    out.add(single(a + "in_proj_ba.weight", Init.LINEAR, h, 2 * hv, h));
+                }
                 out.add(single(a + "conv1d.weight", Init.CONV, c.linearConvKernelDim(), c.convDim(), 1, c.linearConvKernelDim()));
                 out.add(single(a + "dt_bias", Init.DT_BIAS, 1, hv));
                 out.add(single(a + "A_log", Init.A_LOG, 1, hv));
@@ -307,6 +374,9 @@ public final class SyntheticCheckpoint {
      * {@code rope_scaling}, {@code full_attention_interval} instead of {@code layer_types}, {@code torch_dtype}.
      */
     static String legacyJson(ModelConfig c) throws IOException {
+        if (c.family() != ModelFamily.QWEN3_NEXT) {
+            throw new JnextException("the 4.x config style is Qwen3-Next's; transformers 4.x has no " + c.family().displayName());
+        }
         ObjectNode o = (ObjectNode) JSON.readTree(c.toJson());
         o.remove("rope_parameters");
         o.remove("layer_types");

@@ -144,6 +144,8 @@ public final class ChatTemplate {
                 Object.class, Object.class, Object.class, Object.class));
         globals.registerFilter(new TojsonFilter());
         globals.registerFilter(new ItemsFilter());
+        globals.registerFilter(new StringFilter());
+        globals.registerFilter(new TrimFilter());
         globals.registerTag(new LoopNeighbours.TrackingForTag());
         globals.registerTag(new GenerationTag());
     }
@@ -328,6 +330,39 @@ public final class ChatTemplate {
             if (var instanceof Map<?, ?> m) return List.copyOf(m.entrySet());
             throw new TemplateFunctions.Refused("items: can only get item pairs from a mapping, got "
                     + (var instanceof CharSequence ? "a string" : var.getClass().getSimpleName()));
+        }
+    }
+
+    /**
+     * jinja2's {@code string} filter: Python's {@code str(x)} ({@code True}, {@code None}, {@code 1.0}, {@code ['a']});
+     * jinjava's writes Java's ({@code true}). The Qwen3.5 template renders a past tool call's scalar arguments with it.
+     */
+    private static final class StringFilter implements Filter {
+        @Override
+        public String getName() {
+            return "string";
+        }
+
+        @Override
+        public Object filter(Object var, JinjavaInterpreter interpreter, String... args) {
+            return PythonStr.str(var);
+        }
+    }
+
+    /**
+     * jinja2's {@code trim(value, chars=None)}: Python's {@code str(value).strip(chars)}, which strips Unicode whitespace
+     * only; jinjava's (Java's trim) also strips control characters such as NUL.
+     */
+    private static final class TrimFilter implements Filter {
+        @Override
+        public String getName() {
+            return "trim";
+        }
+
+        @Override
+        public Object filter(Object var, JinjavaInterpreter interpreter, String... args) {
+            String chars = args.length > 0 ? args[0] : null;
+            return PythonMethods.lstrip(PythonMethods.rstrip(PythonStr.str(var), chars), chars);
         }
     }
 

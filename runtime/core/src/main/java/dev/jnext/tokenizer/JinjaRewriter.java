@@ -12,7 +12,8 @@ import java.util.regex.Pattern;
  *   <li>extended slices, which it cannot parse: {@code messages[::-1]} becomes
  *       {@code jnext_slice(messages, none, none, -1)} (plain {@code [a:b]} slices are left alone);</li>
  *   <li>keyword arguments, whose value it cuts at the first operator after a filter:
- *       {@code namespace(i=messages|length - 1)} becomes {@code namespace(i=(messages|length - 1))}.</li>
+ *       {@code namespace(i=messages|length - 1)} becomes {@code namespace(i=(messages|length - 1))} (not in a
+ *       {@code macro} tag's signature, whose defaults jinjava's macro tag reads as written).</li>
  * </ul>
  */
 final class JinjaRewriter {
@@ -37,7 +38,10 @@ final class JinjaRewriter {
             }
             out.append(template, i, open + 2);
             String inner = template.substring(open + 2, close);
-            out.append(closer.equals("#}") ? inner : parenthesizeKeywordArguments(rewriteExpression(inner)));
+            // a macro's signature holds parameter defaults, not call arguments: its tag parser takes them as written
+            boolean signature = closer.equals("%}") && MACRO.matcher(inner).lookingAt();
+            out.append(closer.equals("#}") ? inner : signature ? rewriteExpression(inner)
+                    : parenthesizeKeywordArguments(rewriteExpression(inner)));
             out.append(closer);
             i = close + 2;
         }
@@ -147,6 +151,8 @@ final class JinjaRewriter {
         }
         return out.toString();
     }
+
+    private static final Pattern MACRO = Pattern.compile("[-+]?\\s*macro\\s");
 
     private static final Pattern KEYWORD = Pattern.compile("\\s*[A-Za-z_][A-Za-z0-9_]*\\s*=(?!=)");
 

@@ -30,6 +30,8 @@ public final class QwenTokenizer {
     private final List<AddedToken> addedTokens;
     private final Map<String, Integer> ids;
     private final boolean nfc;
+    /** Qwen3.5's pre-tokenizer (combining marks join letter runs) instead of Qwen2/Qwen3's. */
+    private final boolean marks;
     private final CachedWord[] cache;
 
     private record CachedWord(String word, int hash, int[] ids) {}
@@ -37,6 +39,7 @@ public final class QwenTokenizer {
     private QwenTokenizer(TokenizerJson json, boolean useCache) {
         tokens = json.vocab();
         nfc = json.nfc();
+        marks = json.marks();
         addedTokens = json.addedTokens();
         ids = json.ids();
         special = new boolean[tokens.length];
@@ -66,6 +69,7 @@ public final class QwenTokenizer {
         addedTokens = other.addedTokens;
         ids = other.ids;
         nfc = other.nfc;
+        marks = other.marks;
         cache = useCache ? new CachedWord[CACHE_SIZE] : null;
     }
 
@@ -208,7 +212,7 @@ public final class QwenTokenizer {
         }
         int i = from;
         while (i < to) {
-            int end = QwenPreTokenizer.matchAt(text, i, to);
+            int end = QwenPreTokenizer.matchAt(text, i, to, marks);
             encodeWord(text, i, end, out);
             i = end;
         }

@@ -19,12 +19,12 @@ import java.util.Map;
 
 /**
  * What jnext reads from a Hugging Face {@code tokenizer.json}: the BPE vocabulary, the merges in rank
- * order and the added tokens. Only the Qwen2/Qwen3 pipeline is accepted (NFC, the Qwen Split regex
- * then ByteLevel, BPE without byte fallback, ByteLevel decoder); anything else is refused by name
- * rather than tokenized differently from Hugging Face.
+ * order and the added tokens. Only the Qwen2/Qwen3/Qwen3.5 pipeline is accepted (NFC, the Qwen Split regex — Qwen3.5's
+ * with combining marks in the letter runs when {@code marks} — then ByteLevel, BPE without byte fallback, ByteLevel
+ * decoder); anything else is refused by name rather than tokenized differently from Hugging Face.
  */
 record TokenizerJson(String[] vocab, Map<String, Integer> ids, int[] mergeLefts, int[] mergeRights, int[] mergeResults,
-                     List<AddedToken> addedTokens, boolean nfc) {
+                     List<AddedToken> addedTokens, boolean nfc, boolean marks) {
 
     private static final ObjectMapper JSON = new ObjectMapper();
     // 151k vocabulary keys: interning or canonicalizing them as field names costs more than the parse itself
@@ -91,7 +91,7 @@ record TokenizerJson(String[] vocab, Map<String, Integer> ids, int[] mergeLefts,
             throw unsupported(file, "a continuing_subword_prefix or end_of_word_suffix");
         }
         boolean nfc = checkNormalizer(normalizer, file);
-        checkPreTokenizer(preTokenizer, file);
+        boolean marks = checkPreTokenizer(preTokenizer, file);
         if (decoder != null && !decoder.isNull() && !decoder.path("type").asText().equals("ByteLevel")) {
             throw unsupported(file, "decoder " + decoder.path("type").asText());
         }
@@ -158,7 +158,7 @@ record TokenizerJson(String[] vocab, Map<String, Integer> ids, int[] mergeLefts,
             results[r] = ab;
         }
         for (AddedToken t : addedTokens) vocab.put(t.content(), t.id());
-        return new TokenizerJson(tokens, vocab, lefts, rights, results, List.copyOf(addedTokens), nfc);
+        return new TokenizerJson(tokens, vocab, lefts, rights, results, List.copyOf(addedTokens), nfc, marks);
     }
 
     private static Map<String, Integer> readVocab(JsonParser p, Path file) throws IOException {
@@ -209,19 +209,22 @@ record TokenizerJson(String[] vocab, Map<String, Integer> ids, int[] mergeLefts,
         throw unsupported(file, "normalizer " + n);
     }
 
-    private static void checkPreTokenizer(JsonNode n, Path file) {
+    /** Checks the pre-tokenizer; true for Qwen3.5's Split pattern, false for Qwen2/Qwen3's. */
+    private static boolean checkPreTokenizer(JsonNode n, Path file) {
         if (n == null || !n.path("type").asText().equals("Sequence") || n.path("pretokenizers").size() != 2) {
             throw unsupported(file, "pre_tokenizer " + n);
         }
         JsonNode split = n.path("pretokenizers").get(0), byteLevel = n.path("pretokenizers").get(1);
+        String pattern = split.path("pattern").path("Regex").asText();
         boolean qwenSplit = split.path("type").asText().equals("Split")
-                && QwenPreTokenizer.PATTERN.equals(split.path("pattern").path("Regex").asText())
+                && (QwenPreTokenizer.PATTERN.equals(pattern) || QwenPreTokenizer.PATTERN_QWEN35.equals(pattern))
                 && split.path("behavior").asText().equals("Isolated")
                 && !split.path("invert").asBoolean(false);
         boolean plainByteLevel = byteLevel.path("type").asText().equals("ByteLevel")
                 && !byteLevel.path("add_prefix_space").asBoolean(false)
                 && !byteLevel.path("use_regex").asBoolean(true);
         if (!qwenSplit || !plainByteLevel) throw unsupported(file, "pre_tokenizer " + n);
+        return QwenPreTokenizer.PATTERN_QWEN35.equals(pattern);
     }
 
     /** A token for a message: in quotes, control and invisible characters as \\uXXXX. */
@@ -242,6 +245,6 @@ record TokenizerJson(String[] vocab, Map<String, Integer> ids, int[] mergeLefts,
 
     private static JnextException unsupported(Path file, String what) {
         return new JnextException(file + ": " + what + " is not supported; jnext implements the Qwen2/Qwen3 "
-                + "byte-level BPE (NFC, Split with the Qwen regex, ByteLevel, BPE merges)");
+                + "and Qwen3.5 byte-level BPE (NFC, Split with the Qwen regex, ByteLevel, BPE merges)");
     }
 }

@@ -131,7 +131,8 @@ class ModelConfigTest {
                 fail("{\"decoder_sparse_step\": 0}"));
         assertEquals("cfg.json: full_attention_interval must be a positive integer, got 0",
                 fail("{\"full_attention_interval\": 0}"));
-        assertEquals("cfg.json: model_type is \"llama\"; jnext runs \"qwen3_next\"", fail("{\"model_type\": \"llama\"}"));
+        assertEquals("cfg.json: model_type is \"llama\"; jnext runs \"qwen3_next\", \"qwen3_5\" / \"qwen3_5_text\" and "
+                + "\"qwen3_5_moe\" / \"qwen3_5_moe_text\" (Qwen3.5, Qwen3.6)", fail("{\"model_type\": \"llama\"}"));
         assertEquals("cfg.json: hidden_act \"gelu\" is not supported (Qwen3-Next uses silu)",
                 fail("{\"hidden_act\": \"gelu\"}"));
         assertEquals("cfg.json: attention_bias true is not supported (Qwen3-Next has no biases)",

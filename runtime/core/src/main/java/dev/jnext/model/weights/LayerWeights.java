@@ -36,11 +36,47 @@ public record LayerWeights(int index, float[] inputNorm, Mixer mixer, float[] po
             implements Mixer {}
 
     /**
-     * {@code linear_attn.*}: in_proj_qkvz [2·Hk·dk + 2·Hv·dv, H], in_proj_ba [2·Hv, H], conv1d [conv_dim·K] (the
-     * [C, 1, K] tensor flattened), A_log and dt_bias [Hv], the gated norm's weight [dv], out_proj [H, Hv·dv].
+     * {@code linear_attn.*}: the input projections ({@link GroupedInput} in Qwen3-Next, {@link SplitInput} in Qwen3.5),
+     * conv1d [conv_dim·K] (the [C, 1, K] tensor flattened; channels q | k | v in both layouts), A_log and dt_bias [Hv],
+     * the gated norm's weight [dv], out_proj [H, Hv·dv].
      */
-    public record DeltaNet(Matrix inProjQkvz, Matrix inProjBa, float[] conv1d, float[] aLog, float[] dtBias,
-                           float[] norm, Matrix outProj) implements Mixer {}
+    public record DeltaNet(DeltaNetInput input, float[] conv1d, float[] aLog, float[] dtBias, float[] norm,
+                           Matrix outProj) implements Mixer {
+        /** @throws NullPointerException naming a null part */
+        public DeltaNet {
+            Objects.requireNonNull(input, "input");
+        }
+
+        /** Qwen3-Next's in_proj_qkvz. @throws IllegalStateException for the split (Qwen3.5) layout */
+        public Matrix inProjQkvz() {
+            return grouped().qkvz();
+        }
+
+        /** Qwen3-Next's in_proj_ba. @throws IllegalStateException for the split (Qwen3.5) layout */
+        public Matrix inProjBa() {
+            return grouped().ba();
+        }
+
+        private GroupedInput grouped() {
+            if (input instanceof GroupedInput g) return g;
+            throw new IllegalStateException("this Gated DeltaNet has split input projections (Qwen3.5), not in_proj_qkvz / in_proj_ba");
+        }
+    }
+
+    /** How a Gated DeltaNet layer stores its input projections. */
+    public sealed interface DeltaNetInput permits GroupedInput, SplitInput {}
+
+    /**
+     * Qwen3-Next: in_proj_qkvz [2·Hk·dk + 2·Hv·dv, H] and in_proj_ba [2·Hv, H], rows grouped per key head
+     * ({@link dev.jnext.model.GdnProjections}).
+     */
+    public record GroupedInput(Matrix qkvz, Matrix ba) implements DeltaNetInput {}
+
+    /**
+     * Qwen3.5: in_proj_qkv [2·Hk·dk + Hv·dv, H] (all q | all k | all v: the conv's channel order), in_proj_z [Hv·dv, H],
+     * in_proj_b and in_proj_a [Hv, H].
+     */
+    public record SplitInput(Matrix qkv, Matrix z, Matrix b, Matrix a) implements DeltaNetInput {}
 
     /** The token-wise half of a layer. */
     public sealed interface FeedForward permits Mlp, Moe {}

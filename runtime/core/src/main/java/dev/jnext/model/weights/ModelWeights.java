@@ -12,13 +12,14 @@ import java.util.Arrays;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Every weight of a Qwen3-Next checkpoint as plain records ({@link LayerWeights}), bound by their Hugging Face names
+ * Every weight of a Qwen3-Next or Qwen3.5 checkpoint as plain records ({@link LayerWeights}), bound by their Hugging Face names
  * and checked against the config's shapes: views of the memory-mapped safetensors files (converted to fp32 as they are
  * read; small 1-D weights are copied). No compute: the CPU backend binds these records to its blocks, the CUDA backend
  * packs them into its device image. Closing it unmaps the files.
@@ -30,6 +31,10 @@ import org.slf4j.LoggerFactory;
  */
 public final class ModelWeights implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(ModelWeights.class);
+    /** The multi-token-prediction head of Qwen3-Next and Qwen3.5 checkpoints: not part of the causal LM. */
+    static final String MTP_PREFIX = "mtp.";
+    /** The vision tower of the Qwen3.5 multimodal checkpoints: not part of the text model. */
+    static final String VISUAL_PREFIX = "model.visual.";
 
     private final ModelConfig config;
     private final Checkpoint checkpoint;
@@ -37,9 +42,34 @@ public final class ModelWeights implements AutoCloseable {
     private final float[] finalNorm;
     private final Matrix lmHead;
     private final List<LayerWeights> layers;
+    private final Skipped skipped;
+
+    /**
+     * The checkpoint's tensors that are not the text model's and were left unread: the multi-token-prediction head
+     * ({@code mtp.*}) and the vision tower ({@code model.visual.*}), with their byte counts.
+     */
+    public record Skipped(int mtpTensors, long mtpBytes, int visualTensors, long visualBytes) {
+        /** Whether nothing was skipped. */
+        public boolean isEmpty() {
+            return mtpTensors + visualTensors == 0;
+        }
+
+        /** The one info line the load logs: what was skipped and how many bytes. */
+        public String describe() {
+            return "skipped " + (mtpTensors + visualTensors) + " tensors (" + mib(mtpBytes + visualBytes)
+                    + " MiB) that the text model does not use: " + mtpTensors + " mtp.* (" + mib(mtpBytes)
+                    + " MiB, the multi-token-prediction head), " + visualTensors + " model.visual.* (" + mib(visualBytes)
+                    + " MiB, the vision tower)";
+        }
+
+        private static String mib(long bytes) {
+            return String.format(Locale.ROOT, "%.1f", bytes / 1048576.0);
+        }
+    }
 
     private ModelWeights(ModelConfig config, Checkpoint checkpoint, Tensor embedTokens, float[] finalNorm,
-                         Matrix lmHead, List<LayerWeights> layers) {
+                         Matrix lmHead, List<LayerWeights> layers, Skipped skipped) {
+        this.skipped = skipped;
         this.config = config;
         this.checkpoint = checkpoint;
         this.embedTokens = embedTokens;
@@ -74,12 +104,18 @@ public final class ModelWeights implements AutoCloseable {
                 params += t.elementCount();
                 dtypes.add(t.dtype());
             }
-            LOG.info("loaded {}: {} layers ({} linear attention), {} experts, {} M parameters in {} MiB of {} mapped in {} ms",
-                    dir, config.numHiddenLayers(), config.countLayers(LayerType.LINEAR_ATTENTION), config.numExperts(),
+            LOG.info("loaded {}: {}{}, {} layers ({} linear attention), {} experts, {} M parameters in {} MiB of {} mapped in {} ms",
+                    dir, config.family().displayName(), config.multimodal() ? " (multimodal checkpoint, text model only)" : "",
+                    config.numHiddenLayers(), config.countLayers(LayerType.LINEAR_ATTENTION), config.numExperts(),
                     String.format(Locale.ROOT, "%.1f", params / 1e6), bytes >> 20, dtypes,
                     (System.nanoTime() - t0) / 1_000_000);
         }
         return weights;
+    }
+
+    /** What the load left unread (mtp.*, model.visual.*). */
+    public Skipped skipped() {
+        return skipped;
     }
 
     /** The checkpoint's config.json, checked. */
@@ -138,8 +174,8 @@ public final class ModelWeights implements AutoCloseable {
 
         ModelWeights bind() {
             int h = c.hiddenSize();
-            Tensor embed = tensor("model.embed_tokens.weight", c.vocabSize(), h);
-            float[] finalNorm = vector("model.norm.weight", h);
+            Tensor embed = tensor(c.weightPrefix() + "embed_tokens.weight", c.vocabSize(), h);
+            float[] finalNorm = vector(c.weightPrefix() + "norm.weight", h);
             Matrix lmHead;
             if (ckpt.find("lm_head.weight") != null || !c.tieWordEmbeddings()) {
                 lmHead = matrix("lm_head.weight", c.vocabSize(), h);
@@ -154,21 +190,32 @@ public final class ModelWeights implements AutoCloseable {
             List<LayerWeights> layers = new ArrayList<>();
             for (int i = 0; i < c.numHiddenLayers(); i++) layers.add(layer(i));
             Set<String> unexpected = new TreeSet<>();
-            for (String name : ckpt.tensors().keySet()) {
-                if (!used.contains(name) && !name.startsWith("mtp.")) unexpected.add(name);
+            long[] skipped = new long[4];   // mtp.* tensors, bytes; model.visual.* tensors, bytes
+            for (Map.Entry<String, Tensor> e : ckpt.tensors().entrySet()) {
+                String name = e.getKey();
+                if (used.contains(name)) continue;
+                int kind = name.startsWith(MTP_PREFIX) ? 0 : name.startsWith(VISUAL_PREFIX) ? 2 : -1;
+                if (kind < 0) {
+                    unexpected.add(name);
+                } else {
+                    skipped[kind]++;
+                    skipped[kind + 1] += e.getValue().data().byteSize();
+                }
             }
             if (!unexpected.isEmpty()) {
                 throw new JnextException(ckpt.dir() + ": unexpected tensor" + (unexpected.size() > 1 ? "s " : " ")
                         + unexpected.stream().limit(5).map(n -> "'" + n + "'").toList()
                         + (unexpected.size() > 5 ? " and " + (unexpected.size() - 5) + " more" : "")
-                        + " (not part of a Qwen3-Next model with this config.json)");
+                        + " (not part of a " + c.family().displayName() + " model with this config.json)");
             }
-            return new ModelWeights(c, ckpt, embed, finalNorm, lmHead, layers);
+            Skipped s = new Skipped((int) skipped[0], skipped[1], (int) skipped[2], skipped[3]);
+            if (!s.isEmpty()) LOG.info("{}: {}", ckpt.dir(), s.describe());
+            return new ModelWeights(c, ckpt, embed, finalNorm, lmHead, layers, s);
         }
 
-        /** One past the highest N of the checkpoint's {@code model.layers.N.*} tensors. */
+        /** One past the highest N of the checkpoint's {@code <prefix>layers.N.*} tensors. */
         private int layersHeld() {
-            String prefix = "model.layers.";
+            String prefix = c.weightPrefix() + "layers.";
             int highest = -1;
             for (String name : ckpt.tensors().keySet()) {
                 int dot = name.indexOf('.', prefix.length());
@@ -183,7 +230,7 @@ public final class ModelWeights implements AutoCloseable {
         }
 
         private LayerWeights layer(int i) {
-            String p = "model.layers." + i + ".";
+            String p = c.weightPrefix() + "layers." + i + ".";
             int h = c.hiddenSize();
             float[] in = vector(p + "input_layernorm.weight", h);
             float[] post = vector(p + "post_attention_layernorm.weight", h);
@@ -199,14 +246,21 @@ public final class ModelWeights implements AutoCloseable {
             int dv = c.linearValueHeadDim();
             int k = c.linearConvKernelDim();
             GdnProjections proj = new GdnProjections(c.linearNumKeyHeads(), hv, c.linearKeyHeadDim(), dv);
-            Matrix qkvz = matrix(p + "in_proj_qkvz.weight", proj.qkvzWidth(), h);
-            Matrix ba = matrix(p + "in_proj_ba.weight", proj.baWidth(), h);
+            LayerWeights.DeltaNetInput input;
+            if (c.family().splitDeltaNetProjections()) {
+                input = new LayerWeights.SplitInput(matrix(p + "in_proj_qkv.weight", proj.convDim(), h),
+                        matrix(p + "in_proj_z.weight", hv * dv, h), matrix(p + "in_proj_b.weight", hv, h),
+                        matrix(p + "in_proj_a.weight", hv, h));
+            } else {
+                input = new LayerWeights.GroupedInput(matrix(p + "in_proj_qkvz.weight", proj.qkvzWidth(), h),
+                        matrix(p + "in_proj_ba.weight", proj.baWidth(), h));
+            }
             float[] convW = tensor(p + "conv1d.weight", proj.convDim(), 1, k).toFloatArray();
             float[] aLog = vector(p + "A_log", hv);
             float[] dtBias = vector(p + "dt_bias", hv);
             float[] norm = vector(p + "norm.weight", dv);
             Matrix outProj = matrix(p + "out_proj.weight", h, hv * dv);
-            return new LayerWeights.DeltaNet(qkvz, ba, convW, aLog, dtBias, norm, outProj);
+            return new LayerWeights.DeltaNet(input, convW, aLog, dtBias, norm, outProj);
         }
 
         private LayerWeights.Attention attention(String p) {
