@@ -142,6 +142,6 @@ public final class SynthCommand implements Callable<Integer> {
                 c.family() == ModelFamily.QWEN3_NEXT && vocab > 151643 ? Integer.valueOf(151643) : null,
                 c.family() == ModelFamily.QWEN3_NEXT ? (vocab > 151645 ? List.of(151645) : List.of())
                         : (vocab > 248044 ? List.of(248044) : List.of()),
-                c.family(), multimodal, c.mropeSection(), c.mropeInterleaved());
+                c.family(), multimodal, c.mropeSection(), c.mropeInterleaved(), c.quantization());
     }
 }

@@ -188,7 +188,7 @@ public final class SyntheticCheckpoint {
                 : List.of(half - 2 * (half / 3), half / 3, half / 3);
         return new ModelConfig(vocab, hidden, inter, n, heads, kvHeads, headDim, hk, hv, dk, dv, 4, experts,
                 Math.min(topK, experts), moeI, sharedI, 1, List.of(), true, types, 1.0e7, 0.25, 1e-6f, 262144, tie,
-                dtype, null, 248044 < vocab ? List.of(248044) : List.of(), family, false, mrope, true);
+                dtype, null, 248044 < vocab ? List.of(248044) : List.of(), family, false, mrope, true, null);
     }
 
     private static ModelConfig config(int vocab, int hidden, int inter, int layers, int heads, int kvHeads, int headDim,

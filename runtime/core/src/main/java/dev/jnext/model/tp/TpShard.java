@@ -1,5 +1,7 @@
 package dev.jnext.model.tp;
 
+import dev.jnext.JnextException;
+
 import dev.jnext.model.ModelConfig;
 import dev.jnext.model.weights.LayerWeights;
 import dev.jnext.model.weights.Matrix;
@@ -95,8 +97,12 @@ public record TpShard(TpPlan plan, int rank, Tensor embedTokens, float[] finalNo
         TpPlan.Range keys = plan.keyHeads(rank);
         TpPlan.Range values = plan.valueHeads(rank);
         int group = 2 * dk + 2 * r * dv;
-        Matrix qkvz = g.inProjQkvz().rows(keys.start() * group, keys.count() * group);
-        Matrix ba = g.inProjBa().rows(keys.start() * 2 * r, keys.count() * 2 * r);
+        if (!(g.input() instanceof LayerWeights.GroupedInput in)) {
+            throw new JnextException("tensor parallelism splits Qwen3-Next's grouped in_proj_qkvz / in_proj_ba; "
+                    + "Qwen3.5's split projections are not sharded yet");
+        }
+        Matrix qkvz = in.qkvz().rows(keys.start() * group, keys.count() * group);
+        Matrix ba = in.ba().rows(keys.start() * 2 * r, keys.count() * 2 * r);
         int qk = keys.count() * dk;
         int vw = values.count() * dv;
         float[] conv = new float[(2 * qk + vw) * kernel];
@@ -104,7 +110,7 @@ public record TpShard(TpPlan plan, int rank, Tensor embedTokens, float[] finalNo
         System.arraycopy(g.conv1d(), keys.start() * dk * kernel, conv, 0, qk * kernel);
         System.arraycopy(g.conv1d(), (hk * dk + keys.start() * dk) * kernel, conv, qk * kernel, qk * kernel);
         System.arraycopy(g.conv1d(), (2 * hk * dk + values.start() * dv) * kernel, conv, 2 * qk * kernel, vw * kernel);
-        return new LayerWeights.DeltaNet(qkvz, ba, conv,
+        return new LayerWeights.DeltaNet(new LayerWeights.GroupedInput(qkvz, ba), conv,
                 Arrays.copyOfRange(g.aLog(), values.start(), values.end()),
                 Arrays.copyOfRange(g.dtBias(), values.start(), values.end()),
                 g.norm(),
