@@ -90,7 +90,7 @@ final class JinjaRewriter {
                     continue;
                 }
                 if (c != '[') continue;
-                int close = matching(e, i);
+                int close = matchingClose(e, i, ']');
                 if (close < 0) return e;
                 String[] parts = topLevelColons(e.substring(i + 1, close));
                 if (parts == null || parts.length != 3) continue;
@@ -124,7 +124,7 @@ final class JinjaRewriter {
                 continue;
             }
             boolean call = c == '(' && i > 0 && (Character.isLetterOrDigit(e.charAt(i - 1)) || e.charAt(i - 1) == '_');
-            int close = call ? matchingParen(e, i) : -1;
+            int close = call ? matchingClose(e, i, ')') : -1;
             if (close < 0) {
                 out.append(c);
                 continue;
@@ -156,7 +156,11 @@ final class JinjaRewriter {
 
     private static final Pattern KEYWORD = Pattern.compile("\\s*[A-Za-z_][A-Za-z0-9_]*\\s*=(?!=)");
 
-    private static int matchingParen(String e, int open) {
+    /**
+     * Index of the bracket that closes the one at {@code open} (quotes and nested brackets skipped), or -1 when it is
+     * not {@code close} or there is none.
+     */
+    private static int matchingClose(String e, int open, char close) {
         int depth = 0;
         char quote = 0;
         for (int i = open; i < e.length(); i++) {
@@ -167,7 +171,7 @@ final class JinjaRewriter {
             } else if (c == '\'' || c == '"') quote = c;
             else if (c == '(' || c == '[' || c == '{') depth++;
             else if (c == ')' || c == ']' || c == '}') {
-                if (--depth == 0) return c == ')' ? i : -1;
+                if (--depth == 0) return c == close ? i : -1;
             }
         }
         return -1;
@@ -201,23 +205,6 @@ final class JinjaRewriter {
 
     private static String orNone(String part) {
         return part.isBlank() ? "none" : part.trim();
-    }
-
-    private static int matching(String e, int open) {
-        int depth = 0;
-        char quote = 0;
-        for (int i = open; i < e.length(); i++) {
-            char c = e.charAt(i);
-            if (quote != 0) {
-                if (c == '\\') i++;
-                else if (c == quote) quote = 0;
-            } else if (c == '\'' || c == '"') quote = c;
-            else if (c == '[' || c == '(' || c == '{') depth++;
-            else if (c == ']' || c == ')' || c == '}') {
-                if (--depth == 0) return c == ']' ? i : -1;
-            }
-        }
-        return -1;
     }
 
     /** The parts between top-level colons, or null if there is nested bracket content we cannot see through. */
