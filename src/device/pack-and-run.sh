@@ -10,8 +10,8 @@
 #                                  [--jmh-args ARGS] [--models "8l 48l"] [--cli "ARGS"]... [--serve-bench "MODES"] [--soak D]
 #                                  [--anchors SECTIONS] [--launch-anchor]
 #       On the GPU host (no Java there): unpacks the runtime under /tmp and runs, in this order,
-#       the gpu-tagged JUnit tests, `jnext bench kernels` (--bench) and other suites, JMH benchmarks matching REGEX, a jnext CLI command,
-#       peer anchors (python3 .anchors/anchor.py SECTION for each of e.g. "ceil fla"; needs .anchors/ carried) and
+#       the parity references (--parity), the gpu-tagged JUnit tests, `jnext bench kernels` (--bench) and other suites, JMH benchmarks matching REGEX, a jnext CLI command,
+#       the geometry sweep (--sweep), the serve benchmarks, peer anchors (python3 .anchors/anchor.py SECTION for each of e.g. "ceil fla"; needs .anchors/ carried) and
 #       the C launch-cost anchor (src/reference/launch_anchor.cu, built there with nvcc).
 #       --models writes synthetic 80B-geometry checkpoints (/tmp/jnext-parity/ckpt-next80b-<8l|48l>-64e) before the --cli
 #       commands (each --cli runs in turn; repeatable).
@@ -108,19 +108,6 @@ do_run() {
     echo "--- parity references:" | tee -a "$summary"; grep -E "cuda_parity" "$OUT/parity-ref.log" | tail -8 | tee -a "$summary"
     export JNEXT_PARITY_DIR="$pdir"
   fi
-  if [ -n "$sweep" ]; then
-    # issue 16's geometry sweep (GeometrySweepGpuTest, tag gpu-sweep): random geometries, transformers' logits made here
-    local seedprop=""
-    [ "$sweep" = random ] || seedprop="-Djnext.sweep.seed=$sweep"
-    # shellcheck disable=SC2086
-    $java $seedprop -Djnext.repo="$root" -jar "$pack"/lib/junit-platform-console-standalone-*.jar execute \
-      --class-path "$pack/jnext.jar:$pack/jnext-tests.jar" --select-class dev.jnext.cuda.GeometrySweepGpuTest \
-      --details=tree --disable-banner --disable-ansi-colors --reports-dir "$OUT/junit-sweep" > "$OUT/sweep.log" 2>&1
-    local src=$?
-    echo "--- geometry sweep (exit $src):" | tee -a "$summary"
-    grep -E "geometry sweep seed|seed .* geometry|prefill jnext|tests (successful|failed)" "$OUT/sweep.log" | tee -a "$summary"
-    [ $src = 0 ] || rc=1
-  fi
   if [ $tests = 1 ]; then
     local sel=${select:-"--scan-class-path $pack/jnext-tests.jar:$pack/jnext-cli-tests.jar:$pack/jnext-bench-tests.jar --include-tag gpu"}
     # shellcheck disable=SC2086
@@ -133,12 +120,20 @@ do_run() {
     grep -E "tests (successful|failed|aborted|skipped|found)|containers failed" "$OUT/gpu-tests.log" | tee -a "$summary"
     [ $trc = 0 ] || rc=1
   fi
+  # JNEXT_SKIP_AFTER_S: later stages (bench suites, JMH, CLI commands, serve, anchors) are skipped once the run has taken
+  # this many seconds, so a call ends inside the host's 10-minute limit with its summary and logs
+  local skip_after=${JNEXT_SKIP_AFTER_S:-100000}
+  late() {
+    if [ "$SECONDS" -ge "$skip_after" ]; then echo "--- skipped after ${SECONDS} s (JNEXT_SKIP_AFTER_S=$skip_after): $1" | tee -a "$summary"; return 0; fi
+    return 1
+  }
   [ $bench = 1 ] && suites="kernels $suites"
   for suite in $suites; do
+    late "bench $suite" && continue
     $java -jar "$pack/jnext.jar" bench "$suite" --json "$OUT/bench-$suite.json" > "$OUT/bench-$suite.log" 2>&1 || rc=1
     echo "--- jnext bench $suite:" >> "$summary"; cat "$OUT/bench-$suite.log" >> "$summary"
   done
-  if [ -n "$jmh" ]; then
+  if [ -n "$jmh" ] && ! late "jmh"; then
     local cp="$pack/jnext.jar:$pack/jnext-jmh.jar:$(ls "$pack"/lib/*.jar | grep -v junit | tr '\n' ':')"
     # shellcheck disable=SC2086
     $java -cp "$cp" org.openjdk.jmh.Main "$jmh" -rf json -rff "$OUT/jmh.json" -jvm "$jre/jre/bin/java" $jmhargs > "$OUT/jmh.log" 2>&1 || rc=1
@@ -153,12 +148,26 @@ do_run() {
   local i=0
   for c in "${clis[@]}"; do
     i=$((i + 1))
+    late "jnext $c" && continue
     echo "--- jnext $c:" >> "$summary"
     # shellcheck disable=SC2086
     $java -jar "$pack/jnext.jar" $c > "$OUT/cli-$i.log" 2>&1 || rc=1
     tail -40 "$OUT/cli-$i.log" >> "$summary"
   done
-  if [ -n "$serve$soak" ]; then
+  if [ -n "$sweep" ] && ! late "geometry sweep"; then
+    # issue 16's geometry sweep (GeometrySweepGpuTest, tag gpu-sweep): random geometries, transformers' logits made here
+    local seedprop=""
+    [ "$sweep" = random ] || seedprop="-Djnext.sweep.seed=$sweep"
+    # shellcheck disable=SC2086
+    $java $seedprop -Djnext.repo="$root" -jar "$pack"/lib/junit-platform-console-standalone-*.jar execute \
+      --class-path "$pack/jnext.jar:$pack/jnext-tests.jar" --select-class dev.jnext.cuda.GeometrySweepGpuTest \
+      --details=tree --disable-banner --disable-ansi-colors --reports-dir "$OUT/junit-sweep" > "$OUT/sweep.log" 2>&1
+    local src=$?
+    echo "--- geometry sweep (exit $src):" | tee -a "$summary"
+    grep -E "geometry sweep seed|seed .* geometry|prefill jnext|tests (successful|failed)" "$OUT/sweep.log" | tee -a "$summary"
+    [ $src = 0 ] || rc=1
+  fi
+  if [ -n "$serve$soak" ] && ! late "serve bench"; then
     local ck=/tmp/jnext-parity/ckpt-next80b-8l-64e
     [ -f "$ck/config.json" ] || $java -jar "$pack/jnext.jar" synth --preset next-80b-a3b --layers 8 --experts 64 --logit-scale 5 \
       --out "$ck" > "$OUT/serve-synth.log" 2>&1 || rc=1
@@ -183,6 +192,7 @@ do_run() {
     cat "$OUT/launch_anchor.json" >> "$summary"
   fi
   for sec in $anchors; do
+    late "anchor $sec" && continue
     [ -f "$root/.anchors/anchor.py" ] || { echo "anchors: carry .anchors (anchor.py + pylib/)" | tee -a "$summary"; break; }
     (cd "$root/.anchors" && PYTHONPATH="$root/.anchors/pylib" OUT="$OUT" python3 anchor.py "$sec" > "$OUT/anchors_$sec.log" 2>&1) || rc=1
     echo "--- anchor $sec:" >> "$summary"; tail -25 "$OUT/anchors_$sec.log" >> "$summary"
