@@ -39,19 +39,58 @@ public final class ServeBench {
      * @param ignoreEos  ask the server to generate exactly {@code maxTokens} (vLLM's ignore_eos)
      */
     public record Options(URI base, String apiKey, int requests, int concurrency, double rate, int maxTokens,
-                          List<String> prompts, boolean chat, boolean ignoreEos, long seed, Duration timeout) {
+                          List<String> prompts, boolean chat, boolean ignoreEos, long seed, Duration timeout, Workload workload) {
+        /** The single-turn workload. */
+        public Options(URI base, String apiKey, int requests, int concurrency, double rate, int maxTokens, List<String> prompts,
+                       boolean chat, boolean ignoreEos, long seed, Duration timeout) {
+            this(base, apiKey, requests, concurrency, rate, maxTokens, prompts, chat, ignoreEos, seed, timeout, Workload.SINGLE);
+        }
+
         public Options {
             if (requests < 1) throw new JnextException("--requests must be at least 1, got " + requests);
             if (concurrency < 1) throw new JnextException("--concurrency must be at least 1, got " + concurrency);
             if (rate < 0 || !Double.isFinite(rate)) throw new JnextException("--rate must be >= 0 (0 = no pacing), got " + rate);
             if (maxTokens < 1) throw new JnextException("--max-tokens must be at least 1, got " + maxTokens);
             if (prompts.isEmpty()) throw new JnextException("no prompts to send");
+            if (workload == null) throw new NullPointerException("workload");
             prompts = List.copyOf(prompts);
         }
     }
 
     /** What one request measured. */
-    record Sample(boolean ok, String error, long ttftNanos, long[] gapsNanos, int promptTokens, int outputTokens, long latencyNanos) {}
+    record Sample(boolean ok, String error, long ttftNanos, long[] gapsNanos, int promptTokens, int cachedTokens, int outputTokens,
+                  long latencyNanos, String text) {}
+
+    /**
+     * What the requests look like. {@code SINGLE}: one user message per request (the prompts in turn).
+     * {@code SYSTEM_PROMPT}: every request opens with the same system message of {@link #systemTokens} tokens or so,
+     * then its own question (what a shared prefix saves). {@code MULTI_TURN}: conversations of {@link #turns} turns,
+     * each turn resending the whole conversation so far (its questions and the model's answers) plus a new question;
+     * a conversation's turns run one after another, conversations side by side.
+     */
+    public record Workload(Kind kind, int turns, int systemTokens) {
+        public enum Kind { SINGLE, SYSTEM_PROMPT, MULTI_TURN }
+
+        public static final Workload SINGLE = new Workload(Kind.SINGLE, 1, 0);
+
+        /** Checks the counts. */
+        public Workload {
+            if (kind == null) throw new NullPointerException("kind");
+            if (turns < 1) throw new JnextException("turns must be at least 1, got " + turns);
+            if (systemTokens < 0) throw new JnextException("system prompt tokens must not be negative, got " + systemTokens);
+        }
+
+        public static Workload systemPrompt(int tokens) {
+            return new Workload(Kind.SYSTEM_PROMPT, 1, tokens);
+        }
+
+        public static Workload multiTurn(int turns) {
+            return new Workload(Kind.MULTI_TURN, turns, 0);
+        }
+    }
+
+    /** One chat message. */
+    record Message(String role, String content) {}
 
     /** p50/p90/p99 and the mean, in milliseconds. */
     public record Percentiles(double p50, double p90, double p99, double mean) {
@@ -70,7 +109,13 @@ public final class ServeBench {
     }
 
     public record Report(String model, String device, int requests, int failed, List<String> errors, double seconds,
-                         long promptTokens, long outputTokens, Percentiles ttft, Percentiles interToken, Percentiles latency) {
+                         long promptTokens, long cachedTokens, long outputTokens, Percentiles ttft, Percentiles interToken,
+                         Percentiles latency) {
+        /** Prompt tokens the server prefilled (the rest came from its prefix cache). */
+        public long computedPromptTokens() {
+            return promptTokens - cachedTokens;
+        }
+
         public double outputTokensPerSecond() {
             return outputTokens / seconds;
         }
@@ -82,8 +127,9 @@ public final class ServeBench {
         public String table() {
             StringBuilder s = new StringBuilder();
             s.append(String.format(Locale.ROOT, "model %s on %s: %d requests, %d failed, %.2f s; output %d tokens = %.1f tok/s; "
-                            + "%.2f req/s; prompts %d tokens%n", model, device, requests, failed, seconds, outputTokens,
-                    outputTokensPerSecond(), requestsPerSecond(), promptTokens));
+                            + "%.2f req/s; prompts %d tokens, %d of them from the prefix cache (%d prefilled)%n", model, device,
+                    requests, failed, seconds, outputTokens, outputTokensPerSecond(), requestsPerSecond(), promptTokens,
+                    cachedTokens, computedPromptTokens()));
             s.append("| ms | p50 | p90 | p99 | mean |\n|---|---|---|---|---|\n");
             row(s, "time to first token", ttft);
             row(s, "inter-token latency", interToken);
@@ -103,6 +149,8 @@ public final class ServeBench {
             m.put("requests", requests);
             m.put("failed", failed);
             m.put("seconds", seconds);
+            m.put("cached_prompt_tokens", cachedTokens);
+            m.put("computed_prompt_tokens", computedPromptTokens());
             m.put("prompt_tokens", promptTokens);
             m.put("output_tokens", outputTokens);
             m.put("output_tokens_per_second", outputTokensPerSecond());
@@ -168,32 +216,38 @@ public final class ServeBench {
         return b;
     }
 
-    /** Runs the requests and measures them. */
+    /**
+     * Runs the requests and measures them: {@code requests} requests (for {@code MULTI_TURN}, {@code requests / turns}
+     * conversations of {@code turns} requests each, rounded up), at most {@code concurrency} in flight.
+     */
     public Report run() {
         SplittableRandom arrivals = new SplittableRandom(options.seed());
         Semaphore slots = new Semaphore(options.concurrency());
-        List<Future<Sample>> futures = new ArrayList<>();
+        List<Future<List<Sample>>> futures = new ArrayList<>();
+        Workload w = options.workload();
+        String system = w.kind() == Workload.Kind.SYSTEM_PROMPT ? systemPrompt(w.systemTokens(), options.seed()) : null;
+        int units = w.kind() == Workload.Kind.MULTI_TURN ? (options.requests() + w.turns() - 1) / w.turns() : options.requests();
         long start = System.nanoTime();
         try (ExecutorService pool = Executors.newVirtualThreadPerTaskExecutor()) {
             long next = start;
-            for (int i = 0; i < options.requests(); i++) {
+            for (int i = 0; i < units; i++) {
                 if (options.rate() > 0) {
                     next += (long) (-Math.log(1 - arrivals.nextDouble()) / options.rate() * 1e9);
                     long wait = next - System.nanoTime();
                     if (wait > 0) Thread.sleep(wait / 1_000_000, (int) (wait % 1_000_000));
                 }
                 slots.acquire();
-                String prompt = options.prompts().get(i % options.prompts().size());
+                final int unit = i;
                 futures.add(pool.submit(() -> {
                     try {
-                        return one(prompt);
+                        return w.kind() == Workload.Kind.MULTI_TURN ? conversation(unit, w.turns()) : List.of(one(firstTurn(system, unit)));
                     } finally {
                         slots.release();
                     }
                 }));
             }
             List<Sample> samples = new ArrayList<>();
-            for (Future<Sample> f : futures) samples.add(f.get());
+            for (Future<List<Sample>> f : futures) samples.addAll(f.get());
             return report(samples, (System.nanoTime() - start) / 1e9);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
@@ -203,10 +257,35 @@ public final class ServeBench {
         }
     }
 
+    /** The messages of a single-turn request: the shared system prompt (if any) and prompt {@code i}. */
+    private List<Message> firstTurn(String system, int i) {
+        List<Message> m = new ArrayList<>(2);
+        if (system != null) m.add(new Message("system", system));
+        m.add(new Message("user", options.prompts().get(i % options.prompts().size())));
+        return m;
+    }
+
+    /**
+     * Conversation {@code c}: {@code turns} requests, each the whole conversation so far (questions and answers) and a
+     * new question; stops at the first failed turn.
+     */
+    private List<Sample> conversation(int c, int turns) {
+        List<Message> history = new ArrayList<>();
+        List<Sample> out = new ArrayList<>(turns);
+        for (int t = 0; t < turns; t++) {
+            history.add(new Message("user", options.prompts().get((c * turns + t) % options.prompts().size())));
+            Sample s = one(history);
+            out.add(s);
+            if (!s.ok()) break;
+            history.add(new Message("assistant", s.text()));
+        }
+        return out;
+    }
+
     private Report report(List<Sample> samples, double seconds) {
         List<Long> ttft = new ArrayList<>(), gaps = new ArrayList<>(), latency = new ArrayList<>();
         List<String> errors = new ArrayList<>();
-        long prompt = 0, output = 0;
+        long prompt = 0, cached = 0, output = 0;
         int failed = 0;
         for (Sample s : samples) {
             if (!s.ok()) {
@@ -215,23 +294,28 @@ public final class ServeBench {
                 continue;
             }
             prompt += s.promptTokens();
+            cached += Math.max(0, s.cachedTokens());
             output += s.outputTokens();
             if (s.ttftNanos() > 0) ttft.add(s.ttftNanos());
             for (long g : s.gapsNanos()) gaps.add(g);
             latency.add(s.latencyNanos());
         }
-        return new Report(model, device, samples.size(), failed, errors, seconds, prompt, output,
+        return new Report(model, device, samples.size(), failed, errors, seconds, prompt, cached, output,
                 Percentiles.of(ttft.stream().mapToLong(Long::longValue).toArray()),
                 Percentiles.of(gaps.stream().mapToLong(Long::longValue).toArray()),
                 Percentiles.of(latency.stream().mapToLong(Long::longValue).toArray()));
     }
 
     /** One streaming request: the time of its first content chunk, the gaps between chunks, the usage. */
-    private Sample one(String prompt) {
+    private Sample one(List<Message> messages) {
         ObjectNode body = JSON.createObjectNode();
         body.put("model", model);
-        if (options.chat()) body.putArray("messages").addObject().put("role", "user").put("content", prompt);
-        else body.put("prompt", prompt);
+        if (options.chat()) {
+            var array = body.putArray("messages");
+            for (Message m : messages) array.addObject().put("role", m.role()).put("content", m.content());
+        } else {
+            body.put("prompt", completionPrompt(messages));
+        }
         body.put("max_tokens", options.maxTokens());
         body.put("temperature", 0.0);
         body.put("ignore_eos", options.ignoreEos());
@@ -248,7 +332,8 @@ public final class ServeBench {
             }
             long first = 0, last = 0;
             List<Long> gaps = new ArrayList<>();
-            int promptTokens = -1, outputTokens = -1;
+            int promptTokens = -1, cachedTokens = 0, outputTokens = -1;
+            StringBuilder reply = new StringBuilder();
             String error = null;
             try (Stream<String> lines = r.body()) {
                 for (String line : (Iterable<String>) lines::iterator) {
@@ -259,10 +344,12 @@ public final class ServeBench {
                     if (chunk.path("usage").isObject()) {
                         promptTokens = chunk.at("/usage/prompt_tokens").asInt();
                         outputTokens = chunk.at("/usage/completion_tokens").asInt();
+                        cachedTokens = chunk.at("/usage/prompt_tokens_details/cached_tokens").asInt(0);
                     }
                     JsonNode choice = chunk.path("choices").path(0);
                     String text = options.chat() ? choice.path("delta").path("content").asText("") : choice.path("text").asText("");
                     if (text.isEmpty()) continue;
+                    reply.append(text);
                     if (first == 0) first = now;
                     else gaps.add(now - last);
                     last = now;
@@ -271,7 +358,7 @@ public final class ServeBench {
             if (error != null) return failed(error);
             if (outputTokens < 0) return failed("the stream ended without usage");
             return new Sample(true, null, first == 0 ? 0 : first - t0, gaps.stream().mapToLong(Long::longValue).toArray(),
-                    promptTokens, outputTokens, System.nanoTime() - t0);
+                    promptTokens, cachedTokens, outputTokens, System.nanoTime() - t0, reply.toString());
         } catch (IOException e) {
             return failed(e.toString());
         } catch (InterruptedException e) {
@@ -281,7 +368,36 @@ public final class ServeBench {
     }
 
     private static Sample failed(String why) {
-        return new Sample(false, why, 0, new long[0], 0, 0, 0);
+        return new Sample(false, why, 0, new long[0], 0, 0, 0, 0, "");
+    }
+
+    /** A conversation as one /v1/completions prompt (no chat template): the turns as "role: text" paragraphs. */
+    static String completionPrompt(List<Message> messages) {
+        if (messages.size() == 1) return messages.getFirst().content();
+        StringBuilder b = new StringBuilder();
+        for (Message m : messages) b.append(m.role()).append(": ").append(m.content()).append("\n\n");
+        return b.append("assistant:").toString();
+    }
+
+    /**
+     * A deterministic system prompt of about {@code tokens} tokens (≈ 0.75 English words per token in the Qwen
+     * tokenizer): assistant rules, numbered, so a shared prefix is long and not repetitive.
+     */
+    public static String systemPrompt(int tokens, long seed) {
+        String[] subjects = {"arithmetic", "units", "fractions", "percentages", "rates", "ages", "money", "time", "geometry",
+                "probability", "tables", "ratios"};
+        String[] verbs = {"check", "state", "round", "explain", "verify", "convert", "simplify", "label", "restate", "justify"};
+        String[] objects = {"every intermediate result", "the final answer", "each assumption", "the units of each quantity",
+                "any rounding", "the order of operations", "the question's numbers", "edge cases", "the method used"};
+        SplittableRandom r = new SplittableRandom(seed ^ 0x5eedL);
+        StringBuilder b = new StringBuilder("You are a careful assistant for grade-school mathematics. Follow these rules.");
+        int words = (int) Math.round(tokens * 0.75);
+        for (int i = 1; b.length() / 6 < words; i++) {
+            b.append(String.format(Locale.ROOT, " Rule %d: in %s problems, %s %s before you %s %s.", i,
+                    subjects[r.nextInt(subjects.length)], verbs[r.nextInt(verbs.length)], objects[r.nextInt(objects.length)],
+                    verbs[r.nextInt(verbs.length)], objects[r.nextInt(objects.length)]));
+        }
+        return b.toString();
     }
 
     /**

@@ -56,6 +56,16 @@ class ServeSoakTest {
     }
 
     @Test
+    void theSharedSystemPromptIsDeterministicAndAboutTheAskedLength() {
+        String p = ServeBench.systemPrompt(2000, 1);
+        assertEquals(p, ServeBench.systemPrompt(2000, 1));
+        int words = p.split("\\s+").length;
+        assertTrue(words > 1300 && words < 1800, words + " words");
+        assertEquals("user: a\n\nassistant: b\n\nuser: c\n\nassistant:", ServeBench.completionPrompt(java.util.List.of(
+                new ServeBench.Message("user", "a"), new ServeBench.Message("assistant", "b"), new ServeBench.Message("user", "c"))));
+    }
+
+    @Test
     void syntheticPromptsAreDeterministic() {
         assertEquals(ServeBench.syntheticPrompts(5, 3), ServeBench.syntheticPrompts(5, 3));
         assertEquals(5, ServeBench.syntheticPrompts(5, 3).stream().distinct().count());

@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.SerializationFeature;
 import dev.jnext.JnextException;
 import dev.jnext.bench.ServeBench;
 import dev.jnext.bench.ServeSoak;
+import dev.jnext.backend.PrefixCacheOptions;
 import dev.jnext.engine.Engine;
 import dev.jnext.engine.EngineOptions;
 import dev.jnext.server.OpenAiServer;
@@ -84,6 +85,23 @@ public final class BenchServeCommand implements Callable<Integer> {
     @Option(names = "--soak", paramLabel = "DURATION", description = "repeat the load for this long (e.g. 30s, 10m, 1h) and check for growth")
     String soak;
 
+    @Option(names = "--workload", defaultValue = "single", paramLabel = "single|multi-turn|system-prompt",
+            description = "single: one user message per request; multi-turn: conversations of --turns requests, each resending "
+                    + "the whole conversation plus a new question; system-prompt: every request opens with the same system "
+                    + "message of --system-tokens tokens (default: ${DEFAULT-VALUE})")
+    String workload;
+
+    @Option(names = "--turns", defaultValue = "4", description = "turns per conversation of --workload multi-turn (default: ${DEFAULT-VALUE})")
+    int turns;
+
+    @Option(names = "--system-tokens", defaultValue = "2000",
+            description = "about how many tokens the shared system message of --workload system-prompt has (default: ${DEFAULT-VALUE})")
+    int systemTokens;
+
+    @Option(names = "--compare-prefix-cache",
+            description = "with --model: run the load twice, the server's prefix cache on, then off, and report the gain")
+    boolean comparePrefixCache;
+
     @Option(names = "--json", description = "also write the figures to this JSON file")
     Path json;
 
@@ -100,60 +118,106 @@ public final class BenchServeCommand implements Callable<Integer> {
         if ((url == null) == (model == null)) throw new JnextException("give either --url (a running server) or --model (start one here)");
         Duration soakFor = soak == null ? null : parseDuration(soak);
         List<String> texts = prompts != null ? readPrompts(prompts) : ServeBench.syntheticPrompts(Math.max(requests, 1), seed);
-        OpenAiServer server = null;
-        EngineOptions options = null;
-        try {
-            URI base = url;
-            String key = apiKey;
-            if (model != null) {
-                options = engineOptions.toOptions(deviceOptions, EngineOptions.DEFAULT_MAX_SEQUENCES, tokenizerDir, true);
-                Engine engine = Engine.open(model, options);
-                server = OpenAiServer.start(engine, ServerOptions.defaults().withPort(0).withApiKey(null)
-                        .withDefaultMaxTokens(maxTokens));
-                base = URI.create("http://127.0.0.1:" + server.port());
-                key = null;
-                err.println("jnext: serving " + engine.modelName() + " in process on " + base + " (" + options.describe() + ")");
-                err.flush();
-            }
-            var benchOptions = new ServeBench.Options(base, key, requests, concurrency, rate, maxTokens, texts, !completions,
-                    ignoreEos, seed, Duration.ofSeconds(timeoutSeconds));
-            ServeBench bench = new ServeBench(benchOptions);
-            Map<String, Object> record = new LinkedHashMap<>();
-            record.put("url", base.toString());
-            if (options != null) record.put("engine_options", options.describe());
-            record.put("requests", requests);
-            record.put("concurrency", concurrency);
-            record.put("rate", rate);
-            record.put("max_tokens", maxTokens);
-            record.put("ignore_eos", ignoreEos);
-            record.put("endpoint", completions ? "/v1/completions" : "/v1/chat/completions");
-            record.put("host_cpus", Runtime.getRuntime().availableProcessors());
-            int status = 0;
-            if (soakFor == null) {
-                ServeBench.Report report = bench.run();
-                out.print(report.table());
-                record.put("report", report.toMap());
-            } else {
-                ServeSoak.Result result = ServeSoak.run(bench, soakFor, server != null, line -> {
-                    err.println("jnext: " + line);
-                    err.flush();
-                });
-                ServeBench.Report last = result.rounds().getLast();
-                out.print(last.table());
-                out.println(result.verdict().ok() ? "soak: nothing grew over " + result.samples().size() + " samples"
-                        : "soak FAILED: " + String.join("; ", result.verdict().problems()));
-                record.put("report", last.toMap());
-                record.put("soak", result.toMap());
-                if (!result.verdict().ok()) status = 1;
-            }
-            out.flush();
-            if (json != null) {
-                new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValue(json.toFile(), record);
-            }
-            return status;
-        } finally {
-            if (server != null) server.close();
+        ServeBench.Workload load = workload();
+        if (comparePrefixCache && model == null) throw new JnextException("--compare-prefix-cache needs --model (a server started here)");
+        if (comparePrefixCache && soakFor != null) throw new JnextException("--compare-prefix-cache and --soak do not go together");
+        Map<String, Object> record = new LinkedHashMap<>();
+        record.put("requests", requests);
+        record.put("concurrency", concurrency);
+        record.put("rate", rate);
+        record.put("max_tokens", maxTokens);
+        record.put("ignore_eos", ignoreEos);
+        record.put("endpoint", completions ? "/v1/completions" : "/v1/chat/completions");
+        record.put("workload", workload + (load.kind() == ServeBench.Workload.Kind.MULTI_TURN ? " (" + turns + " turns)"
+                : load.kind() == ServeBench.Workload.Kind.SYSTEM_PROMPT ? " (" + systemTokens + " tokens)" : ""));
+        record.put("host_cpus", Runtime.getRuntime().availableProcessors());
+        int status = 0;
+        if (comparePrefixCache) {
+            EngineOptions on = engineOptions.toOptions(deviceOptions, EngineOptions.DEFAULT_MAX_SEQUENCES, tokenizerDir, true);
+            if (!on.prefixCache().enabled()) on = on.withPrefixCache(PrefixCacheOptions.on());
+            ServeBench.Report cached = runInProcess(on, texts, load, null, record, "prefix_cache_on", out, err);
+            ServeBench.Report cold = runInProcess(on.withPrefixCache(PrefixCacheOptions.off()), texts, load, null, record,
+                    "prefix_cache_off", out, err);
+            String gain = String.format(Locale.ROOT, "prefix cache gain: TTFT p50 %.1f -> %.1f ms (%.2fx), mean %.1f -> %.1f ms; "
+                            + "prompt tokens prefilled %d -> %d (%.1f%% from the cache)", cold.ttft().p50(), cached.ttft().p50(),
+                    cold.ttft().p50() / cached.ttft().p50(), cold.ttft().mean(), cached.ttft().mean(), cold.computedPromptTokens(),
+                    cached.computedPromptTokens(), 100.0 * cached.cachedTokens() / Math.max(1, cached.promptTokens()));
+            out.println(gain);
+            record.put("gain", gain);
+            if (cached.failed() > 0 || cold.failed() > 0) status = 1;
+        } else if (model != null) {
+            EngineOptions options = engineOptions.toOptions(deviceOptions, EngineOptions.DEFAULT_MAX_SEQUENCES, tokenizerDir, true);
+            status = runInProcess(options, texts, load, soakFor, record, "report", out, err) == null ? 1 : 0;
+        } else {
+            record.put("url", url.toString());
+            status = measure(new ServeBench(benchOptions(url, apiKey, texts, load)), soakFor, false, record, "report", out, err);
         }
+        out.flush();
+        if (json != null) {
+            new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValue(json.toFile(), record);
+        }
+        return status;
+    }
+
+    private ServeBench.Workload workload() {
+        return switch (workload) {
+            case "single" -> ServeBench.Workload.SINGLE;
+            case "multi-turn" -> ServeBench.Workload.multiTurn(turns);
+            case "system-prompt" -> ServeBench.Workload.systemPrompt(systemTokens);
+            default -> throw new JnextException("--workload must be single, multi-turn or system-prompt, got \"" + workload + "\"");
+        };
+    }
+
+    private ServeBench.Options benchOptions(URI base, String key, List<String> texts, ServeBench.Workload load) {
+        return new ServeBench.Options(base, key, requests, concurrency, rate, maxTokens, texts, !completions, ignoreEos, seed,
+                Duration.ofSeconds(timeoutSeconds), load);
+    }
+
+    /**
+     * Starts a server over {@code --model} with {@code options}, measures it into {@code record.key} and stops it; returns
+     * the report of the (last) round, or null when a soak found growth.
+     */
+    private ServeBench.Report runInProcess(EngineOptions options, List<String> texts, ServeBench.Workload load, Duration soakFor,
+                                           Map<String, Object> record, String key, PrintWriter out, PrintWriter err) {
+        Engine engine = Engine.open(model, options);
+        try (OpenAiServer server = OpenAiServer.start(engine, ServerOptions.defaults().withPort(0).withApiKey(null)
+                .withDefaultMaxTokens(maxTokens))) {
+            URI base = URI.create("http://127.0.0.1:" + server.port());
+            err.println("jnext: serving " + engine.modelName() + " in process on " + base + " (" + options.describe() + ")");
+            err.flush();
+            record.put(key.equals("report") ? "engine_options" : key + "_engine_options", options.describe());
+            record.put("url", base.toString());
+            ServeBench bench = new ServeBench(benchOptions(base, null, texts, load));
+            int status = measure(bench, soakFor, true, record, key, out, err);
+            return status == 0 ? lastReport : null;
+        }
+    }
+
+    private ServeBench.Report lastReport;
+
+    /** One load (or soak) on {@code bench} into {@code record.key}; 1 when a soak found growth. */
+    private int measure(ServeBench bench, Duration soakFor, boolean inProcess, Map<String, Object> record, String key,
+                        PrintWriter out, PrintWriter err) {
+        if (soakFor == null) {
+            ServeBench.Report report = bench.run();
+            if (!key.equals("report")) out.println("--- " + key.replace('_', ' ') + ":");
+            out.print(report.table());
+            record.put(key, report.toMap());
+            lastReport = report;
+            return 0;
+        }
+        ServeSoak.Result result = ServeSoak.run(bench, soakFor, inProcess, line -> {
+            err.println("jnext: " + line);
+            err.flush();
+        });
+        ServeBench.Report last = result.rounds().getLast();
+        out.print(last.table());
+        out.println(result.verdict().ok() ? "soak: nothing grew over " + result.samples().size() + " samples"
+                : "soak FAILED: " + String.join("; ", result.verdict().problems()));
+        record.put(key, last.toMap());
+        record.put("soak", result.toMap());
+        lastReport = last;
+        return result.verdict().ok() ? 0 : 1;
     }
 
     private static List<String> readPrompts(Path file) throws IOException {

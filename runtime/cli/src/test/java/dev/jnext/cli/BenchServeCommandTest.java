@@ -68,6 +68,39 @@ class BenchServeCommandTest {
     }
 
     @Test
+    void multiTurnAndSystemPromptWorkloadsShowThePrefixCacheGain(@TempDir Path tmp) throws Exception {
+        Path json = tmp.resolve("multi.json");
+        CliRun r = CliRun.run("", "bench", "serve", "--model", model, "--tokenizer", tokenizer, "--workload", "multi-turn",
+                "--turns", "3", "--requests", "6", "--concurrency", "2", "--max-tokens", "4", "--max-sequences", "4",
+                "--compare-prefix-cache", "--json", json.toString());
+        assertEquals(0, r.exitCode(), r.err());
+        assertTrue(r.out().contains("--- prefix cache on:") && r.out().contains("--- prefix cache off:"), r.out());
+        assertTrue(r.out().contains("prefix cache gain: TTFT p50"), r.out());
+        JsonNode rec = new ObjectMapper().readTree(json.toFile());
+        assertEquals("multi-turn (3 turns)", rec.at("/workload").asText());
+        assertEquals(6, rec.at("/prefix_cache_on/requests").asInt());
+        assertEquals(0, rec.at("/prefix_cache_on/failed").asInt());
+        // turns 2 and 3 of each conversation resend turn 1's prompt: the cache serves it; with the cache off nothing is cached
+        assertTrue(rec.at("/prefix_cache_on/cached_prompt_tokens").asLong() > 0, rec.toString());
+        assertEquals(0, rec.at("/prefix_cache_off/cached_prompt_tokens").asLong(), rec.toString());
+        assertEquals(rec.at("/prefix_cache_off/prompt_tokens").asLong(), rec.at("/prefix_cache_on/prompt_tokens").asLong(),
+                "the same conversations (greedy, the same answers) in both runs: " + rec);
+        assertTrue(rec.at("/prefix_cache_on_engine_options").asText().contains("prefix-cache=on"), rec.toString());
+        assertTrue(rec.at("/prefix_cache_off_engine_options").asText().contains("prefix-cache=off"), rec.toString());
+
+        json = tmp.resolve("system.json");
+        r = CliRun.run("", "bench", "serve", "--model", model, "--tokenizer", tokenizer, "--workload", "system-prompt",
+                "--system-tokens", "600", "--requests", "4", "--concurrency", "1", "--max-tokens", "2", "--max-sequences", "2",
+                "--json", json.toString());
+        assertEquals(0, r.exitCode(), r.err());
+        rec = new ObjectMapper().readTree(json.toFile());
+        assertEquals("system-prompt (600 tokens)", rec.at("/workload").asText());
+        // requests 2..4 share request 1's system message (one at a time, so each finds the previous one's snapshot)
+        assertTrue(rec.at("/report/cached_prompt_tokens").asLong() >= 3 * 500, rec.toString());
+        assertTrue(rec.at("/report/prompt_tokens").asLong() >= 4 * 500, rec.toString());
+    }
+
+    @Test
     void badArgumentsAreClearErrors() {
         CliRun r = CliRun.run("", "bench", "serve", "--requests", "1");
         assertEquals(Main.EXIT_USER_ERROR, r.exitCode());
@@ -75,6 +108,12 @@ class BenchServeCommandTest {
         r = CliRun.run("", "bench", "serve", "--model", model, "--tokenizer", tokenizer, "--soak", "ten minutes");
         assertEquals(Main.EXIT_USER_ERROR, r.exitCode());
         assertTrue(r.err().contains("--soak"), r.err());
+        r = CliRun.run("", "bench", "serve", "--model", model, "--tokenizer", tokenizer, "--workload", "chat");
+        assertEquals(Main.EXIT_USER_ERROR, r.exitCode());
+        assertTrue(r.err().contains("--workload must be single, multi-turn or system-prompt"), r.err());
+        r = CliRun.run("", "bench", "serve", "--url", "http://127.0.0.1:9", "--compare-prefix-cache");
+        assertEquals(Main.EXIT_USER_ERROR, r.exitCode());
+        assertTrue(r.err().contains("--compare-prefix-cache needs --model"), r.err());
         r = CliRun.run("", "bench");
         assertEquals(Main.EXIT_USER_ERROR, r.exitCode());
         assertTrue(r.err().contains("serve"), r.err());
