@@ -6,6 +6,7 @@ import dev.jnext.model.DType;
 import dev.jnext.model.Fp8Quantization;
 import dev.jnext.model.LayerType;
 import dev.jnext.model.ModelConfig;
+import dev.jnext.model.ModelFamily;
 import dev.jnext.model.SyntheticCheckpoint.ExpertLayout;
 import dev.jnext.model.TinyModels;
 import dev.jnext.model.weights.LayerWeights;
@@ -217,6 +218,36 @@ class TensorParallelEmulationTest {
         // its 2 GDN key heads do not split over 4 ranks, and key heads are never replicated
         JnextException e = assertThrows(JnextException.class, () -> new TensorParallelEmulation(tiny, 4));
         assertTrue(e.getMessage().contains("linear_num_key_heads (2) is not divisible by 4"), e.getMessage());
+    }
+
+    /**
+     * Qwen3.5 / 3.6 (split in_proj_qkv / z / b / a): the same geometry as {@link #tpConfig} as a dense and an MoE model;
+     * one rank is the unsharded forward bit for bit, 2, 4 and 8 ranks sum to it within the bar; in bf16 and in FP8 (the
+     * rank's in_proj_qkv rows concatenated as their dequantized values).
+     */
+    @Test
+    void qwen35SplitProjectionsShardByHead() {
+        List<LayerType> types = List.of(LayerType.LINEAR_ATTENTION, LayerType.FULL_ATTENTION, LayerType.LINEAR_ATTENTION,
+                LayerType.FULL_ATTENTION, LayerType.LINEAR_ATTENTION);
+        ModelConfig dense = new ModelConfig(130, 32, 48, 5, 8, 2, 16, 8, 16, 8, 12, 4, 0, 0, 0, 0, 1, List.of(), true, types,
+                1.0e6, 0.5, 1e-6f, 4096, false, DType.F32, null, List.of(), ModelFamily.QWEN3_5, false, List.of(2, 1, 1), true, null);
+        ModelConfig moe = new ModelConfig(130, 32, 0, 5, 8, 2, 16, 8, 16, 8, 12, 4, 6, 2, 16, 24, 1, List.of(), true, types,
+                1.0e6, 0.5, 1e-6f, 4096, false, DType.BF16, null, List.of(), ModelFamily.QWEN3_5_MOE, false, List.of(2, 1, 1), true, null);
+        for (ModelConfig c : List.of(dense, moe, moe.withQuantization(Fp8Quantization.qwen3Next(moe)))) {
+            String kind = c.family() + (c.quantization() == null ? "" : " fp8");
+            ModelWeights w = weights("q35-" + kind, c, ExpertLayout.FUSED);
+            assertTrue(((LayerWeights.DeltaNet) w.layers().getFirst().mixer()).input() instanceof LayerWeights.SplitInput, kind);
+            List<float[]> ref = reference(w, w.layers());
+            List<float[]> one = emulated(w, w.layers(), 1);
+            for (int i = 0; i < ref.size(); i++) assertArrayEquals(ref.get(i), one.get(i), kind + " output " + i);
+            StringBuilder report = new StringBuilder();
+            for (int n : new int[]{2, 4, 8}) {
+                double err = maxRelError(emulated(w, w.layers(), n), ref);
+                report.append(String.format(Locale.ROOT, " TP%d %.2e", n, err));
+                assertTrue(err <= TOL, kind + " TP " + n + ": relative error " + err);
+            }
+            System.out.println("[tp-emulation] " + kind + ":" + report);
+        }
     }
 
     /**

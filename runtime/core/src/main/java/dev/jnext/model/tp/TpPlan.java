@@ -176,7 +176,8 @@ public record TpPlan(ModelConfig config, int size) {
                 moe ? c.sharedExpertIntermediateSize() / size : c.sharedExpertIntermediateSize(),
                 c.decoderSparseStep(), c.mlpOnlyLayers(), c.normTopkProb(), c.layerTypes(), c.ropeTheta(),
                 c.partialRotaryFactor(), c.rmsNormEps(), c.maxPositionEmbeddings(), c.tieWordEmbeddings(), c.dtype(),
-                c.bosTokenId(), c.eosTokenIds()).withQuantization(c.quantization());
+                c.bosTokenId(), c.eosTokenIds(), c.family(), c.multimodal(), c.mropeSection(), c.mropeInterleaved(),
+                c.quantization());
     }
 
     // ---- helpers -------------------------------------------------------------------------------------------------

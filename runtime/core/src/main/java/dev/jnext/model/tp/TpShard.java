@@ -1,6 +1,5 @@
 package dev.jnext.model.tp;
 
-import dev.jnext.JnextException;
 
 import dev.jnext.model.ModelConfig;
 import dev.jnext.model.weights.LayerWeights;
@@ -83,7 +82,8 @@ public record TpShard(TpPlan plan, int rank, Tensor embedTokens, float[] finalNo
     }
 
     /**
-     * Whole key groups: their contiguous in_proj_qkvz rows [q_g | k_g | v_g | z_g] and in_proj_ba rows [b_g | a_g], the
+     * Whole key groups: their contiguous in_proj_qkvz rows [q_g | k_g | v_g | z_g] and in_proj_ba rows [b_g | a_g] (or,
+     * for Qwen3.5's split projections, the same heads' rows of in_proj_qkv, in_proj_z, in_proj_b and in_proj_a), the
      * matching conv channels of each of the q, k and v parts, A_log and dt_bias of their value heads, out_proj's columns
      * of their value heads; the gated norm's weight replicated.
      */
@@ -97,20 +97,29 @@ public record TpShard(TpPlan plan, int rank, Tensor embedTokens, float[] finalNo
         TpPlan.Range keys = plan.keyHeads(rank);
         TpPlan.Range values = plan.valueHeads(rank);
         int group = 2 * dk + 2 * r * dv;
-        if (!(g.input() instanceof LayerWeights.GroupedInput in)) {
-            throw new JnextException("tensor parallelism splits Qwen3-Next's grouped in_proj_qkvz / in_proj_ba; "
-                    + "Qwen3.5's split projections are not sharded yet");
-        }
-        Matrix qkvz = in.qkvz().rows(keys.start() * group, keys.count() * group);
-        Matrix ba = in.ba().rows(keys.start() * 2 * r, keys.count() * 2 * r);
         int qk = keys.count() * dk;
         int vw = values.count() * dv;
+        LayerWeights.DeltaNetInput input = switch (g.input()) {
+            case LayerWeights.GroupedInput in -> new LayerWeights.GroupedInput(
+                    in.qkvz().rows(keys.start() * group, keys.count() * group),
+                    in.ba().rows(keys.start() * 2 * r, keys.count() * 2 * r));
+            // Qwen3.5: in_proj_qkv's rows are [all q | all k | all v]; the rank's are its key heads' q and k rows and its
+            // value heads' v rows, concatenated (a copy); in_proj_z, in_proj_b and in_proj_a by value head (views)
+            case LayerWeights.SplitInput in -> new LayerWeights.SplitInput(
+                    Matrix.concatRows(in.qkv().name() + "[rank " + rank + "]", List.of(
+                            in.qkv().rows(keys.start() * dk, qk),
+                            in.qkv().rows(hk * dk + keys.start() * dk, qk),
+                            in.qkv().rows(2 * hk * dk + values.start() * dv, vw))),
+                    in.z().rows(values.start() * dv, vw),
+                    in.b().rows(values.start(), values.count()),
+                    in.a().rows(values.start(), values.count()));
+        };
         float[] conv = new float[(2 * qk + vw) * kernel];
         // channels [all q | all k | all v] of the whole model → the same three parts of this rank's key groups
         System.arraycopy(g.conv1d(), keys.start() * dk * kernel, conv, 0, qk * kernel);
         System.arraycopy(g.conv1d(), (hk * dk + keys.start() * dk) * kernel, conv, qk * kernel, qk * kernel);
         System.arraycopy(g.conv1d(), (2 * hk * dk + values.start() * dv) * kernel, conv, 2 * qk * kernel, vw * kernel);
-        return new LayerWeights.DeltaNet(new LayerWeights.GroupedInput(qkvz, ba), conv,
+        return new LayerWeights.DeltaNet(input, conv,
                 Arrays.copyOfRange(g.aLog(), values.start(), values.end()),
                 Arrays.copyOfRange(g.dtBias(), values.start(), values.end()),
                 g.norm(),

@@ -7,6 +7,7 @@ import dev.jnext.numeric.Fp8E4m3;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
+import java.util.List;
 import java.util.Objects;
 
 /**
@@ -111,6 +112,46 @@ public record Matrix(String name, MemorySegment data, DType dtype, int rows, int
             MemorySegment.copy(data, ((long) r * cols + first) * b, out, (long) r * count * b, (long) count * b);
         }
         return new Matrix(part, out, dtype, rows, count);
+    }
+
+    /**
+     * The rows of {@code parts} one after the other, copied (a tensor-parallel share of a projection whose rows the split
+     * takes from several places, e.g. Qwen3.5's in_proj_qkv [all q | all k | all v]): in the parts' stored dtype, but FP8
+     * parts as their dequantized fp32 values (their block grids need not line up) — exactly the values {@link #loadRow}
+     * gives.
+     *
+     * @throws IllegalArgumentException when the parts differ in columns or dtype, or there are none
+     */
+    public static Matrix concatRows(String name, List<Matrix> parts) {
+        if (parts.isEmpty()) throw new IllegalArgumentException(name + ": no parts to concatenate");
+        Matrix first = parts.getFirst();
+        int cols = first.cols(), rows = 0;
+        for (Matrix m : parts) {
+            if (m.cols() != cols || m.dtype() != first.dtype()) {
+                throw new IllegalArgumentException(name + ": " + m.name() + " is " + m.dtype() + " [" + m.rows() + ", " + m.cols()
+                        + "], not " + first.dtype() + " [*, " + cols + "]");
+            }
+            rows = Math.addExact(rows, m.rows());
+        }
+        if (first.dtype() == DType.F8_E4M3) {
+            float[] v = new float[Math.multiplyExact(rows, cols)];
+            float[] row = new float[cols];
+            int r0 = 0;
+            for (Matrix m : parts) {
+                for (int r = 0; r < m.rows(); r++, r0++) {
+                    m.loadRow(r, row, null);
+                    System.arraycopy(row, 0, v, r0 * cols, cols);
+                }
+            }
+            return ofFloats(name, v, rows, cols);
+        }
+        MemorySegment out = MemorySegment.ofArray(new byte[Math.toIntExact((long) rows * cols * first.dtype().bytes())]);
+        long at = 0;
+        for (Matrix m : parts) {
+            MemorySegment.copy(m.data(), 0, out, at, m.data().byteSize());
+            at += m.data().byteSize();
+        }
+        return new Matrix(name, out, first.dtype(), rows, cols);
     }
 
     /** A matrix over fp32 values (tests, synthetic inputs). */
