@@ -48,7 +48,7 @@ public final class SynthCommand implements Callable<Integer> {
     @Option(names = "--experts", paramLabel = "N", description = "Routed experts per MoE layer; top-k is capped at it (default: the preset's).")
     Integer experts;
 
-    @Option(names = "--dtype", paramLabel = "TYPE", defaultValue = "bf16", description = "bf16, f32, or fp8: the official fine-grained FP8 layout (the linear weights in e4m3 with one weight_scale_inv per 128x128 block, block-quantized from the bf16 weights; embeddings, lm_head, norms, router and shared-expert gates, A_log, dt_bias, conv1d and in_proj_ba in bf16) with its quantization_config (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--dtype", paramLabel = "TYPE", defaultValue = "bf16", description = "bf16, f32, or fp8: the official fine-grained FP8 layout (the linear weights in e4m3 with one weight_scale_inv per 128x128 block, block-quantized from the bf16 weights; embeddings, lm_head, norms, router and shared-expert gates, A_log, dt_bias, conv1d and in_proj_ba (Qwen3.5: in_proj_a and in_proj_b) in bf16) with its quantization_config (default: ${DEFAULT-VALUE}).")
     Dtype dtype;
 
     @Option(names = "--experts-layout", paramLabel = "LAYOUT", defaultValue = "hub",
@@ -108,8 +108,7 @@ public final class SynthCommand implements Callable<Integer> {
         if (!next && noNormTopk) throw new JnextException("--no-norm-topk-prob is Qwen3-Next's (Qwen3.5 MoE always renormalises)");
         if (!next && configStyle == 4) throw new JnextException("--config-style 4 is Qwen3-Next's (transformers 4.x has no Qwen3.5)");
         config = derive(config, vocabSize != null ? vocabSize : config.vocabSize());
-        if (dtype == Dtype.fp8 && !next) throw new JnextException("--dtype fp8 writes Qwen3-Next's official FP8 layout; the Qwen3.5 presets are bf16 or f32 for now");
-        if (dtype == Dtype.fp8) config = config.withQuantization(Fp8Quantization.qwen3Next(config));
+        if (dtype == Dtype.fp8) config = config.withQuantization(Fp8Quantization.official(config));
         var options = new SyntheticCheckpoint.Options(config, dt, seed, shardMb << 20, el, logitScale,
                 configStyle == 4 ? SyntheticCheckpoint.ConfigStyle.V4 : SyntheticCheckpoint.ConfigStyle.V5);
         long total = SyntheticCheckpoint.dataBytes(options);

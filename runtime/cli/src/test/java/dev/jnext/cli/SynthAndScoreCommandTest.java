@@ -120,6 +120,13 @@ class SynthAndScoreCommandTest {
         CliRun score = run("score", "--model", dir.toString(), "--ids", "1,5,9", "--device", "auto");
         assertEquals(0, score.exitCode(), score.err());
         assertTrue(score.err().contains("device cpu"), score.err());
+        Path fp8 = tmp.resolve("q35-fp8");
+        CliRun q = run("synth", "--preset", "qwen3.5-moe-tiny", "--multimodal", "--dtype", "fp8", "--out", fp8.toString());
+        assertEquals(0, q.exitCode(), q.err());
+        assertTrue(Files.readString(fp8.resolve("config.json")).contains("model.language_model.layers.0.linear_attn.in_proj_a"),
+                "Qwen3.5's kept modules under the multimodal prefix");
+        CliRun fp8Score = run("score", "--model", fp8.toString(), "--ids", "1,5,9", "--device", "cpu");
+        assertEquals(0, fp8Score.exitCode(), fp8Score.err());
         CliRun bad = run("synth", "--preset", "qwen3.5-tiny", "--mlp-only-layers", "0", "--out", tmp.resolve("y").toString());
         assertEquals("jnext: --mlp-only-layers is Qwen3-Next's (Qwen3.5 models have no mlp_only_layers)", bad.err().trim());
     }

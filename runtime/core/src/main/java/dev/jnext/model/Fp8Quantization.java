@@ -88,6 +88,38 @@ public final class Fp8Quantization {
         return of(out);
     }
 
+    /** The official FP8 builds' list for {@code c}'s family: {@link #qwen3Next} or {@link #qwen35}. */
+    public static Fp8Quantization official(ModelConfig c) {
+        return c.family() == ModelFamily.QWEN3_NEXT ? qwen3Next(c) : qwen35(c);
+    }
+
+    /**
+     * Qwen3.5 / 3.6's FP8 builds (as the published Qwen3.6-35B-A3B-FP8 layout is described by third-party copies that
+     * reproduce it — no file of Qwen's was reachable from here): the same kept modules as Qwen3-Next's under the text
+     * model's prefix ({@link ModelConfig#weightPrefix}), with the split DeltaNet projections: {@code in_proj_a} and
+     * {@code in_proj_b} kept, {@code in_proj_qkv} and {@code in_proj_z} FP8.
+     */
+    public static Fp8Quantization qwen35(ModelConfig c) {
+        String prefix = c.weightPrefix();
+        List<String> out = new ArrayList<>(List.of("lm_head", prefix + "embed_tokens"));
+        for (int i = 0; i < c.numHiddenLayers(); i++) {
+            String p = prefix + "layers." + i + ".";
+            out.add(p + "input_layernorm");
+            out.add(p + "post_attention_layernorm");
+            if (c.isMoeLayer(i)) {
+                out.add(p + "mlp.gate");
+                out.add(p + "mlp.shared_expert_gate");
+            }
+            if (c.layerType(i) == LayerType.LINEAR_ATTENTION) {
+                for (String m : List.of("A_log", "conv1d", "dt_bias", "in_proj_a", "in_proj_b", "norm")) out.add(p + "linear_attn." + m);
+            } else {
+                out.add(p + "self_attn.q_norm");
+                out.add(p + "self_attn.k_norm");
+            }
+        }
+        return of(out);
+    }
+
     /** The modules kept unquantized, as config.json lists them (without the implicit {@code lm_head}). */
     public List<String> modulesToNotConvert() {
         return modulesToNotConvert;

@@ -208,17 +208,20 @@ public final class SyntheticCheckpoint {
     /**
      * Every tensor the checkpoint will hold, in write order. A multimodal wrapper's text tensors are named
      * {@code model.language_model.*} but drawn from the same streams as the text-only layout's {@code model.*}, so
-     * both layouts of one seed hold identical values.
+     * both layouts of one seed hold identical values. The quantization (if any) is decided on the final names, which
+     * are the names its {@code modules_to_not_convert} lists.
      */
     static List<Spec> plan(ModelConfig c, ExpertLayout layout) {
         List<Spec> specs = textPlan(c, layout);
-        if (!c.multimodal()) return specs;
-        List<Spec> out = new ArrayList<>(specs.size());
-        for (Spec s : specs) {
-            String name = s.name().startsWith("model.") ? c.weightPrefix() + s.name().substring("model.".length()) : s.name();
-            out.add(new Spec(name, s.shape(), s.parts()));
+        if (c.multimodal()) {
+            List<Spec> renamed = new ArrayList<>(specs.size());
+            for (Spec s : specs) {
+                String name = s.name().startsWith("model.") ? c.weightPrefix() + s.name().substring("model.".length()) : s.name();
+                renamed.add(new Spec(name, s.shape(), s.parts(), s.kind()));
+            }
+            specs = renamed;
         }
-        return out;
+        return c.quantization() == null ? specs : quantize(specs, c.quantization());
     }
 
     private static List<Spec> textPlan(ModelConfig c, ExpertLayout layout) {
@@ -298,7 +301,7 @@ public final class SyntheticCheckpoint {
         }
         out.add(single("model.norm.weight", Init.FINAL_NORM, h, h));
         if (!c.tieWordEmbeddings()) out.add(single("lm_head.weight", Init.LINEAR, h, c.vocabSize(), h));
-        return c.quantization() == null ? out : quantize(out, c.quantization());
+        return out;
     }
 
     /** Each linear weight the quantization converts becomes an FP8 tensor followed by its block scales. */

@@ -167,6 +167,31 @@ class Fp8CheckpointTest {
         assertTrue(maxDiff > 0 && maxDiff / maxRef < 0.2, "FP8 vs unquantized: max |d| / max |logit| = " + maxDiff / maxRef);
     }
 
+    /**
+     * Qwen3.5 / 3.6 FP8 (text-only and the released multimodal layout): in_proj_qkv and in_proj_z FP8, in_proj_a and
+     * in_proj_b kept in bf16 as the official builds keep them; the CPU logits are exactly those of the dequantized twin.
+     */
+    @Test
+    void qwen35FollowsItsFp8LayoutAndItsCpuLogitsAreThoseOfTheDequantizedModel() {
+        for (boolean multimodal : new boolean[]{false, true}) {
+            ModelConfig c = SyntheticCheckpoint.preset("qwen3.5-moe-tiny", 4, 8, DType.BF16).withMultimodal(multimodal);
+            c = c.withQuantization(Fp8Quantization.official(c));
+            Path dir = tmp.resolve("q35-fp8-" + multimodal);
+            SyntheticCheckpoint.write(dir, new SyntheticCheckpoint.Options(c, DType.BF16, 3, 1L << 20,
+                    SyntheticCheckpoint.ExpertLayout.FUSED, 4f, SyntheticCheckpoint.ConfigStyle.V5), n -> { });
+            Map<String, Fp8Checkpoints.Stored> t = Fp8Checkpoints.read(dir);
+            String p = c.weightPrefix() + "layers.0.linear_attn.";
+            assertEquals(DType.F8_E4M3, t.get(p + "in_proj_qkv.weight").dtype(), p);
+            assertEquals(DType.F8_E4M3, t.get(p + "in_proj_z.weight").dtype(), p);
+            assertEquals(DType.BF16, t.get(p + "in_proj_a.weight").dtype(), p);
+            assertEquals(DType.BF16, t.get(p + "in_proj_b.weight").dtype(), p);
+            assertEquals(DType.BF16, t.get(c.weightPrefix() + "embed_tokens.weight").dtype());
+            assertEquals(DType.F8_E4M3, t.get(c.weightPrefix() + "layers.3.self_attn.q_proj.weight").dtype());
+            Path twin = Fp8Checkpoints.dequantized(dir, tmp.resolve("q35-twin-" + multimodal));
+            assertArrayEquals(logits(twin), logits(dir), "multimodal " + multimodal);
+        }
+    }
+
     @Test
     void bf16ScalesAreReadAsStored() {
         Path bf16 = Fp8Checkpoints.rewrite(hub, tmp.resolve("bf16-scales"), t -> t.replaceAll((name, s) ->
