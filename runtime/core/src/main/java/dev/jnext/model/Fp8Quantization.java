@@ -69,23 +69,7 @@ public final class Fp8Quantization {
      * the attention and DeltaNet projections, the experts, the shared expert, the dense MLPs — is FP8.
      */
     public static Fp8Quantization qwen3Next(ModelConfig c) {
-        List<String> out = new ArrayList<>(List.of("lm_head", "model.embed_tokens"));
-        for (int i = 0; i < c.numHiddenLayers(); i++) {
-            String p = "model.layers." + i + ".";
-            out.add(p + "input_layernorm");
-            out.add(p + "post_attention_layernorm");
-            if (c.isMoeLayer(i)) {
-                out.add(p + "mlp.gate");
-                out.add(p + "mlp.shared_expert_gate");
-            }
-            if (c.layerType(i) == LayerType.LINEAR_ATTENTION) {
-                for (String m : List.of("A_log", "conv1d", "dt_bias", "in_proj_ba", "norm")) out.add(p + "linear_attn." + m);
-            } else {
-                out.add(p + "self_attn.q_norm");
-                out.add(p + "self_attn.k_norm");
-            }
-        }
-        return of(out);
+        return official(c, "model.", List.of("A_log", "conv1d", "dt_bias", "in_proj_ba", "norm"));
     }
 
     /** The official FP8 builds' list for {@code c}'s family: {@link #qwen3Next} or {@link #qwen35}. */
@@ -100,7 +84,15 @@ public final class Fp8Quantization {
      * {@code in_proj_b} kept, {@code in_proj_qkv} and {@code in_proj_z} FP8.
      */
     public static Fp8Quantization qwen35(ModelConfig c) {
-        String prefix = c.weightPrefix();
+        return official(c, c.weightPrefix(), List.of("A_log", "conv1d", "dt_bias", "in_proj_a", "in_proj_b", "norm"));
+    }
+
+    /**
+     * lm_head and the embedding; every layer's norms; every MoE layer's router and shared-expert gate; every Gated
+     * DeltaNet layer's {@code deltaNetKept}; every attention layer's q/k norms — the text model's modules under
+     * {@code prefix}.
+     */
+    private static Fp8Quantization official(ModelConfig c, String prefix, List<String> deltaNetKept) {
         List<String> out = new ArrayList<>(List.of("lm_head", prefix + "embed_tokens"));
         for (int i = 0; i < c.numHiddenLayers(); i++) {
             String p = prefix + "layers." + i + ".";
@@ -111,7 +103,7 @@ public final class Fp8Quantization {
                 out.add(p + "mlp.shared_expert_gate");
             }
             if (c.layerType(i) == LayerType.LINEAR_ATTENTION) {
-                for (String m : List.of("A_log", "conv1d", "dt_bias", "in_proj_a", "in_proj_b", "norm")) out.add(p + "linear_attn." + m);
+                for (String m : deltaNetKept) out.add(p + "linear_attn." + m);
             } else {
                 out.add(p + "self_attn.q_norm");
                 out.add(p + "self_attn.k_norm");
