@@ -135,9 +135,9 @@ public final class BenchServeCommand implements Callable<Integer> {
         if (comparePrefixCache) {
             EngineOptions on = engineOptions.toOptions(deviceOptions, EngineOptions.DEFAULT_MAX_SEQUENCES, tokenizerDir, true);
             if (!on.prefixCache().enabled()) on = on.withPrefixCache(PrefixCacheOptions.on());
-            ServeBench.Report cached = runInProcess(on, texts, load, null, record, "prefix_cache_on", out, err);
+            ServeBench.Report cached = runInProcess(on, texts, load, null, record, "prefix_cache_on", out, err).report();
             ServeBench.Report cold = runInProcess(on.withPrefixCache(PrefixCacheOptions.off()), texts, load, null, record,
-                    "prefix_cache_off", out, err);
+                    "prefix_cache_off", out, err).report();
             String gain = String.format(Locale.ROOT, "prefix cache gain: TTFT p50 %.1f -> %.1f ms (%.2fx), mean %.1f -> %.1f ms; "
                             + "prompt tokens prefilled %d -> %d (%.1f%% from the cache)", cold.ttft().p50(), cached.ttft().p50(),
                     cold.ttft().p50() / cached.ttft().p50(), cold.ttft().mean(), cached.ttft().mean(), cold.computedPromptTokens(),
@@ -147,10 +147,11 @@ public final class BenchServeCommand implements Callable<Integer> {
             if (cached.failed() > 0 || cold.failed() > 0) status = 1;
         } else if (model != null) {
             EngineOptions options = engineOptions.toOptions(deviceOptions, EngineOptions.DEFAULT_MAX_SEQUENCES, tokenizerDir, true);
-            status = runInProcess(options, texts, load, soakFor, record, "report", out, err) == null ? 1 : 0;
+            status = runInProcess(options, texts, load, soakFor, record, "report", out, err).ok() ? 0 : 1;
         } else {
             record.put("url", url.toString());
-            status = measure(new ServeBench(benchOptions(url, apiKey, texts, load)), soakFor, false, record, "report", out, err);
+            status = measure(new ServeBench(benchOptions(url, apiKey, texts, load)), soakFor, false, record, "report", out, err)
+                    .ok() ? 0 : 1;
         }
         out.flush();
         if (json != null) {
@@ -173,11 +174,11 @@ public final class BenchServeCommand implements Callable<Integer> {
                 Duration.ofSeconds(timeoutSeconds), load);
     }
 
-    /**
-     * Starts a server over {@code --model} with {@code options}, measures it into {@code record.key} and stops it; returns
-     * the report of the (last) round, or null when a soak found growth.
-     */
-    private ServeBench.Report runInProcess(EngineOptions options, List<String> texts, ServeBench.Workload load, Duration soakFor,
+    /** A load's (last round's) report; {@code ok} false when a soak found growth. */
+    private record Measured(ServeBench.Report report, boolean ok) {}
+
+    /** Starts a server over {@code --model} with {@code options}, measures it into {@code record.key} and stops it. */
+    private Measured runInProcess(EngineOptions options, List<String> texts, ServeBench.Workload load, Duration soakFor,
                                            Map<String, Object> record, String key, PrintWriter out, PrintWriter err) {
         Engine engine = Engine.open(model, options);
         try (OpenAiServer server = OpenAiServer.start(engine, ServerOptions.defaults().withPort(0).withApiKey(null)
@@ -188,23 +189,19 @@ public final class BenchServeCommand implements Callable<Integer> {
             record.put(key.equals("report") ? "engine_options" : key + "_engine_options", options.describe());
             record.put("url", base.toString());
             ServeBench bench = new ServeBench(benchOptions(base, null, texts, load));
-            int status = measure(bench, soakFor, true, record, key, out, err);
-            return status == 0 ? lastReport : null;
+            return measure(bench, soakFor, true, record, key, out, err);
         }
     }
 
-    private ServeBench.Report lastReport;
-
-    /** One load (or soak) on {@code bench} into {@code record.key}; 1 when a soak found growth. */
-    private int measure(ServeBench bench, Duration soakFor, boolean inProcess, Map<String, Object> record, String key,
+    /** One load (or soak) on {@code bench} into {@code record.key}. */
+    private Measured measure(ServeBench bench, Duration soakFor, boolean inProcess, Map<String, Object> record, String key,
                         PrintWriter out, PrintWriter err) {
         if (soakFor == null) {
             ServeBench.Report report = bench.run();
             if (!key.equals("report")) out.println("--- " + key.replace('_', ' ') + ":");
             out.print(report.table());
             record.put(key, report.toMap());
-            lastReport = report;
-            return 0;
+            return new Measured(report, true);
         }
         ServeSoak.Result result = ServeSoak.run(bench, soakFor, inProcess, line -> {
             err.println("jnext: " + line);
@@ -216,8 +213,7 @@ public final class BenchServeCommand implements Callable<Integer> {
                 : "soak FAILED: " + String.join("; ", result.verdict().problems()));
         record.put(key, last.toMap());
         record.put("soak", result.toMap());
-        lastReport = last;
-        return result.verdict().ok() ? 0 : 1;
+        return new Measured(last, result.verdict().ok());
     }
 
     private static List<String> readPrompts(Path file) throws IOException {
