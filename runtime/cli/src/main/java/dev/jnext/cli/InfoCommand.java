@@ -8,6 +8,7 @@ import dev.jnext.gpu.Gemm;
 import dev.jnext.gpu.Gpu;
 import dev.jnext.gpu.NoCudaDriverException;
 import dev.jnext.JnextException;
+import dev.jnext.model.SyntheticSource;
 import dev.jnext.cuda.CudaGeometry;
 import dev.jnext.model.LayerType;
 import dev.jnext.model.ModelConfig;
@@ -33,7 +34,7 @@ public final class InfoCommand implements Callable<Integer> {
     @Option(names = "--device", paramLabel = "N", defaultValue = "0", description = "CUDA device ordinal (default: ${DEFAULT-VALUE}).")
     int ordinal;
 
-    @Option(names = "--model", paramLabel = "DIR", description = "Hugging Face checkpoint folder (config.json and *.safetensors).")
+    @Option(names = "--model", paramLabel = "DIR", description = ModelOptions.MODEL_DESCRIPTION)
     Path model;
 
     @Spec
@@ -51,7 +52,7 @@ public final class InfoCommand implements Callable<Integer> {
 
     private int run(PrintWriter out) {
         if (model != null) {
-            ModelOptions.folderWith("--model", model, "config.json", "");
+            if (!SyntheticSource.is(model)) ModelOptions.folderWith("--model", model, "config.json", "");
             describe(ModelConfig.load(model), model, out);
         }
         out.println("jnext       0.1.0");
@@ -119,7 +120,10 @@ public final class InfoCommand implements Callable<Integer> {
                 + (size.weightBytesBf16() > H100_BYTES ? " (more than an 80 GB H100 holds: needs FP8 or tensor parallelism)" : "")
                 + "; per sequence " + Bytes.human(size.stateBytesPerSequence()) + " of Gated DeltaNet state + "
                 + Bytes.human(size.kvBytesPerToken()) + " of KV cache per token");
-        try (Checkpoint ckpt = Checkpoint.open(dir)) {
+        if (SyntheticSource.is(dir)) {
+            out.println("checkpoint  synthetic: " + Bytes.human(SyntheticSource.parse(dir).bytes())
+                    + " of seeded tensors, generated in host memory when the model loads (no file)");
+        } else try (Checkpoint ckpt = Checkpoint.open(dir)) {
             long all = 0, skipped = 0;
             for (Tensor t : ckpt.tensors().values()) {
                 all += t.data().byteSize();

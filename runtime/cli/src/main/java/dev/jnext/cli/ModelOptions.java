@@ -1,6 +1,7 @@
 package dev.jnext.cli;
 
 import dev.jnext.JnextException;
+import dev.jnext.model.SyntheticSource;
 import dev.jnext.backend.DeviceChoice;
 import dev.jnext.model.ModelConfig;
 import picocli.CommandLine.Mixin;
@@ -16,9 +17,13 @@ import java.nio.file.Path;
  * throws a {@link JnextException} whose one-line message names the option and the folder.
  */
 public final class ModelOptions {
+    /** What {@code --model} takes, said the same by every command that has it. */
+    static final String MODEL_DESCRIPTION = "Hugging Face checkpoint folder (config.json and *.safetensors), or synthetic:PRESET "
+            + "with any of layers=N, experts=N, dtype=bf16|fp8, seed=N, logit-scale=S appended after commas: the checkpoint "
+            + "synth would write, generated in host memory (geometries larger than the disk).";
 
     @Option(names = "--model", required = true, paramLabel = "DIR", order = 1,
-            description = "Hugging Face checkpoint folder (config.json and *.safetensors).")
+            description = MODEL_DESCRIPTION)
     Path model;
 
     @Option(names = "--tokenizer", paramLabel = "DIR", order = 2,
@@ -37,9 +42,16 @@ public final class ModelOptions {
         return deviceOptions.device();
     }
 
-    /** The {@code --model} folder, checked to exist and to hold config.json (and the graph switches checked). */
+    /**
+     * The {@code --model} folder, checked to exist and to hold config.json (and the graph switches checked); or a
+     * synthetic model's name ({@link SyntheticSource}), checked to parse.
+     */
     public Path modelDir() {
         deviceOptions.check();
+        if (SyntheticSource.is(model)) {
+            SyntheticSource.parse(model);
+            return model;
+        }
         return folderWith("--model", model, "config.json",
                 "; --model must be a Hugging Face checkpoint folder (config.json and *.safetensors)");
     }
@@ -52,6 +64,9 @@ public final class ModelOptions {
     /** The folder with tokenizer.json: {@code --tokenizer}, else the model folder; checked. */
     public Path tokenizerDir() {
         if (tokenizer != null) return folderWith("--tokenizer", tokenizer, "tokenizer.json", "");
+        if (SyntheticSource.is(modelDir())) {
+            throw new JnextException("--model " + model + ": a synthetic model has no tokenizer; pass --tokenizer DIR");
+        }
         return folderWith("--model", modelDir(), "tokenizer.json",
                 " (synthetic checkpoints have none); pass --tokenizer DIR");
     }

@@ -186,4 +186,26 @@ class SynthAndScoreCommandTest {
                 + "checkpoints (F32, BF16, F16) and fine-grained FP8 (quant_method \"fp8\", fmt \"e4m3\", activation_scheme \"dynamic\", "
                 + "weight_block_size [128, 128])", gptq.err().trim());
     }
+
+    /** {@code --model synthetic:...}: score and info run on a model generated in memory, named so in what they print. */
+    @Test
+    void aSyntheticModelNameRunsWithoutAFolder(@TempDir Path tmp) throws Exception {
+        Path dir = tmp.resolve("written");
+        assertEquals(0, run("synth", "--preset", "tiny", "--layers", "2", "--seed", "9", "--out", dir.toString()).exitCode());
+        Path a = tmp.resolve("a.npy"), b = tmp.resolve("b.npy");
+        CliRun written = run("score", "--model", dir.toString(), "--ids", "4,8,15,16", "--logits-out", a.toString(), "--device", "cpu");
+        CliRun generated = run("score", "--model", "synthetic:tiny,layers=2,seed=9", "--ids", "4,8,15,16", "--logits-out", b.toString(),
+                "--device", "cpu");
+        assertEquals(0, written.exitCode(), written.err());
+        assertEquals(0, generated.exitCode(), generated.err());
+        assertArrayEquals(Npy.read(a).floats(), Npy.read(b).floats());
+        CliRun info = run("info", "--model", "synthetic:next-80b-a3b,dtype=fp8");
+        assertEquals(0, info.exitCode(), info.err());
+        assertTrue(info.out().contains("checkpoint  synthetic: ") && info.out().contains("generated in host memory"), info.out());
+        CliRun bad = run("score", "--model", "synthetic:tiny,depth=3", "--ids", "1");
+        assertEquals(2, bad.exitCode());
+        assertTrue(bad.err().contains("unknown part \"depth=3\""), bad.err());
+        CliRun noTok = run("score", "--model", "synthetic:tiny", "--text", "hi", "--device", "cpu");
+        assertTrue(noTok.err().contains("a synthetic model has no tokenizer; pass --tokenizer DIR"), noTok.err());
+    }
 }

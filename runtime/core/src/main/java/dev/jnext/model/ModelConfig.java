@@ -230,6 +230,7 @@ public record ModelConfig(
 
     /** Reads {@code dir/config.json} (or the file itself when {@code path} is a file). */
     public static ModelConfig load(Path path) {
+        if (SyntheticSource.is(path)) return SyntheticSource.parse(path).config();
         Path file = Files.isDirectory(path) ? path.resolve("config.json") : path;
         if (!Files.exists(file)) {
             throw new JnextException(file + ": no such file (a Hugging Face model directory needs config.json)");

@@ -11,6 +11,7 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
+import java.nio.channels.WritableByteChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -416,6 +417,20 @@ public final class SyntheticCheckpoint {
     }
 
     private static long writeShard(Path file, List<Spec> specs, Options o, LongConsumer progress) throws IOException {
+        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+            writeFully(ch, shardHeader(specs, o));
+            writeShardData(ch, specs, o, progress);
+        }
+        return shardDataBytes(specs, o);
+    }
+
+    /** The shard files of a checkpoint: the specs of each, in order. */
+    static List<List<Spec>> shards(Options o) {
+        return shard(plan(o.config(), o.expertLayout()), o);
+    }
+
+    /** A shard's 8-byte header length and JSON header (padded so that the data section is 8-byte aligned). */
+    static ByteBuffer shardHeader(List<Spec> specs, Options o) {
         ObjectNode header = JSON.createObjectNode();
         header.putObject("__metadata__").put("format", "pt");
         long offset = 0;
@@ -428,39 +443,51 @@ public final class SyntheticCheckpoint {
             t.putArray("data_offsets").add(offset).add(offset + b);
             offset += b;
         }
-        byte[] json = JSON.writeValueAsString(header).getBytes(StandardCharsets.UTF_8);
+        byte[] json;
+        try {
+            json = JSON.writeValueAsString(header).getBytes(StandardCharsets.UTF_8);
+        } catch (IOException e) {
+            throw new IllegalStateException(e);
+        }
         int padded = (json.length + 7) / 8 * 8;    // keep the data section 8-byte aligned, as the reference writer does
         ByteBuffer head = ByteBuffer.allocate(8 + padded).order(ByteOrder.LITTLE_ENDIAN);
         head.putLong(padded).put(json);
         while (head.hasRemaining()) head.put((byte) ' ');
-        head.flip();
-        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
-            writeFully(ch, head);
-            float[] scales = null;
-            for (Spec s : specs) {
-                switch (s.kind()) {
-                    case PLAIN -> {
-                        for (Part p : s.parts()) writePart(ch, p, o, progress);
-                    }
-                    case FP8 -> scales = writeFp8(ch, s, o, progress);
-                    case SCALES -> {
-                        ByteBuffer b = ByteBuffer.allocate(scales.length * 4).order(ByteOrder.LITTLE_ENDIAN);
-                        for (float v : scales) b.putFloat(v);
-                        writeFully(ch, b.flip());
-                        progress.accept(scales.length * 4L);
-                        scales = null;
-                    }
+        return head.flip();
+    }
+
+    /** Bytes of a shard's data section. */
+    static long shardDataBytes(List<Spec> specs, Options o) {
+        long n = 0;
+        for (Spec s : specs) n += s.bytes(o);
+        return n;
+    }
+
+    /** A shard's tensors, generated in order into {@code ch} after its header. */
+    static void writeShardData(WritableByteChannel ch, List<Spec> specs, Options o, LongConsumer progress) throws IOException {
+        float[] scales = null;
+        for (Spec s : specs) {
+            switch (s.kind()) {
+                case PLAIN -> {
+                    for (Part p : s.parts()) writePart(ch, p, o, progress);
+                }
+                case FP8 -> scales = writeFp8(ch, s, o, progress);
+                case SCALES -> {
+                    ByteBuffer b = ByteBuffer.allocate(scales.length * 4).order(ByteOrder.LITTLE_ENDIAN);
+                    for (float v : scales) b.putFloat(v);
+                    writeFully(ch, b.flip());
+                    progress.accept(scales.length * 4L);
+                    scales = null;
                 }
             }
         }
-        return offset;
     }
 
     private static long streamSeed(Options o, Part p) {
         return o.seed() * 0x9E3779B97F4A7C15L ^ p.streamName().hashCode() * 0xC2B2AE3D27D4EB4FL;
     }
 
-    private static void writePart(FileChannel ch, Part p, Options o, LongConsumer progress) throws IOException {
+    private static void writePart(WritableByteChannel ch, Part p, Options o, LongConsumer progress) throws IOException {
         long chunks = (p.count() + CHUNK - 1) / CHUNK;
         int batch = Math.max(1, Runtime.getRuntime().availableProcessors() * 2);
         long streamSeed = streamSeed(o, p);
@@ -482,7 +509,7 @@ public final class SyntheticCheckpoint {
      * Writes an FP8 spec matrix by matrix ([R, C], or each [R, C] of [E, R, C], whose parts are whole parts of the
      * spec) and returns the block scales of all of them, row-major.
      */
-    private static float[] writeFp8(FileChannel ch, Spec s, Options o, LongConsumer progress) throws IOException {
+    private static float[] writeFp8(WritableByteChannel ch, Spec s, Options o, LongConsumer progress) throws IOException {
         int[] shape = s.shape();
         int rows = shape[shape.length - 2], cols = shape[shape.length - 1];
         int matrices = shape.length == 3 ? shape[0] : 1;
@@ -580,7 +607,7 @@ public final class SyntheticCheckpoint {
         return out;
     }
 
-    private static void writeFully(FileChannel ch, ByteBuffer b) throws IOException {
+    private static void writeFully(WritableByteChannel ch, ByteBuffer b) throws IOException {
         while (b.hasRemaining()) ch.write(b);
     }
 }

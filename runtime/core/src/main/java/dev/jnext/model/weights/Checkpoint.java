@@ -2,6 +2,7 @@ package dev.jnext.model.weights;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.jnext.JnextException;
+import dev.jnext.model.SyntheticSource;
 import dev.jnext.json.JsonFiles;
 
 import java.lang.foreign.Arena;
@@ -38,8 +39,9 @@ public final class Checkpoint implements AutoCloseable {
         this.tensors = Collections.unmodifiableMap(tensors);
     }
 
-    /** Opens and maps the checkpoint in {@code dir}. */
+    /** Opens and maps the checkpoint in {@code dir}; a {@link SyntheticSource} name is generated into host memory instead. */
     public static Checkpoint open(Path dir) {
+        if (SyntheticSource.is(dir)) return synthetic(dir);
         Arena arena = Arena.ofShared();
         try {
             Map<String, Tensor> all = new LinkedHashMap<>();
@@ -81,6 +83,21 @@ public final class Checkpoint implements AutoCloseable {
                         + " (expected a Hugging Face safetensors checkpoint)");
             }
             return new Checkpoint(dir, arena, all);
+        } catch (RuntimeException | Error e) {
+            arena.close();
+            throw e;
+        }
+    }
+
+    /** A {@link SyntheticSource}'s tensors, generated into host memory that {@link #close()} releases. */
+    private static Checkpoint synthetic(Path name) {
+        Arena arena = Arena.ofShared();
+        try {
+            Map<String, Tensor> tensors = new LinkedHashMap<>();
+            for (SyntheticSource.Generated g : SyntheticSource.parse(name).generate(name, arena, bytes -> { })) {
+                tensors.put(g.name(), new Tensor(g.name(), g.dtype(), g.shape(), g.data()));
+            }
+            return new Checkpoint(name, arena, tensors);
         } catch (RuntimeException | Error e) {
             arena.close();
             throw e;
