@@ -207,5 +207,16 @@ class SynthAndScoreCommandTest {
         assertTrue(bad.err().contains("unknown part \"depth=3\""), bad.err());
         CliRun noTok = run("score", "--model", "synthetic:tiny", "--text", "hi", "--device", "cpu");
         assertTrue(noTok.err().contains("a synthetic model has no tokenizer; pass --tokenizer DIR"), noTok.err());
+        // through the engine (generate, and so serve and bench serve): the same tokens as the written checkpoint
+        Path small = tmp.resolve("small");
+        assertEquals(0, run("synth", "--preset", "gpu-small", "--layers", "1", "--experts", "4", "--out", small.toString()).exitCode());
+        String tok = dev.jnext.tokenizer.TestTokenizers.qwen3Dir().toString();
+        CliRun g1 = run("generate", "--model", small.toString(), "--tokenizer", tok, "--prompt", "Hello", "--max-new-tokens", "4",
+                "--device", "cpu");
+        CliRun g2 = run("generate", "--model", "synthetic:gpu-small,layers=1,experts=4", "--tokenizer", tok, "--prompt", "Hello",
+                "--max-new-tokens", "4", "--device", "cpu");
+        assertEquals(0, g1.exitCode(), g1.err());
+        assertEquals(0, g2.exitCode(), g2.err());
+        assertEquals(g1.out(), g2.out());
     }
 }

@@ -9,6 +9,7 @@ import dev.jnext.backend.Backends;
 
 import dev.jnext.JnextException;
 import dev.jnext.model.ModelConfig;
+import dev.jnext.model.SyntheticSource;
 import dev.jnext.structured.JsonConstraint;
 import dev.jnext.structured.JsonGrammar;
 import dev.jnext.structured.TokenMasks;
@@ -97,7 +98,7 @@ public final class Engine implements AutoCloseable {
      * EngineOptions#tokenizer()}) on the backend the options choose, and starts the engine thread.
      */
     public static Engine open(Path model, EngineOptions options) {
-        if (!Files.isRegularFile(model.resolve("config.json"))) {
+        if (!SyntheticSource.is(model) && !Files.isRegularFile(model.resolve("config.json"))) {
             throw new JnextException(model + "/config.json is missing: the model must be a Hugging Face checkpoint folder");
         }
         Path tokDir = options.tokenizer() != null ? options.tokenizer() : model;
