@@ -465,22 +465,60 @@ public final class SyntheticCheckpoint {
 
     /** A shard's tensors, generated in order into {@code ch} after its header. */
     static void writeShardData(WritableByteChannel ch, List<Spec> specs, Options o, LongConsumer progress) throws IOException {
+        int batch = Math.max(1, Runtime.getRuntime().availableProcessors());
         float[] scales = null;
-        for (Spec s : specs) {
+        for (int i = 0; i < specs.size(); ) {
+            Spec s = specs.get(i);
             switch (s.kind()) {
                 case PLAIN -> {
                     for (Part p : s.parts()) writePart(ch, p, o, progress);
+                    i++;
                 }
-                case FP8 -> scales = writeFp8(ch, s, o, progress);
+                case FP8 -> {
+                    // one expert's projections are small: quantize several at once (each FP8 tensor is followed by its scales)
+                    List<Spec> group = new ArrayList<>();
+                    for (int j = i; j + 1 < specs.size() && group.size() < batch && specs.get(j).kind() == Kind.FP8
+                            && specs.get(j + 1).kind() == Kind.SCALES && elements(specs.get(j)) <= SMALL_FP8; j += 2) {
+                        group.add(specs.get(j));
+                    }
+                    if (group.size() < 2) {
+                        scales = writeFp8(ch, s, o, progress);
+                        i++;
+                        continue;
+                    }
+                    List<Quantized> done = group.parallelStream().map(g -> quantize(g, o)).toList();
+                    for (Quantized q : done) {
+                        for (byte[] codes : q.codes()) {
+                            writeFully(ch, ByteBuffer.wrap(codes));
+                            progress.accept(codes.length);
+                        }
+                        writeScales(ch, q.scales(), progress);
+                    }
+                    i += 2 * group.size();
+                }
                 case SCALES -> {
-                    ByteBuffer b = ByteBuffer.allocate(scales.length * 4).order(ByteOrder.LITTLE_ENDIAN);
-                    for (float v : scales) b.putFloat(v);
-                    writeFully(ch, b.flip());
-                    progress.accept(scales.length * 4L);
+                    writeScales(ch, scales, progress);
                     scales = null;
+                    i++;
                 }
             }
         }
+    }
+
+    /** FP8 tensors up to this many elements are quantized several at a time (one expert's projection: 1M at 80B). */
+    private static final long SMALL_FP8 = 1L << 22;
+
+    private static long elements(Spec s) {
+        long n = 1;
+        for (int d : s.shape()) n *= d;
+        return n;
+    }
+
+    private static void writeScales(WritableByteChannel ch, float[] scales, LongConsumer progress) throws IOException {
+        ByteBuffer b = ByteBuffer.allocate(scales.length * 4).order(ByteOrder.LITTLE_ENDIAN);
+        for (float v : scales) b.putFloat(v);
+        writeFully(ch, b.flip());
+        progress.accept(scales.length * 4L);
     }
 
     private static long streamSeed(Options o, Part p) {
@@ -505,37 +543,71 @@ public final class SyntheticCheckpoint {
         }
     }
 
+    /** An FP8 tensor's codes (one array per matrix) and the block scales of all its matrices, row-major. */
+    private record Quantized(List<byte[]> codes, float[] scales) {}
+
     /**
      * Writes an FP8 spec matrix by matrix ([R, C], or each [R, C] of [E, R, C], whose parts are whole parts of the
      * spec) and returns the block scales of all of them, row-major.
      */
     private static float[] writeFp8(WritableByteChannel ch, Spec s, Options o, LongConsumer progress) throws IOException {
+        int matrices = s.shape().length == 3 ? s.shape()[0] : 1;
+        float[] scales = new float[matrices * gridSize(s)];
+        List<List<Part>> perMatrix = matrixParts(s);
+        for (int m = 0; m < matrices; m++) {
+            byte[] q = quantizeMatrix(s, perMatrix.get(m), o, scales, m * gridSize(s));
+            writeFully(ch, ByteBuffer.wrap(q));
+            progress.accept(q.length);
+        }
+        return scales;
+    }
+
+    /** A whole FP8 spec quantized in memory. */
+    private static Quantized quantize(Spec s, Options o) {
+        int matrices = s.shape().length == 3 ? s.shape()[0] : 1;
+        float[] scales = new float[matrices * gridSize(s)];
+        List<List<Part>> perMatrix = matrixParts(s);
+        List<byte[]> codes = new ArrayList<>(matrices);
+        for (int m = 0; m < matrices; m++) codes.add(quantizeMatrix(s, perMatrix.get(m), o, scales, m * gridSize(s)));
+        return new Quantized(codes, scales);
+    }
+
+    /** Block scales of one matrix of {@code s}. */
+    private static int gridSize(Spec s) {
         int[] shape = s.shape();
-        int rows = shape[shape.length - 2], cols = shape[shape.length - 1];
-        int matrices = shape.length == 3 ? shape[0] : 1;
-        long perMatrix = (long) rows * cols;
+        return blocks(shape[shape.length - 2]) * blocks(shape[shape.length - 1]);
+    }
+
+    /** The spec's parts, matrix by matrix (each matrix whole parts). */
+    private static List<List<Part>> matrixParts(Spec s) {
+        int[] shape = s.shape();
+        long perMatrix = (long) shape[shape.length - 2] * shape[shape.length - 1];
         if (perMatrix > Integer.MAX_VALUE - 8) throw new JnextException(s.name() + ": a matrix too large to quantize in memory");
-        int gr = blocks(rows), gc = blocks(cols);
-        float[] scales = new float[matrices * gr * gc];
-        List<Part> parts = s.parts();
+        int matrices = shape.length == 3 ? shape[0] : 1;
+        List<List<Part>> out = new ArrayList<>(matrices);
         int next = 0;
         for (int m = 0; m < matrices; m++) {
             List<Part> mine = new ArrayList<>();
             long n = 0;
             while (n < perMatrix) {
-                Part p = parts.get(next++);
+                Part p = s.parts().get(next++);
                 mine.add(p);
                 n += p.count();
             }
             if (n != perMatrix) throw new IllegalStateException(s.name() + ": parts do not cut at matrix " + m);
-            float[] v = matrixValues(mine, (int) perMatrix, o);
-            byte[] q = new byte[(int) perMatrix];
-            int base = m * gr * gc;
-            IntStream.range(0, gr).parallel().forEach(b -> quantizeBand(v, q, rows, cols, b, scales, base + b * gc));
-            writeFully(ch, ByteBuffer.wrap(q));
-            progress.accept(q.length);
+            out.add(mine);
         }
-        return scales;
+        return out;
+    }
+
+    /** One matrix's values generated and block-quantized: its codes, its scales into {@code scales[base ..]}. */
+    private static byte[] quantizeMatrix(Spec s, List<Part> parts, Options o, float[] scales, int base) {
+        int[] shape = s.shape();
+        int rows = shape[shape.length - 2], cols = shape[shape.length - 1], gc = blocks(cols);
+        float[] v = matrixValues(parts, rows * cols, o);
+        byte[] q = new byte[rows * cols];
+        IntStream.range(0, blocks(rows)).parallel().forEach(b -> quantizeBand(v, q, rows, cols, b, scales, base + b * gc));
+        return q;
     }
 
     /** The values of consecutive parts (generated chunk by chunk in parallel, as the plain writer draws them). */
