@@ -147,6 +147,17 @@ public interface ModelBackend extends AutoCloseable {
     }
 
     /**
+     * Prefix caching on a backend that can snapshot a sequence's state only between steps (the CUDA backend): the
+     * position at which the slot's next prompt chunk, starting at {@code position}, must end at the latest, so that the
+     * state there can be cached — a multiple of {@link #prefillAlignment()} after {@code position} and before the prompt's
+     * end — or {@link Integer#MAX_VALUE} when the chunk may run to wherever the scheduler cuts it. The scheduler asks before
+     * each prompt chunk. The default (no prefix cache, or one that snapshots inside a step as the CPU backend does): no stop.
+     */
+    default int prefillStop(int slot, int position) {
+        return Integer.MAX_VALUE;
+    }
+
+    /**
      * What the prefix cache has done and holds ({@link PrefixCacheStats#DISABLED} for a backend without one). Safe to
      * call from any thread (unlike the rest of this interface): it reads a published snapshot of the counters.
      */

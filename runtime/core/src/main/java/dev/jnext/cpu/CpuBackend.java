@@ -10,6 +10,7 @@ import dev.jnext.backend.BackendOptions;
 
 import dev.jnext.JnextException;
 import dev.jnext.backend.prefix.PrefixTree;
+import dev.jnext.backend.prefix.SnapshotPlan;
 import dev.jnext.cpu.ops.GatedDeltaRule;
 import dev.jnext.model.LayerType;
 import dev.jnext.model.ModelConfig;
@@ -209,12 +210,7 @@ public final class CpuBackend implements ModelBackend {
             hold(slot, m.node());
         }
         cache.recordLookup(at);
-        TreeSet<Integer> plan = new TreeSet<>();
-        for (int q = snapshotInterval; q <= length; q += snapshotInterval) plan.add(q);
-        plan.add(m.matched() / align * align);              // the branch point: where the prompt leaves the tree
-        plan.add(length / align * align);                   // the prompt's end: what the next turn of a chat extends
-        plan.add((length - 1) / align * align);             // ... and what the same prompt sent again resumes from
-        plan.removeIf(q -> q <= at);
+        TreeSet<Integer> plan = SnapshotPlan.all(length, m.matched(), at, align, snapshotInterval);
         prompts[slot] = prompt.clone();
         plans[slot] = plan;
         return at;

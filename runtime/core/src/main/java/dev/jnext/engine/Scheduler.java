@@ -43,7 +43,8 @@ import java.util.Set;
  * ModelBackend#restorePrefix}); the request's prompt then starts at that aligned position, so its chunks still end at
  * multiples of the alignment counted from the prompt's start, as a cold prefill's do, and it reports the restored
  * tokens as cached ({@link GenerationEvent.Finished#cachedPromptTokens()}). Prompt chunks are marked as such ({@link
- * ModelBackend.StepInput#prompt()}).
+ * ModelBackend.StepInput#prompt()}). A backend that snapshots state only between steps names where a chunk must end
+ * ({@link ModelBackend#prefillStop}); the chunk is cut there (an aligned position) and the rest follows in the next step.
  */
 final class Scheduler {
     private static final Logger log = LoggerFactory.getLogger(Scheduler.class);
@@ -184,6 +185,8 @@ final class Scheduler {
             int left = r.prompt.length - r.cursor;
             int n = Math.min(left, Math.min(budget, prefillChunk));
             if (n < left) n -= n % alignment; // a chunk that ends before its prompt does ends at a multiple of the alignment
+            int stop = backend.prefillStop(r.slot, r.cursor); // prefix caching: the backend snapshots the state there
+            if (stop > r.cursor && stop < r.prompt.length && r.cursor + n > stop) n = stop - r.cursor;
             if (n == 0) continue;
             int[] chunk = Arrays.copyOfRange(r.prompt, r.cursor, r.cursor + n);
             inputs.add(new ModelBackend.StepInput(r.slot, chunk, n == left, r.request.topLogprobs(), true, n == left ? r.mask() : null));

@@ -247,6 +247,26 @@ class SchedulerTest {
     }
 
     @Test
+    void promptChunksEndWhereTheBackendSnapshotsState() {
+        int[] script = tok.encode(" x".repeat(4));
+        ScriptedBackend backend = backend(script, 10_000, 2, 512);
+        backend.alignment = 64;
+        backend.stops = new int[]{128, 320};
+        try (Engine engine = engine(backend, 8)) {
+            int[] prompt = new int[400];
+            Arrays.fill(prompt, 150_001);
+            assertEquals(4, engine.submit(GenerationRequest.tokens(prompt).maxTokens(4).build()).await().tokens().size());
+        }
+        // one 400-token prompt within a 512-token step: cut at 128 and at 320 (the backend's stops), then the rest
+        List<Integer> chunks = new ArrayList<>();
+        for (List<ModelBackend.StepInput> step : backend.steps) {
+            for (ModelBackend.StepInput in : step) if (in.prompt()) chunks.add(in.tokens().length);
+        }
+        assertEquals(List.of(128, 192, 80), chunks);
+        assertEquals(List.of(0, 128, 320), backend.stopQueries.stream().map(q -> q[1]).toList());
+    }
+
+    @Test
     void promptsAreChunkedWithinTheStepBudgetBesideRunningDecodes() {
         int[] script = tok.encode(" x".repeat(40));
         ScriptedBackend backend = backend(script, 10_000, 3, 40);

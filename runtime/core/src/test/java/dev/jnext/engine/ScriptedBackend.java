@@ -50,6 +50,17 @@ final class ScriptedBackend implements ModelBackend {
     @Override public int maxStepTokens() { return stepTokens; }
     int alignment = 1;
     @Override public int prefillAlignment() { return alignment; }
+    /** Where prompt chunks must end ({@link #prefillStop}): the first of these past the chunk's start. */
+    volatile int[] stops = new int[0];
+    /** Every (slot, position) the scheduler asked {@link #prefillStop} about. */
+    final List<int[]> stopQueries = Collections.synchronizedList(new ArrayList<>());
+
+    @Override
+    public int prefillStop(int slot, int position) {
+        stopQueries.add(new int[]{slot, position});
+        for (int q : stops) if (q > position) return q;
+        return Integer.MAX_VALUE;
+    }
 
     @Override
     public synchronized int freeSequences() {

@@ -45,6 +45,31 @@ public final class PrefixTree<K, S> {
         K slice(K kv, int from, int to);
     }
 
+    /**
+     * Told when the tree lets go of a payload: a node's KV when the node is removed or split (a split makes two new slices
+     * and lets go of the old payload), a snapshot when it is evicted. A backend whose payloads own memory (the CUDA
+     * backend's shared KV pages and snapshot entries) frees it here; each payload the tree took (from a {@link KvSource},
+     * a {@link KvSlicer} or a snapshot supplier) is let go of exactly once, or is still in the tree.
+     */
+    public interface Disposer<K, S> {
+        /** The tree no longer holds {@code kv}. */
+        void kvDropped(K kv);
+
+        /** The tree no longer holds {@code snapshot}. */
+        void snapshotDropped(S snapshot);
+
+        /** A disposer that does nothing (payloads the garbage collector frees). */
+        static <K, S> Disposer<K, S> none() {
+            return new Disposer<>() {
+                @Override
+                public void kvDropped(K kv) { }
+
+                @Override
+                public void snapshotDropped(S snapshot) { }
+            };
+        }
+    }
+
     /** The KV of the tokens of an inserted path that the tree does not hold yet. */
     @FunctionalInterface
     public interface KvSource<K> {
@@ -119,6 +144,7 @@ public final class PrefixTree<K, S> {
     private final Node<K, S> root = new Node<>(null, 0, new int[0], null);
     private final Set<Node<K, S>> nodes = new LinkedHashSet<>(); // every node but the root
     private final KvSlicer<K> slicer;
+    private final Disposer<K, S> disposer;
     private final long kvBytesPerToken;
     private final long snapshotBytes;
     private final long kvBudget;
@@ -141,10 +167,24 @@ public final class PrefixTree<K, S> {
      * @param snapshotBudget  most bytes of snapshots held
      */
     public PrefixTree(KvSlicer<K> slicer, long kvBytesPerToken, long snapshotBytes, long kvBudget, long snapshotBudget) {
+        this(slicer, Disposer.none(), kvBytesPerToken, snapshotBytes, kvBudget, snapshotBudget);
+    }
+
+    /**
+     * An empty tree whose payloads are let go of through {@code disposer}.
+     *
+     * @param kvBytesPerToken bytes of KV one token takes (all attention layers), at least 0
+     * @param snapshotBytes   bytes one snapshot takes, at least 0
+     * @param kvBudget        most bytes of KV held
+     * @param snapshotBudget  most bytes of snapshots held
+     */
+    public PrefixTree(KvSlicer<K> slicer, Disposer<K, S> disposer, long kvBytesPerToken, long snapshotBytes, long kvBudget,
+                      long snapshotBudget) {
         if (kvBytesPerToken < 0 || snapshotBytes < 0 || kvBudget < 0 || snapshotBudget < 0) {
             throw new IllegalArgumentException("sizes and budgets must be >= 0");
         }
         this.slicer = slicer;
+        this.disposer = java.util.Objects.requireNonNull(disposer, "disposer");
         this.kvBytesPerToken = kvBytesPerToken;
         this.snapshotBytes = snapshotBytes;
         this.kvBudget = kvBudget;
@@ -298,9 +338,11 @@ public final class PrefixTree<K, S> {
     private Node<K, S> split(Node<K, S> node, int head) {
         Node<K, S> parent = node.parent;
         int[] all = node.tokens;
-        Node<K, S> h = new Node<>(parent, node.start, java.util.Arrays.copyOf(all, head), slicer.slice(node.kv, 0, head));
+        K old = node.kv;
+        Node<K, S> h = new Node<>(parent, node.start, java.util.Arrays.copyOf(all, head), slicer.slice(old, 0, head));
         h.lastUsed = node.lastUsed;
-        node.kv = slicer.slice(node.kv, head, all.length);
+        node.kv = slicer.slice(old, head, all.length);
+        disposer.kvDropped(old);
         node.tokens = java.util.Arrays.copyOfRange(all, head, all.length);
         node.start += head;
         node.parent = h;
@@ -308,6 +350,16 @@ public final class PrefixTree<K, S> {
         h.children.put(node.tokens[0], node);
         nodes.add(h);
         return h;
+    }
+
+    /**
+     * Removes the least recently used leaf that nobody holds (with its KV and snapshot, and any ancestor it leaves a bare
+     * leaf), for a backend that needs the memory back — e.g. KV pages for a running request; false when nothing can go.
+     */
+    public boolean evictLeastRecentlyUsed() {
+        boolean evicted = evictLeaf();
+        if (evicted) publish();
+        return evicted;
     }
 
     /** Removes the least recently used leaf that nobody holds; false when there is none. */
@@ -331,9 +383,11 @@ public final class PrefixTree<K, S> {
         if (victim.isLeaf()) {
             remove(victim);
         } else {
+            S dropped = victim.snapshot;
             victim.snapshot = null;
             snapshots--;
             evictions++;
+            disposer.snapshotDropped(dropped);
         }
         return true;
     }
@@ -346,13 +400,17 @@ public final class PrefixTree<K, S> {
             parent.children.remove(n.tokens[0]);
             nodes.remove(n);
             storedTokens -= n.tokens.length;
-            if (n.snapshot != null) {
+            K kv = n.kv;
+            S snapshot = n.snapshot;
+            if (snapshot != null) {
                 snapshots--;
                 evictions++;
             }
             n.parent = null;
             n.kv = null;
             n.snapshot = null;
+            disposer.kvDropped(kv);
+            if (snapshot != null) disposer.snapshotDropped(snapshot);
             n = parent;
         }
     }
@@ -387,6 +445,25 @@ public final class PrefixTree<K, S> {
         List<Integer> out = new ArrayList<>();
         for (Node<K, S> n : nodes) if (n.snapshot != null) out.add(n.end());
         return out;
+    }
+
+    /**
+     * Lets go of every node (the backend closes): each KV payload and snapshot goes to the disposer once. Held nodes are
+     * let go of too; the tree is empty afterwards.
+     */
+    public void clear() {
+        for (Node<K, S> n : nodes) {
+            disposer.kvDropped(n.kv);
+            if (n.snapshot != null) disposer.snapshotDropped(n.snapshot);
+            n.kv = null;
+            n.snapshot = null;
+            n.parent = null;
+        }
+        nodes.clear();
+        root.children.clear();
+        storedTokens = 0;
+        snapshots = 0;
+        publish();
     }
 
     /** The counters and sizes, as last published (any thread). */

@@ -227,4 +227,77 @@ class PrefixTreeTest {
         }
         assertTrue(t.stats().evictions() > 0);
     }
+
+    /** A payload with an identity, so that what the tree takes and lets go of can be counted. */
+    private record Kv(int[] tokens) { }
+
+    @Test
+    void everyPayloadIsLetGoOfExactlyOnceWhenDroppedAndClearLetsGoOfTheRest() {
+        java.util.Map<Object, Integer> live = new java.util.IdentityHashMap<>();
+        java.util.function.Consumer<Object> take = o -> assertNull(live.put(o, 0), "a payload handed over twice");
+        java.util.function.Consumer<Object> drop = o -> assertNotNull(live.remove(o), "a payload let go of twice, or never taken");
+        PrefixTree.Disposer<Kv, String> disposer = new PrefixTree.Disposer<>() {
+            @Override public void kvDropped(Kv kv) { drop.accept(kv); }
+            @Override public void snapshotDropped(String snapshot) { drop.accept(snapshot); }
+        };
+        PrefixTree.KvSlicer<Kv> slicer = (kv, from, to) -> {
+            Kv k = new Kv(Arrays.copyOfRange(kv.tokens(), from, to));
+            take.accept(k);
+            return k;
+        };
+        var t = new PrefixTree<>(slicer, disposer, KV, SNAP, 700 * KV, 6 * SNAP);
+        SplittableRandom random = new SplittableRandom(7);
+        List<int[]> prompts = new ArrayList<>();
+        List<PrefixTree.Node<Kv, String>> held = new ArrayList<>();
+        for (int round = 0; round < 300; round++) {
+            int[] p;
+            if (!prompts.isEmpty() && random.nextInt(3) > 0) {
+                int[] base = prompts.get(random.nextInt(prompts.size()));
+                p = concat(Arrays.copyOf(base, random.nextInt(base.length + 1)),
+                        IntStream.range(0, 1 + random.nextInt(200)).map(i -> random.nextInt(20)).toArray());
+            } else {
+                p = IntStream.range(0, 1 + random.nextInt(300)).map(i -> random.nextInt(20)).toArray();
+            }
+            prompts.add(p);
+            for (int end = 64; end <= p.length; end += 64) {
+                int e = end;
+                var n = t.insert(p, end, (from, to) -> {
+                    Kv k = new Kv(Arrays.copyOfRange(p, from, to));
+                    take.accept(k);
+                    return k;
+                }, () -> {
+                    String s = new String("state@" + e); // a new object each time
+                    take.accept(s);
+                    return s;
+                });
+                if (n != null && random.nextInt(6) == 0) {
+                    t.hold(n);
+                    held.add(n);
+                }
+            }
+            if (held.size() > 2) t.release(held.remove(random.nextInt(held.size())));
+            if (random.nextInt(10) == 0) t.evictLeastRecentlyUsed();
+            // what is live is exactly what the tree holds
+            int payloads = t.size() + t.snapshotPositions().size();
+            assertEquals(payloads, live.size(), "round " + round);
+        }
+        assertTrue(t.stats().evictions() > 0);
+        t.clear();
+        assertEquals(0, live.size(), "clear lets go of everything");
+        assertEquals(0, t.size());
+        assertEquals(0, t.stats().kvBytes());
+        assertFalse(t.match(prompts.get(0), prompts.get(0).length - 1).hit());
+    }
+
+    @Test
+    void snapshotPlansAreAlignedAndPastTheResumePoint() {
+        assertEquals(List.of(128, 192), List.copyOf(SnapshotPlan.required(200, 130, 64, 64)));
+        assertEquals(List.of(64, 192), List.copyOf(SnapshotPlan.required(200, 100, 0, 64)));
+        // a prompt of exactly 256: its end (256) and the position before it (192)
+        assertEquals(List.of(192, 256), List.copyOf(SnapshotPlan.required(256, 0, 0, 64)));
+        assertEquals(List.of(128, 192, 256), List.copyOf(SnapshotPlan.all(256, 64, 64, 64, 128)));
+        assertEquals(List.of(), List.copyOf(SnapshotPlan.required(40, 40, 0, 64)));
+        org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> SnapshotPlan.all(256, 0, 0, 64, 100));
+        org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> SnapshotPlan.required(10, 11, 0, 64));
+    }
 }
