@@ -181,7 +181,10 @@ do_run() {
     done
     if [ -n "$soak" ]; then
       echo "--- jnext bench serve --soak $soak:" >> "$summary"
-      $sb --graphs piecewise --requests 64 --concurrency 32 --max-tokens 128 --soak "$soak" --json "$OUT/soak.json" > "$OUT/soak.log" 2>&1 || rc=1
+      # issue 18.4: with the prefix cache (on by default) and a multi-turn load, streams cancelled and requests abandoned
+      # mixed in, the metrics sampled every 10 s (tool requests need the chat endpoint: the CPU soak in serving.md runs them)
+      $sb --graphs piecewise --workload multi-turn --turns 3 --requests 64 --concurrency 32 --max-tokens 128 --soak "$soak" \
+        --sample-every 10s --mix cancel=0.1,disconnect=0.1 --json "$OUT/soak.json" > "$OUT/soak.log" 2>&1 || rc=1
       tail -14 "$OUT/soak.log" >> "$summary"
     fi
   fi

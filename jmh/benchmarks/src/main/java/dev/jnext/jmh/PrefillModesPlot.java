@@ -23,7 +23,7 @@ import java.util.regex.Pattern;
 /**
  * Plots prefill throughput against tokens for every prefill mode in a {@code jnext bench model --json} file (keys
  * {@code <mode>_prefill_<tokens>[x<seqs>]_tok_per_s}), one line per mode and sequence count, log-scale tokens:
- * <pre>java -Djava.awt.headless=true -cp jmh/target/benchmarks.jar dev.jnext.jmh.PrefillModesPlot bench-model.json plot.png [title]</pre>
+ * <pre>java -Djava.awt.headless=true -cp jmh/benchmarks/target/benchmarks.jar dev.jnext.jmh.PrefillModesPlot bench-model.json plot.png [title]</pre>
  */
 public final class PrefillModesPlot {
     private static final Pattern KEY = Pattern.compile("(eager|piecewise|gdn-layer-eager)_prefill_(\\d+)(?:x(\\d+))?_tok_per_s");

@@ -39,7 +39,14 @@ public final class ServeBench {
      * @param ignoreEos  ask the server to generate exactly {@code maxTokens} (vLLM's ignore_eos)
      */
     public record Options(URI base, String apiKey, int requests, int concurrency, double rate, int maxTokens,
-                          List<String> prompts, boolean chat, boolean ignoreEos, long seed, Duration timeout, Workload workload) {
+                          List<String> prompts, boolean chat, boolean ignoreEos, long seed, Duration timeout, Workload workload,
+                          ServeMix mix) {
+        /** Plain streaming requests ({@link ServeMix#NONE}). */
+        public Options(URI base, String apiKey, int requests, int concurrency, double rate, int maxTokens, List<String> prompts,
+                       boolean chat, boolean ignoreEos, long seed, Duration timeout, Workload workload) {
+            this(base, apiKey, requests, concurrency, rate, maxTokens, prompts, chat, ignoreEos, seed, timeout, workload, ServeMix.NONE);
+        }
+
         /** The single-turn workload. */
         public Options(URI base, String apiKey, int requests, int concurrency, double rate, int maxTokens, List<String> prompts,
                        boolean chat, boolean ignoreEos, long seed, Duration timeout) {
@@ -53,13 +60,27 @@ public final class ServeBench {
             if (maxTokens < 1) throw new JnextException("--max-tokens must be at least 1, got " + maxTokens);
             if (prompts.isEmpty()) throw new JnextException("no prompts to send");
             if (workload == null) throw new NullPointerException("workload");
+            if (mix == null) throw new NullPointerException("mix");
+            if (mix.tools() > 0 && !chat) throw new JnextException("--mix tools=... needs the chat endpoint (tools are a chat feature)");
             prompts = List.copyOf(prompts);
         }
     }
 
-    /** What one request measured. */
+    /**
+     * What one request measured. {@code cut}: the client cancelled or abandoned it on purpose ({@link ServeMix}), so its
+     * times and tokens are not the server's.
+     */
     record Sample(boolean ok, String error, long ttftNanos, long[] gapsNanos, int promptTokens, int cachedTokens, int outputTokens,
-                  long latencyNanos, String text) {}
+                  long latencyNanos, String text, ServeMix.Kind kind, boolean cut) {
+        Sample(boolean ok, String error, long ttftNanos, long[] gapsNanos, int promptTokens, int cachedTokens, int outputTokens,
+               long latencyNanos, String text) {
+            this(ok, error, ttftNanos, gapsNanos, promptTokens, cachedTokens, outputTokens, latencyNanos, text, ServeMix.Kind.PLAIN, false);
+        }
+
+        Sample as(ServeMix.Kind k, boolean wasCut) {
+            return new Sample(ok, error, ttftNanos, gapsNanos, promptTokens, cachedTokens, outputTokens, latencyNanos, text, k, wasCut);
+        }
+    }
 
     /**
      * What the requests look like. {@code SINGLE}: one user message per request (the prompts in turn).
@@ -108,9 +129,14 @@ public final class ServeBench {
         }
     }
 
+    /**
+     * A load's figures. {@code toolRequests}, {@code cancelled} and {@code abandoned} count the {@link ServeMix} requests
+     * (tool requests, streams cancelled after the first chunk, non-streaming requests abandoned); the times and tokens
+     * count only the requests that ran to their end.
+     */
     public record Report(String model, String device, int requests, int failed, List<String> errors, double seconds,
                          long promptTokens, long cachedTokens, long outputTokens, Percentiles ttft, Percentiles interToken,
-                         Percentiles latency) {
+                         Percentiles latency, int toolRequests, int cancelled, int abandoned) {
         /** Prompt tokens the server prefilled (the rest came from its prefix cache). */
         public long computedPromptTokens() {
             return promptTokens - cachedTokens;
@@ -134,6 +160,10 @@ public final class ServeBench {
             row(s, "time to first token", ttft);
             row(s, "inter-token latency", interToken);
             row(s, "request latency", latency);
+            if (toolRequests + cancelled + abandoned > 0) {
+                s.append(String.format(Locale.ROOT, "mixed in: %d tool requests, %d streams cancelled after the first chunk, "
+                        + "%d non-streaming requests abandoned%n", toolRequests, cancelled, abandoned));
+            }
             for (String e : errors.stream().distinct().limit(5).toList()) s.append("error: ").append(e).append('\n');
             return s.toString();
         }
@@ -158,6 +188,9 @@ public final class ServeBench {
             m.put("ttft_ms", ttft);
             m.put("inter_token_ms", interToken);
             m.put("latency_ms", latency);
+            m.put("tool_requests", toolRequests);
+            m.put("cancelled", cancelled);
+            m.put("abandoned", abandoned);
             m.put("errors", errors.stream().distinct().limit(20).toList());
             return m;
         }
@@ -286,11 +319,17 @@ public final class ServeBench {
         List<Long> ttft = new ArrayList<>(), gaps = new ArrayList<>(), latency = new ArrayList<>();
         List<String> errors = new ArrayList<>();
         long prompt = 0, cached = 0, output = 0;
-        int failed = 0;
+        int failed = 0, tools = 0, cancelled = 0, abandoned = 0;
         for (Sample s : samples) {
+            if (s.kind() == ServeMix.Kind.TOOLS) tools++;
             if (!s.ok()) {
                 failed++;
                 errors.add(s.error());
+                continue;
+            }
+            if (s.cut()) {
+                if (s.kind() == ServeMix.Kind.CANCEL) cancelled++;
+                else abandoned++;
                 continue;
             }
             prompt += s.promptTokens();
@@ -303,11 +342,71 @@ public final class ServeBench {
         return new Report(model, device, samples.size(), failed, errors, seconds, prompt, cached, output,
                 Percentiles.of(ttft.stream().mapToLong(Long::longValue).toArray()),
                 Percentiles.of(gaps.stream().mapToLong(Long::longValue).toArray()),
-                Percentiles.of(latency.stream().mapToLong(Long::longValue).toArray()));
+                Percentiles.of(latency.stream().mapToLong(Long::longValue).toArray()), tools, cancelled, abandoned);
     }
 
-    /** One streaming request: the time of its first content chunk, the gaps between chunks, the usage. */
+    private final java.util.concurrent.atomic.AtomicLong drawn = new java.util.concurrent.atomic.AtomicLong();
+
+    /** One request of the load: plain, or of the kind the mix draws for it. */
     private Sample one(List<Message> messages) {
+        long n = drawn.getAndIncrement();
+        ServeMix.Kind kind = options.mix().equals(ServeMix.NONE) ? ServeMix.Kind.PLAIN
+                : options.mix().kind(new SplittableRandom(options.seed() * 0x9E3779B97F4A7C15L + n).nextDouble());
+        return switch (kind) {
+            case PLAIN -> streamed(messages, false, false).as(kind, false);
+            case TOOLS -> streamed(messages, true, false).as(kind, false);
+            case CANCEL -> {
+                Sample s = streamed(messages, false, true);
+                yield s.as(kind, s.ok());
+            }
+            case DISCONNECT -> abandoned(messages);
+        };
+    }
+
+    /** Two functions in the OpenAI form, offered with {@code tool_choice: auto}. */
+    private static void addTools(ObjectNode body) {
+        var tools = body.putArray("tools");
+        for (String[] f : new String[][]{{"get_weather", "city"}, {"calculate", "expression"}}) {
+            ObjectNode fn = tools.addObject().put("type", "function").putObject("function");
+            fn.put("name", f[0]).put("description", "a " + f[0].replace('_', ' ') + " tool");
+            ObjectNode params = fn.putObject("parameters").put("type", "object");
+            params.putObject("properties").putObject(f[1]).put("type", "string");
+            params.putArray("required").add(f[1]);
+        }
+        body.put("tool_choice", "auto");
+    }
+
+    /**
+     * A non-streaming request the client gives up on after {@link ServeMix#ABANDON_AFTER_MS} ms (the connection closes);
+     * one that is answered sooner counts as an ordinary request.
+     */
+    private Sample abandoned(List<Message> messages) {
+        ObjectNode body = body(messages);
+        body.put("stream", false);
+        long t0 = System.nanoTime();
+        try {
+            HttpResponse<String> r = http.send(request(options.chat() ? "/v1/chat/completions" : "/v1/completions")
+                            .timeout(Duration.ofMillis(ServeMix.ABANDON_AFTER_MS))
+                    .header("Content-Type", "application/json")
+                    .POST(HttpRequest.BodyPublishers.ofByteArray(JSON.writeValueAsBytes(body))).build(), HttpResponse.BodyHandlers.ofString());
+            if (r.statusCode() != 200) return failed("HTTP " + r.statusCode() + ": " + r.body()).as(ServeMix.Kind.DISCONNECT, false);
+            JsonNode answer = JSON.readTree(r.body());
+            long t = System.nanoTime() - t0;
+            return new Sample(true, null, t, new long[0], answer.at("/usage/prompt_tokens").asInt(),
+                    answer.at("/usage/prompt_tokens_details/cached_tokens").asInt(0), answer.at("/usage/completion_tokens").asInt(), t,
+                    answer.at(options.chat() ? "/choices/0/message/content" : "/choices/0/text").asText(""), ServeMix.Kind.DISCONNECT, false);
+        } catch (java.net.http.HttpTimeoutException e) {
+            return new Sample(true, null, 0, new long[0], 0, 0, 0, System.nanoTime() - t0, "", ServeMix.Kind.DISCONNECT, true);
+        } catch (IOException e) {
+            return failed(e.toString()).as(ServeMix.Kind.DISCONNECT, false);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return failed("interrupted").as(ServeMix.Kind.DISCONNECT, false);
+        }
+    }
+
+    /** The request body every kind starts from: model, messages or prompt, max tokens, greedy. */
+    private ObjectNode body(List<Message> messages) {
         ObjectNode body = JSON.createObjectNode();
         body.put("model", model);
         if (options.chat()) {
@@ -319,6 +418,16 @@ public final class ServeBench {
         body.put("max_tokens", options.maxTokens());
         body.put("temperature", 0.0);
         body.put("ignore_eos", options.ignoreEos());
+        return body;
+    }
+
+    /**
+     * One streaming request: the time of its first content chunk, the gaps between chunks, the usage. {@code tools}:
+     * offer functions; {@code cancel}: close the stream after its first chunk (the sample then counts what came).
+     */
+    private Sample streamed(List<Message> messages, boolean tools, boolean cancel) {
+        ObjectNode body = body(messages);
+        if (tools) addTools(body);
         body.put("stream", true);
         body.putObject("stream_options").put("include_usage", true);
         long t0 = System.nanoTime();
@@ -348,6 +457,9 @@ public final class ServeBench {
                     }
                     JsonNode choice = chunk.path("choices").path(0);
                     String text = options.chat() ? choice.path("delta").path("content").asText("") : choice.path("text").asText("");
+                    if (cancel) {           // the client walks away: closing the stream closes the connection
+                        return new Sample(true, null, now - t0, new long[0], 0, 0, 0, now - t0, "");
+                    }
                     if (text.isEmpty()) continue;
                     reply.append(text);
                     if (first == 0) first = now;

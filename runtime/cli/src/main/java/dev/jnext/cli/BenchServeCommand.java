@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import dev.jnext.JnextException;
 import dev.jnext.bench.ServeBench;
+import dev.jnext.bench.ServeMix;
 import dev.jnext.bench.ServeSoak;
 import dev.jnext.backend.PrefixCacheOptions;
 import dev.jnext.engine.Engine;
@@ -36,7 +37,7 @@ import java.util.regex.Pattern;
         description = {"Send N streaming requests at a concurrency (or a Poisson rate) to an OpenAI-compatible server and",
                 "report output tok/s and p50/p90/p99 of time to first token, inter-token latency and request latency.",
                 "--url hits a running server; --model starts one in this process with the engine options given.",
-                "--soak DURATION repeats the load and fails (exit 1) if the server's heap, threads or device memory grow."})
+                "--soak DURATION repeats the load, sampling the server's metrics every --sample-every, and fails (exit 1) if its heap, threads or device memory grow, or if once drained it still runs a request or holds KV; --mix adds tool requests, cancelled streams and abandoned requests."})
 public final class BenchServeCommand implements Callable<Integer> {
 
     @Spec
@@ -85,6 +86,15 @@ public final class BenchServeCommand implements Callable<Integer> {
     @Option(names = "--soak", paramLabel = "DURATION", description = "repeat the load for this long (e.g. 30s, 10m, 1h) and check for growth")
     String soak;
 
+    @Option(names = "--sample-every", paramLabel = "DURATION",
+            description = "with --soak: read the server's metrics this often (default: 10s, or an eighth of a shorter soak)")
+    String sampleEvery;
+
+    @Option(names = "--mix", paramLabel = "tools=F,cancel=F,disconnect=F", defaultValue = "none",
+            description = "fractions of the requests that offer tools, that cancel their stream after the first chunk, and "
+                    + "that are non-streaming and abandoned after 150 ms (default: ${DEFAULT-VALUE})")
+    String mix;
+
     @Option(names = "--workload", defaultValue = "single", paramLabel = "single|multi-turn|system-prompt",
             description = "single: one user message per request; multi-turn: conversations of --turns requests, each resending "
                     + "the whole conversation plus a new question; system-prompt: every request opens with the same system "
@@ -116,7 +126,8 @@ public final class BenchServeCommand implements Callable<Integer> {
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
         if ((url == null) == (model == null)) throw new JnextException("give either --url (a running server) or --model (start one here)");
-        Duration soakFor = soak == null ? null : parseDuration(soak);
+        Duration soakFor = soak == null ? null : parseDuration(soak, "--soak");
+        if (sampleEvery != null && soakFor == null) throw new JnextException("--sample-every goes with --soak");
         List<String> texts = prompts != null ? readPrompts(prompts) : ServeBench.syntheticPrompts(Math.max(requests, 1), seed);
         ServeBench.Workload load = workload();
         if (comparePrefixCache && model == null) throw new JnextException("--compare-prefix-cache needs --model (a server started here)");
@@ -128,6 +139,7 @@ public final class BenchServeCommand implements Callable<Integer> {
         record.put("max_tokens", maxTokens);
         record.put("ignore_eos", ignoreEos);
         record.put("endpoint", completions ? "/v1/completions" : "/v1/chat/completions");
+        record.put("mix", ServeMix.parse(mix).toString());
         record.put("workload", workload + (load.kind() == ServeBench.Workload.Kind.MULTI_TURN ? " (" + turns + " turns)"
                 : load.kind() == ServeBench.Workload.Kind.SYSTEM_PROMPT ? " (" + systemTokens + " tokens)" : ""));
         record.put("host_cpus", Runtime.getRuntime().availableProcessors());
@@ -171,7 +183,7 @@ public final class BenchServeCommand implements Callable<Integer> {
 
     private ServeBench.Options benchOptions(URI base, String key, List<String> texts, ServeBench.Workload load) {
         return new ServeBench.Options(base, key, requests, concurrency, rate, maxTokens, texts, !completions, ignoreEos, seed,
-                Duration.ofSeconds(timeoutSeconds), load);
+                Duration.ofSeconds(timeoutSeconds), load, ServeMix.parse(mix));
     }
 
     /** A load's (last round's) report; {@code ok} false when a soak found growth. */
@@ -203,13 +215,15 @@ public final class BenchServeCommand implements Callable<Integer> {
             record.put(key, report.toMap());
             return new Measured(report, true);
         }
-        ServeSoak.Result result = ServeSoak.run(bench, soakFor, inProcess, line -> {
+        Duration every = sampleEvery == null ? ServeSoak.defaultEvery(soakFor) : parseDuration(sampleEvery, "--sample-every");
+        ServeSoak.Result result = ServeSoak.run(bench, soakFor, every, inProcess, line -> {
             err.println("jnext: " + line);
             err.flush();
         });
         ServeBench.Report last = result.rounds().getLast();
         out.print(last.table());
-        out.println(result.verdict().ok() ? "soak: nothing grew over " + result.samples().size() + " samples"
+        out.println(result.verdict().ok() ? "soak: nothing grew over " + result.samples().size() + " samples, and the drained server "
+                + "held no request and no KV reservation"
                 : "soak FAILED: " + String.join("; ", result.verdict().problems()));
         record.put(key, last.toMap());
         record.put("soak", result.toMap());
@@ -224,10 +238,11 @@ public final class BenchServeCommand implements Callable<Integer> {
     }
 
     /** {@code 500ms}, {@code 30s}, {@code 10m}, {@code 2h}. */
-    static Duration parseDuration(String s) {
+    static Duration parseDuration(String s, String option) {
         Matcher m = Pattern.compile("(\\d+)(ms|s|m|h)").matcher(s.trim().toLowerCase(Locale.ROOT));
-        if (!m.matches()) throw new JnextException("--soak must be a duration like 30s, 10m or 1h, got \"" + s + "\"");
+        if (!m.matches()) throw new JnextException(option + " must be a duration like 30s, 10m or 1h, got \"" + s + "\"");
         long n = Long.parseLong(m.group(1));
+        if (n == 0) throw new JnextException(option + " must be longer than 0, got \"" + s + "\"");
         return switch (m.group(2)) {
             case "ms" -> Duration.ofMillis(n);
             case "s" -> Duration.ofSeconds(n);

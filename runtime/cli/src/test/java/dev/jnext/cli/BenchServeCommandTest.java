@@ -68,6 +68,26 @@ class BenchServeCommandTest {
     }
 
     @Test
+    void aSoakWithToolsCancelsAndAbandonedRequestsDrainsToNothing(@TempDir Path tmp) throws Exception {
+        Path json = tmp.resolve("soak.json");
+        CliRun r = CliRun.run("", "bench", "serve", "--model", model, "--tokenizer", tokenizer, "--requests", "12",
+                "--concurrency", "4", "--max-tokens", "400", "--ignore-eos", "--max-sequences", "4", "--soak", "4s",
+                "--sample-every", "500ms", "--mix", "tools=0.25,cancel=0.25,disconnect=0.25", "--json", json.toString());
+        assertEquals(0, r.exitCode(), r.out() + r.err());
+        assertTrue(r.out().contains("soak: nothing grew") && r.out().contains("no KV reservation"), r.out());
+        JsonNode soak = new ObjectMapper().readTree(json.toFile()).path("soak");
+        assertTrue(soak.path("ok").asBoolean(), soak.toString());
+        assertTrue(soak.path("samples").size() >= 4, soak.toString());
+        assertEquals(0, soak.at("/failed").asInt(), soak.toString());
+        assertTrue(soak.at("/tool_requests").asInt() > 0, soak.toString());
+        assertTrue(soak.at("/cancelled").asInt() > 0, soak.toString());
+        assertTrue(soak.at("/abandoned").asInt() > 0, soak.toString());
+        assertEquals(0, soak.at("/drained/running").asInt(), soak.toString());
+        assertEquals(0, soak.at("/drained/kvTokensReserved").asInt(), soak.toString());
+        assertTrue(soak.at("/samples/0/kvTokensReserved").asLong() >= 0, soak.toString());
+    }
+
+    @Test
     void multiTurnAndSystemPromptWorkloadsShowThePrefixCacheGain(@TempDir Path tmp) throws Exception {
         Path json = tmp.resolve("multi.json");
         CliRun r = CliRun.run("", "bench", "serve", "--model", model, "--tokenizer", tokenizer, "--workload", "multi-turn",

@@ -109,6 +109,15 @@ public interface ModelBackend extends AutoCloseable {
         return false;
     }
 
+    /**
+     * KV tokens the open sequences hold reserved now (what {@link #reserve} granted, all slots together; the prefix
+     * cache's own holdings are in {@link #prefixCacheStats()}), −1 when the backend does not count them. Safe to call from
+     * any thread. A soak run checks that it is 0 once every request has ended.
+     */
+    default long kvTokensReserved() {
+        return -1;
+    }
+
     /** Device memory this backend holds now, in bytes (a soak run checks that it does not grow); −1 when it holds none. */
     default long deviceMemoryUsed() {
         return -1;

@@ -54,7 +54,7 @@ public final class CpuBackend implements ModelBackend {
     private final long[] reserved;
     private final long kvTokenBudget;
     private final int maxStepTokens;
-    private long reservedTotal;
+    private volatile long reservedTotal; // read by kvTokensReserved from any thread
     private String nonFiniteWeight; // what checkFinite found in the weights, once
     private int open;
     private boolean closed;
@@ -113,15 +113,34 @@ public final class CpuBackend implements ModelBackend {
             }
             kvPerToken *= Float.BYTES;
             snapshot *= Float.BYTES;
-            this.cache = new PrefixTree<>(CachedKv::slice, kvPerToken, snapshot, prefixCache.kvBytes(), prefixCache.snapshotBytes());
+            long[] budgets = heapBudgets(prefixCache.kvBytes(), prefixCache.snapshotBytes(), Runtime.getRuntime().maxMemory());
+            if (budgets[0] != prefixCache.kvBytes() || budgets[1] != prefixCache.snapshotBytes()) {
+                log.warn("prefix cache: its budgets ({} bytes of KV, {} of snapshots) would take more than half of the Java heap "
+                                + "({} bytes, -Xmx), where the CPU backend keeps them: cut to {} and {} bytes", prefixCache.kvBytes(),
+                        prefixCache.snapshotBytes(), Runtime.getRuntime().maxMemory(), budgets[0], budgets[1]);
+            }
+            this.cache = new PrefixTree<>(CachedKv::slice, kvPerToken, snapshot, budgets[0], budgets[1]);
             log.info("prefix cache on: KV up to {} bytes ({} tokens of {} bytes), GDN state snapshots up to {} bytes ({} of {} bytes), "
-                            + "a snapshot every {} tokens and at each prompt's end", prefixCache.kvBytes(),
-                    kvPerToken == 0 ? "any number of" : prefixCache.kvBytes() / kvPerToken, kvPerToken,
-                    prefixCache.snapshotBytes(), snapshot == 0 ? "any number" : prefixCache.snapshotBytes() / snapshot,
+                            + "a snapshot every {} tokens and at each prompt's end", budgets[0],
+                    kvPerToken == 0 ? "any number of" : budgets[0] / kvPerToken, kvPerToken,
+                    budgets[1], snapshot == 0 ? "any number" : budgets[1] / snapshot,
                     snapshot, snapshotInterval);
         } else {
             this.cache = null;
         }
+    }
+
+    /**
+     * The prefix cache's budgets as the CPU backend can hold them: it keeps the cached KV and snapshots on the Java heap,
+     * so together they get at most half of {@code maxHeap}; budgets over that are cut in proportion.
+     *
+     * @return {kv, snapshot} bytes
+     */
+    static long[] heapBudgets(long kvBytes, long snapshotBytes, long maxHeap) {
+        long cap = maxHeap / 2;
+        double total = (double) kvBytes + snapshotBytes;
+        if (total <= cap) return new long[]{kvBytes, snapshotBytes};
+        return new long[]{(long) (kvBytes / total * cap), (long) (snapshotBytes / total * cap)};
     }
 
     @Override
@@ -188,6 +207,11 @@ public final class CpuBackend implements ModelBackend {
         reservedTotal += more;
         reserved[slot] = totalTokens;
         return true;
+    }
+
+    @Override
+    public long kvTokensReserved() {
+        return reservedTotal;
     }
 
     @Override

@@ -223,7 +223,7 @@ public final class Engine implements AutoCloseable {
         // queued: submitted and not ended, minus running (requests the engine thread has not picked up yet included)
         return new EngineStats(Math.max(0, active.get() - running), running, backend.maxSequences() - running,
                 scheduler.promptTokens(), scheduler.generatedTokens(), scheduler.steps(), scheduler.tokensPerSecond(),
-                backend.deviceMemoryUsed(), backend.prefixCacheStats());
+                backend.deviceMemoryUsed(), backend.prefixCacheStats(), backend.kvTokensReserved());
     }
 
     // ---- requests ----

@@ -16,6 +16,8 @@ import dev.jnext.backend.PrefixCacheStats;
  * @param deviceMemoryUsed  bytes of device memory the backend holds; −1 on the CPU
  * @param prefixCache       the backend's prefix cache: hits, misses, evictions, cached tokens, what it holds
  *                          ({@link PrefixCacheStats#DISABLED} without one)
+ * @param kvTokensReserved  KV tokens the running requests hold reserved ({@link
+ *                          dev.jnext.backend.ModelBackend#kvTokensReserved()}); −1 when the backend does not count them
  */
 public record EngineStats(int queued, int running, int freeSlots, long promptTokens, long generatedTokens, long steps,
-                          double tokensPerSecond, long deviceMemoryUsed, PrefixCacheStats prefixCache) {}
+                          double tokensPerSecond, long deviceMemoryUsed, PrefixCacheStats prefixCache, long kvTokensReserved) {}

@@ -161,4 +161,17 @@ class CpuPrefixCacheTest {
             assertEquals(List.of(64, 128, 192), at);
         }
     }
+
+    @Test
+    void budgetsOverHalfTheHeapAreCutInProportion() {
+        long gib = 1L << 30;
+        org.junit.jupiter.api.Assertions.assertArrayEquals(new long[]{gib, gib}, CpuBackend.heapBudgets(gib, gib, 8 * gib));
+        // 1 GiB + 1 GiB on a 2 GiB heap: half the heap, split as asked
+        org.junit.jupiter.api.Assertions.assertArrayEquals(new long[]{gib / 2, gib / 2}, CpuBackend.heapBudgets(gib, gib, 2 * gib));
+        long[] cut = CpuBackend.heapBudgets(3 * gib, gib, 2 * gib);
+        org.junit.jupiter.api.Assertions.assertEquals(3 * gib / 4, cut[0]);
+        org.junit.jupiter.api.Assertions.assertEquals(gib / 4, cut[1]);
+        long[] huge = CpuBackend.heapBudgets(Long.MAX_VALUE / 2, Long.MAX_VALUE / 2, 4 * gib);
+        org.junit.jupiter.api.Assertions.assertTrue(huge[0] + huge[1] <= 2 * gib, java.util.Arrays.toString(huge));
+    }
 }

@@ -74,6 +74,8 @@ public final class ServerMetrics {
                     cb.call(p.kvBudgetBytes(), "kv");
                     cb.call(p.snapshotBudgetBytes(), "snapshot");
                 }).register(registry);
+        GaugeWithCallback.builder().name("jnext_kv_tokens_reserved").help("KV tokens the running requests hold reserved (-1: not counted)")
+                .callback(cb -> cb.call(engine.stats().kvTokensReserved())).register(registry);
         GaugeWithCallback.builder().name("jnext_device_memory_used_bytes").help("device memory held by the backend (-1: none, the CPU)")
                 .callback(cb -> cb.call(engine.stats().deviceMemoryUsed())).register(registry);
         GaugeWithCallback.builder().name("jnext_jvm_heap_used_after_gc_bytes").help("heap in use right after the last garbage collection")
