@@ -17,7 +17,8 @@ import java.nio.file.Path;
 /**
  * Plots a {@code jnext bench serve --soak ... --json} file: the server's heap after GC, live threads, device memory, the
  * KV tokens the running requests hold and what the prefix cache holds, against time, one panel each (a panel whose
- * values are all −1, e.g. device memory on the CPU, is left out):
+ * values are all −1, e.g. device memory on the CPU, is left out; for a CPU server, whose prefix cache lives on its heap,
+ * the heap panel also shows the heap less the cache, which is what the soak's verdict judges):
  * <pre>java -Djava.awt.headless=true -cp jmh/benchmarks/target/benchmarks.jar dev.jnext.jmh.SoakPlot soak.json soak.png [title]</pre>
  */
 public final class SoakPlot {
@@ -32,6 +33,12 @@ public final class SoakPlot {
         String title = args.length > 2 ? args[2] : "soak: " + root.at("/report/model").asText("?") + " on "
                 + root.at("/report/device").asText("?");
         write(root, Path.of(args[1]), title);
+    }
+
+    /** Whether the samples come from a CPU server (no device memory anywhere). */
+    private static boolean cpu(JsonNode samples) {
+        for (JsonNode x : samples) if (x.path("deviceMemory").asDouble(-1) >= 0) return false;
+        return true;
     }
 
     /** Writes the panels of {@code root}'s soak samples as a PNG; returns how many panels were drawn. */
@@ -58,12 +65,23 @@ public final class SoakPlot {
                 s.add(x.path("seconds").asDouble(), v < 0 ? v : v / scale);
             }
             if (!any) continue;
+            XYSeriesCollection data = new XYSeriesCollection(s);
+            if (p[1].equals("heapAfterGc") && cpu(samples)) { // a CPU server keeps its prefix cache on the heap
+                XYSeries net = new XYSeries("heap after GC less the prefix cache (MiB)");
+                for (JsonNode x : samples) {
+                    net.add(x.path("seconds").asDouble(), (x.path("heapAfterGc").asDouble() - x.path("cacheKvBytes").asDouble(0)
+                            - x.path("cacheSnapshotBytes").asDouble(0)) / scale);
+                }
+                data.addSeries(net);
+            }
             NumberAxis y = new NumberAxis(p[0]);
             y.setAutoRangeIncludesZero(true);
-            plot.add(new XYPlot(new XYSeriesCollection(s), null, y, new XYLineAndShapeRenderer(true, true)));
+            XYLineAndShapeRenderer renderer = new XYLineAndShapeRenderer(true, true);
+            renderer.setDefaultSeriesVisibleInLegend(data.getSeriesCount() > 1);
+            plot.add(new XYPlot(data, null, y, renderer));
             drawn++;
         }
-        JFreeChart chart = new JFreeChart(title, JFreeChart.DEFAULT_TITLE_FONT, plot, false);
+        JFreeChart chart = new JFreeChart(title, JFreeChart.DEFAULT_TITLE_FONT, plot, cpu(samples));
         ChartUtils.saveChartAsPNG(png.toFile(), chart, 1000, 180 * drawn + 120);
         return drawn;
     }
