@@ -314,20 +314,31 @@ public final class PrefixTree<K, S> {
             if (partial != null) release(partial);
             publish();
         }
+        // the new payloads before any change, so that a supplier that fails leaves the tree as it was
+        S snap = needsSnapshot ? snapshot.get() : null;
+        K kv;
+        try {
+            kv = matched < end ? source.kv(matched, end) : null;
+        } catch (RuntimeException | Error e) {
+            if (snap != null) disposer.snapshotDropped(snap);
+            throw e;
+        }
         long now = ++clock;
         Node<K, S> at = deepest;
         if (partial != null) at = split(partial, matched - partial.start);
         if (matched < end) {
             int[] edge = java.util.Arrays.copyOfRange(tokens, matched, end);
-            Node<K, S> leaf = new Node<>(at, matched, edge, source.kv(matched, end));
+            Node<K, S> leaf = new Node<>(at, matched, edge, kv);
             at.children.put(edge[0], leaf);
             nodes.add(leaf);
             storedTokens += edge.length;
             at = leaf;
         }
         if (at.snapshot == null) {
-            at.snapshot = snapshot.get();
+            at.snapshot = snap;
             snapshots++;
+        } else if (snap != null) {
+            disposer.snapshotDropped(snap);
         }
         for (Node<K, S> n = at; n != root; n = n.parent) n.lastUsed = now;
         publish();

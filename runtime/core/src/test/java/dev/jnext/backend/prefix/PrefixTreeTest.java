@@ -300,4 +300,28 @@ class PrefixTreeTest {
         org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> SnapshotPlan.all(256, 0, 0, 64, 100));
         org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> SnapshotPlan.required(10, 11, 0, 64));
     }
+
+    @Test
+    void aFailingSupplierLeavesTheTreeAsItWasAndLetsGoOfWhatItTook() {
+        List<Object> dropped = new ArrayList<>();
+        PrefixTree.Disposer<int[], String> disposer = new PrefixTree.Disposer<>() {
+            @Override public void kvDropped(int[] kv) { dropped.add(kv); }
+            @Override public void snapshotDropped(String snapshot) { dropped.add(snapshot); }
+        };
+        var t = new PrefixTree<int[], String>((kv, from, to) -> Arrays.copyOfRange(kv, from, to), disposer, KV, SNAP, 10_000 * KV, 10 * SNAP);
+        int[] a = seq(300, 1);
+        insert(t, a, 128);
+        int size = t.size();
+        long stored = t.stats().storedTokens();
+        org.junit.jupiter.api.Assertions.assertThrows(IllegalStateException.class, () -> t.insert(a, 256,
+                (from, to) -> Arrays.copyOfRange(a, from, to), () -> { throw new IllegalStateException("no room"); }));
+        String snapshot = "taken";
+        org.junit.jupiter.api.Assertions.assertThrows(IllegalStateException.class, () -> t.insert(a, 256,
+                (from, to) -> { throw new IllegalStateException("no pages"); }, () -> snapshot));
+        assertEquals(size, t.size());
+        assertEquals(stored, t.stats().storedTokens());
+        assertEquals(1, t.stats().snapshots());
+        assertEquals(List.of(snapshot), dropped, "the snapshot taken before the KV failed is let go of");
+        assertEquals(128, t.match(a, 299).resumeAt());
+    }
 }
