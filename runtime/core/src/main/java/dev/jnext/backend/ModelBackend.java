@@ -137,8 +137,8 @@ public interface ModelBackend extends AutoCloseable {
     boolean reserve(int slot, int totalTokens);
 
     /**
-     * Prefix caching ({@link PrefixCacheOptions}): called once for a freshly opened (and {@link #reserve reserved}) slot,
-     * before its first step, with the sequence's whole prompt. The backend restores into the slot the longest prefix of
+     * Prefix caching ({@link PrefixCacheOptions}): called once (by {@link #admit}) for a freshly opened (and {@link
+     * #reserve reserved}) slot, before its first step, with the sequence's whole prompt. The backend restores into the slot the longest prefix of
      * the prompt that its cache holds up to a state snapshot, and returns that prefix's length {@code n}: the slot is
      * then at position {@code n} (its sampler has seen those tokens) and the caller feeds {@code prompt[n..]} as
      * {@link StepInput#prompt() prompt} chunks. {@code n} is 0 (nothing restored) or a multiple of {@link
@@ -153,6 +153,19 @@ public interface ModelBackend extends AutoCloseable {
      */
     default int restorePrefix(int slot, int[] prompt) {
         return 0;
+    }
+
+    /**
+     * Admits a request into a freshly opened slot: makes sure its sequence can grow to {@code totalTokens} and restores
+     * the longest cached prefix of {@code prompt} ({@link #restorePrefix}), all or nothing. Returns the restored length
+     * (0: none), or −1 when the KV pool cannot hold the sequence now (nothing reserved, nothing restored, nothing
+     * counted). The default reserves, then restores; a backend whose cached prefixes share the pool's pages (the CUDA
+     * backend) restores first, so the request needs room only for what it does not share and the reservation cannot
+     * evict the prefix it resumes from.
+     */
+    default int admit(int slot, int[] prompt, int totalTokens) {
+        if (!reserve(slot, totalTokens)) return -1;
+        return restorePrefix(slot, prompt);
     }
 
     /**

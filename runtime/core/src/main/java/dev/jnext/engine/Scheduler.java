@@ -40,7 +40,7 @@ import java.util.Set;
  * {@link ModelBackend#prefillAlignment()}.
  *
  * <p>Prefix caching: on admission the backend may restore a prefix of the prompt from its cache ({@link
- * ModelBackend#restorePrefix}); the request's prompt then starts at that aligned position, so its chunks still end at
+ * ModelBackend#admit}); the request's prompt then starts at that aligned position, so its chunks still end at
  * multiples of the alignment counted from the prompt's start, as a cold prefill's do, and it reports the restored
  * tokens as cached ({@link GenerationEvent.Finished#cachedPromptTokens()}). Prompt chunks are marked as such ({@link
  * ModelBackend.StepInput#prompt()}). A backend that snapshots state only between steps names where a chunk must end
@@ -280,7 +280,25 @@ final class Scheduler {
             int total = (int) Math.min((long) r.prompt.length + r.request.maxTokens(), backend.contextLength());
             int slot = backend.openSequence(r.sampling, vocabLimit);
             opened.set(slot);
-            if (!backend.reserve(slot, total)) {
+            // KV for the whole sequence and, with prefix caching, the longest cached prefix (an aligned length below
+            // the prompt's): all or nothing
+            int cached;
+            try {
+                cached = backend.admit(slot, r.prompt, total);
+                if (cached >= r.prompt.length) {
+                    throw new JnextException("the backend restored " + cached + " of the " + r.prompt.length + " prompt tokens");
+                }
+            } catch (RuntimeException e) {
+                log.warn("admitting a request into slot {} (its KV and cached prefix) failed", slot, e);
+                r.slot = slot;
+                live.add(r);
+                waiting.pollFirst();
+                fail(r, GenerationEvent.Failed.Kind.BACKEND_ERROR, e instanceof JnextException && e.getMessage() != null
+                        ? "admitting the request failed: " + e.getMessage()
+                        : "admitting the request failed because of an internal error (see the server log)");
+                continue;
+            }
+            if (cached < 0) {
                 opened.clear(slot);
                 backend.closeSequence(slot);
                 if (!running.isEmpty()) break; // wait for running requests to free KV space
@@ -294,19 +312,6 @@ final class Scheduler {
             r.slot = slot;
             live.add(r);
             waiting.pollFirst();
-            // prefix caching: the backend restores the longest cached prefix (an aligned length below the prompt's)
-            int cached;
-            try {
-                cached = backend.restorePrefix(slot, r.prompt);
-                if (cached < 0 || cached >= r.prompt.length) {
-                    throw new JnextException("the backend restored " + cached + " of the " + r.prompt.length + " prompt tokens");
-                }
-            } catch (RuntimeException e) {
-                log.warn("restoring a cached prefix for slot {} failed", slot, e);
-                fail(r, GenerationEvent.Failed.Kind.BACKEND_ERROR, e instanceof JnextException && e.getMessage() != null
-                        ? "the prefix cache failed: " + e.getMessage() : "the prefix cache failed because of an internal error (see the server log)");
-                continue;
-            }
             r.cursor = cached;
             r.cachedTokens = cached;
             r.admitted = System.nanoTime();
