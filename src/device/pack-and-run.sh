@@ -102,10 +102,21 @@ do_run() {
     { $synth --preset gpu-small --vocab-size 8192 --mlp-only-layers 1 --no-norm-topk-prob --logit-scale $scale --out "$pdir/ckpt-small-hub-v5" &&
       $synth --preset gpu-small --layers 8 --vocab-size 8190 --experts-layout fused --config-style 4 --tie-word-embeddings --logit-scale 0.22 \
         --out "$pdir/ckpt-small-fused-v4-tied" &&
-      $synth --preset next-80b-a3b --layers 8 --experts 64 --logit-scale $scale --out "$pdir/ckpt-next80b-8l-64e"; } > "$OUT/parity-synth.log" 2>&1 || rc=1
+      $synth --preset next-80b-a3b --layers 8 --experts 64 --logit-scale $scale --out "$pdir/ckpt-next80b-8l-64e" &&
+      # Qwen3.5 / 3.6 (issue 22): value-head ratios 1 (0.8B, the full 248,320-token vocabulary, tied), 3 (27B: 24 query
+      # heads, hidden 5120) and the 35B-A3B MoE (16 of its 256 experts, top-8 of them), split projections
+      $synth --preset qwen3.5-0.8b --layers 4 --logit-scale $scale --out "$pdir/ckpt-q35-08b-4l" &&
+      $synth --preset qwen3.5-27b --layers 4 --vocab-size 8192 --logit-scale $scale --out "$pdir/ckpt-q35-27b-4l" &&
+      $synth --preset qwen3.5-35b-a3b --layers 4 --experts 16 --vocab-size 8192 --logit-scale $scale \
+        --out "$pdir/ckpt-q35-35b-a3b-4l-16e" &&
+      # issue 21: the 8-layer 80B geometry in the official FP8 layout (truth: fp32 on its dequantized weights)
+      $synth --preset next-80b-a3b --layers 8 --experts 64 --dtype fp8 --logit-scale $scale --out "$pdir/ckpt-next80b-8l-64e-fp8"; } \
+      > "$OUT/parity-synth.log" 2>&1 || rc=1
     PYTHONUNBUFFERED=1 python3 "$root/src/reference/cuda_parity.py" --out "$pdir" small-hub-v5="$pdir/ckpt-small-hub-v5" \
-      small-fused-v4-tied="$pdir/ckpt-small-fused-v4-tied" next80b-8l-64e="$pdir/ckpt-next80b-8l-64e" > "$OUT/parity-ref.log" 2>&1 || rc=1
-    echo "--- parity references:" | tee -a "$summary"; grep -E "cuda_parity" "$OUT/parity-ref.log" | tail -8 | tee -a "$summary"
+      small-fused-v4-tied="$pdir/ckpt-small-fused-v4-tied" next80b-8l-64e="$pdir/ckpt-next80b-8l-64e" \
+      q35-08b-4l="$pdir/ckpt-q35-08b-4l" q35-27b-4l="$pdir/ckpt-q35-27b-4l" q35-35b-a3b-4l-16e="$pdir/ckpt-q35-35b-a3b-4l-16e" \
+      next80b-8l-64e-fp8="$pdir/ckpt-next80b-8l-64e-fp8" > "$OUT/parity-ref.log" 2>&1 || rc=1
+    echo "--- parity references:" | tee -a "$summary"; grep -E "cuda_parity" "$OUT/parity-ref.log" | tail -14 | tee -a "$summary"
     export JNEXT_PARITY_DIR="$pdir"
   fi
   if [ $tests = 1 ]; then

@@ -16,6 +16,12 @@ token ids (seeded, the same for every run):
     python3 src/reference/cuda_parity.py --out DIR --b 1 --p 520 --n 504 --seed 7 CASE=DIR   # other shapes (the sweep)
 
 --device cpu runs the same on the CPU (small checkpoints: it checks this script where no GPU is).
+
+A fine-grained FP8 checkpoint (config.json quantization_config, quant_method "fp8") is the case issue 21 asks for: the
+truth is transformers in fp32 on its dequantized weights (a twin written here, each F8_E4M3 tensor times its
+128 x 128 block scales, as F32, without quantization_config), and the peer (the hf_bf16_* files) is transformers running
+the FP8 checkpoint itself when its fine-grained FP8 integration can load (it needs `accelerate` and the `kernels`
+package), else transformers in bf16 on the twin; meta.json says which ("peer"). jnext runs the FP8 checkpoint ("checkpoint").
 """
 import argparse
 import json
@@ -44,23 +50,59 @@ def top1(p_logits, q_logits):
     return float((p_logits.argmax(-1) == q_logits.argmax(-1)).double().mean())
 
 
+def dequantized_twin(ckpt, out):
+    """The FP8 checkpoint's weights dequantized (w = e4m3 * scale_inv of its 128 x 128 block) as one F32 safetensors file."""
+    from safetensors.torch import load_file, save_file
+    os.makedirs(out, exist_ok=True)
+    tensors = {}
+    for f in sorted(os.listdir(ckpt)):
+        if f.endswith(".safetensors"):
+            tensors.update(load_file(os.path.join(ckpt, f)))
+    out_t = {}
+    for name, t in tensors.items():
+        if name.endswith("_scale_inv") and name[:-len("_scale_inv")] in tensors:
+            continue
+        if t.dtype == torch.float8_e4m3fn:
+            s = tensors[name + "_scale_inv"].float()
+            r, c = t.shape[-2], t.shape[-1]
+            full = s.repeat_interleave(128, dim=-2).repeat_interleave(128, dim=-1)[..., :r, :c]
+            out_t[name] = (t.float() * full).contiguous()
+        else:
+            out_t[name] = t.contiguous()
+    save_file(out_t, os.path.join(out, "model.safetensors"))
+    cfg = json.load(open(os.path.join(ckpt, "config.json")))
+    cfg.pop("quantization_config", None)
+    json.dump(cfg, open(os.path.join(out, "config.json"), "w"), indent=1)
+    return out
+
+
 def run_case(name, ckpt, out_dir, B=B, P=P, N=N, dev="cuda", seed=1234):
-    from transformers import Qwen3NextForCausalLM
+    # the checkpoint's own class: Qwen3NextForCausalLM, Qwen3_5ForCausalLM or Qwen3_5MoeForCausalLM (text-only configs)
+    from transformers import AutoModelForCausalLM
+    import importlib.util
     os.makedirs(out_dir, exist_ok=True)
     cfg = json.load(open(os.path.join(ckpt, "config.json")))
+    fp8 = (cfg.get("quantization_config") or {}).get("quant_method") == "fp8"
+    ref = dequantized_twin(ckpt, os.path.join(out_dir, "twin")) if fp8 else ckpt
+    peer = ckpt if fp8 and importlib.util.find_spec("accelerate") is not None else ref
     vocab = cfg["vocab_size"]
     g = torch.Generator().manual_seed(seed)
     ids = torch.randint(0, vocab, (B, P), generator=g)
     np.save(os.path.join(out_dir, "ids.npy"), ids.numpy().astype(np.int32))
     meta = {"case": name, "checkpoint": ckpt, "B": B, "P": P, "N": N, "seed": seed, "device": dev, "torch": torch.__version__}
+    if fp8:
+        meta["truth_checkpoint"] = ref
+        meta["peer"] = ("transformers fine-grained FP8 on the FP8 checkpoint" if peer == ckpt else
+                        "transformers bf16 on the dequantized weights (its FP8 integration needs accelerate, absent here)")
     import transformers
     meta["transformers"] = transformers.__version__
+    meta["model_type"] = cfg.get("model_type")
 
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     torch.set_float32_matmul_precision("highest")
     t0 = time.time()
-    m32 = Qwen3NextForCausalLM.from_pretrained(ckpt, dtype=torch.float32, attn_implementation="eager").to(dev).eval()
+    m32 = AutoModelForCausalLM.from_pretrained(ref, dtype=torch.float32, attn_implementation="eager").to(dev).eval()
     with torch.no_grad():
         truth = m32(ids.to(dev)).logits.float()
     meta["fp32_seconds"] = time.time() - t0
@@ -70,7 +112,18 @@ def run_case(name, ckpt, out_dir, B=B, P=P, N=N, dev="cuda", seed=1234):
         torch.cuda.empty_cache()
 
     t0 = time.time()
-    m16 = Qwen3NextForCausalLM.from_pretrained(ckpt, dtype=torch.bfloat16).to(dev).eval()
+    try:
+        m16 = AutoModelForCausalLM.from_pretrained(peer, dtype=torch.bfloat16).to(dev).eval()
+    except ImportError as e:
+        if peer == ref:
+            raise
+        # transformers' fine-grained FP8 path needs more than accelerate (e.g. the `kernels` package): the peer becomes
+        # bf16 on the dequantized weights, and meta.json says why
+        print(f"[cuda_parity] {name}: transformers cannot run the FP8 checkpoint ({str(e)[:160]}); peer: bf16 on the twin",
+              flush=True)
+        peer = ref
+        meta["peer"] = "transformers bf16 on the dequantized weights (its FP8 integration failed to load: " + str(e)[:200] + ")"
+        m16 = AutoModelForCausalLM.from_pretrained(peer, dtype=torch.bfloat16).to(dev).eval()
     with torch.no_grad():
         pre = m16(ids.to(dev)).logits.float()
         out = m16(ids[:, :N].to(dev), use_cache=True)

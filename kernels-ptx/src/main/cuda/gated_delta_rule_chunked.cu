@@ -21,6 +21,9 @@
 //                         fp32 state Sᵀ lives in mma.sync accumulator registers and feeds the next products
 //                         directly as A fragments. The l2norm, e^γ and β factors are applied in fp32 to the rows
 //                         or columns of the products, so the MMA operands are the raw bf16 q/k/v rows.
+//                         X (in Tβ·X) and V' (in P·V') are A operands split into bf16 hi + lo (x ≈ hi + lo to
+//                         16 bits; a second MMA on the same B fragments), so neither is rounded to bf16 on its way
+//                         into the product (issue 16, src/site/markdown/gdn-chunked-precision.md).
 // Other sizes: gdr_recurrent (token by token, fp32 on CUDA cores, dk <= 128, any dv).
 #include "common.cuh"
 #include <type_traits>
@@ -52,6 +55,14 @@ __device__ __forceinline__ void mma(float* d, const uint32_t* a, uint32_t b0, ui
 __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
     __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
     return *reinterpret_cast<uint32_t*>(&v);
+}
+// a, b as bf16 hi + lo pairs: hi = bf16(x), lo = bf16(x − hi), so hi + lo carries 16 significant bits of x
+__device__ __forceinline__ void pack_bf16_split(float a, float b, uint32_t& hi, uint32_t& lo) {
+    const __nv_bfloat162 h = __floats2bfloat162_rn(a, b);
+    const float2 hf = __bfloat1622float2(h);
+    const __nv_bfloat162 l = __floats2bfloat162_rn(a - hf.x, b - hf.y);
+    hi = *reinterpret_cast<const uint32_t*>(&h);
+    lo = *reinterpret_cast<const uint32_t*>(&l);
 }
 __device__ __forceinline__ float bf16_lo(uint32_t v) { return __uint_as_float(v << 16); }
 __device__ __forceinline__ float bf16_hi(uint32_t v) { return __uint_as_float(v & 0xffff0000u); }
@@ -361,8 +372,8 @@ extern "C" __global__ void __launch_bounds__(128, 4) gdr_chunk_prep_d128(
 //               2-stage ring (measured faster than 3 stages);
 //   warps 1, 2  state: pair p = warp − 1 keeps Sᵀ for value columns 16p..16p+15 as 16 m16n8 fp32 accumulator tiles
 //               and runs the dependent chain X = V − fk ⊙ K̂S,  V' = Tβ·X,  S ← el·S + (fl ⊙ V')ᵀK of every chunk;
-//   warps 3, 4  output: O = fq ⊙ (Q·S) + P·V' from the Sᵀ and V' fragments that the state warp of pair warp − 3
-//               hands over.
+//   warps 3, 4  output: O = fq ⊙ (Q·S) + P·V' from the Sᵀ and V' (hi + lo) fragments that the state warp of pair
+//               warp − 3 hands over.
 // Warps map to the SM's four schedulers by warp index mod 4, so each state warp has a scheduler of its own.
 // Stage ring and handover are synchronised with mbarriers (full/empty per stage, full/empty per handover slot);
 // arrivals are one elected lane per warp after __syncwarp.
@@ -379,12 +390,13 @@ struct StateStage {
 struct StateSmem {
     StateStage st[NSTAGE];
     uint4 hs[2][2][8][32];  // handover per warp pair and slot: bf16 Sᵀ A fragments [k-step][lane]
-    uint4 hv[2][2][4][32];  // handover: bf16 V'ᵀ A fragments
+    uint4 hv[2][2][4][32];  // handover: V'ᵀ A fragments, bf16 hi
+    uint4 hl[2][2][4][32];  // handover: V'ᵀ A fragments, bf16 lo (V' − hi)
     bf16 o[2][CH][24];      // output staging per output warp (64 tokens × 16 columns, padded)
     uint64_t full[NSTAGE], empty[NSTAGE], hfull[2][2], hempty[2][2];
 };
 // ChunkedDeltaRuleKernel.STATE_SMEM_BYTES must cover this
-static_assert(sizeof(StateSmem) <= 150 * 1024, "state pass shared memory");
+static_assert(sizeof(StateSmem) <= 158 * 1024, "state pass shared memory");
 static_assert(sizeof(StateStage) % 16 == 0 && CB_BYTES % 16 == 0, "bulk copies move 16-byte multiples");
 
 __device__ __forceinline__ void mbar_init(uint64_t* b, int count) {
@@ -536,30 +548,45 @@ extern "C" __global__ void __launch_bounds__(160, 1) gdr_chunk_state_d128(
                     xa[nt][3] = bf16_hi(hi) - f.y * xa[nt][3];
                 }
             }
-            // V'ᵀ = Xᵀ·Tβᵀ (lower triangular: blocks at or below the diagonal)
-            float vp[8][4];
+            // V'ᵀ = Xᵀ·Tβᵀ (lower triangular: blocks at or below the diagonal). X goes in as bf16 hi + lo: the lo
+            // products accumulate in their own tiles (a chain beside the hi one, not after it) and join at the end.
+            float vp[8][4], vq[8][4];
 #pragma unroll
             for (int i = 0; i < 8; i++)
 #pragma unroll
-                for (int e = 0; e < 4; e++) vp[i][e] = 0.f;
+                for (int e = 0; e < 4; e++) vp[i][e] = vq[i][e] = 0.f;
 #pragma unroll
             for (int ks = 0; ks < 4; ks++) {
-                const uint32_t a[4] = {pack_bf16(xa[2 * ks][0], xa[2 * ks][1]), pack_bf16(xa[2 * ks][2], xa[2 * ks][3]),
-                                       pack_bf16(xa[2 * ks + 1][0], xa[2 * ks + 1][1]),
-                                       pack_bf16(xa[2 * ks + 1][2], xa[2 * ks + 1][3])};
+                uint32_t a[4], al[4];
+                pack_bf16_split(xa[2 * ks][0], xa[2 * ks][1], a[0], al[0]);
+                pack_bf16_split(xa[2 * ks][2], xa[2 * ks][3], a[1], al[1]);
+                pack_bf16_split(xa[2 * ks + 1][0], xa[2 * ks + 1][1], a[2], al[2]);
+                pack_bf16_split(xa[2 * ks + 1][2], xa[2 * ks + 1][3], a[3], al[3]);
 #pragma unroll
                 for (int pp = ks; pp < 4; pp++) {
                     uint32_t bt[4];
                     ldsm_x4(bt, &tb[pp * 16 + (lane & 7) + (lane >> 4) * 8][ks * 16 + ((lane >> 3) & 1) * 8]);
                     mma(vp[2 * pp], a, bt[0], bt[1]);
                     mma(vp[2 * pp + 1], a, bt[2], bt[3]);
+                    mma(vq[2 * pp], al, bt[0], bt[1]);
+                    mma(vq[2 * pp + 1], al, bt[2], bt[3]);
                 }
             }
 #pragma unroll
-            for (int ks = 0; ks < 4; ks++)
-                sm.hv[p][hs][ks][lane] = make_uint4(pack_bf16(vp[2 * ks][0], vp[2 * ks][1]), pack_bf16(vp[2 * ks][2], vp[2 * ks][3]),
-                                                    pack_bf16(vp[2 * ks + 1][0], vp[2 * ks + 1][1]),
-                                                    pack_bf16(vp[2 * ks + 1][2], vp[2 * ks + 1][3]));
+            for (int i = 0; i < 8; i++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) vp[i][e] += vq[i][e];
+            // V' to the output warp as hi + lo fragments
+#pragma unroll
+            for (int ks = 0; ks < 4; ks++) {
+                uint4 h, l;
+                pack_bf16_split(vp[2 * ks][0], vp[2 * ks][1], h.x, l.x);
+                pack_bf16_split(vp[2 * ks][2], vp[2 * ks][3], h.y, l.y);
+                pack_bf16_split(vp[2 * ks + 1][0], vp[2 * ks + 1][1], h.z, l.z);
+                pack_bf16_split(vp[2 * ks + 1][2], vp[2 * ks + 1][3], h.w, l.w);
+                sm.hv[p][hs][ks][lane] = h;
+                sm.hl[p][hs][ks][lane] = l;
+            }
             __syncwarp();
             if (lane == 0) mbar_arrive(&sm.hfull[p][hs]);
             // Sᵀ ← el·Sᵀ + (V' ⊙ fl)ᵀ·K
@@ -629,13 +656,15 @@ extern "C" __global__ void __launch_bounds__(160, 1) gdr_chunk_state_d128(
             oa[nt][3] *= f.y;
         }
 #pragma unroll
-        for (int ks = 0; ks < 4; ks++) {
-            const uint4 av = sm.hv[p][hs][ks][lane];
-            const uint32_t a[4] = {av.x, av.y, av.z, av.w};
+        for (int ks = 0; ks < 4; ks++) {  // P·V', V' as hi + lo on the same P fragments
+            const uint4 av = sm.hv[p][hs][ks][lane], lv = sm.hl[p][hs][ks][lane];
+            const uint32_t a[4] = {av.x, av.y, av.z, av.w}, al[4] = {lv.x, lv.y, lv.z, lv.w};
 #pragma unroll
             for (int pp = ks; pp < 4; pp++) {
                 uint32_t bp[4];
                 ldsm_x4(bp, &pm[pp * 16 + (lane & 7) + (lane >> 4) * 8][ks * 16 + ((lane >> 3) & 1) * 8]);
+                mma(oa[2 * pp], al, bp[0], bp[1]);
+                mma(oa[2 * pp + 1], al, bp[2], bp[3]);
                 mma(oa[2 * pp], a, bp[0], bp[1]);
                 mma(oa[2 * pp + 1], a, bp[2], bp[3]);
             }

@@ -10,7 +10,7 @@
 // probability is at least min_p times the largest; then one draw proportional to the probabilities of the kept set.
 // bf16 logits have 2^16 possible values, so the cut-offs come from an exact histogram of 16-bit ordered keys (the
 // 57,344 keys below the largest, in shared memory: every key with nonzero mass), scanned from the top by the whole
-// block. Masses exp(l/T - max/T) are 2^-40 fixed-point integers, so every sum is exact and order-independent
+// block. Masses exp((l - max)/T) (1 for the largest key: no NaN for any T > 0) are 2^-40 fixed-point integers, so every sum is exact and order-independent
 // (deterministic). Three passes over the row: max, histogram, draw. The kept set is {key > K*} plus the first c*
 // ids with key == K*; the draw is an inverse CDF in id
 // order with a Philox4x32-10 number: key = the row's seed, counter = the row's offset, which the kernel increments
@@ -80,10 +80,13 @@ __device__ __forceinline__ unsigned mask8(const unsigned* words, int id0) {
 
 __device__ __forceinline__ float bits_value(unsigned short b) { return __uint_as_float((unsigned)b << 16); }
 
-// The CPU Sampler's penalties on one logit (fp32, exact IEEE operations as in Java).
+// The CPU Sampler's penalties on one logit (fp32, exact IEEE operations as in Java; SamplingRules.penalize): a finite
+// logit stays finite, saturating at +-FLT_MAX (a repetition penalty of 1e-44 would otherwise make +Inf keys).
 __device__ __forceinline__ float penalize(float v, bool seen, bool generated, const Penalty& p) {
+    const float v0 = v;
     if (seen) v = v > 0.f ? v / p.rp : v * p.rp;
     if (generated) v -= p.pp;
+    if (isfinite(v0) && isinf(v)) v = copysignf(__int_as_float(0x7f7fffff), v);  // FLT_MAX
     return v;
 }
 
@@ -313,9 +316,14 @@ __device__ __forceinline__ T block_exclusive_scan(T v, T* warp_buf, T& total) {
     return incl - v + (warp > 0 ? warp_buf[warp - 1] : T(0));
 }
 
-// Probability mass of a key relative to the largest logit, formed as the CPU Sampler does: exp(l/T - max/T).
-__device__ __forceinline__ float key_mass(unsigned key, float temperature, float max_scaled) {
-    return expf(key_value(key) / temperature - max_scaled);
+// Probability mass of a key relative to the largest key, as SamplingRules.mass forms it: 1 for the largest key itself,
+// else exp((l - max) / T). Never NaN: l < max, so l - max is negative or -Inf (never Inf - Inf), and so is its quotient
+// by any T > 0, however small. (The former exp(l/T - max/T) overflowed l/T to +-Inf for T ~ 1e-38 or l ~ 1e38 and
+// gave NaN masses, which broke every sum and cut after them.) Key 0 is a NaN pattern, never a candidate: mass 0.
+__device__ __forceinline__ float key_mass(unsigned key, unsigned max_key, float temperature) {
+    if (key == max_key) return 1.f;
+    if (key == 0u) return 0.f;
+    return expf((key_value(key) - key_value(max_key)) / temperature);
 }
 // 2^-40 fixed point: integer sums are exact, so every total is independent of the summation order.
 __device__ __forceinline__ unsigned long long fixed_mass(float m) { return (unsigned long long)__float2ull_rn(m * FIX_SCALE); }
@@ -384,7 +392,6 @@ sample_rows(const bf16* __restrict__ logits, int stride, int vocab, const float4
         return;
     }
     const unsigned max_key = (unsigned)(best >> 48);
-    const float max_scaled = key_value(max_key) / temperature;
 
     // pass B: exact key histogram over the window below the largest key (integer counts: order-independent)
     row_pieces(l, vocab, pen, [&](int, const unsigned short* b, int n, unsigned sm, unsigned gm) {
@@ -403,7 +410,7 @@ sample_rows(const bf16* __restrict__ logits, int stride, int vocab, const float4
         const unsigned c = hist[d0 + j];
         if (c) {
             c_sum += c;
-            if (d0 + j <= (int)max_key) m_sum += (unsigned long long)c * fixed_mass(key_mass(max_key - (d0 + j), temperature, max_scaled));
+            if (d0 + j <= (int)max_key) m_sum += (unsigned long long)c * fixed_mass(key_mass(max_key - (d0 + j), max_key, temperature));
         }
     }
     unsigned c_total;
@@ -421,7 +428,7 @@ sample_rows(const bf16* __restrict__ logits, int stride, int vocab, const float4
         for (int j = 0; j < WINDOW_PER_THREAD; j++) {
             const unsigned c = hist[d0 + j];
             const unsigned key = max_key - (d0 + j);
-            const unsigned long long q = c ? fixed_mass(key_mass(key, temperature, max_scaled)) : 0;
+            const unsigned long long q = c ? fixed_mass(key_mass(key, max_key, temperature)) : 0;
             if (above + c >= (unsigned)top_k) {
                 sh.kstar = key;
                 sh.cstar = (unsigned)top_k - above;
@@ -448,7 +455,7 @@ sample_rows(const bf16* __restrict__ logits, int stride, int vocab, const float4
                 unsigned c = hist[d0 + j];
                 if (use_k && key == kk) c = kc;
                 if (c == 0) continue;
-                const unsigned long long q = fixed_mass(key_mass(key, temperature, max_scaled));
+                const unsigned long long q = fixed_mass(key_mass(key, max_key, temperature));
                 if (mass + (unsigned long long)c * q >= target) {
                     // the j-th id of this key is kept iff mass + j*q < target
                     const unsigned long long keep = q == 0 ? c : (target - mass + q - 1) / q;
@@ -488,7 +495,7 @@ sample_rows(const bf16* __restrict__ logits, int stride, int vocab, const float4
                     const unsigned at = atomicAdd(&sh.eq_count, 1u);
                     if (at < EQ_CAP) eq_list[at] = 8 * piece + e;
                 } else if (key > kstar && key >= lowest) {
-                    const float m = key_mass(key, temperature, max_scaled);
+                    const float m = key_mass(key, max_key, temperature);
                     if (m >= min_p) m_chunk += fixed_mass(m);
                 }
             }
@@ -498,7 +505,7 @@ sample_rows(const bf16* __restrict__ logits, int stride, int vocab, const float4
     });
     unsigned long long above_total;
     const unsigned long long before = block_exclusive_scan<unsigned long long>(m_above, sh.scan64, above_total);
-    const float m_star = key_mass(kstar, temperature, max_scaled);
+    const float m_star = key_mass(kstar, max_key, temperature);
     const bool star_ok = kstar != 0 && kstar >= lowest && m_star >= min_p;
     const unsigned long long q_star = fixed_mass(m_star);
     const unsigned eq_total = sh.eq_count;
@@ -526,7 +533,7 @@ sample_rows(const bf16* __restrict__ logits, int stride, int vocab, const float4
                 for (int e = 0; e < n; e++) {
                     const unsigned key = order_key(pen_bits(b[e], sm, gm, e, pen));
                     if (key > kstar && key >= lowest) {
-                        const float m = key_mass(key, temperature, max_scaled);
+                        const float m = key_mass(key, max_key, temperature);
                         const unsigned long long q = m >= min_p ? fixed_mass(m) : 0ull;
                         if (q > 0 && u < cum + q) { sh.result = i + e; found = true; break; }
                         cum += q;
@@ -560,5 +567,21 @@ sample_rows(const bf16* __restrict__ logits, int stride, int vocab, const float4
         out_ids[row] = id;
         rng[2 * row + 1] = offset + 1;
         mark_picked(seen, generated, words, slot, id);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------- token masks
+
+// Constrained decoding (structured output): in each row whose flag is set, the logits of the ids its mask does not allow
+// become -Inf (bf16 0xff80) before the sampler runs, as the CPU Sampler does (TokenMask.apply: -Inf before the
+// penalties, the temperature and the cuts; the sampler already treats -Inf logits as mass 0). masks [rows][words] u32, bit
+// i % 32 of word i / 32 allows id i (the TokenMask layout); flags [rows] i32, 0: the row is left as it is. The host reads
+// back any raw logits it reports before this runs. Grid (ceil(vocab / 256), rows), 256 threads: one id per thread.
+extern "C" __global__ void mask_logits(bf16* __restrict__ logits, int stride, int vocab, const unsigned* __restrict__ masks,
+                                       int words, const int* __restrict__ flags) {
+    const int row = blockIdx.y, i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= vocab || flags[row] == 0) return;
+    if (((masks[(long)row * words + (i >> 5)] >> (i & 31)) & 1u) == 0u) {
+        logits[(long)row * stride + i] = __ushort_as_bfloat16((unsigned short)0xff80u);
     }
 }

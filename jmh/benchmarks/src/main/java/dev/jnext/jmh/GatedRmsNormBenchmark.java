@@ -1,5 +1,7 @@
 package dev.jnext.jmh;
 
+import dev.jnext.cuda.kernels.DType;
+import dev.jnext.cuda.kernels.DeviceTensor;
 import dev.jnext.gpu.CudaGraph;
 import dev.jnext.gpu.DeviceBuffer;
 import dev.jnext.gpu.Gpu;
@@ -70,12 +72,15 @@ public class GatedRmsNormBenchmark {
                 buffers[i].copyFromHost(host.asSlice(0, 2 * n));
             }
         }
+        GatedRmsNormKernel.Args[] args = new GatedRmsNormKernel.Args[2];
+        for (int k = 0; k < 2; k++) {
+            int set = k * 3;
+            args[k] = new GatedRmsNormKernel.Args(DeviceTensor.of(buffers[set], DType.BF16, rows, DIM),
+                    DeviceTensor.of(buffers[set + 1], DType.BF16, rows, DIM), DeviceTensor.of(buffers[6], DType.BF16, DIM),
+                    DeviceTensor.of(buffers[set + 2], DType.BF16, rows, DIM));
+        }
         graph = CudaGraph.capture(stream, s -> {
-            for (int i = 0; i < N; i++) {
-                int set = (i % 2) * 3;
-                kernel.launch(s, buffers[set].address(), buffers[set + 1].address(), buffers[6].address(),
-                        buffers[set + 2].address(), rows, DIM, 1e-6f);
-            }
+            for (int i = 0; i < N; i++) kernel.launch(s, args[i % 2], rows, 1e-6f);
         });
         graph.upload(stream);
         stream.synchronize();

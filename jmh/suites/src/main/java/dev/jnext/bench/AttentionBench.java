@@ -6,6 +6,8 @@ import dev.jnext.gpu.Gpu;
 import dev.jnext.gpu.Stream;
 import dev.jnext.cuda.kernels.AttentionGeometry;
 import dev.jnext.cuda.kernels.AttentionPrepKernel;
+import dev.jnext.cuda.kernels.DType;
+import dev.jnext.cuda.kernels.DeviceTensor;
 import dev.jnext.cuda.kernels.DecodeAttentionKernel;
 import dev.jnext.cuda.kernels.KernelLibrary;
 import dev.jnext.cuda.kernels.PrefillAttentionKernel;
@@ -22,10 +24,8 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
-import java.util.Map;
 
 /**
  * {@code jnext bench attention}: the full-attention kernels at the Qwen3-Next-80B geometry (16 query heads, 2 KV heads,
@@ -46,7 +46,7 @@ import java.util.Map;
  *       K/V rows written.</li>
  * </ul>
  */
-public final class AttentionBench implements BenchSuite {
+public final class AttentionBench extends GpuBenchSuite {
     /** bf16 dense peak of the host H100, measured by torch (KERNELS.md, 2026-11-27). */
     public static final double PEAK_TFLOPS = 762;
     private static final AttentionGeometry GEOMETRY = new AttentionGeometry(16, 2, 256, 64);
@@ -54,29 +54,14 @@ public final class AttentionBench implements BenchSuite {
     /** Decode calls per timed graph (a decode step's graph holds one per attention layer). */
     private static final int LAYER_CALLS = 16;
 
-    private final Gpu gpu;
-    private final List<Row> rows = new ArrayList<>();
-    private final Map<String, Double> numbers = new LinkedHashMap<>();
-    private double copyTBps;
-
     public AttentionBench(Gpu gpu) {
-        this.gpu = gpu;
-    }
-
-    @Override
-    public List<Row> rows() {
-        return rows;
-    }
-
-    @Override
-    public Map<String, Double> numbers() {
-        return numbers;
+        super(gpu);
     }
 
     @Override
     public void runAll() {
         try (Stream s = gpu.createStream(); GpuTimer timer = new GpuTimer(gpu, s); KernelLibrary lib = new KernelLibrary(gpu)) {
-            copyTBps = BenchSuite.measureCopyCeiling(gpu, s, timer, rows, numbers);
+            measureCopyCeiling(s, timer);
             for (int t : new int[] {1024, 4096, 8192}) prefill(s, timer, lib, 0, t, PrefillAttentionKernel.DEFAULT_GROUP_WARPS);
             prefill(s, timer, lib, 8192, 512, PrefillAttentionKernel.DEFAULT_GROUP_WARPS);
             prep(s, timer, lib, 8192);
@@ -108,8 +93,9 @@ public final class AttentionBench implements BenchSuite {
             batch.stage(List.of(new AttentionBatch.Sequence(table, past, t)), s);
             PrefillAttentionKernel k = new PrefillAttentionKernel(lib, g, groupWarps);
             StepShape shape = StepShape.prefill(t, 1);
-            Runnable run = () -> k.launch(s, shape, q.address(), pages, 0, batch, out.address(), qg.address(2L * g.headDim()), 2 * w,
-                    2 * g.headDim());
+            PrefillAttentionKernel.Args args = new PrefillAttentionKernel.Args(g, DeviceTensor.of(q, DType.BF16, t, g.heads(), g.headDim()),
+                    DeviceTensor.of(out, DType.BF16, t, w), DeviceTensor.of(qg, DType.BF16, t, g.heads(), 2 * g.headDim()), g.headDim());
+            Runnable run = () -> k.launch(s, shape, args, batch, pages, 0);
             double ms = timer.medianMillis(run, 3, 20);
             double flops = 4.0 * g.headDim() * g.heads() * ((double) t * past + (double) t * (t + 1) / 2);
             double tflops = flops / ms / 1e9;
@@ -119,8 +105,7 @@ public final class AttentionBench implements BenchSuite {
             String note = past == 0 && t == 8192 && groupWarps == 2 ? "target >= 300 TFLOP/s" : "";
             if (groupWarps != PrefillAttentionKernel.DEFAULT_GROUP_WARPS) {
                 short[] got = download(out, (long) t * w);
-                new PrefillAttentionKernel(lib, g).launch(s, shape, q.address(), pages, 0, batch, out.address(),
-                        qg.address(2L * g.headDim()), 2 * w, 2 * g.headDim());
+                new PrefillAttentionKernel(lib, g).launch(s, shape, args, batch, pages, 0);
                 short[] ref = download(out, (long) t * w);
                 double[] cmp = compare(ref, got);
                 numbers.put(key + "_maxUlpVsDefault", cmp[0]);
@@ -174,8 +159,11 @@ public final class AttentionBench implements BenchSuite {
             table.reserve(t);
             batch.stage(List.of(new AttentionBatch.Sequence(table, 0, t)), s);
             StepShape shape = StepShape.prefill(t, 1);
-            double ms = timer.medianMillis(() -> k.launch(s, shape, qg.address(), kv.address(), kv.address(2L * kvw), 2 * kvw,
-                    norms.address(), norms.address(2L * g.headDim()), batch, pages, 0, q.address()), 3, 20);
+            AttentionPrepKernel.Args args = new AttentionPrepKernel.Args(g, DeviceTensor.of(qg, DType.BF16, t, 2 * w),
+                    DeviceTensor.of(kv, DType.BF16, t, 2 * kvw), DeviceTensor.of(norms, 0, "q_norm", DType.BF16, g.headDim()),
+                    DeviceTensor.of(norms, 2L * g.headDim(), "k_norm", DType.BF16, g.headDim()),
+                    DeviceTensor.of(q, DType.BF16, t, g.heads(), g.headDim()));
+            double ms = timer.medianMillis(() -> k.launch(s, shape, args, batch, pages, 0), 3, 20);
             double bytes = 2.0 * t * (w + 2 * kvw) * 2;
             double tbps = bytes / ms / 1e9;
             numbers.put("prep_T" + t + "_us", ms * 1e3);
@@ -202,6 +190,8 @@ public final class AttentionBench implements BenchSuite {
             randomFill(pages.buffer(), 7);
             randomFill(q, 8);
             randomFill(gate, 9);
+            DecodeAttentionKernel.Args args = new DecodeAttentionKernel.Args(g, DeviceTensor.of(q, DType.BF16, batchSize, g.heads(), g.headDim()),
+                    DeviceTensor.of(out, DType.BF16, batchSize, w), DeviceTensor.of(gate, DType.BF16, batchSize, g.heads(), g.headDim()), 0);
             for (int set = 0; set < sets; set++) {
                 List<AttentionBatch.Sequence> seqs = new ArrayList<>();
                 for (int b = 0; b < batchSize; b++) {
@@ -212,14 +202,13 @@ public final class AttentionBench implements BenchSuite {
                 AttentionBatch batch = new AttentionBatch(gpu, batchSize, pagesPerSeq);
                 batches.add(batch);
                 batch.stage(seqs, s);
-                graphs.add(CudaGraph.capture(s, st -> k.launch(st, shape, q.address(), pages, 0, batch, out.address(), gate.address(),
-                        w, g.headDim())));
+                graphs.add(CudaGraph.capture(s, st -> k.launch(st, shape, args, batch, pages, 0)));
             }
             // as a decode step runs it: many layers' calls in one graph (each a different rotated set); per call = replay / n
             try (CudaGraph layers = CudaGraph.capture(s, st -> {
                 for (int i = 0; i < LAYER_CALLS; i++) {
                     AttentionBatch batch = batches.get(i % sets);
-                    k.launch(st, shape, q.address(), pages, 0, batch, out.address(), gate.address(), w, g.headDim());
+                    k.launch(st, shape, args, batch, pages, 0);
                 }
             })) {
                 layers.upload(s);

@@ -1,5 +1,7 @@
 package dev.jnext.bench;
 
+import dev.jnext.cuda.kernels.DeviceTensor;
+import dev.jnext.cuda.kernels.DType;
 import dev.jnext.gpu.CudaGraph;
 import dev.jnext.gpu.DeviceBuffer;
 import dev.jnext.gpu.Gpu;
@@ -20,9 +22,6 @@ import static dev.jnext.bench.BenchSuite.pct;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.util.ArrayList;
-import java.util.LinkedHashMap;
-import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Random;
@@ -42,7 +41,7 @@ import java.util.function.IntConsumer;
  * </ul>
  * The copy ceiling is a 1 GiB device-to-device copy in the same run. fla anchors: H100, 2026-11-27 run (KERNELS handoff).
  */
-public final class GdnBench implements BenchSuite {
+public final class GdnBench extends GpuBenchSuite {
     private static final GatedDeltaRule RULE = new GatedDeltaRule(16, 32, 128, 128);
     private static final GdnProjections PROJ = new GdnProjections(16, 32, 128, 128);
     private static final int CONV = 8192, WIDTH = 4;
@@ -50,29 +49,14 @@ public final class GdnBench implements BenchSuite {
     private static final long ROTATE_BYTES = 200L << 20;
     private static final Map<Integer, Double> FLA_RECURRENT_US = Map.of(1, 19.6, 32, 66.6, 64, 120.4);
 
-    private final Gpu gpu;
-    private final List<Row> rows = new ArrayList<>();
-    private final Map<String, Double> numbers = new LinkedHashMap<>();
-    private double copyTBps;
-
     public GdnBench(Gpu gpu) {
-        this.gpu = gpu;
-    }
-
-    @Override
-    public List<Row> rows() {
-        return rows;
-    }
-
-    @Override
-    public Map<String, Double> numbers() {
-        return numbers;
+        super(gpu);
     }
 
     @Override
     public void runAll() {
         try (Stream s = gpu.createStream(); GpuTimer timer = new GpuTimer(gpu, s); KernelLibrary lib = new KernelLibrary(gpu)) {
-            copyTBps = BenchSuite.measureCopyCeiling(gpu, s, timer, rows, numbers);
+            measureCopyCeiling(s, timer);
             GatedDeltaRuleDecodeKernel rule = new GatedDeltaRuleDecodeKernel(lib);
             for (int b : new int[] {1, 32, 64, 128}) recurrent(s, timer, rule, b, false);
             recurrent(s, timer, rule, 64, true);
@@ -102,11 +86,14 @@ public final class GdnBench implements BenchSuite {
              DeviceBuffer dt = randomFloats(rnd, hv, 0.5, "dt_bias");
              DeviceBuffer out = gpu.allocate(2L * b * RULE.valueHeads() * RULE.valueDim(), "out");
              DeviceBuffer slots = ints(sets * b, "slots")) {
-            Gates gates = fused ? new Gates.Fused(ba.address(), aLog.address(), dt.address())
-                    : new Gates.Precomputed(beta.address(), false, g.address());
+            Gates gates = fused ? new Gates.Fused(DeviceTensor.of(ba, DType.BF16, b, 2 * hv), DeviceTensor.of(aLog, DType.F32, hv),
+                    DeviceTensor.of(dt, DType.F32, hv))
+                    : new Gates.Precomputed(DeviceTensor.of(beta, DType.F32, b, hv), DeviceTensor.of(g, DType.F32, b, hv));
             StepShape step = StepShape.decode(b);
-            double us = perLaunchMicros(s, timer, sets, i -> k.launch(s, step, RULE, qkv.address(), gates, pool.address(),
-                    slots.address(4L * i * b), out.address()));
+            DeviceTensor poolT = DeviceTensor.of(pool, DType.F32, sets * b, hv, RULE.keyDim(), RULE.valueDim());
+            DeviceTensor qkvT = DeviceTensor.of(qkv, DType.BF16, b, conv), outT = DeviceTensor.of(out, DType.BF16, b, hv * RULE.valueDim());
+            double us = perLaunchMicros(s, timer, sets, i -> k.launch(s, step, new GatedDeltaRuleDecodeKernel.Args(RULE, qkvT, gates, poolT,
+                    DeviceTensor.of(slots, 4L * i * b, "slots" + i, DType.I32, b), outT)));
             double tbps = stateBytes / us / 1e6;
             String key = "gdn_recurrent_B" + b + (fused ? "_fused" : "");
             numbers.put(key + "_us", us);
@@ -135,8 +122,12 @@ public final class GdnBench implements BenchSuite {
              DeviceBuffer pool = randomBf16(rnd, (long) sets * seqs * CONV * (WIDTH - 1), 1, "conv state");
              DeviceBuffer dCu = upload(cu, "cu_seqlens"); DeviceBuffer slots = ints(sets * seqs, "slots")) {
             StepShape shape = StepShape.prefill(tokens, seqs);
-            double us = perLaunchMicros(s, timer, sets, i -> k.launchPrefill(s, shape, x.address(2L * i * tokens * CONV), w.address(),
-                    pool.address(), dCu.address(), slots.address(4L * i * seqs), out.address(2L * i * tokens * CONV), CONV, WIDTH));
+            DeviceTensor wT = DeviceTensor.of(w, DType.BF16, CONV, WIDTH);
+            DeviceTensor poolT = DeviceTensor.of(pool, DType.BF16, sets * seqs, CONV, WIDTH - 1);
+            double us = perLaunchMicros(s, timer, sets, i -> k.launchPrefill(s, shape, new CausalConv1dKernel.PrefillArgs(
+                    DeviceTensor.of(x, 2L * i * tokens * CONV, "x" + i, DType.BF16, tokens, CONV), wT, poolT,
+                    DeviceTensor.of(dCu, DType.I32, seqs + 1), DeviceTensor.of(slots, 4L * i * seqs, "slots" + i, DType.I32, seqs),
+                    DeviceTensor.of(out, 2L * i * tokens * CONV, "out" + i, DType.BF16, tokens, CONV))));
             report("conv1d+SiLU prefill", "T=" + tokens + " (" + seqs + " seq) C=8192 K=4", "conv_prefill_T" + tokens, us, bytes, "target >= 80% of copy");
         }
     }
@@ -151,8 +142,12 @@ public final class GdnBench implements BenchSuite {
              DeviceBuffer pool = randomBf16(rnd, (long) sets * b * CONV * (WIDTH - 1), 1, "conv state");
              DeviceBuffer slots = ints(sets * b, "slots")) {
             StepShape shape = StepShape.decode(b);
-            double us = perLaunchMicros(s, timer, sets, i -> k.launchUpdate(s, shape, x.address(2L * i * b * CONV), w.address(),
-                    pool.address(), slots.address(4L * i * b), out.address(2L * i * b * CONV), CONV, WIDTH));
+            DeviceTensor wT = DeviceTensor.of(w, DType.BF16, CONV, WIDTH);
+            DeviceTensor poolT = DeviceTensor.of(pool, DType.BF16, sets * b, CONV, WIDTH - 1);
+            double us = perLaunchMicros(s, timer, sets, i -> k.launchUpdate(s, shape, new CausalConv1dKernel.UpdateArgs(
+                    DeviceTensor.of(x, 2L * i * b * CONV, "x" + i, DType.BF16, b, CONV), wT, poolT,
+                    DeviceTensor.of(slots, 4L * i * b, "slots" + i, DType.I32, b),
+                    DeviceTensor.of(out, 2L * i * b * CONV, "out" + i, DType.BF16, b, CONV))));
             report("conv1d+SiLU decode update", "B=" + b + " C=8192 K=4", "conv_update_B" + b, us, bytes, "target >= 80% of copy");
         }
     }
@@ -166,9 +161,14 @@ public final class GdnBench implements BenchSuite {
              DeviceBuffer aLog = randomFloats(rnd, 32, 0.5, "A_log"); DeviceBuffer dt = randomFloats(rnd, 32, 0.5, "dt_bias");
              DeviceBuffer mixed = gpu.allocate(2 * sets * m, "mixed"); DeviceBuffer zb = gpu.allocate(2 * sets * z, "z");
              DeviceBuffer beta = gpu.allocate(4 * sets * h, "beta"); DeviceBuffer g = gpu.allocate(4 * sets * h, "g")) {
-            double us = perLaunchMicros(s, timer, sets, i -> k.launch(s, PROJ, qkvz.address(2 * i * q), ba.address(4 * i * h),
-                    aLog.address(), dt.address(), mixed.address(2 * i * m), zb.address(2 * i * z), beta.address(4 * i * h),
-                    g.address(4 * i * h), tokens));
+            int hv = PROJ.valueHeads();
+            double us = perLaunchMicros(s, timer, sets, i -> k.launch(s, new GdnSplitGatingKernel.Args(PROJ,
+                    DeviceTensor.of(qkvz, 2 * i * q, "qkvz" + i, DType.BF16, tokens, PROJ.qkvzWidth()),
+                    DeviceTensor.of(ba, 4 * i * h, "ba" + i, DType.BF16, tokens, PROJ.baWidth()), DeviceTensor.of(aLog, DType.F32, hv),
+                    DeviceTensor.of(dt, DType.F32, hv), DeviceTensor.of(mixed, 2 * i * m, "mixed" + i, DType.BF16, tokens, PROJ.convDim()),
+                    DeviceTensor.of(zb, 2 * i * z, "z" + i, DType.BF16, tokens, 4096),
+                    DeviceTensor.of(beta, 4 * i * h, "beta" + i, DType.F32, tokens, hv),
+                    DeviceTensor.of(g, 4 * i * h, "g" + i, DType.F32, tokens, hv)), tokens));
             report("GDN split + gating", "T=" + tokens + " (qkvz 12288, ba 64)", "gdn_split_T" + tokens, us, bytes, "");
         }
     }

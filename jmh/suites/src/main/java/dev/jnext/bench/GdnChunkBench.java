@@ -1,5 +1,7 @@
 package dev.jnext.bench;
 
+import dev.jnext.cuda.kernels.DeviceTensor;
+import dev.jnext.cuda.kernels.DType;
 import dev.jnext.gpu.CudaGraph;
 import dev.jnext.gpu.DeviceBuffer;
 import dev.jnext.gpu.Gpu;
@@ -17,11 +19,7 @@ import static dev.jnext.bench.BenchSuite.pct;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.util.ArrayList;
-import java.util.LinkedHashMap;
-import java.util.List;
 import java.util.Locale;
-import java.util.Map;
 import java.util.SplittableRandom;
 
 /**
@@ -35,27 +33,13 @@ import java.util.SplittableRandom;
  * β and g once: 2·(2·Hk·dk + 2·Hv·dv) + 8·Hv = 24.8 KB per token (plus the 2 MiB state, read and written once).
  * fla anchors (chunk_gated_delta_rule, Triton, H100, measured by the lead on 2026-11-27): 0.295, 1.109, 4.45 ms.
  */
-public final class GdnChunkBench implements BenchSuite {
+public final class GdnChunkBench extends GpuBenchSuite {
     static final int HK = 16, HV = 32, D = 128;
     static final int[] TOKENS = {4096, 16384, 65536};
     static final double[] FLA_MS = {0.295, 1.109, 4.45};
 
-    private final Gpu gpu;
-    private final List<Row> rows = new ArrayList<>();
-    private final Map<String, Double> numbers = new LinkedHashMap<>();
-
     public GdnChunkBench(Gpu gpu) {
-        this.gpu = gpu;
-    }
-
-    @Override
-    public List<Row> rows() {
-        return rows;
-    }
-
-    @Override
-    public Map<String, Double> numbers() {
-        return numbers;
+        super(gpu);
     }
 
     @Override
@@ -76,17 +60,19 @@ public final class GdnChunkBench implements BenchSuite {
                 try (Arena a = Arena.ofConfined()) {   // cu_seqlens = {0, T}, slots = {0}
                     meta.copyFromHost(a.allocateFrom(ValueLayout.JAVA_INT, 0, t, 0, 0));
                 }
-                long cu = meta.address(), slots = meta.address(8);
                 StepShape shape = StepShape.prefill(t, 1);
-                try (CudaGraph graph = CudaGraph.capture(s, st -> kernel.launch(st, shape, qkv.address(), beta.address(), g.address(),
-                        cu, slots, pool.address(), out.address()))) {
+                ChunkedDeltaRuleKernel.Args args = new ChunkedDeltaRuleKernel.Args(kernel.config(),
+                        DeviceTensor.of(qkv, DType.BF16, maxT, width), DeviceTensor.of(beta, DType.F32, maxT, HV),
+                        DeviceTensor.of(g, DType.F32, maxT, HV), DeviceTensor.of(meta, 0, "cu_seqlens", DType.I32, 2),
+                        DeviceTensor.of(meta, 8, "slots", DType.I32, 1), DeviceTensor.of(pool, DType.F32, 1, HV, D, D),
+                        DeviceTensor.of(out, DType.BF16, maxT, HV * D));
+                try (CudaGraph graph = CudaGraph.capture(s, st -> kernel.launch(st, shape, args))) {
                     graph.upload(s);
                     int reps = t >= 65536 ? 10 : 30;
                     double ms = timer.medianMillis(() -> graph.replay(s), 3, reps);
                     record(t, ms, FLA_MS[i]);
                     for (Stage stage : Stage.values()) {   // each pass alone, eager (diagnostics)
-                        double sm = timer.medianMillis(() -> kernel.launchStage(stage, s, shape, qkv.address(), beta.address(),
-                                g.address(), cu, slots, pool.address(), out.address()), 2, reps);
+                        double sm = timer.medianMillis(() -> kernel.launchStage(stage, s, shape, args), 2, reps);
                         numbers.put("gdn_chunk_T" + t + "_" + stage.name().toLowerCase(Locale.ROOT) + "_ms", sm);
                         rows.add(new Row("  " + stage.name().toLowerCase(Locale.ROOT) + " pass alone (eager)",
                                 "T=" + t, sm * 1e3, fmt("%.0f%% of the total", 100 * sm / ms), "", ""));

@@ -8,6 +8,8 @@ import dev.jnext.gpu.Gpu;
 import dev.jnext.gpu.Kernel;
 import dev.jnext.gpu.KernelArgs;
 import dev.jnext.gpu.Stream;
+import dev.jnext.cuda.kernels.DType;
+import dev.jnext.cuda.kernels.DeviceTensor;
 import dev.jnext.cuda.kernels.GatedRmsNormKernel;
 import dev.jnext.cuda.kernels.KernelLibrary;
 import dev.jnext.numeric.Bf16;
@@ -18,12 +20,8 @@ import static dev.jnext.bench.BenchSuite.pct;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.LinkedHashMap;
-import java.util.List;
 import java.util.Locale;
-import java.util.Map;
 import java.util.Random;
 
 /**
@@ -32,35 +30,23 @@ import java.util.Random;
  * device copy ceiling, gated RMSNorm at decode and prefill sizes, Java launch cost eager vs graph node,
  * and cuBLASLt GEMMs at the model's shapes.
  */
-public final class KernelBench implements BenchSuite {
-
-    private final Gpu gpu;
-    private final List<Row> rows = new ArrayList<>();
-    private final Map<String, Double> numbers = new LinkedHashMap<>();
-    private double copyTBps;
+public final class KernelBench extends GpuBenchSuite {
 
     public KernelBench(Gpu gpu) {
-        this.gpu = gpu;
-    }
-
-    @Override
-    public List<Row> rows() {
-        return rows;
+        super(gpu);
     }
 
     /** Flat name → value map of every figure (for JSON output). */
-    @Override
-    public Map<String, Double> numbers() {
-        return numbers;
-    }
 
     @Override
     public void runAll() {
         try (Stream s = gpu.createStream(); GpuTimer timer = new GpuTimer(gpu, s); KernelLibrary lib = new KernelLibrary(gpu)) {
-            copyTBps = BenchSuite.measureCopyCeiling(gpu, s, timer, rows, numbers);
+            measureCopyCeiling(s, timer);
             gatedRmsNorm(s, timer, lib, 32);
             gatedRmsNorm(s, timer, lib, 131072);
             launchCost(s, timer, lib);
+            tokenMasks(s, timer, lib, 1);
+            tokenMasks(s, timer, lib, 32);
             gemms(s, timer);
         }
     }
@@ -84,8 +70,10 @@ public final class KernelBench implements BenchSuite {
             CudaGraph[] graphs = new CudaGraph[sets];
             for (int g = 0; g < sets; g++) {
                 int base = 3 * g;
-                graphs[g] = CudaGraph.capture(s, st -> k.launch(st, b[base].address(), b[base + 1].address(),
-                        b[b.length - 1].address(), b[base + 2].address(), n, dim, 1e-6f));
+                GatedRmsNormKernel.Args args = new GatedRmsNormKernel.Args(DeviceTensor.of(b[base], DType.BF16, n, dim),
+                        DeviceTensor.of(b[base + 1], DType.BF16, n, dim), DeviceTensor.of(b[b.length - 1], DType.BF16, dim),
+                        DeviceTensor.of(b[base + 2], DType.BF16, n, dim));
+                graphs[g] = CudaGraph.capture(s, st -> k.launch(st, args, n, 1e-6f));
                 graphs[g].upload(s);
             }
             int[] turn = {0};
@@ -98,6 +86,40 @@ public final class KernelBench implements BenchSuite {
             for (CudaGraph g : graphs) g.close();
         } finally {
             for (DeviceBuffer x : b) if (x != null) x.close();
+        }
+    }
+
+    /**
+     * Constrained decoding's cost on the device per step (issue 18.3): {@code rows} masks of 151,936 ids (30% allowed)
+     * uploaded from pinned staging and applied to the logits (GPU time), and the host's part of it (staging the masks
+     * and issuing the copy and the launch, waited for).
+     */
+    private void tokenMasks(Stream s, GpuTimer timer, KernelLibrary lib, int rows) {
+        int vocab = 151_936;
+        java.util.SplittableRandom rnd = new java.util.SplittableRandom(rows);
+        dev.jnext.backend.TokenMask[] masks = new dev.jnext.backend.TokenMask[rows];
+        for (int r = 0; r < rows; r++) {
+            masks[r] = dev.jnext.backend.TokenMask.of(vocab, java.util.stream.IntStream.range(0, vocab).filter(i -> rnd.nextInt(10) < 3).toArray());
+        }
+        try (dev.jnext.cuda.kernels.TokenMaskKernel k = new dev.jnext.cuda.kernels.TokenMaskKernel(lib, rows, vocab);
+             DeviceBuffer logits = gpu.allocate(2L * rows * vocab, "mask-logits")) {
+            logits.fill16((short) 0x3f80, s);
+            var args = new dev.jnext.cuda.kernels.TokenMaskKernel.Args(DeviceTensor.of(logits, DType.BF16, rows, vocab));
+            double ms = timer.medianMillis(() -> k.apply(s, args, masks, vocab, rows), 10, 100);
+            long[] host = new long[60];
+            for (int i = 0; i < host.length; i++) {
+                long t0 = System.nanoTime();
+                k.apply(s, args, masks, vocab, rows);
+                s.synchronize();
+                host[i] = System.nanoTime() - t0;
+            }
+            Arrays.sort(host);
+            double hostUs = host[host.length / 2] / 1e3;
+            double bytes = rows * (2.0 * vocab + vocab / 8.0);
+            numbers.put("token_masks_rows" + rows + "_us", ms * 1e3);
+            numbers.put("token_masks_rows" + rows + "_host_us", hostUs);
+            this.rows.add(new Row("token masks (upload + mask_logits)", rows + " x " + vocab, ms * 1e3,
+                    fmt("%.2f TB/s", bytes / ms / 1e9), pct(bytes / ms / 1e9 / copyTBps), fmt("host, waited: %.1f us", hostUs)));
         }
     }
 

@@ -4,6 +4,7 @@ import dev.jnext.backend.PrefillMode;
 
 import dev.jnext.cuda.CudaModel;
 import dev.jnext.cuda.CudaOptions;
+import dev.jnext.cuda.StepProfile;
 import dev.jnext.gpu.DeviceBuffer;
 import dev.jnext.gpu.Gemm;
 import dev.jnext.gpu.Gpu;
@@ -15,9 +16,7 @@ import dev.jnext.model.ModelConfig;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Map;
 import java.util.SplittableRandom;
 
 /**
@@ -27,16 +26,14 @@ import java.util.SplittableRandom;
  * GEMM ceilings measured in the same run: decode steps are bound by the bytes they must read (the weights the batch
  * touches, the GDN state read and written, the KV cache), prefill steps by their FLOPs.
  */
-public final class ModelBench implements BenchSuite {
-    private final Gpu gpu;
+public final class ModelBench extends GpuBenchSuite {
     private final Path model;
     private final CudaOptions options;
     private final List<PrefillMode> modes;
     private final int[] prefill;
     private final int[] prefillSeqs;
     private final int[] decodeBatch;
-    private final List<Row> rows = new ArrayList<>();
-    private final Map<String, Double> numbers = new LinkedHashMap<>();
+    private final boolean profile;
 
     /**
      * @param modes       prefill executors to compare (each loads the model once; decode runs with the first)
@@ -45,7 +42,14 @@ public final class ModelBench implements BenchSuite {
      */
     public ModelBench(Gpu gpu, Path model, CudaOptions options, List<PrefillMode> modes, int[] prefill, int[] prefillSeqs,
                       int[] decodeBatch) {
-        this.gpu = gpu;
+        this(gpu, model, options, modes, prefill, prefillSeqs, decodeBatch, false);
+    }
+
+    /** As above; {@code profile}: also the step profile (issue 23) of each decode batch and prefill size. */
+    public ModelBench(Gpu gpu, Path model, CudaOptions options, List<PrefillMode> modes, int[] prefill, int[] prefillSeqs,
+                      int[] decodeBatch, boolean profile) {
+        super(gpu);
+        this.profile = profile;
         this.model = model;
         this.options = options;
         this.modes = List.copyOf(modes);
@@ -56,9 +60,9 @@ public final class ModelBench implements BenchSuite {
 
     @Override
     public void runAll() {
-        double copyTBps, gemmTflops;
+        double gemmTflops;
         try (Stream s = gpu.createStream(); GpuTimer timer = new GpuTimer(gpu, s)) {
-            copyTBps = BenchSuite.measureCopyCeiling(gpu, s, timer, rows, numbers);
+            measureCopyCeiling(s, timer);
             gemmTflops = measureGemmCeiling(s, timer);
         }
         int maxT = Arrays.stream(prefill).max().orElse(1);
@@ -82,6 +86,10 @@ public final class ModelBench implements BenchSuite {
                 }
                 if (m == 0) {
                     for (int b : decodeBatch) decodeRow(cm, b, copyTBps);
+                    if (profile) {
+                        for (int b : decodeBatch) decodeProfile(cm, b, copyTBps, gemmTflops);
+                        for (int t : prefill) prefillProfile(cm, t, copyTBps, gemmTflops);
+                    }
                 }
             }
         }
@@ -121,21 +129,12 @@ public final class ModelBench implements BenchSuite {
     /** Median wall time of a decode step of {@code b} sequences of about 170 tokens, greedy sampling included. */
     private void decodeRow(CudaModel m, int b, double copyTBps) {
         ModelConfig c = m.config();
-        SplittableRandom rnd = new SplittableRandom(b);
         int[] slots = new int[b];
-        List<CudaModel.Input> in = new ArrayList<>();
-        for (int i = 0; i < b; i++) {
-            slots[i] = m.open(SamplingParams.greedy(), c.vocabSize());
-            in.add(new CudaModel.Input(slots[i], rnd.ints(128, 0, c.vocabSize()).toArray(), true, CudaModel.Logits.NONE));
-        }
-        List<CudaModel.Output> out = m.step(in);
+        List<CudaModel.Output> out = openPrefilled(m, slots, b);
         int steps = 64;
         double[] ms = new double[steps];
         for (int k = 0; k < steps + 8; k++) {
-            in.clear();
-            for (int i = 0; i < b; i++) {
-                in.add(new CudaModel.Input(slots[i], new int[]{Math.max(0, out.get(i).token())}, true, CudaModel.Logits.NONE));
-            }
+            List<CudaModel.Input> in = nextInputs(slots, out);
             long a = System.nanoTime();
             out = m.step(in);
             if (k >= 8) ms[k - 8] = (System.nanoTime() - a) / 1e6;
@@ -154,6 +153,80 @@ public final class ModelBench implements BenchSuite {
                 BenchSuite.fmt("%.0f tok/s", b / med * 1e3), BenchSuite.pct(roof / med),
                 BenchSuite.fmt("%.3f GB/step, roofline %.3f ms at %.2f TB/s; graph alone %.3f ms on the GPU", bytes / 1e9, roof,
                         copyTBps, gpuMs)));
+    }
+
+    /** Opens {@code slots.length} greedy sequences, prefills 128 random tokens into each; returns the step's outputs. */
+    private static List<CudaModel.Output> openPrefilled(CudaModel m, int[] slots, long seed) {
+        int vocab = m.config().vocabSize();
+        SplittableRandom rnd = new SplittableRandom(seed);
+        List<CudaModel.Input> in = new ArrayList<>();
+        for (int i = 0; i < slots.length; i++) {
+            slots[i] = m.open(SamplingParams.greedy(), vocab);
+            in.add(new CudaModel.Input(slots[i], rnd.ints(128, 0, vocab).toArray(), true, CudaModel.Logits.NONE));
+        }
+        return m.step(in);
+    }
+
+    /** One decode step's inputs: each slot's last sampled token. */
+    private static List<CudaModel.Input> nextInputs(int[] slots, List<CudaModel.Output> out) {
+        List<CudaModel.Input> in = new ArrayList<>(slots.length);
+        for (int i = 0; i < slots.length; i++) {
+            in.add(new CudaModel.Input(slots[i], new int[]{Math.max(0, out.get(i).token())}, true, CudaModel.Logits.NONE));
+        }
+        return in;
+    }
+
+    /** Step profile of a decode step of {@code b} sequences of about 136 tokens: per-op medians of 5 instrumented steps. */
+    private void decodeProfile(CudaModel m, int b, double copyTBps, double gemmTflops) {
+        ModelConfig c = m.config();
+        int[] slots = new int[b];
+        List<CudaModel.Output> out = openPrefilled(m, slots, b + 7L);
+        List<List<StepProfile.OpTime>> runs = new ArrayList<>();
+        for (int k = 0; k < 8; k++) {
+            List<CudaModel.Input> in = nextInputs(slots, out);
+            if (k < 3) {
+                out = m.step(in);
+            } else {
+                runs.add(m.profile(in));  // it samples too, but returns times only: the next step gets a fixed token
+                out = java.util.Collections.nCopies(b, new CudaModel.Output(1, null));
+            }
+        }
+        for (int sl : slots) m.close(sl);
+        double e = c.numExperts(), k = c.numExpertsPerTok();
+        int touched = e == 0 ? 0 : (int) Math.round(e * (1 - Math.pow(1 - k / e, b)));
+        List<StepProfileTable.KindRow> kinds = StepProfileTable.rows(median(runs), c, b, b, 128 + 8, b, touched);
+        rows.addAll(StepProfileTable.benchRows("profile decode b" + b, kinds, true, copyTBps, gemmTflops, numbers, "profile_decode_b" + b));
+    }
+
+    /** Step profile of a prefill step of {@code t} tokens of one fresh sequence: per-op medians of 3 instrumented steps. */
+    private void prefillProfile(CudaModel m, int t, double copyTBps, double gemmTflops) {
+        ModelConfig c = m.config();
+        SplittableRandom rnd = new SplittableRandom(t * 17L);
+        List<List<StepProfile.OpTime>> runs = new ArrayList<>();
+        for (int rep = 0; rep < 4; rep++) {
+            int slot = m.open(SamplingParams.greedy(), c.vocabSize());
+            List<CudaModel.Input> in = List.of(new CudaModel.Input(slot, rnd.ints(t, 0, c.vocabSize()).toArray(), true, CudaModel.Logits.NONE));
+            if (rep == 0) m.step(in);  // warm-up at this shape
+            else runs.add(m.profile(in));
+            m.close(slot);
+        }
+        double e = c.numExperts(), k = c.numExpertsPerTok();
+        int touched = e == 0 ? 0 : (int) Math.round(e * (1 - Math.pow(1 - k / e, t)));
+        List<StepProfileTable.KindRow> kinds = StepProfileTable.rows(median(runs), c, t, 1, t, 1, touched);
+        rows.addAll(StepProfileTable.benchRows("profile prefill " + t, kinds, false, copyTBps, gemmTflops, numbers, "profile_prefill_" + t));
+    }
+
+    /** Per-op median over runs of the same plan. */
+    static List<StepProfile.OpTime> median(List<List<StepProfile.OpTime>> runs) {
+        List<StepProfile.OpTime> out = new ArrayList<>();
+        List<StepProfile.OpTime> first = runs.getFirst();
+        for (int i = 0; i < first.size(); i++) {
+            double[] t = new double[runs.size()];
+            for (int r = 0; r < runs.size(); r++) t[r] = runs.get(r).get(i).millis();
+            Arrays.sort(t);
+            out.add(new StepProfile.OpTime(first.get(i).name(), first.get(i).layer(), t[t.length / 2]));
+        }
+        return out;
     }
 
     private double measureGemmCeiling(Stream s, GpuTimer timer) {
@@ -215,15 +288,5 @@ public final class ModelBench implements BenchSuite {
                 + 2.0 * c.convDim() * (c.linearConvKernelDim() - 1));
         bytes += b * attn * 2.0 * 2 * c.numKeyValueHeads() * c.headDim() * (double) context;
         return bytes;
-    }
-
-    @Override
-    public List<Row> rows() {
-        return rows;
-    }
-
-    @Override
-    public Map<String, Double> numbers() {
-        return numbers;
     }
 }

@@ -1,5 +1,7 @@
 package dev.jnext.bench;
 
+import dev.jnext.cuda.kernels.DeviceTensor;
+import dev.jnext.cuda.kernels.DType;
 import dev.jnext.gpu.CudaGraph;
 import dev.jnext.gpu.DeviceBuffer;
 import dev.jnext.gpu.Gemm;
@@ -20,12 +22,8 @@ import static dev.jnext.bench.BenchSuite.pct;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.util.ArrayList;
 import java.util.HashSet;
-import java.util.LinkedHashMap;
-import java.util.List;
 import java.util.Locale;
-import java.util.Map;
 import java.util.Set;
 import java.util.SplittableRandom;
 
@@ -42,34 +40,19 @@ import java.util.SplittableRandom;
  *   <li>Sampling over 151,936 logits: greedy (two-level argmax) and top-k 50 / top-p 0.9 / T 0.7, at 1 and 64 rows.</li>
  * </ul>
  */
-public final class MoeBench implements BenchSuite {
+public final class MoeBench extends GpuBenchSuite {
     static final double BF16_PEAK_TFLOPS = 762;
     private static final int HIDDEN = 2048, INTER = 512, TOP_K = 10, VOCAB = 151936;
 
-    private final Gpu gpu;
-    private final List<Row> rows = new ArrayList<>();
-    private final Map<String, Double> numbers = new LinkedHashMap<>();
-    private double copyTBps;
-
     public MoeBench(Gpu gpu) {
-        this.gpu = gpu;
-    }
-
-    @Override
-    public List<Row> rows() {
-        return rows;
-    }
-
-    @Override
-    public Map<String, Double> numbers() {
-        return numbers;
+        super(gpu);
     }
 
     @Override
     public void runAll() {
         try (Stream s = gpu.createStream(); GpuTimer timer = new GpuTimer(gpu, s); KernelLibrary lib = new KernelLibrary(gpu);
              Gemm gemm = new Gemm(gpu)) {
-            copyTBps = BenchSuite.measureCopyCeiling(gpu, s, timer, rows, numbers);
+            measureCopyCeiling(s, timer);
             decode(s, timer, lib, gemm, 512, 1);
             decode(s, timer, lib, gemm, 512, 8);
             decode(s, timer, lib, gemm, 64, 1);
@@ -136,14 +119,19 @@ public final class MoeBench implements BenchSuite {
              DeviceBuffer x = gpu.allocate(2L * sets * batch * HIDDEN, "x"); DeviceBuffer out = gpu.allocate(2L * batch * HIDDEN, "out")) {
             fillRandom(x, 1.7, 10 + batch);
             long distinctSum = 0;
+            GpuSparseMoe.Layer[] bound = new GpuSparseMoe.Layer[sets];
+            for (int i = 0; i < sets; i++) {
+                bound[i] = moe.bind(layer.weights(), DeviceTensor.of(x, 2L * i * batch * HIDDEN, "x" + i, DType.BF16, batch, HIDDEN),
+                        DeviceTensor.of(out, DType.BF16, batch, HIDDEN));
+            }
             for (int i = 0; i < sets; i++) {  // eager: plans the GEMMs outside capture, and counts the experts each set selects
-                moe.forward(s, StepShape.decode(batch), layer.weights(), x.address() + 2L * i * batch * HIDDEN, out.address());
+                moe.forward(s, StepShape.decode(batch), bound[i]);
                 distinctSum += distinctExperts(moe, batch);
             }
             // one graph runs the 16 token sets back to back (as consecutive layers would): per-set time, no launch gaps
             try (CudaGraph g = CudaGraph.capture(s, st -> {
                 for (int i = 0; i < sets; i++) {
-                    moe.forward(st, StepShape.decode(batch), layer.weights(), x.address() + 2L * i * batch * HIDDEN, out.address());
+                    moe.forward(st, StepShape.decode(batch), bound[i]);
                 }
             })) {
                 g.upload(s);
@@ -196,19 +184,26 @@ public final class MoeBench implements BenchSuite {
             fillRandom(gates, 1, 8);
             double bytes = (distinct / (double) sets + 1) * 3.0 * HIDDEN * INTER * 2;
             String[] parts = {"both", "gate_up", "down"};  // down includes the combine
+            MoeDecodeKernel.GateUpArgs[] gateUpArgs = new MoeDecodeKernel.GateUpArgs[sets];
+            MoeDecodeKernel.DownArgs[] downArgs = new MoeDecodeKernel.DownArgs[sets];
+            DeviceTensor actT = DeviceTensor.of(act, DType.BF16, MoeDecodeKernel.actRows(batch, TOP_K, true), INTER);
+            for (int i = 0; i < sets; i++) {
+                DeviceTensor idi = DeviceTensor.of(dIds, 4L * i * batch * TOP_K, "ids" + i, DType.I32, batch, TOP_K);
+                gateUpArgs[i] = new MoeDecodeKernel.GateUpArgs(DeviceTensor.of(x, 2L * i * batch * HIDDEN, "x" + i, DType.BF16, batch, HIDDEN),
+                        idi, DeviceTensor.of(layer.gateUp(), DType.BF16, experts, 2 * INTER, HIDDEN),
+                        DeviceTensor.of(layer.sharedGateUp(), DType.BF16, 2 * INTER, HIDDEN), actT);
+                downArgs[i] = new MoeDecodeKernel.DownArgs(actT, idi,
+                        DeviceTensor.of(dW, 2L * i * batch * TOP_K, "w" + i, DType.BF16, batch, TOP_K),
+                        DeviceTensor.of(layer.down(), DType.BF16, experts, HIDDEN, INTER), DeviceTensor.of(layer.sharedDown(), DType.BF16, HIDDEN, INTER),
+                        DeviceTensor.of(gates, DType.BF16, batch, rr), 0,
+                        DeviceTensor.of(contrib, DType.BF16, MoeDecodeKernel.actRows(batch, TOP_K, true), HIDDEN),
+                        DeviceTensor.of(counters, DType.U32, batch, HIDDEN / 64), DeviceTensor.of(out, DType.BF16, batch, HIDDEN));
+            }
             for (String part : parts) {
                 try (CudaGraph g = CudaGraph.capture(s, st -> {
                     for (int i = 0; i < sets; i++) {
-                        long xi = x.address() + 2L * i * batch * HIDDEN, idi = dIds.address() + 4L * i * batch * TOP_K;
-                        long wi = dW.address() + 2L * i * batch * TOP_K;
-                        if (!part.equals("down")) {
-                            k.launchGateUp(st, xi, idi, layer.gateUp().address(), layer.sharedGateUp().address(), act.address(), batch, TOP_K,
-                                    HIDDEN, INTER, experts);
-                        }
-                        if (!part.equals("gate_up")) {
-                            k.launchDown(st, act.address(), idi, wi, layer.down().address(), layer.sharedDown().address(), gates.address(), rr,
-                                    contrib.address(), counters.address(), out.address(), batch, TOP_K, HIDDEN, INTER, experts);
-                        }
+                        if (!part.equals("down")) k.launchGateUp(st, gateUpArgs[i], batch);
+                        if (!part.equals("gate_up")) k.launchDown(st, downArgs[i], batch);
                     }
                 })) {
                     g.upload(s);
@@ -243,8 +238,10 @@ public final class MoeBench implements BenchSuite {
             double pairFlops = (double) tokens * TOP_K * 6.0 * HIDDEN * INTER;
             double blockFlops = pairFlops + (double) tokens * (2.0 * HIDDEN * GpuSparseMoe.routerRows(layer.shape()) + 6.0 * HIDDEN * INTER);
             StepShape shape = StepShape.prefill(tokens, 1);
-            moe.forward(s, shape, layer.weights(), x.address(), out.address());  // plans the GEMMs outside capture
-            try (CudaGraph g = CudaGraph.capture(s, st -> moe.forward(st, shape, layer.weights(), x.address(), out.address()))) {
+            GpuSparseMoe.Layer bound = moe.bind(layer.weights(), DeviceTensor.of(x, DType.BF16, tokens, HIDDEN),
+                    DeviceTensor.of(out, DType.BF16, tokens, HIDDEN));
+            moe.forward(s, shape, bound);  // plans the GEMMs outside capture
+            try (CudaGraph g = CudaGraph.capture(s, st -> moe.forward(st, shape, bound))) {
                 g.upload(s);
                 double ms = timer.medianMillis(() -> g.replay(s), 5, 30);
                 double tf = blockFlops / ms / 1e9;
@@ -255,8 +252,8 @@ public final class MoeBench implements BenchSuite {
                         fmt("%.0f TFLOP/s", tf), pct(tf / BF16_PEAK_TFLOPS) + " pk", "router+grouping+experts+shared+combine"));
             }
             // the grouped GEMMs alone, on the grouping of the last forward
-            double msGateUp = timer.medianMillis(() -> moe.expertGateUp(s, layer.weights(), x.address(), tokens), 5, 30);
-            double msDown = timer.medianMillis(() -> moe.expertDown(s, layer.weights(), tokens), 5, 30);
+            double msGateUp = timer.medianMillis(() -> moe.expertGateUp(s, bound, tokens), 5, 30);
+            double msDown = timer.medianMillis(() -> moe.expertDown(s, bound, tokens), 5, 30);
             String key0 = "moe_prefill_E" + experts + "_T" + tokens + "_" + engine;
             numbers.put(key0 + "_gate_up_us", msGateUp * 1e3);
             numbers.put(key0 + "_down_us", msDown * 1e3);
@@ -264,7 +261,7 @@ public final class MoeBench implements BenchSuite {
                     fmt("%.0f TFLOP/s", pairFlops * 2 / 3 / msGateUp / 1e9), pct(pairFlops * 2 / 3 / msGateUp / 1e9 / BF16_PEAK_TFLOPS) + " pk", ""));
             rows.add(new Row("  grouped GEMM down (weighted)", "T=" + tokens + " E=" + experts + " " + engine, msDown * 1e3,
                     fmt("%.0f TFLOP/s", pairFlops / 3 / msDown / 1e9), pct(pairFlops / 3 / msDown / 1e9 / BF16_PEAK_TFLOPS) + " pk", ""));
-            double ms = timer.medianMillis(() -> moe.expertGemms(s, layer.weights(), x.address(), tokens), 5, 30);
+            double ms = timer.medianMillis(() -> moe.expertGemms(s, bound, tokens), 5, 30);
             double tf = pairFlops / ms / 1e9;
             double weightBytes = 3.0 * HIDDEN * INTER * 2 * experts;
             String key = "moe_prefill_E" + experts + "_T" + tokens + "_" + engine;
@@ -306,25 +303,31 @@ public final class MoeBench implements BenchSuite {
                      DeviceBuffer dSlots = gpu.allocate(seenSlots.byteSize(), "prompt slots")) {
                     dIds.copyFromHost(seenIds);
                     dSlots.copyFromHost(seenSlots);
-                    history.observe(s, dIds.address(), dSlots.address(), batch * 512);
+                    history.observe(s, new TokenHistory.ObserveArgs(DeviceTensor.of(dIds, DType.I32, batch * 512),
+                            DeviceTensor.of(dSlots, DType.I32, batch * 512)), batch * 512);
                     s.synchronize();
                 }
             }
             double bytes = 2.0 * batch * VOCAB;
-            try (CudaGraph g = CudaGraph.capture(s, st -> k.greedy(st, logits.address(), VOCAB, VOCAB, batch, ids.address()))) {
+            DeviceTensor logitsT = DeviceTensor.of(logits, DType.BF16, batch, VOCAB), idsT = DeviceTensor.of(ids, DType.I32, batch);
+            DeviceTensor rngT = DeviceTensor.of(rng, DType.U64, batch, 2);
+            SamplingKernel.Args greedy = new SamplingKernel.Args(logitsT, null, null, null, null, idsT);
+            SamplingKernel.Args plain = new SamplingKernel.Args(logitsT, DeviceTensor.of(params, DType.F32, batch, 8), rngT, null, null, idsT);
+            SamplingKernel.Args penalties = new SamplingKernel.Args(logitsT, DeviceTensor.of(penalized, DType.F32, batch, 8), rngT,
+                    DeviceTensor.of(rowSlot, DType.I32, batch), history, idsT);
+            try (CudaGraph g = CudaGraph.capture(s, st -> k.greedy(st, greedy, VOCAB, batch))) {
                 double ms = timer.medianMillis(() -> g.replay(s), 20, 200);
                 numbers.put("sample_greedy_rows" + batch + "_us", ms * 1e3);
                 rows.add(new Row("sampling greedy (graph)", batch + " x " + VOCAB, ms * 1e3,
                         fmt("%.2f TB/s", bytes / ms / 1e9), pct(bytes / ms / 1e9 / copyTBps), "two-level argmax"));
             }
-            try (CudaGraph g = CudaGraph.capture(s, st -> k.sample(st, logits.address(), VOCAB, VOCAB, batch, params.address(), rng.address(), ids.address()))) {
+            try (CudaGraph g = CudaGraph.capture(s, st -> k.sample(st, plain, VOCAB, batch))) {
                 double ms = timer.medianMillis(() -> g.replay(s), 20, 200);
                 numbers.put("sample_topk_topp_rows" + batch + "_us", ms * 1e3);
                 rows.add(new Row("sampling T/top-k/top-p (graph)", batch + " x " + VOCAB, ms * 1e3,
                         fmt("%.2f TB/s", bytes / ms / 1e9), "", "T 0.7, k 50, p 0.9; Philox in graph"));
             }
-            try (CudaGraph g = CudaGraph.capture(s, st -> k.sample(st, logits.address(), VOCAB, VOCAB, batch, penalized.address(),
-                    rng.address(), rowSlot.address(), history, ids.address()))) {
+            try (CudaGraph g = CudaGraph.capture(s, st -> k.sample(st, penalties, VOCAB, batch))) {
                 double ms = timer.medianMillis(() -> g.replay(s), 20, 200);
                 numbers.put("sample_penalties_rows" + batch + "_us", ms * 1e3);
                 rows.add(new Row("sampling + penalties (graph)", batch + " x " + VOCAB, ms * 1e3,

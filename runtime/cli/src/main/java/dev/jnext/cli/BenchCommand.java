@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import dev.jnext.bench.AttentionBench;
 import dev.jnext.bench.GdnBench;
+import dev.jnext.bench.Fp8Bench;
 import dev.jnext.bench.GdnChunkBench;
 import dev.jnext.bench.BenchSuite;
 import dev.jnext.bench.KernelBench;
@@ -34,7 +35,7 @@ public final class BenchCommand implements Callable<Integer> {
     Path json;
 
     enum Suite {
-        kernels, gdn_decode, gdn_chunk, attention, moe;
+        kernels, gdn_decode, gdn_chunk, attention, moe, fp8;
 
         /** The name on the command line: {@code gdn-decode} (picocli matches enum constants by toString). */
         @Override
@@ -45,7 +46,7 @@ public final class BenchCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException {
-        if (suite == null) throw new dev.jnext.JnextException("bench needs a suite: kernels, gdn-decode, gdn-chunk, attention, moe, model or serve");
+        if (suite == null) throw new dev.jnext.JnextException("bench needs a suite: kernels, gdn-decode, gdn-chunk, attention, moe, fp8, model or serve");
         try (Gpu gpu = Gpu.open(ordinal)) {
             BenchSuite bench = switch (suite) {
                 case kernels -> new KernelBench(gpu);
@@ -53,6 +54,7 @@ public final class BenchCommand implements Callable<Integer> {
                 case gdn_chunk -> new GdnChunkBench(gpu);
                 case attention -> new AttentionBench(gpu);
                 case moe -> new MoeBench(gpu);
+                case fp8 -> new Fp8Bench(gpu);
             };
             bench.runAll();
             String table = bench.table();

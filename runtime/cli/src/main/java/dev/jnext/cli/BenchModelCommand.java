@@ -39,6 +39,11 @@ public final class BenchModelCommand implements Callable<Integer> {
             description = "Decode batch sizes (default: ${DEFAULT-VALUE}).")
     int[] decodeBatch;
 
+    @Option(names = "--profile", order = 13,
+            description = "Also profile one step of each decode batch and prefill size: every operation's GPU time (CUDA events "
+                    + "around each op of an eager step), its bytes and FLOPs, its share of the step and of the ceilings.")
+    boolean profile;
+
     @Option(names = "--json", paramLabel = "FILE", order = 15, description = "Also write every figure to this JSON file.")
     Path json;
 
@@ -52,8 +57,9 @@ public final class BenchModelCommand implements Callable<Integer> {
         if (modelOptions.device().kind() == DeviceChoice.Kind.CPU) throw new JnextException("bench model measures the CUDA runner; --device cpu is not for it");
         Path model = modelOptions.modelDir();
         try (Gpu gpu = Gpu.open(0)) {
-            ModelBench bench = new ModelBench(gpu, model, CudaOptions.defaults().withDecodeGraphs(decodeGraphs), modes,
-                    prefill, prefillSeqs, decodeBatch);
+            ModelBench bench = new ModelBench(gpu, model, CudaOptions.defaults().withDecodeGraphs(decodeGraphs)
+                    .withQuantize(modelOptions.deviceOptions().quantization()), modes,
+                    prefill, prefillSeqs, decodeBatch, profile);
             bench.runAll();
             System.out.println("card: " + gpu.device().name() + " (" + gpu.device().smCount() + " SMs); model " + model);
             System.out.print(bench.table());

@@ -1,6 +1,7 @@
 package dev.jnext.cli;
 
 import dev.jnext.backend.PrefillMode;
+import dev.jnext.backend.Quantization;
 import dev.jnext.backend.DeviceChoice;
 
 import dev.jnext.JnextException;
@@ -16,7 +17,7 @@ import java.util.function.Consumer;
 /**
  * Where and how the forward pass runs, spelled the same on every command that runs a model ({@code generate},
  * {@code score}, {@code serve}, {@code bench model}, {@code bench serve}): {@code --device}, {@code --graphs},
- * {@code --decode-graphs}. Part of {@link ModelOptions}; the serving commands declare it beside their own options.
+ * {@code --decode-graphs}, {@code --quantize}. Part of {@link ModelOptions}; the serving commands declare it beside their own options.
  */
 public final class DeviceOptions {
 
@@ -32,6 +33,19 @@ public final class DeviceOptions {
             description = "Replay one CUDA graph per decode batch size on CUDA: on or off (default: ${DEFAULT-VALUE}).")
     String decodeGraphs = "on";
 
+    @Option(names = "--quantize", defaultValue = "none", paramLabel = "Q", order = 93,
+            description = "none, or fp8: block-quantize an unquantized checkpoint's routed and shared experts to fine-grained FP8 (128x128 blocks, e4m3, fp32 scales) while they stream to the GPU, so they take about half the memory and run on the FP8 expert kernels; CUDA only (default: ${DEFAULT-VALUE}: the checkpoint as stored; an FP8 checkpoint's experts stay FP8 either way).")
+    String quantize = "none";
+
+    /** The quantization asked for; a bad one is a {@link JnextException} naming {@code --quantize}. */
+    public Quantization quantization() {
+        try {
+            return Quantization.parse(quantize);
+        } catch (JnextException e) {
+            throw new JnextException("--quantize must be none or fp8, got \"" + quantize + "\"");
+        }
+    }
+
     /** The device asked for; a bad one is a {@link JnextException} naming {@code --device}. */
     public DeviceChoice device() {
         try {
@@ -45,7 +59,8 @@ public final class DeviceOptions {
     public CudaOptions cudaOptions(CudaOptions base) {
         List<PrefillMode> modes = prefillModes();
         if (modes.size() != 1) throw new JnextException("--graphs takes one mode here, got \"" + graphs + "\"");
-        return base.withPrefill(modes.getFirst()).withDecodeGraphs(decodeGraphsOn()).withLazyCapture(true);
+        return base.withPrefill(modes.getFirst()).withDecodeGraphs(decodeGraphsOn()).withLazyCapture(true)
+                .withQuantize(quantization());
     }
 
     /** The {@code --graphs} modes (bench model compares several: a comma-separated list). */
@@ -73,6 +88,7 @@ public final class DeviceOptions {
         device();
         prefillModes();
         decodeGraphsOn();
+        quantization();
     }
 
     /** The engine's spelling of the same switches. */
@@ -80,7 +96,7 @@ public final class DeviceOptions {
         List<PrefillMode> modes = prefillModes();
         if (modes.size() != 1) throw new JnextException("--graphs takes one mode here, got \"" + graphs + "\"");
         return base.withDevice(device()).withPrefillMode(modes.getFirst())
-                .withDecodeGraphs(decodeGraphsOn());
+                .withDecodeGraphs(decodeGraphsOn()).withQuantize(quantization());
     }
 
 }

@@ -118,6 +118,8 @@ public final class InfoCommand implements Callable<Integer> {
                 + (anyMoe ? " (" + count(size.activeParameters()) + " active per token)" : "") + " in the text model");
         out.println("one GPU     weights " + Bytes.human(size.weightBytesBf16()) + " in bf16"
                 + (size.weightBytesBf16() > H100_BYTES ? " (more than an 80 GB H100 holds: needs FP8 or tensor parallelism)" : "")
+                + (anyMoe ? ", " + Bytes.human(size.weightBytesFp8Experts()) + " with FP8 experts (an FP8 checkpoint, or --quantize fp8)"
+                        + (size.weightBytesFp8Experts() > H100_BYTES ? ": an H200" : "") : "")
                 + "; per sequence " + Bytes.human(size.stateBytesPerSequence()) + " of Gated DeltaNet state + "
                 + Bytes.human(size.kvBytesPerToken()) + " of KV cache per token");
         if (SyntheticSource.is(dir)) {
@@ -134,11 +136,8 @@ public final class InfoCommand implements Callable<Integer> {
         } catch (JnextException e) {
             out.println("checkpoint  " + e.getMessage());
         }
-        String cuda = CudaGeometry.familyRefusal(c);
-        if (cuda == null) {
-            var v = CudaGeometry.violations(c);
-            cuda = v.isEmpty() ? "the CUDA kernels take this geometry" : "the CUDA kernels cannot run this geometry: " + String.join("; ", v);
-        }
+        var v = CudaGeometry.violations(c);
+        String cuda = v.isEmpty() ? "the CUDA kernels take this geometry" : "the CUDA kernels cannot run this geometry: " + String.join("; ", v);
         out.println("cuda        " + cuda);
     }
 

@@ -67,6 +67,17 @@ class CommandOptionsTest {
         assertTrue(r.out().contains("tokens: 2, scored: 1"), r.out());
     }
 
+    /** The CPU backend is the exact reference of the checkpoint as stored: it refuses to quantize while loading. */
+    @Test
+    void quantizingWhileLoadingIsRefusedOnTheCpuWithOneLine(@TempDir Path tmp) {
+        Path model = tmp.resolve("tiny");
+        assertEquals(0, CliRun.run("", "synth", "--preset", "tiny", "--layers", "1", "--out", model.toString()).exitCode());
+        CliRun r = CliRun.run("", "score", "--model", model.toString(), "--ids", "1,2,3", "--device", "cpu", "--quantize", "fp8");
+        assertEquals(2, r.exitCode(), r.err());
+        assertTrue(r.err().contains("quantization fp8 while loading is a CUDA backend feature")
+                && r.err().contains("runs the checkpoint as stored") && !r.err().contains("\tat "), r.err());
+    }
+
     @Test
     void everyOptionIsCheckedBeforeTheModelIsRead(@TempDir Path tmp) throws Exception {
         // a model folder whose config.json cannot be parsed: any error about an option must come before reading it
@@ -87,6 +98,8 @@ class CommandOptionsTest {
                 Map.entry(List.of("generate", "--model", m, "--prompt", "hi", "--system", "x"), "--system needs --chat"),
                 Map.entry(List.of("generate", "--model", m, "--prompt", "hi", "--no-thinking"), "--no-thinking needs --chat"),
                 Map.entry(List.of("generate", "--model", m, "--prompt", "hi", "--device", "gpu"), "--device"),
+                Map.entry(List.of("generate", "--model", m, "--prompt", "hi", "--quantize", "int4"), "--quantize must be none or fp8, got \"int4\""),
+                Map.entry(List.of("score", "--model", m, "--ids", "1", "--quantize", "fp4"), "--quantize must be none or fp8, got \"fp4\""),
                 Map.entry(List.of("generate", "--model", m, "--prompt", "hi", "--max-new-tokens", "many"), "'many' is not an int"),
                 Map.entry(List.of("generate", "--model", m, "--prompt", "hi", "--max-prefill-chunk", "0"), "prefill chunk must be at least 1"),
                 Map.entry(List.of("generate", "--model", m, "--prompt", "hi", "--prefix-cache", "yes"), "--prefix-cache must be on or off, got \"yes\""),

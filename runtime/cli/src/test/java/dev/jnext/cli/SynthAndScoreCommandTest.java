@@ -116,7 +116,7 @@ class SynthAndScoreCommandTest {
         assertTrue(info.out().contains("family      Qwen3.5 (MoE) (multimodal checkpoint Qwen3_5MoeForConditionalGeneration: "
                 + "its text model, weights under model.language_model.)"), info.out());
         assertTrue(info.out().contains("deltanet    2 key heads × 16, 4 value heads × 24, conv 4, split projections"), info.out());
-        assertTrue(info.out().contains("cuda        the CUDA backend does not run Qwen3.5 (MoE) checkpoints yet"), info.out());
+        assertTrue(info.out().contains("cuda        the CUDA kernels "), info.out());
         CliRun score = run("score", "--model", dir.toString(), "--ids", "1,5,9", "--device", "auto");
         assertEquals(0, score.exitCode(), score.err());
         assertTrue(score.err().contains("device cpu"), score.err());

@@ -16,14 +16,16 @@ import java.util.Objects;
  * @param kvBudget      the KV budget
  * @param maxStepTokens most new tokens one step carries, at least {@code maxSequences}
  * @param prefixCache   prefix caching (honoured by the CPU backend; the CUDA backend has none yet and runs without it)
+ * @param quantize      quantization applied while the checkpoint loads (CUDA; the CPU backend refuses anything but none)
  */
 public record BackendOptions(DeviceChoice device, PrefillMode prefillMode, boolean decodeGraphs, int maxSequences,
-                             KvBudget kvBudget, int maxStepTokens, PrefixCacheOptions prefixCache) {
+                             KvBudget kvBudget, int maxStepTokens, PrefixCacheOptions prefixCache, Quantization quantize) {
 
     /** @throws NullPointerException naming a null part; {@link JnextException} for out-of-range numbers */
     public BackendOptions {
         Objects.requireNonNull(device, "device");
         Objects.requireNonNull(prefixCache, "prefixCache");
+        Objects.requireNonNull(quantize, "quantize");
         Objects.requireNonNull(prefillMode, "prefillMode");
         Objects.requireNonNull(kvBudget, "kvBudget");
         if (maxSequences < 1) throw new JnextException("sequence slots must be at least 1, got " + maxSequences);
@@ -31,6 +33,12 @@ public record BackendOptions(DeviceChoice device, PrefillMode prefillMode, boole
             throw new JnextException("the step token budget (" + maxStepTokens + ") must hold one decode token of each of the "
                     + maxSequences + " sequence slots");
         }
+    }
+
+    /** The options with the checkpoint run as stored ({@link Quantization#NONE}). */
+    public BackendOptions(DeviceChoice device, PrefillMode prefillMode, boolean decodeGraphs, int maxSequences,
+                          KvBudget kvBudget, int maxStepTokens, PrefixCacheOptions prefixCache) {
+        this(device, prefillMode, decodeGraphs, maxSequences, kvBudget, maxStepTokens, prefixCache, Quantization.NONE);
     }
 
     /** The options without prefix caching ({@link PrefixCacheOptions#off()}). */
@@ -41,6 +49,6 @@ public record BackendOptions(DeviceChoice device, PrefillMode prefillMode, boole
 
     /** These options with {@code device} set to {@code d}. */
     public BackendOptions withDevice(DeviceChoice d) {
-        return new BackendOptions(d, prefillMode, decodeGraphs, maxSequences, kvBudget, maxStepTokens, prefixCache);
+        return new BackendOptions(d, prefillMode, decodeGraphs, maxSequences, kvBudget, maxStepTokens, prefixCache, quantize);
     }
 }

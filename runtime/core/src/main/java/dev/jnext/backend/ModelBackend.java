@@ -102,8 +102,8 @@ public interface ModelBackend extends AutoCloseable {
 
     /**
      * Whether {@link #step} applies {@link StepInput#allowed() token masks}; the engine refuses constrained requests
-     * (structured output) on a backend that does not. The CPU backend does; the CUDA backend does not yet (the mask
-     * would be uploaded and applied by the device sampler).
+     * (structured output) on a backend that does not. Both do: the CPU backend in its sampler, the CUDA backend by
+     * uploading the masks and setting the logits they do not allow to −∞ on the device before its sampler.
      */
     default boolean supportsTokenMasks() {
         return false;
@@ -147,7 +147,7 @@ public interface ModelBackend extends AutoCloseable {
      * the prompt so that the slot's prefill leaves snapshots in the cache for later requests; the slot holds the node it
      * resumed from until {@link #closeSequence}, and the cache never evicts a node a slot holds.
      *
-     * <p>The default, for backends without a prefix cache (the CUDA backend today), restores nothing and returns 0.
+     * <p>The default, for backends without a prefix cache, restores nothing and returns 0.
      *
      * @return how many prompt tokens came from the cache
      */

@@ -17,8 +17,10 @@ import java.util.Objects;
  * before the point where a prompt leaves a path the tree already holds (a branch point). Only prompt tokens are cached:
  * a generated token's state comes from decode steps, whose arithmetic differs from a prefill's.
  *
- * <p>The CPU backend implements it (bitwise exact: a request resumed from the cache gets the bits of a cold run); the
- * CUDA backend does not yet and runs as if it were off (see {@code src/site/markdown/serving.md}).
+ * <p>The CPU backend implements it (bitwise exact: a request resumed from the cache gets the bits of a cold run). The
+ * CUDA backend shares the KV pool's pages with the tree and keeps the snapshots in an arena of its own in the memory plan;
+ * it snapshots only where a prompt chunk ends, so it ends chunks at the branch point and the prompt's last aligned
+ * positions, and takes the interval snapshots where chunks happen to end (see {@code src/site/markdown/serving.md}).
  *
  * @param enabled          whether the backend caches prefixes at all
  * @param kvBytes          most bytes of cached KV (the full-attention layers' keys and values), at least 0

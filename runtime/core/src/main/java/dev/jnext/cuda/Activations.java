@@ -1,5 +1,7 @@
 package dev.jnext.cuda;
 
+import dev.jnext.cuda.kernels.DType;
+import dev.jnext.cuda.kernels.DeviceTensor;
 import dev.jnext.gpu.DeviceBuffer;
 import dev.jnext.gpu.Gpu;
 import dev.jnext.model.LayerType;
@@ -94,6 +96,11 @@ final class Activations implements AutoCloseable {
     /** Device address of a planned offset. */
     long at(long offset) {
         return buffer.address(offset);
+    }
+
+    /** The planned region at {@code offset} as a typed tensor (it must lie inside the allocation). */
+    DeviceTensor tensor(String name, long offset, DType dtype, int... shape) {
+        return DeviceTensor.of(buffer, offset, name, dtype, shape);
     }
 
     DeviceBuffer buffer() {

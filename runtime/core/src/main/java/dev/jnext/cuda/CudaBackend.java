@@ -1,6 +1,5 @@
 package dev.jnext.cuda;
 
-import dev.jnext.JnextException;
 import dev.jnext.backend.KvBudget;
 import dev.jnext.backend.PrefillMode;
 
@@ -34,13 +33,15 @@ public final class CudaBackend implements ModelBackend {
     }
 
     /**
-     * The CUDA runner's options for a backend's: the GPU, slots, step budget, KV budget and the graph switches. The one
+     * The CUDA runner's options for a backend's: the GPU, slots, step budget, KV budget, the graph switches and the
+     * quantization while loading. The one
      * place the port's options become the runner's.
      */
     public static CudaOptions options(BackendOptions o) {
         return CudaOptions.defaults().withGpu(o.device().gpu()).withMaxSequences(o.maxSequences())
                 .withMaxStepTokens(o.maxStepTokens()).withKvBudget(o.kvBudget()).withPrefill(o.prefillMode())
-                .withDecodeGraphs(o.decodeGraphs()).withMaxLogitRows(Math.max(CudaOptions.DEFAULT_MAX_LOGIT_ROWS, o.maxSequences()));
+                .withDecodeGraphs(o.decodeGraphs()).withMaxLogitRows(Math.max(CudaOptions.DEFAULT_MAX_LOGIT_ROWS, o.maxSequences()))
+                .withQuantize(o.quantize()).withPrefixCache(o.prefixCache());
     }
 
     /** The device form of a request's sampling parameters. */
@@ -105,18 +106,18 @@ public final class CudaBackend implements ModelBackend {
 
     @Override
     public List<StepOutput> step(List<StepInput> inputs) {
-        for (StepInput s : inputs) {
-            if (s.allowed() != null) { // the engine refuses such requests first (supportsTokenMasks): this is the port's guard
-                throw new JnextException("the CUDA backend does not apply token masks (structured output) yet; "
-                        + "run constrained requests on the CPU backend");
-            }
-        }
         List<CudaModel.Input> in = new ArrayList<>(inputs.size());
         for (StepInput s : inputs) {
             in.add(new CudaModel.Input(s.slot(), s.tokens(), s.sample(),
-                    s.sample() && s.topLogprobs() > 0 ? CudaModel.Logits.LAST : CudaModel.Logits.NONE));
+                    s.sample() && s.topLogprobs() > 0 ? CudaModel.Logits.LAST : CudaModel.Logits.NONE, s.allowed()));
         }
+        int[] before = new int[inputs.size()];
+        for (int i = 0; i < before.length; i++) before[i] = model.position(inputs.get(i).slot());
         List<CudaModel.Output> out = model.step(in);
+        for (int i = 0; i < before.length; i++) {
+            StepInput s = inputs.get(i);
+            model.afterStep(s.slot(), before[i], s.tokens(), s.prompt());
+        }
         List<StepOutput> result = new ArrayList<>(out.size());
         for (int i = 0; i < out.size(); i++) {
             CudaModel.Output o = out.get(i);
@@ -133,25 +134,49 @@ public final class CudaBackend implements ModelBackend {
     }
 
     /**
-     * No prefix cache on the GPU yet: restores nothing (every prompt is prefilled whole, as before). Caching needs
-     * device-side copies of the GDN conv and recurrent state at snapshot positions (in the middle of a chunked
-     * delta-rule launch) and KV pages shared between the tree and the slots' page tables — work for a session with a GPU.
+     * Prefix caching on the device ({@link DevicePrefixCache}): the prompt's longest cached prefix that ends at a snapshot
+     * is restored — KV pages shared with the cache, GDN state copied from its snapshot arena — and its length returned.
      */
     @Override
     public int restorePrefix(int slot, int[] prompt) {
-        return 0;
+        return model.restorePrefix(slot, prompt);
     }
 
-    /** {@link PrefixCacheStats#DISABLED}: the CUDA backend has no prefix cache yet ({@link #restorePrefix}). */
+    /** The cached prefix first, then pages for the rest only: shared pages need no room of their own. */
+    @Override
+    public int admit(int slot, int[] prompt, int totalTokens) {
+        return model.admit(slot, prompt, totalTokens);
+    }
+
+    /** The device has a sequence's GDN state only between steps: prompt chunks end where the cache snapshots it. */
+    @Override
+    public int prefillStop(int slot, int position) {
+        return model.prefillStop(slot, position);
+    }
+
     @Override
     public PrefixCacheStats prefixCacheStats() {
-        return PrefixCacheStats.DISABLED;
+        return model.prefixCacheStats();
     }
 
     /** Prompt chunks end on multiples of the delta rule's chunk, so a prompt's logits do not depend on its split. */
+    /**
+     * Token masks (structured output) are uploaded and applied on the device before the sampler
+     * ({@link dev.jnext.cuda.kernels.TokenMaskKernel}); log-probabilities are read back from the raw logits.
+     */
+    @Override
+    public boolean supportsTokenMasks() {
+        return true;
+    }
+
     @Override
     public int prefillAlignment() {
         return dev.jnext.cuda.kernels.ChunkedDeltaRuleKernel.CHUNK;
+    }
+
+    @Override
+    public long kvTokensReserved() {
+        return model.kvTokensReserved();
     }
 
     @Override

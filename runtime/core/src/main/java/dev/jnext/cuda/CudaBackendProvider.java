@@ -10,7 +10,6 @@ import dev.jnext.gpu.Cuda;
 import dev.jnext.gpu.CudaException;
 import dev.jnext.gpu.Device;
 import dev.jnext.model.ModelConfig;
-import org.slf4j.LoggerFactory;
 
 import java.nio.file.Path;
 
@@ -30,8 +29,6 @@ public final class CudaBackendProvider implements BackendProvider {
 
     @Override
     public String unavailableReason(ModelConfig config, int gpu) {
-        String family = CudaGeometry.familyRefusal(config);
-        if (family != null) return family;
         if (!Cuda.driverPresent()) return Backends.NO_DRIVER;
         try {
             int n = Cuda.deviceCount();
@@ -50,10 +47,6 @@ public final class CudaBackendProvider implements BackendProvider {
 
     @Override
     public ModelBackend open(Path model, BackendOptions options) {
-        if (options.prefixCache().enabled()) {
-            LoggerFactory.getLogger(CudaBackend.class).info("prefix caching is not implemented on the CUDA backend yet; "
-                    + "every prompt is prefilled whole (the CPU backend has it)");
-        }
         return CudaBackend.open(model, CudaBackend.options(options), bytes -> { });
     }
 

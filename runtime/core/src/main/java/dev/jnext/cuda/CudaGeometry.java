@@ -8,7 +8,6 @@ import dev.jnext.cuda.kernels.GatedDeltaRuleDecodeKernel;
 import dev.jnext.cuda.kernels.GdnSplitGatingKernel;
 import dev.jnext.cuda.kernels.GpuSparseMoe;
 import dev.jnext.model.LayerType;
-import dev.jnext.model.ModelFamily;
 import dev.jnext.model.ModelConfig;
 import dev.jnext.cpu.ops.GatedDeltaRule;
 import dev.jnext.model.GdnProjections;
@@ -29,21 +28,8 @@ public final class CudaGeometry {
 
     private CudaGeometry() {}
 
-    /**
-     * Why the CUDA backend refuses the config's model family, or null when it runs it: only Qwen3-Next is verified on
-     * the GPU; Qwen3.5 / Qwen3.6 (split Gated DeltaNet projections, their head counts and widths) run on the CPU until
-     * the GPU work of issue 22 is done and verified.
-     */
-    public static String familyRefusal(ModelConfig c) {
-        if (c.family() == ModelFamily.QWEN3_NEXT) return null;
-        return "the CUDA backend does not run " + c.family().displayName() + " checkpoints yet (not verified on the GPU; "
-                + "issue 22): use the CPU backend";
-    }
-
     /** Every rule the config breaks, one line each; empty when the CUDA backend can run it. */
     public static List<String> violations(ModelConfig c) {
-        String family = familyRefusal(c);
-        if (family != null) return List.of(family);
         List<String> out = new ArrayList<>();
         int h = c.hiddenSize();
         if (h % 8 != 0 || h > MAX_HIDDEN) out.add("hidden_size " + h + ": the RMSNorm kernels need a multiple of 8 up to " + MAX_HIDDEN);
@@ -92,8 +78,6 @@ public final class CudaGeometry {
 
     /** Throws a {@link JnextException} listing every violation, naming the checkpoint. */
     public static void check(ModelConfig c, String where) {
-        String family = familyRefusal(c);
-        if (family != null) throw new JnextException(where + ": " + family);
         List<String> v = violations(c);
         if (!v.isEmpty()) {
             throw new JnextException(where + ": the CUDA kernels cannot run this geometry: " + String.join("; ", v)

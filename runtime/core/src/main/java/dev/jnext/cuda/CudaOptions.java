@@ -2,6 +2,8 @@ package dev.jnext.cuda;
 
 import dev.jnext.backend.KvBudget;
 import dev.jnext.backend.PrefillMode;
+import dev.jnext.backend.PrefixCacheOptions;
+import dev.jnext.backend.Quantization;
 
 import dev.jnext.JnextException;
 
@@ -24,10 +26,14 @@ import dev.jnext.JnextException;
  * @param fp32GdnPrefill run the gated delta rule of prefill steps token by token in fp32 (as decode steps do) instead of
  *                       the chunked tensor-core kernel: slower, but prefill and decode then agree more closely
  * @param gpu            the GPU to run on, by its index in the driver's order
+ * @param quantize       quantization applied while the checkpoint loads ({@link Quantization}: FP8 experts from a bf16 one)
+ * @param prefixCache    prefix caching ({@link PrefixCacheOptions}): its KV shares the KV pool's pages, its GDN state
+ *                       snapshots get their own allocation in the memory plan
  */
 public record CudaOptions(int maxSequences, int maxStepTokens, int maxContext, KvBudget kvBudget, PrefillMode prefill,
                           boolean decodeGraphs, int maxLogitRows, int moeDecodeMaxTokens, int maxPrefillBucket,
-                          boolean lazyCapture, boolean fp32GdnPrefill, int gpu) {
+                          boolean lazyCapture, boolean fp32GdnPrefill, int gpu, Quantization quantize,
+                          PrefixCacheOptions prefixCache) {
 
     /** Logits rows of {@link #defaults()}: enough for scoring a 512-token chunk. */
     public static final int DEFAULT_MAX_LOGIT_ROWS = 512;
@@ -44,66 +50,81 @@ public record CudaOptions(int maxSequences, int maxStepTokens, int maxContext, K
         if (moeDecodeMaxTokens < 0) throw new JnextException("MoE decode rows must be >= 0, got " + moeDecodeMaxTokens);
         if (kvBudget == null || prefill == null) throw new JnextException("KV budget and prefill mode are required");
         if (gpu < 0) throw new JnextException("the GPU index must be >= 0, got " + gpu);
+        if (quantize == null) throw new JnextException("the quantization is required (Quantization.NONE: as stored)");
+        if (prefixCache == null) throw new JnextException("the prefix cache options are required (PrefixCacheOptions.off(): none)");
         if (maxPrefillBucket < 0) throw new JnextException("largest prefill bucket must be >= 0 (0 = default), got " + maxPrefillBucket);
     }
 
     /** 16 sequences, 8,192-token steps, 90% of the free memory for KV, eager prefill, decode graphs on. */
     public static CudaOptions defaults() {
-        return new CudaOptions(16, 8192, 0, new KvBudget.MemoryFraction(0.9), PrefillMode.EAGER, true, DEFAULT_MAX_LOGIT_ROWS, 8, 0, false, false, 0);
+        return new CudaOptions(16, 8192, 0, new KvBudget.MemoryFraction(0.9), PrefillMode.EAGER, true, DEFAULT_MAX_LOGIT_ROWS, 8, 0, false, false, 0,
+                Quantization.NONE, PrefixCacheOptions.off());
     }
 
     /** These options with {@code maxSequences} set to {@code n}. */
     public CudaOptions withMaxSequences(int n) {
-        return new CudaOptions(n, maxStepTokens, maxContext, kvBudget, prefill, decodeGraphs, maxLogitRows, moeDecodeMaxTokens, maxPrefillBucket, lazyCapture, fp32GdnPrefill, gpu);
+        return new CudaOptions(n, maxStepTokens, maxContext, kvBudget, prefill, decodeGraphs, maxLogitRows, moeDecodeMaxTokens, maxPrefillBucket, lazyCapture, fp32GdnPrefill, gpu, quantize, prefixCache);
     }
 
     /** These options with {@code maxStepTokens} set to {@code n}. */
     public CudaOptions withMaxStepTokens(int n) {
-        return new CudaOptions(maxSequences, n, maxContext, kvBudget, prefill, decodeGraphs, maxLogitRows, moeDecodeMaxTokens, maxPrefillBucket, lazyCapture, fp32GdnPrefill, gpu);
+        return new CudaOptions(maxSequences, n, maxContext, kvBudget, prefill, decodeGraphs, maxLogitRows, moeDecodeMaxTokens, maxPrefillBucket, lazyCapture, fp32GdnPrefill, gpu, quantize, prefixCache);
     }
 
     /** These options with {@code maxContext} set to {@code n}. */
     public CudaOptions withMaxContext(int n) {
-        return new CudaOptions(maxSequences, maxStepTokens, n, kvBudget, prefill, decodeGraphs, maxLogitRows, moeDecodeMaxTokens, maxPrefillBucket, lazyCapture, fp32GdnPrefill, gpu);
+        return new CudaOptions(maxSequences, maxStepTokens, n, kvBudget, prefill, decodeGraphs, maxLogitRows, moeDecodeMaxTokens, maxPrefillBucket, lazyCapture, fp32GdnPrefill, gpu, quantize, prefixCache);
     }
 
     /** These options with {@code kvBudget} set to {@code b}. */
     public CudaOptions withKvBudget(KvBudget b) {
-        return new CudaOptions(maxSequences, maxStepTokens, maxContext, b, prefill, decodeGraphs, maxLogitRows, moeDecodeMaxTokens, maxPrefillBucket, lazyCapture, fp32GdnPrefill, gpu);
+        return new CudaOptions(maxSequences, maxStepTokens, maxContext, b, prefill, decodeGraphs, maxLogitRows, moeDecodeMaxTokens, maxPrefillBucket, lazyCapture, fp32GdnPrefill, gpu, quantize, prefixCache);
     }
 
     /** These options with {@code prefill} set to {@code m}. */
     public CudaOptions withPrefill(PrefillMode m) {
-        return new CudaOptions(maxSequences, maxStepTokens, maxContext, kvBudget, m, decodeGraphs, maxLogitRows, moeDecodeMaxTokens, maxPrefillBucket, lazyCapture, fp32GdnPrefill, gpu);
+        return new CudaOptions(maxSequences, maxStepTokens, maxContext, kvBudget, m, decodeGraphs, maxLogitRows, moeDecodeMaxTokens, maxPrefillBucket, lazyCapture, fp32GdnPrefill, gpu, quantize, prefixCache);
     }
 
     /** These options with {@code decodeGraphs} set to {@code on}. */
     public CudaOptions withDecodeGraphs(boolean on) {
-        return new CudaOptions(maxSequences, maxStepTokens, maxContext, kvBudget, prefill, on, maxLogitRows, moeDecodeMaxTokens, maxPrefillBucket, lazyCapture, fp32GdnPrefill, gpu);
+        return new CudaOptions(maxSequences, maxStepTokens, maxContext, kvBudget, prefill, on, maxLogitRows, moeDecodeMaxTokens, maxPrefillBucket, lazyCapture, fp32GdnPrefill, gpu, quantize, prefixCache);
     }
 
     /** These options with {@code maxLogitRows} set to {@code n}. */
     public CudaOptions withMaxLogitRows(int n) {
-        return new CudaOptions(maxSequences, maxStepTokens, maxContext, kvBudget, prefill, decodeGraphs, n, moeDecodeMaxTokens, maxPrefillBucket, lazyCapture, fp32GdnPrefill, gpu);
+        return new CudaOptions(maxSequences, maxStepTokens, maxContext, kvBudget, prefill, decodeGraphs, n, moeDecodeMaxTokens, maxPrefillBucket, lazyCapture, fp32GdnPrefill, gpu, quantize, prefixCache);
     }
 
     /** These options with {@code maxPrefillBucket} set to {@code n}. */
     public CudaOptions withMaxPrefillBucket(int n) {
-        return new CudaOptions(maxSequences, maxStepTokens, maxContext, kvBudget, prefill, decodeGraphs, maxLogitRows, moeDecodeMaxTokens, n, lazyCapture, fp32GdnPrefill, gpu);
+        return new CudaOptions(maxSequences, maxStepTokens, maxContext, kvBudget, prefill, decodeGraphs, maxLogitRows, moeDecodeMaxTokens, n, lazyCapture, fp32GdnPrefill, gpu, quantize, prefixCache);
     }
 
     /** These options with {@code lazyCapture} set to {@code lazy}. */
     public CudaOptions withLazyCapture(boolean lazy) {
-        return new CudaOptions(maxSequences, maxStepTokens, maxContext, kvBudget, prefill, decodeGraphs, maxLogitRows, moeDecodeMaxTokens, maxPrefillBucket, lazy, fp32GdnPrefill, gpu);
+        return new CudaOptions(maxSequences, maxStepTokens, maxContext, kvBudget, prefill, decodeGraphs, maxLogitRows, moeDecodeMaxTokens, maxPrefillBucket, lazy, fp32GdnPrefill, gpu, quantize, prefixCache);
     }
 
     /** These options with {@code fp32GdnPrefill} set to {@code on}. */
     public CudaOptions withFp32GdnPrefill(boolean on) {
-        return new CudaOptions(maxSequences, maxStepTokens, maxContext, kvBudget, prefill, decodeGraphs, maxLogitRows, moeDecodeMaxTokens, maxPrefillBucket, lazyCapture, on, gpu);
+        return new CudaOptions(maxSequences, maxStepTokens, maxContext, kvBudget, prefill, decodeGraphs, maxLogitRows, moeDecodeMaxTokens, maxPrefillBucket, lazyCapture, on, gpu, quantize, prefixCache);
     }
 
     /** These options on GPU {@code index}. */
     public CudaOptions withGpu(int index) {
-        return new CudaOptions(maxSequences, maxStepTokens, maxContext, kvBudget, prefill, decodeGraphs, maxLogitRows, moeDecodeMaxTokens, maxPrefillBucket, lazyCapture, fp32GdnPrefill, index);
+        return new CudaOptions(maxSequences, maxStepTokens, maxContext, kvBudget, prefill, decodeGraphs, maxLogitRows, moeDecodeMaxTokens, maxPrefillBucket, lazyCapture, fp32GdnPrefill, index, quantize, prefixCache);
+    }
+
+    /** These options with {@code q} applied while the checkpoint loads ({@link Quantization}). */
+    public CudaOptions withQuantize(Quantization q) {
+        return new CudaOptions(maxSequences, maxStepTokens, maxContext, kvBudget, prefill, decodeGraphs, maxLogitRows, moeDecodeMaxTokens,
+                maxPrefillBucket, lazyCapture, fp32GdnPrefill, gpu, q, prefixCache);
+    }
+
+    /** These options with prefix caching {@code p}. */
+    public CudaOptions withPrefixCache(PrefixCacheOptions p) {
+        return new CudaOptions(maxSequences, maxStepTokens, maxContext, kvBudget, prefill, decodeGraphs, maxLogitRows, moeDecodeMaxTokens,
+                maxPrefillBucket, lazyCapture, fp32GdnPrefill, gpu, quantize, p);
     }
 }

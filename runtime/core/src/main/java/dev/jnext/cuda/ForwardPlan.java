@@ -67,6 +67,14 @@ final class ForwardPlan {
         for (Op op : ops) op.launch().enqueue(stream, shape);
     }
 
+    /** As {@link #enqueue}, with {@code profile}'s event before every operation (an instrumented eager run). */
+    void enqueue(Stream stream, StepShape shape, StepProfile profile) {
+        for (Op op : ops) {
+            profile.mark(stream, op.name(), op.layer());
+            op.launch().enqueue(stream, shape);
+        }
+    }
+
     /** The list cut into maximal runs of eager ({@code eagerRoles}) and capturable operations, in order. */
     public List<Segment> segments(Set<Role> eagerRoles) {
         List<Segment> out = new ArrayList<>();

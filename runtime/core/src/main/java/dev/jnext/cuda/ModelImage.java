@@ -3,7 +3,10 @@ package dev.jnext.cuda;
 import dev.jnext.cuda.WeightImage.Piece;
 import dev.jnext.cuda.WeightImage.Target;
 import dev.jnext.cuda.kernels.GpuSparseMoe;
+import dev.jnext.model.GdnProjections;
 import dev.jnext.model.ModelConfig;
+import dev.jnext.model.weights.LayerWeights.GroupedInput;
+import dev.jnext.model.weights.LayerWeights.SplitInput;
 import dev.jnext.model.weights.Matrix;
 import dev.jnext.model.weights.ModelWeights;
 
@@ -15,7 +18,9 @@ import java.util.List;
  * experts packed as {@code gate_up [E, 2I, H]} (gate rows then up rows) and {@code down [E, H, I]} whatever the
  * checkpoint's expert layout, the router and the shared-expert gate as one GEMM ({@link GpuSparseMoe#routerRows} rows),
  * k|v as one projection, gate|up of the dense and shared MLPs as one, lm_head padded to a multiple of 8 rows. All bf16
- * except A_log and dt_bias (fp32). Offsets are relative to the image's start.
+ * except A_log and dt_bias (fp32) — and, in a fine-grained FP8 checkpoint, the routed and shared experts, which stay in
+ * 8 bits with their block scales beside them ({@link Fp8ExpertPlan}, {@link GpuSparseMoe.Fp8Scales}) for the FP8 kernels; every other FP8 weight is
+ * dequantized to bf16 while it streams. Offsets are relative to the image's start.
  */
 record ModelImage(WeightImage image, long embed, long finalNorm, long lmHead, int vocabStride,
                          List<LayerWeights> layers) {
@@ -33,8 +38,17 @@ record ModelImage(WeightImage image, long embed, long finalNorm, long lmHead, in
     /** The feed-forward half of a layer. */
     public sealed interface FfnWeights permits MoeWeights, DenseWeights {}
 
-    /** Offsets of {@link GpuSparseMoe.Weights}; shared ones 0 when the block has no shared expert. */
-    public record MoeWeights(long router, long gateUp, long down, long sharedGateUp, long sharedDown) implements FfnWeights {}
+    /**
+     * Offsets of {@link GpuSparseMoe.Weights}; shared ones 0 when the block has no shared expert. {@code fp8}: null when the
+     * experts are bf16; else gateUp, down, sharedGateUp and sharedDown hold e4m3 codes and these are their scales.
+     */
+    public record MoeWeights(long router, long gateUp, long down, long sharedGateUp, long sharedDown, GpuSparseMoe.Fp8Scales fp8)
+            implements FfnWeights {}
+
+    /** Whether some layer keeps its experts in FP8 (the MoE op then needs room for a bf16 copy on its prefill path). */
+    public boolean fp8Experts() {
+        return layers.stream().anyMatch(l -> l.ffn() instanceof MoeWeights m && m.fp8() != null);
+    }
 
     /** A dense MLP: gate|up [2I, H], down [H, I]. */
     public record DenseWeights(long gateUp, long down, int inter) implements FfnWeights {}
@@ -43,6 +57,14 @@ record ModelImage(WeightImage image, long embed, long finalNorm, long lmHead, in
 
     /** Plans the image of {@code model} (nothing is read from the checkpoint yet). */
     public static ModelImage of(ModelWeights model) {
+        return of(model, false);
+    }
+
+    /**
+     * Plans the image of {@code model}; with {@code quantizeExperts}, unquantized routed and shared experts are
+     * block-quantized to FP8 while they stream ({@link Piece.Quantized}), as if the checkpoint had been published so.
+     */
+    public static ModelImage of(ModelWeights model, boolean quantizeExperts) {
         ModelConfig c = model.config();
         WeightImage img = new WeightImage();
         int h = c.hiddenSize();
@@ -57,9 +79,18 @@ record ModelImage(WeightImage image, long embed, long finalNorm, long lmHead, in
             MixerWeights mixer = switch (layer.mixer()) {
                 case dev.jnext.model.weights.LayerWeights.DeltaNet g -> {
                     String a = p + "linear_attn.";
-                    yield new GdnWeights(
-                            img.add(a + "in_proj_qkvz.weight", Target.BF16, Piece.of(g.inProjQkvz())),
-                            img.add(a + "in_proj_ba.weight", Target.BF16, Piece.of(g.inProjBa())),
+                    long qkvz, ba;
+                    switch (g.input()) {
+                        case GroupedInput gi -> {
+                            qkvz = img.add(a + "in_proj_qkvz.weight", Target.BF16, Piece.of(gi.qkvz()));
+                            ba = img.add(a + "in_proj_ba.weight", Target.BF16, Piece.of(gi.ba()));
+                        }
+                        case SplitInput si -> {
+                            qkvz = img.add(a + "in_proj_qkv|in_proj_z (grouped)", Target.BF16, groupedQkvz(si, c));
+                            ba = img.add(a + "in_proj_b|in_proj_a (grouped)", Target.BF16, groupedBa(si, c));
+                        }
+                    }
+                    yield new GdnWeights(qkvz, ba,
                             img.add(a + "conv1d.weight", Target.BF16, new Piece.Floats(g.conv1d())),
                             img.add(a + "A_log", Target.F32, new Piece.Floats(g.aLog())),
                             img.add(a + "dt_bias", Target.F32, new Piece.Floats(g.dtBias())),
@@ -77,7 +108,7 @@ record ModelImage(WeightImage image, long embed, long finalNorm, long lmHead, in
                 }
             };
             FfnWeights ffn = switch (layer.feedForward()) {
-                case dev.jnext.model.weights.LayerWeights.Moe m -> moe(img, p + "mlp.", m, h);
+                case dev.jnext.model.weights.LayerWeights.Moe m -> moe(img, p + "mlp.", m, h, quantizeExperts);
                 case dev.jnext.model.weights.LayerWeights.Mlp d -> new DenseWeights(
                         img.add(p + "mlp.gate_proj|up_proj", Target.BF16, Piece.of(d.gate()), Piece.of(d.up())),
                         img.add(p + "mlp.down_proj.weight", Target.BF16, Piece.of(d.down())),
@@ -98,7 +129,50 @@ record ModelImage(WeightImage image, long embed, long finalNorm, long lmHead, in
         return new ModelImage(img, embed, finalNorm, lmHead, stride, List.copyOf(layers));
     }
 
-    private static MoeWeights moe(WeightImage img, String p, dev.jnext.model.weights.LayerWeights.Moe moe, int h) {
+    /**
+     * Qwen3.5's split in_proj_qkv [all q | all k | all v] and in_proj_z as Qwen3-Next's grouped in_proj_qkvz, which the
+     * split/gating kernel reads: per key head g the rows q_g, k_g, v_g (value heads g·r .. g·r + r − 1) and z_g
+     * ({@link GdnProjections}). A pure row permutation: the GEMM's outputs are the same numbers in the grouped order.
+     */
+    static List<Piece> groupedQkvz(SplitInput in, ModelConfig c) {
+        GdnProjections proj = projections(c);
+        int hk = proj.keyHeads(), dk = proj.keyDim(), rv = proj.ratio() * proj.valueDim();
+        checkRows(in.qkv(), proj.convDim());
+        checkRows(in.z(), proj.valueHeads() * proj.valueDim());
+        List<Piece> rows = new ArrayList<>(4 * hk);
+        for (int g = 0; g < hk; g++) {
+            rows.add(Piece.rows(in.qkv(), g * dk, dk));
+            rows.add(Piece.rows(in.qkv(), hk * dk + g * dk, dk));
+            rows.add(Piece.rows(in.qkv(), 2 * hk * dk + g * rv, rv));
+            rows.add(Piece.rows(in.z(), g * rv, rv));
+        }
+        return rows;
+    }
+
+    /** Qwen3.5's in_proj_b and in_proj_a [Hv, H] as Qwen3-Next's grouped in_proj_ba: per key head g, [b_g (r) | a_g (r)]. */
+    static List<Piece> groupedBa(SplitInput in, ModelConfig c) {
+        GdnProjections proj = projections(c);
+        int r = proj.ratio();
+        checkRows(in.b(), proj.valueHeads());
+        checkRows(in.a(), proj.valueHeads());
+        List<Piece> rows = new ArrayList<>(2 * proj.keyHeads());
+        for (int g = 0; g < proj.keyHeads(); g++) {
+            rows.add(Piece.rows(in.b(), g * r, r));
+            rows.add(Piece.rows(in.a(), g * r, r));
+        }
+        return rows;
+    }
+
+    private static GdnProjections projections(ModelConfig c) {
+        return new GdnProjections(c.linearNumKeyHeads(), c.linearNumValueHeads(), c.linearKeyHeadDim(), c.linearValueHeadDim());
+    }
+
+    private static void checkRows(Matrix m, int rows) {
+        if (m.rows() != rows) throw new IllegalArgumentException(m.name() + ": " + m.rows() + " rows, expected " + rows);
+    }
+
+    private static MoeWeights moe(WeightImage img, String p, dev.jnext.model.weights.LayerWeights.Moe moe, int h,
+                                  boolean quantize) {
         int e = moe.experts().size();
         boolean shared = moe.sharedExpert() != null && moe.sharedExpert().intermediate() > 0;
         int rows = GpuSparseMoe.routerRows(e, shared);
@@ -107,6 +181,9 @@ record ModelImage(WeightImage image, long embed, long finalNorm, long lmHead, in
         if (shared) router.add(Piece.of(moe.sharedGate()));
         router.add(new Piece.Zeros((long) (rows - e - (shared ? 1 : 0)) * h));
         long routerOff = img.add(p + "gate.weight|shared_expert_gate.weight", Target.BF16, router);
+        Fp8ExpertPlan fp8 = quantize && Fp8ExpertPlan.unquantized(moe, shared) ? Fp8ExpertPlan.quantized(moe, shared)
+                : Fp8ExpertPlan.of(moe, shared);
+        if (fp8 != null) return fp8.add(img, p, routerOff);
         List<Piece> gateUp = new ArrayList<>(2 * e);
         List<Piece> down = new ArrayList<>(e);
         for (dev.jnext.model.weights.LayerWeights.Mlp x : moe.experts()) {
@@ -122,6 +199,6 @@ record ModelImage(WeightImage image, long embed, long finalNorm, long lmHead, in
                     Piece.of(moe.sharedExpert().up()));
             sd = img.add(p + "shared_expert.down_proj.weight", Target.BF16, Piece.of(moe.sharedExpert().down()));
         }
-        return new MoeWeights(routerOff, gu, dn, sgu, sd);
+        return new MoeWeights(routerOff, gu, dn, sgu, sd, null);
     }
 }

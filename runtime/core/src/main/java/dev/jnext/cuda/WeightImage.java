@@ -1,6 +1,8 @@
 package dev.jnext.cuda;
 
 import dev.jnext.model.DType;
+import dev.jnext.model.Fp8Blocks;
+import dev.jnext.model.Fp8Quantization;
 import dev.jnext.numeric.Bf16;
 import dev.jnext.model.weights.Matrix;
 
@@ -10,6 +12,7 @@ import java.nio.ByteOrder;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
+import java.util.stream.IntStream;
 
 /**
  * The device image of a model's weights as a list of regions at fixed byte offsets of one allocation, each region the
@@ -17,10 +20,11 @@ import java.util.List;
  * it needs no GPU: {@link #bytes()} feeds the memory plan before anything is allocated, and {@link #write} produces any
  * byte range of the image on the host, which the uploader streams through pinned staging.
  *
- * <p>An FP8 checkpoint's weights ({@link Piece.BlockFp8}) are dequantized here, on the host, while the image streams:
- * each element is its e4m3 value times its block scale in fp32, rounded to bf16 — exactly what the same checkpoint
- * dequantized to fp32 would give — so the image, and the memory plan that counts it, are bf16 (the FP8 kernels that
- * would keep the weights in 8 bits are not built yet).
+ * <p>An FP8 checkpoint's weights are either kept in 8 bits ({@link Piece.Fp8Values} into an {@link Target#FP8} region, their
+ * block scales as fp32 values beside them: the routed and shared experts, which the FP8 kernels read) or dequantized here,
+ * on the host, while the image streams ({@link Piece.BlockFp8} into a bf16 region: each element its e4m3 value times its
+ * block scale in fp32, rounded to bf16 — exactly what the same checkpoint dequantized to fp32 would give, and exactly what
+ * the FP8 kernels compute on).
  */
 final class WeightImage {
     /** Regions start on 256-byte boundaries (cuBLASLt and the 16-byte vector loads are then always aligned). */
@@ -47,6 +51,33 @@ final class WeightImage {
             }
         }
 
+        /** An FP8 matrix's e4m3 codes as they are stored (into an {@link Target#FP8} region). */
+        record Fp8Values(Matrix matrix) implements Piece {
+            public Fp8Values {
+                if (matrix.scales() == null) throw new IllegalArgumentException(matrix.name() + " is not FP8");
+            }
+
+            public long elements() {
+                return (long) matrix.rows() * matrix.cols();
+            }
+        }
+
+        /**
+         * An unquantized matrix block-quantized to FP8 while it streams ({@link Fp8Blocks}): its e4m3 codes, row-major
+         * (into an {@link Target#FP8} region), or with {@code scales} its {@code [⌈R/128⌉, ⌈C/128⌉]} block scales (into an
+         * {@link Target#F32} region). Each 128-row band is quantized as a whole whatever range a write asks for.
+         */
+        record Quantized(Matrix matrix, boolean scales) implements Piece {
+            public Quantized {
+                if (matrix.scales() != null) throw new IllegalArgumentException(matrix.name() + " is FP8 already");
+            }
+
+            public long elements() {
+                return scales ? (long) Fp8Blocks.blocks(matrix.rows()) * Fp8Blocks.blocks(matrix.cols())
+                        : (long) matrix.rows() * matrix.cols();
+            }
+        }
+
         /** Zero padding (router padding rows, lm_head rows up to a multiple of 8). */
         record Zeros(long elements) implements Piece {}
 
@@ -61,14 +92,30 @@ final class WeightImage {
             }
         }
 
+        /** Elements {@code [first, first + elements)} of another piece (rows of a matrix: a re-laid-out projection). */
+        record Range(Piece of, long first, long elements) implements Piece {
+            public Range {
+                if (of instanceof Range) throw new IllegalArgumentException("a range of a range");
+                if (first < 0 || elements < 0 || first + elements > of.elements()) {
+                    throw new IllegalArgumentException("range [" + first + ", " + (first + elements) + ") of a piece of "
+                            + of.elements() + " elements");
+                }
+            }
+        }
+
         static Piece of(Matrix m) {
             return m.scales() != null ? new BlockFp8(m) : new Stored(m.data(), m.dtype());
+        }
+
+        /** Rows {@code [from, from + count)} of {@code m}. */
+        static Piece rows(Matrix m, int from, int count) {
+            return new Range(of(m), (long) from * m.cols(), (long) count * m.cols());
         }
     }
 
     /** Device element type of a region. */
     public enum Target {
-        BF16(2), F32(4);
+        BF16(2), F32(4), /** e4m3 codes, copied as stored. */ FP8(1);
 
         final int bytes;
 
@@ -137,6 +184,12 @@ final class WeightImage {
 
     private static void convert(Piece p, long first, long count, Target target, MemorySegment dst, long out) {
         switch (p) {
+            case Piece.Fp8Values v -> {
+                if (target != Target.FP8) throw new IllegalStateException("weight image: FP8 codes into a " + target + " region");
+                MemorySegment.copy(v.matrix().data(), first, dst, out, count);
+            }
+            case Piece.Quantized q -> quantized(q, first, count, target, dst, out);
+            case Piece.Range r -> convert(r.of(), r.first() + first, count, target, dst, out);
             case Piece.Zeros z -> dst.asSlice(out, count * target.bytes).fill((byte) 0);
             case Piece.Floats f -> {
                 for (long i = 0; i < count; i++) put(dst, out, i, f.values()[(int) (first + i)], target);
@@ -177,7 +230,40 @@ final class WeightImage {
         }
     }
 
+    /** Elements {@code [first, first + count)} of a quantized piece: the bands they touch quantized in parallel. */
+    private static void quantized(Piece.Quantized p, long first, long count, Target target, MemorySegment dst, long out) {
+        if (target != (p.scales() ? Target.F32 : Target.FP8)) {
+            throw new IllegalStateException("weight image: quantized " + (p.scales() ? "scales" : "codes") + " into a " + target + " region");
+        }
+        Matrix m = p.matrix();
+        int cols = m.cols(), gc = Fp8Blocks.blocks(cols), block = Fp8Quantization.BLOCK;
+        long perBand = p.scales() ? gc : (long) block * cols;   // elements of one band in the piece
+        int b0 = (int) (first / perBand), b1 = (int) ((first + count - 1) / perBand);
+        IntStream.rangeClosed(b0, b1).parallel().forEach(band -> {
+            int r0 = band * block, rows = Math.min(m.rows(), r0 + block) - r0;
+            float[] v = new float[rows * cols];
+            float[] row = new float[cols];
+            short[] scratch = new short[cols];
+            for (int r = 0; r < rows; r++) {
+                m.loadRow(r0 + r, row, scratch);
+                System.arraycopy(row, 0, v, r * cols, cols);
+            }
+            byte[] q = new byte[rows * cols];
+            float[] scales = new float[gc];
+            Fp8Blocks.quantizeBand(v, 0, rows, cols, q, 0, scales, 0);
+            long bandFirst = band * perBand, bandEnd = bandFirst + (p.scales() ? gc : (long) rows * cols);
+            long from = Math.max(first, bandFirst), to = Math.min(first + count, bandEnd);
+            long at = out + (from - first) * target.bytes;
+            if (p.scales()) {
+                for (long e = from; e < to; e++) dst.set(F32_LE, at + 4 * (e - from), scales[(int) (e - bandFirst)]);
+            } else {
+                MemorySegment.copy(MemorySegment.ofArray(q), from - bandFirst, dst, at, to - from);
+            }
+        });
+    }
+
     private static void put(MemorySegment dst, long base, long i, float v, Target target) {
+        if (target == Target.FP8) throw new IllegalStateException("weight image: only FP8 codes go into an FP8 region");
         if (target == Target.BF16) dst.set(I16_LE, base + 2 * i, Bf16.fromFloat(v));
         else dst.set(F32_LE, base + 4 * i, v);
     }

@@ -306,9 +306,8 @@ public final class Engine implements AutoCloseable {
         ResponseFormat format = request.responseFormat();
         if (!format.constrains()) return null;
         if (!backend.supportsTokenMasks()) {
-            throw new JnextException("a JSON response format needs constrained decoding, which the " + backend.placement()
-                    + " backend does not do yet (the token mask is applied before sampling on the CPU backend only; "
-                    + "on the GPU it is device work still to be done)");
+            throw new JnextException("a JSON response format needs constrained decoding (a token mask applied before "
+                    + "sampling), which the " + backend.placement() + " backend does not do");
         }
         JsonGrammar grammar = switch (format) {
             case ResponseFormat.JsonObject o -> JsonGrammar.anyObject();

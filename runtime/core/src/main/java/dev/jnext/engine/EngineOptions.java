@@ -5,6 +5,7 @@ import dev.jnext.backend.DeviceChoice;
 import dev.jnext.backend.KvBudget;
 import dev.jnext.backend.PrefillMode;
 import dev.jnext.backend.PrefixCacheOptions;
+import dev.jnext.backend.Quantization;
 
 import dev.jnext.JnextException;
 
@@ -32,10 +33,12 @@ import java.util.Objects;
  * @param prefixCache    prefix caching: a request resumes from the longest cached prefix of its prompt that ends at a
  *                       state snapshot and prefills only the rest ({@link PrefixCacheOptions}; off in {@link #defaults()},
  *                       on in {@code jnext serve}; the CPU backend honours it, bitwise exact, the CUDA backend has none yet)
+ * @param quantize       quantization applied while the checkpoint loads ({@link Quantization}; none in {@link #defaults()}):
+ *                       fp8 block-quantizes an unquantized checkpoint's experts for the CUDA backend; the CPU backend refuses it
  */
 public record EngineOptions(DeviceChoice device, PrefillMode prefillMode, boolean decodeGraphs, int maxSequences,
                             KvBudget kvBudget, int maxStepTokens, int queueLimit, Path tokenizer, int maxPrefillChunk,
-                            PrefixCacheOptions prefixCache) {
+                            PrefixCacheOptions prefixCache, Quantization quantize) {
 
     /** Sequence slots of {@link #defaults()}. */
     public static final int DEFAULT_MAX_SEQUENCES = 32;
@@ -56,6 +59,7 @@ public record EngineOptions(DeviceChoice device, PrefillMode prefillMode, boolea
     public EngineOptions {
         Objects.requireNonNull(device, "device");
         Objects.requireNonNull(prefixCache, "prefixCache");
+        Objects.requireNonNull(quantize, "quantize");
         Objects.requireNonNull(prefillMode, "prefillMode");
         Objects.requireNonNull(kvBudget, "kvBudget");
         if (maxSequences < 1) throw new JnextException("sequence slots must be at least 1, got " + maxSequences);
@@ -65,6 +69,13 @@ public record EngineOptions(DeviceChoice device, PrefillMode prefillMode, boolea
         }
         if (queueLimit < 0) throw new JnextException("the queue limit must be >= 0, got " + queueLimit);
         if (maxPrefillChunk < 1) throw new JnextException("the prefill chunk must be at least 1 token, got " + maxPrefillChunk);
+    }
+
+    /** The options with the checkpoint run as stored ({@link Quantization#NONE}). */
+    public EngineOptions(DeviceChoice device, PrefillMode prefillMode, boolean decodeGraphs, int maxSequences, KvBudget kvBudget,
+                         int maxStepTokens, int queueLimit, Path tokenizer, int maxPrefillChunk, PrefixCacheOptions prefixCache) {
+        this(device, prefillMode, decodeGraphs, maxSequences, kvBudget, maxStepTokens, queueLimit, tokenizer, maxPrefillChunk,
+                prefixCache, Quantization.NONE);
     }
 
     /** The options without prefix caching ({@link PrefixCacheOptions#off()}). */
@@ -90,64 +101,70 @@ public record EngineOptions(DeviceChoice device, PrefillMode prefillMode, boolea
 
     /** These options with {@code device} set to {@code d}. */
     public EngineOptions withDevice(DeviceChoice d) {
-        return new EngineOptions(d, prefillMode, decodeGraphs, maxSequences, kvBudget, maxStepTokens, queueLimit, tokenizer, maxPrefillChunk, prefixCache);
+        return new EngineOptions(d, prefillMode, decodeGraphs, maxSequences, kvBudget, maxStepTokens, queueLimit, tokenizer, maxPrefillChunk, prefixCache, quantize);
     }
 
     /** These options with {@code prefillMode} set to {@code g}. */
     public EngineOptions withPrefillMode(PrefillMode g) {
-        return new EngineOptions(device, g, decodeGraphs, maxSequences, kvBudget, maxStepTokens, queueLimit, tokenizer, maxPrefillChunk, prefixCache);
+        return new EngineOptions(device, g, decodeGraphs, maxSequences, kvBudget, maxStepTokens, queueLimit, tokenizer, maxPrefillChunk, prefixCache, quantize);
     }
 
     /** These options with {@code decodeGraphs} set to {@code on}. */
     public EngineOptions withDecodeGraphs(boolean on) {
-        return new EngineOptions(device, prefillMode, on, maxSequences, kvBudget, maxStepTokens, queueLimit, tokenizer, maxPrefillChunk, prefixCache);
+        return new EngineOptions(device, prefillMode, on, maxSequences, kvBudget, maxStepTokens, queueLimit, tokenizer, maxPrefillChunk, prefixCache, quantize);
     }
 
     /** These options with {@code maxSequences} set to {@code n}. */
     public EngineOptions withMaxSequences(int n) {
-        return new EngineOptions(device, prefillMode, decodeGraphs, n, kvBudget, Math.max(maxStepTokens, n), queueLimit, tokenizer, maxPrefillChunk, prefixCache);
+        return new EngineOptions(device, prefillMode, decodeGraphs, n, kvBudget, Math.max(maxStepTokens, n), queueLimit, tokenizer, maxPrefillChunk, prefixCache, quantize);
     }
 
     /** These options with {@code kvBudget} set to {@code b}. */
     public EngineOptions withKvBudget(KvBudget b) {
-        return new EngineOptions(device, prefillMode, decodeGraphs, maxSequences, b, maxStepTokens, queueLimit, tokenizer, maxPrefillChunk, prefixCache);
+        return new EngineOptions(device, prefillMode, decodeGraphs, maxSequences, b, maxStepTokens, queueLimit, tokenizer, maxPrefillChunk, prefixCache, quantize);
     }
 
     /** These options with {@code maxStepTokens} set to {@code n}. */
     public EngineOptions withMaxStepTokens(int n) {
-        return new EngineOptions(device, prefillMode, decodeGraphs, maxSequences, kvBudget, n, queueLimit, tokenizer, maxPrefillChunk, prefixCache);
+        return new EngineOptions(device, prefillMode, decodeGraphs, maxSequences, kvBudget, n, queueLimit, tokenizer, maxPrefillChunk, prefixCache, quantize);
     }
 
     /** These options with {@code queueLimit} set to {@code n}. */
     public EngineOptions withQueueLimit(int n) {
-        return new EngineOptions(device, prefillMode, decodeGraphs, maxSequences, kvBudget, maxStepTokens, n, tokenizer, maxPrefillChunk, prefixCache);
+        return new EngineOptions(device, prefillMode, decodeGraphs, maxSequences, kvBudget, maxStepTokens, n, tokenizer, maxPrefillChunk, prefixCache, quantize);
     }
 
     /** These options with {@code maxPrefillChunk} set to {@code n}. */
     public EngineOptions withMaxPrefillChunk(int n) {
-        return new EngineOptions(device, prefillMode, decodeGraphs, maxSequences, kvBudget, maxStepTokens, queueLimit, tokenizer, n, prefixCache);
+        return new EngineOptions(device, prefillMode, decodeGraphs, maxSequences, kvBudget, maxStepTokens, queueLimit, tokenizer, n, prefixCache, quantize);
     }
 
     /** These options with prefix caching set to {@code p} ({@link PrefixCacheOptions#on()}, {@link PrefixCacheOptions#off()}). */
     public EngineOptions withPrefixCache(PrefixCacheOptions p) {
         return new EngineOptions(device, prefillMode, decodeGraphs, maxSequences, kvBudget, maxStepTokens, queueLimit, tokenizer,
-                maxPrefillChunk, p);
+                maxPrefillChunk, p, quantize);
     }
 
     /** These options with the tokenizer read from {@code dir} instead of the checkpoint folder (synthetic checkpoints have none). */
     public EngineOptions withTokenizer(Path dir) {
-        return new EngineOptions(device, prefillMode, decodeGraphs, maxSequences, kvBudget, maxStepTokens, queueLimit, dir, maxPrefillChunk, prefixCache);
+        return new EngineOptions(device, prefillMode, decodeGraphs, maxSequences, kvBudget, maxStepTokens, queueLimit, dir, maxPrefillChunk, prefixCache, quantize);
+    }
+
+    /** These options with {@code q} applied while the checkpoint loads (CUDA only: the CPU backend refuses anything but none). */
+    public EngineOptions withQuantize(Quantization q) {
+        return new EngineOptions(device, prefillMode, decodeGraphs, maxSequences, kvBudget, maxStepTokens, queueLimit, tokenizer,
+                maxPrefillChunk, prefixCache, q);
     }
 
     /** One line for logs and benchmark records. */
     public String describe() {
         return "device=" + device + " prefill-mode=" + prefillMode + " decode-graphs=" + (decodeGraphs ? "on" : "off")
                 + " slots=" + maxSequences + " kv-budget=" + kvBudget + " step-tokens=" + maxStepTokens + " prefill-chunk=" + maxPrefillChunk + " queue-limit=" + queueLimit
-                + " prefix-cache=" + prefixCache;
+                + " prefix-cache=" + prefixCache + " quantize=" + quantize;
     }
 
     /** What the backend is opened with: the device, graph switches, slots, KV and step budgets and prefix cache of these options. */
     public BackendOptions backendOptions() {
-        return new BackendOptions(device, prefillMode, decodeGraphs, maxSequences, kvBudget, maxStepTokens, prefixCache);
+        return new BackendOptions(device, prefillMode, decodeGraphs, maxSequences, kvBudget, maxStepTokens, prefixCache, quantize);
     }
 }

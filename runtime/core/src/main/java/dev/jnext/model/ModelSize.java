@@ -11,9 +11,12 @@ package dev.jnext.model;
  * @param weightBytesBf16   parameters × 2
  * @param stateBytesPerSequence recurrent state (fp32) and conv state (bf16) of every Gated DeltaNet layer
  * @param kvBytesPerToken   keys and values (bf16) of every full-attention layer
+ * @param weightBytesFp8Experts the weights with the routed and shared experts in FP8 (one byte a weight, one fp32 scale a
+ *                          128 × 128 block) and the rest in bf16: what the CUDA backend holds for an FP8 checkpoint or
+ *                          {@code --quantize fp8}
  */
 public record ModelSize(long parameters, long activeParameters, long weightBytesBf16, long stateBytesPerSequence,
-                        long kvBytesPerToken) {
+                        long kvBytesPerToken, long weightBytesFp8Experts) {
 
     /** The sizes of {@code c}'s text model. */
     public static ModelSize of(ModelConfig c) {
@@ -21,6 +24,7 @@ public record ModelSize(long parameters, long activeParameters, long weightBytes
         long v = c.vocabSize();
         long total = v * h + h + (c.tieWordEmbeddings() ? 0 : v * h);
         long inactive = 0;
+        long experts = 0, expertScales = 0;
         long state = 0;
         long kv = 0;
         long hv = c.linearNumValueHeads();
@@ -44,12 +48,21 @@ public record ModelSize(long parameters, long activeParameters, long weightBytes
             if (c.isMoeLayer(i)) {
                 long e = c.numExperts();
                 long expert = 3L * c.moeIntermediateSize() * h;
-                total += e * h + e * expert + 3L * c.sharedExpertIntermediateSize() * h + h;
+                long mi = c.moeIntermediateSize(), si = c.sharedExpertIntermediateSize();
+                total += e * h + e * expert + 3L * si * h + h;
                 inactive += (e - c.numExpertsPerTok()) * expert;
+                experts += e * expert + 3L * si * h;
+                // gate and up blocked separately (the hub's files), down whole; likewise the shared expert's
+                expertScales += 4L * (e * blocks(mi, h) * 3 + (si > 0 ? 3L * blocks(si, h) : 0));
             } else {
                 total += 3L * c.intermediateSize() * h;
             }
         }
-        return new ModelSize(total, total - inactive, total * 2, state, kv);
+        return new ModelSize(total, total - inactive, total * 2, state, kv, total * 2 - experts + expertScales);
+    }
+
+    /** 128 × 128 blocks of an {@code a × b} matrix. */
+    private static long blocks(long a, long b) {
+        return ((a + 127) / 128) * ((b + 127) / 128);
     }
 }

@@ -627,17 +627,10 @@ public final class SyntheticCheckpoint {
         return out;
     }
 
-    /** Row band {@code band} (128 rows, fewer at the bottom edge): block scales amax / 448, values rounded to e4m3. */
+    /** Row band {@code band} (128 rows, fewer at the bottom edge) by {@link Fp8Blocks#quantizeBand}. */
     private static void quantizeBand(float[] v, byte[] q, int rows, int cols, int band, float[] scales, int scaleAt) {
-        int r0 = band * Fp8Quantization.BLOCK, r1 = Math.min(rows, r0 + Fp8Quantization.BLOCK);
-        for (int c0 = 0, b = 0; c0 < cols; c0 += Fp8Quantization.BLOCK, b++) {
-            int c1 = Math.min(cols, c0 + Fp8Quantization.BLOCK);
-            float amax = 0;
-            for (int r = r0; r < r1; r++) for (int c = c0; c < c1; c++) amax = Math.max(amax, Math.abs(v[r * cols + c]));
-            float scaleInv = amax > 0 ? amax / Fp8E4m3.MAX : 1f;
-            scales[scaleAt + b] = scaleInv;
-            for (int r = r0; r < r1; r++) for (int c = c0; c < c1; c++) q[r * cols + c] = Fp8E4m3.fromFloat(v[r * cols + c] / scaleInv);
-        }
+        int r0 = band * Fp8Quantization.BLOCK, n = Math.min(rows, r0 + Fp8Quantization.BLOCK) - r0;
+        Fp8Blocks.quantizeBand(v, r0 * cols, n, cols, q, r0 * cols, scales, scaleAt);
     }
 
     private static ByteBuffer encode(float[] v, DType dtype) {

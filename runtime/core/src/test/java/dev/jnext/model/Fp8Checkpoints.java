@@ -137,6 +137,40 @@ public final class Fp8Checkpoints {
         });
     }
 
+    /**
+     * The twin of a bf16 checkpoint (per-expert files) whose routed and shared experts went through FP8 and back: each
+     * expert matrix block-quantized ({@link Fp8Blocks}, the rule the loader's {@code --quantize fp8} applies while it
+     * streams) and stored as F32 holding e4m3 value × scale; every other tensor as stored.
+     */
+    public static Path quantizedExpertsTwin(Path src, Path dst) {
+        return rewrite(src, dst, tensors -> {
+            for (Map.Entry<String, Stored> e : tensors.entrySet()) {
+                String n = e.getKey();
+                boolean expert = n.contains(".mlp.experts.") || n.contains(".mlp.shared_expert.");
+                if (!expert) continue;
+                if (e.getValue().shape().length != 2) throw new IllegalArgumentException(n + ": per-expert files only");
+                e.setValue(roundTrip(e.getValue()));
+            }
+        }, c -> c);
+    }
+
+    /** A matrix block-quantized to FP8 and dequantized, as F32. */
+    public static Stored roundTrip(Stored t) {
+        int rows = t.shape()[0], cols = t.shape()[1];
+        float[] v = floats(t);
+        byte[] q = new byte[v.length];
+        int gc = Fp8Blocks.blocks(cols);
+        float[] scales = new float[Fp8Blocks.blocks(rows) * gc];
+        for (int b = 0; b * 128 < rows; b++) {
+            Fp8Blocks.quantizeBand(v, b * 128 * cols, Math.min(128, rows - b * 128), cols, q, b * 128 * cols, scales, b * gc);
+        }
+        float[] out = new float[v.length];
+        for (int r = 0; r < rows; r++) {
+            for (int c = 0; c < cols; c++) out[r * cols + c] = Fp8E4m3.toFloat(q[r * cols + c]) * scales[(r / 128) * gc + c / 128];
+        }
+        return f32(t.shape(), out);
+    }
+
     /** w[.., r, c] = e4m3(q[.., r, c]) · scale[.., r / 128, c / 128], as F32. */
     public static Stored dequantize(Stored q, Stored scale) {
         int[] s = q.shape();

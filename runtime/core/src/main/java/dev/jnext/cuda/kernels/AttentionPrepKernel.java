@@ -50,24 +50,55 @@ public final class AttentionPrepKernel implements AutoCloseable {
     }
 
     /**
-     * @param shape    the step's fixed shape: T = {@code shape.tokens()} rows, {@code shape.seqs()} batch entries
-     * @param qg       q_proj output [T, heads · 2 · headDim] (per head: query then gate)
-     * @param k        k_proj output rows of {@code kvStride} elements, [T, kvHeads · headDim] used
-     * @param v        v_proj output, same row stride as k
-     * @param qNormW   q_norm weight [headDim] (stored centred on 0)
-     * @param kNormW   k_norm weight [headDim]
-     * @param qOut     [T, heads, headDim]; rows of padded entries and past the last entry get zero q (and write no K/V)
+     * The launch's tensors for {@code geometry} (H heads, KV heads, head dim hd; row counts are capacities, checked per
+     * launch): {@code qg [≥T, H·2·hd]} bf16, q_proj's output (per head: query then gate); {@code kv [≥T, 2·KV·hd]} bf16,
+     * the fused k|v projection's output (each row k then v, so the kernel's k/v row stride is 2·KV·hd and v starts KV·hd
+     * elements into the row); the norm weights {@code qNorm}, {@code kNorm [hd]} bf16 (stored centred on 0);
+     * {@code qOut [≥T, H, hd]} bf16.
      */
-    public void launch(Stream s, StepShape shape, long qg, long k, long v, int kvStride, long qNormW, long kNormW,
-                       AttentionBatch batch, KvPages pages, int layer, long qOut) {
-        checkShapes(geometry, pages.geometry(), kvStride);
-        PrefillAttentionKernel.checkEntries(shape, batch, "attention prep");
+    public record Args(AttentionGeometry geometry, DeviceTensor qg, DeviceTensor kv, DeviceTensor qNorm, DeviceTensor kNorm,
+                       DeviceTensor qOut) {
+        static final String OP = "attention prep";
+
+        public Args {
+            int any = TensorContract.ANY, h = geometry.heads(), hd = geometry.headDim();
+            TensorContract.require(OP, "qg", qg, DType.BF16, any, h * 2 * hd);
+            TensorContract.require(OP, "kv", kv, DType.BF16, any, 2 * geometry.kvHeads() * hd);
+            TensorContract.require(OP, "qNorm", qNorm, DType.BF16, hd);
+            TensorContract.require(OP, "kNorm", kNorm, DType.BF16, hd);
+            TensorContract.require(OP, "qOut", qOut, DType.BF16, any, h, hd);
+        }
+
+        /** Elements between two tokens' k (and v) rows. */
+        public int kvStride() {
+            return kv.dim(1);
+        }
+
+        void checkRows(int tokens) {
+            TensorContract.rows(OP, "qg", qg, tokens);
+            TensorContract.rows(OP, "kv", kv, tokens);
+            TensorContract.rows(OP, "qOut", qOut, tokens);
+        }
+    }
+
+    /**
+     * Prepares a step of fixed {@code shape} ({@code shape.tokens()} rows, {@code shape.seqs()} batch entries): q to
+     * {@code qOut}, the new tokens' k and v into {@code layer}'s pages. Rows of padded entries and past the last entry
+     * get zero q (and write no K/V). {@code a} must be built for this launcher's geometry.
+     */
+    public void launch(Stream s, StepShape shape, Args a, AttentionBatch batch, KvPages pages, int layer) {
         AttentionGeometry g = geometry;
-        kernel.args().ptr(qg).i32(2 * g.heads() * g.headDim()).ptr(k).ptr(v).i32(kvStride)
-                .ptr(qNormW).ptr(kNormW).ptr(invFreq.address()).i32(g.rotaryDim())
+        PrefillAttentionKernel.checkGeometry(a.geometry(), g, Args.OP);
+        int kvStride = a.kvStride();
+        checkShapes(g, pages.geometry(), kvStride);
+        PrefillAttentionKernel.checkEntries(shape, batch, "attention prep");
+        a.checkRows(shape.tokens());
+        long k = a.kv().address(), v = k + 2L * g.kvHeads() * g.headDim();
+        kernel.args().ptr(a.qg().address()).i32(2 * g.heads() * g.headDim()).ptr(k).ptr(v).i32(kvStride)
+                .ptr(a.qNorm().address()).ptr(a.kNorm().address()).ptr(invFreq.address()).i32(g.rotaryDim())
                 .ptr(batch.cuSeqlens()).ptr(batch.pastLengths()).ptr(batch.pageTable()).i32(batch.pageTableStride())
                 .i32(shape.seqs()).i32(shape.tokens()).i32(g.heads()).i32(g.kvHeads()).i32(g.headDim()).f32(eps)
-                .ptr(qOut).ptr(pages.keys(layer)).ptr(pages.values(layer));
+                .ptr(a.qOut().address()).ptr(pages.keys(layer)).ptr(pages.values(layer));
         long warps = (long) shape.tokens() * (g.heads() + 2 * g.kvHeads());
         kernel.launch(s, Dim3.of((int) ((warps + WARPS - 1) / WARPS)), Dim3.of(32 * WARPS), 0);
     }

@@ -68,30 +68,101 @@ public final class CausalConv1dKernel {
         return (channels / 8 + THREADS - 1) / THREADS;
     }
 
+    /** The contract both launches share: the weight [C, K] fixes x, out [*, C], state [*, C, K−1]; slots i32. */
+    private static void requireCommon(String op, DeviceTensor x, DeviceTensor weight, DeviceTensor state, DeviceTensor slots,
+                                      DeviceTensor out) {
+        int any = TensorContract.ANY;
+        TensorContract.require(op, "weight", weight, DType.BF16, any, any);
+        int c = weight.dim(0), k = weight.dim(1);
+        TensorContract.require(op, "x", x, DType.BF16, any, c);
+        TensorContract.require(op, "state", state, DType.BF16, any, c, k - 1);
+        TensorContract.require(op, "slots", slots, DType.I32, any);
+        TensorContract.require(op, "out", out, DType.BF16, any, c);
+    }
+
+    /**
+     * The prefill launch's tensors; the conv weight {@code weight [C, K]} bf16 fixes the channels and the width:
+     * {@code x}, {@code out [≥T, C]} bf16; the layer's conv state pool {@code state [slots, C, K−1]} bf16;
+     * {@code cuSeqlens [≥seqs + 1]} and {@code slots [≥seqs]} i32 (the step metadata). Row counts are capacities.
+     */
+    public record PrefillArgs(DeviceTensor x, DeviceTensor weight, DeviceTensor state, DeviceTensor cuSeqlens,
+                              DeviceTensor slots, DeviceTensor out) {
+        static final String OP = "causal conv1d prefill";
+
+        public PrefillArgs {
+            requireCommon(OP, x, weight, state, slots, out);
+            TensorContract.require(OP, "cuSeqlens", cuSeqlens, DType.I32, TensorContract.ANY);
+        }
+
+        public int channels() {
+            return weight.dim(0);
+        }
+
+        public int kernelWidth() {
+            return weight.dim(1);
+        }
+
+        void checkRows(StepShape shape) {
+            TensorContract.rows(OP, "x", x, shape.tokens());
+            TensorContract.rows(OP, "out", out, shape.tokens());
+            TensorContract.rows(OP, "cuSeqlens", cuSeqlens, shape.seqs() + 1L);
+            TensorContract.rows(OP, "slots", slots, shape.seqs());
+        }
+    }
+
     /**
      * Convolves the {@code shape.tokens()} rows of {@code x} (split into {@code shape.seqs()} entries by
      * {@code cuSeqlens [seqs + 1]}, {@code slots [seqs]}) into {@code out}, reading and updating each entry's slot of
      * {@code state}. The grid comes from the shape (the worst case for a captured bucket); the split is read on the device.
      * Entries with slot −1 and the rows past {@code cuSeqlens[seqs]} get zero outputs; empty entries do nothing.
      */
-    public void launchPrefill(Stream s, StepShape shape, long x, long weight, long state, long cuSeqlens, long slots, long out,
-                              int channels, int kernelWidth) {
+    public void launchPrefill(Stream s, StepShape shape, PrefillArgs a) {
+        int channels = a.channels(), kernelWidth = a.kernelWidth();
         validate(channels, kernelWidth);
+        a.checkRows(shape);
         Kernel k = prefill[kernelWidth];
         Dim3 grid = prefillGrid(channels, shape.tokens(), shape.seqs());
-        k.args().ptr(x).ptr(weight).ptr(state).ptr(cuSeqlens).ptr(slots).ptr(out).i32(shape.seqs()).i32(shape.tokens())
-                .i32(channels).i32(CHUNK);
+        k.args().ptr(a.x().address()).ptr(a.weight().address()).ptr(a.state().address()).ptr(a.cuSeqlens().address())
+                .ptr(a.slots().address()).ptr(a.out().address()).i32(shape.seqs()).i32(shape.tokens()).i32(channels).i32(CHUNK);
         k.launch(s, grid, Dim3.of(THREADS), 0);
     }
 
+    /**
+     * The decode update's tensors: as {@link PrefillArgs} without the sequence boundaries; {@code x}, {@code out [≥B, C]},
+     * {@code slots [≥B]}.
+     */
+    public record UpdateArgs(DeviceTensor x, DeviceTensor weight, DeviceTensor state, DeviceTensor slots, DeviceTensor out) {
+        static final String OP = "causal conv1d update";
+
+        public UpdateArgs {
+            requireCommon(OP, x, weight, state, slots, out);
+        }
+
+        public int channels() {
+            return weight.dim(0);
+        }
+
+        public int kernelWidth() {
+            return weight.dim(1);
+        }
+
+        void checkRows(int batch) {
+            TensorContract.rows(OP, "x", x, batch);
+            TensorContract.rows(OP, "out", out, batch);
+            TensorContract.rows(OP, "slots", slots, batch);
+        }
+    }
+
     /** One token per entry of a decode {@code shape}: {@code x, out [seqs, C]}, {@code slots [seqs]} (−1: zero output row). */
-    public void launchUpdate(Stream s, StepShape shape, long x, long weight, long state, long slots, long out, int channels,
-                             int kernelWidth) {
+    public void launchUpdate(Stream s, StepShape shape, UpdateArgs a) {
+        int channels = a.channels(), kernelWidth = a.kernelWidth();
         validate(channels, kernelWidth);
         if (!shape.decode()) throw new IllegalArgumentException("causal conv1d update: " + shape + " is not a decode shape");
+        a.checkRows(shape.seqs());
         Kernel k = update[kernelWidth];
         Dim3 grid = updateGrid(channels, shape.seqs());
-        k.args().ptr(x).ptr(weight).ptr(state).ptr(slots).ptr(out).i32(channels);
+        k.args().ptr(a.x().address()).ptr(a.weight().address()).ptr(a.state().address()).ptr(a.slots().address())
+                .ptr(a.out().address()).i32(channels);
         k.launch(s, grid, Dim3.of(THREADS), 0);
     }
 

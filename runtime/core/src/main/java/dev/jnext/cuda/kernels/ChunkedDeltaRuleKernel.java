@@ -19,7 +19,7 @@ import dev.jnext.cpu.ops.GatedDeltaRule;
  * {@code cuSeqlens[sequences]} are written as zeros. tokens and sequences are the {@link StepShape}'s.
  *
  * <p>{@link Path#CHUNKED} (dk = 128, dv a multiple of 32) is fla's chunked WY form with bf16 tensor-core
- * operands and fp32 state and accumulation: a parallel pass over (chunk, key head) builds each chunk's matrices
+ * operands and fp32 state and accumulation (X and V' enter their products as bf16 hi + lo pairs, issue 16): a parallel pass over (chunk, key head) builds each chunk's matrices
  * T·diag(β) = (I + A)⁻¹·diag(β) and P and its per-token decay factors into scratch ("chunk blocks"), then one block
  * per (sequence, value head, 32 value columns) carries the state through the chunks on chip (a loader warp, two
  * state warps on the dependent chain, two output warps). {@link Path#RECURRENT} (any dk ≤ 128, any dv) steps token by
@@ -39,7 +39,7 @@ public final class ChunkedDeltaRuleKernel implements AutoCloseable {
     static final int RECURRENT_THREADS = 256;
     /** Dynamic shared memory: static_asserts in the .cu keep the structs within these. */
     static final int PREP_SMEM_BYTES = 56 * 1024;
-    static final int STATE_SMEM_BYTES = 150 * 1024;
+    static final int STATE_SMEM_BYTES = 158 * 1024;
     /** Bytes of one chunk block (the .cu's CB_BYTES): Tβ and P as bf16 [64][72], fk, fq, fl fp32 [64], el + padding. */
     static final int CHUNK_BLOCK_BYTES = 2 * CHUNK * (CHUNK + 8) * 2 + 3 * CHUNK * 4 + 16;
 
@@ -117,19 +117,49 @@ public final class ChunkedDeltaRuleKernel implements AutoCloseable {
     }
 
     /**
+     * A launch's tensors, checked against {@code config}: {@code qkv [≥T, 2·Hk·dk + Hv·dv]} bf16 (16-byte aligned),
+     * {@code beta}, {@code g [≥T, Hv]} f32, {@code cuSeqlens [≥seqs + 1]} and {@code slots [≥seqs]} i32, the layer's
+     * {@code statePool [slots, Hv, dk, dv]} f32 and {@code out [≥T, Hv·dv]} bf16 (16-byte aligned). Row counts are
+     * capacities, checked per launch against the step's shape.
+     */
+    public record Args(Config config, DeviceTensor qkv, DeviceTensor beta, DeviceTensor g, DeviceTensor cuSeqlens,
+                       DeviceTensor slots, DeviceTensor statePool, DeviceTensor out) {
+        static final String OP = "gated delta rule";
+
+        public Args {
+            int any = TensorContract.ANY, hv = config.valueHeads();
+            TensorContract.require(OP, "qkv", qkv, DType.BF16, any, config.qkvWidth());
+            TensorContract.require(OP, "beta", beta, DType.F32, any, hv);
+            TensorContract.require(OP, "g", g, DType.F32, any, hv);
+            TensorContract.require(OP, "cuSeqlens", cuSeqlens, DType.I32, any);
+            TensorContract.require(OP, "slots", slots, DType.I32, any);
+            TensorContract.require(OP, "statePool", statePool, DType.F32, any, hv, config.keyDim(), config.valueDim());
+            TensorContract.require(OP, "out", out, DType.BF16, any, hv * config.valueDim());
+            TensorContract.aligned(OP, "qkv", qkv, 16);
+            TensorContract.aligned(OP, "beta", beta, 4);
+            TensorContract.aligned(OP, "g", g, 4);
+            TensorContract.aligned(OP, "cuSeqlens", cuSeqlens, 4);
+            TensorContract.aligned(OP, "slots", slots, 4);
+            TensorContract.aligned(OP, "statePool", statePool, 4);
+            TensorContract.aligned(OP, "out", out, 16);
+        }
+    }
+
+    /**
      * Launches the config's {@link Config#defaultPath() default path} for a step of fixed {@code shape}: {@code shape.seqs()}
      * entries ({@code cuSeqlens [seqs + 1]}, {@code slots [seqs]}) over {@code shape.tokens()} rows. Empty entries and slot −1
      * entries are skipped (their rows, and the rows past {@code cuSeqlens[seqs]}, are written as zeros); the grids come from
      * the shape only, so the launch can be captured once per bucket.
      */
-    public void launch(Stream s, StepShape shape, long qkv, long beta, long g, long cuSeqlens, long slots, long statePool, long out) {
-        launch(s, shape, qkv, beta, g, cuSeqlens, slots, statePool, out, config.defaultPath());
+    public void launch(Stream s, StepShape shape, Args a) {
+        launch(s, shape, a, config.defaultPath());
     }
 
-    public void launch(Stream s, StepShape shape, long qkv, long beta, long g, long cuSeqlens, long slots, long statePool, long out,
-                       Path path) {
-        checkLaunch(config, qkv, beta, g, cuSeqlens, slots, statePool, out, shape, path);
+    public void launch(Stream s, StepShape shape, Args a, Path path) {
+        checkLaunch(config, a, shape, path);
         int tokens = shape.tokens(), sequences = shape.seqs();
+        long qkv = a.qkv().address(), beta = a.beta().address(), g = a.g().address(), cuSeqlens = a.cuSeqlens().address();
+        long slots = a.slots().address(), statePool = a.statePool().address(), out = a.out().address();
         if (path == Path.RECURRENT) {
             int hk = config.keyHeads(), hv = config.valueHeads(), dk = config.keyDim(), dv = config.valueDim();
             recurrent.args().ptr(qkv).i32(config.qkvWidth()).ptr(beta).ptr(g).ptr(cuSeqlens).ptr(slots).i32(sequences).i32(tokens)
@@ -145,11 +175,11 @@ public final class ChunkedDeltaRuleKernel implements AutoCloseable {
     public enum Stage { PREP, STATE }
 
     /** Launches one {@link Stage} of the chunked path. */
-    public void launchStage(Stage stage, Stream s, StepShape shape, long qkv, long beta, long g, long cuSeqlens, long slots,
-                            long statePool, long out) {
-        checkLaunch(config, qkv, beta, g, cuSeqlens, slots, statePool, out, shape, Path.CHUNKED);
-        if (stage == Stage.PREP) launchPrep(s, qkv, beta, g, cuSeqlens, slots, shape.tokens(), shape.seqs());
-        else launchState(s, qkv, cuSeqlens, slots, statePool, out, shape.tokens(), shape.seqs());
+    public void launchStage(Stage stage, Stream s, StepShape shape, Args a) {
+        checkLaunch(config, a, shape, Path.CHUNKED);
+        long qkv = a.qkv().address(), cuSeqlens = a.cuSeqlens().address(), slots = a.slots().address();
+        if (stage == Stage.PREP) launchPrep(s, qkv, a.beta().address(), a.g().address(), cuSeqlens, slots, shape.tokens(), shape.seqs());
+        else launchState(s, qkv, cuSeqlens, slots, a.statePool().address(), a.out().address(), shape.tokens(), shape.seqs());
     }
 
     private void launchPrep(Stream s, long qkv, long beta, long g, long cuSeqlens, long slots, int tokens, int sequences) {
@@ -169,8 +199,7 @@ public final class ChunkedDeltaRuleKernel implements AutoCloseable {
     }
 
     /** Host-side checks of a launch (the device arrays' contents are the caller's contract). */
-    static void checkLaunch(Config c, long qkv, long beta, long g, long cuSeqlens, long slots, long statePool, long out,
-                            StepShape shape, Path path) {
+    static void checkLaunch(Config c, Args a, StepShape shape, Path path) {
         int tokens = shape.tokens(), sequences = shape.seqs();
         if (tokens < 1 || tokens > c.maxTokens()) {
             throw new IllegalArgumentException("gated delta rule: tokens must be in 1.." + c.maxTokens() + ", got " + tokens);
@@ -182,15 +211,18 @@ public final class ChunkedDeltaRuleKernel implements AutoCloseable {
             throw new IllegalArgumentException("gated delta rule: the chunked path needs dk = " + CHUNKED_KEY_DIM
                     + " and dv a multiple of " + STATE_COLUMNS + ", got dk=" + c.keyDim() + " dv=" + c.valueDim());
         }
-        String[] names = {"qkv", "beta", "g", "cu_seqlens", "slots", "state pool", "out"};
-        long[] ptrs = {qkv, beta, g, cuSeqlens, slots, statePool, out};
-        for (int i = 0; i < ptrs.length; i++) {
-            if (ptrs[i] == 0) throw new IllegalArgumentException("gated delta rule: " + names[i] + " is a null device pointer");
-            int align = i == 0 || i == 6 ? 16 : 4;
-            if (ptrs[i] % align != 0) {
-                throw new IllegalArgumentException("gated delta rule: " + names[i] + " must be " + align + "-byte aligned");
-            }
+        Config ac = a.config();
+        if (ac.keyHeads() != c.keyHeads() || ac.valueHeads() != c.valueHeads() || ac.keyDim() != c.keyDim()
+                || ac.valueDim() != c.valueDim()) {
+            throw new IllegalArgumentException("gated delta rule: arguments built for " + ac + ", the kernel runs " + c);
         }
+        String op = Args.OP;
+        TensorContract.rows(op, "qkv", a.qkv(), tokens);
+        TensorContract.rows(op, "beta", a.beta(), tokens);
+        TensorContract.rows(op, "g", a.g(), tokens);
+        TensorContract.rows(op, "cuSeqlens", a.cuSeqlens(), sequences + 1L);
+        TensorContract.rows(op, "slots", a.slots(), sequences);
+        TensorContract.rows(op, "out", a.out(), tokens);
     }
 
     @Override

@@ -89,23 +89,35 @@ public final class DecodeAttentionKernel implements AutoCloseable {
         return splitsFor(numSeqs, geometry.kvHeads(), slots);
     }
 
-    /** As {@link #launch(Stream, StepShape, long, KvPages, int, AttentionBatch, long, long, int, int, int)} with {@link #splitsFor}. */
-    public void launch(Stream s, StepShape shape, long q, KvPages pages, int layer, AttentionBatch batch, long out, long gate,
-                       int gateTokenStride, int gateHeadStride) {
-        launch(s, shape, q, pages, layer, batch, out, gate, gateTokenStride, gateHeadStride, splitsFor(shape.seqs()));
+    /**
+     * The launch's tensors, as {@link PrefillAttentionKernel.Args} with one row per batch entry: {@code q [≥seqs, H, hd]}
+     * bf16; {@code out [≥seqs, H·hd]} bf16 (padded entries, past −1, get zero rows); the output gate {@code gate
+     * [≥seqs, H, S]} bf16 from column {@code gateColumn} of each head row, or null for none. Row counts are capacities,
+     * checked per launch.
+     */
+    public record Args(AttentionGeometry geometry, DeviceTensor q, DeviceTensor out, DeviceTensor gate, int gateColumn) {
+        static final String OP = "decode attention";
+
+        public Args {
+            PrefillAttentionKernel.checkTensors(OP, geometry, q, out, gate, gateColumn);
+        }
+
+        void checkRows(int seqs) {
+            PrefillAttentionKernel.checkTensorRows(OP, seqs, q, out, gate);
+        }
+    }
+
+    /** As {@link #launch(Stream, StepShape, Args, AttentionBatch, KvPages, int, int)} with {@link #splitsFor}. */
+    public void launch(Stream s, StepShape shape, Args a, AttentionBatch batch, KvPages pages, int layer) {
+        launch(s, shape, a, batch, pages, layer, splitsFor(shape.seqs()));
     }
 
     /**
-     * @param shape  a decode shape: {@code shape.seqs()} entries, row i of q and out is entry i (padded entries, past −1,
-     *               get zero rows)
-     * @param q      [seqs, heads, headDim]
-     * @param out    [seqs, heads · headDim]
-     * @param gate   first gate value or 0 (strides as in {@link PrefillAttentionKernel#launch})
-     * @param splits blocks per (sequence, KV head), 1 .. the scratch allows
+     * Decode attention over {@code layer}'s pages for a decode {@code shape}: {@code shape.seqs()} entries, row i of q and
+     * out is entry i; {@code splits} blocks per (sequence, KV head), 1 .. the scratch allows.
      */
-    public void launch(Stream s, StepShape shape, long q, KvPages pages, int layer, AttentionBatch batch, long out, long gate,
-                       int gateTokenStride, int gateHeadStride, int splits) {
-        PrefillAttentionKernel.checkGate(gate, gateTokenStride, gateHeadStride, geometry);
+    public void launch(Stream s, StepShape shape, Args a, AttentionBatch batch, KvPages pages, int layer, int splits) {
+        PrefillAttentionKernel.checkGeometry(a.geometry(), geometry, Args.OP);
         if (!shape.decode()) throw new IllegalArgumentException("decode attention: " + shape + " is not a decode shape");
         int n = shape.seqs();
         if (n > maxSeqs) throw new IllegalArgumentException("decode attention: " + n + " sequences, sized for " + maxSeqs);
@@ -114,12 +126,15 @@ public final class DecodeAttentionKernel implements AutoCloseable {
             throw new IllegalArgumentException("decode attention: " + splits + " splits for " + n + " sequences exceed the scratch");
         }
         PrefillAttentionKernel.checkPool(geometry, pages.geometry(), "decode attention");
-        split.args().ptr(q).ptr(pages.keys(layer)).ptr(pages.values(layer)).ptr(batch.pageTable()).i32(batch.pageTableStride())
-                .ptr(batch.pastLengths()).i32(n).i32(geometry.heads()).i32(geometry.kvHeads()).i32(splits)
+        a.checkRows(n);
+        DeviceTensor gate = a.gate();
+        split.args().ptr(a.q().address()).ptr(pages.keys(layer)).ptr(pages.values(layer)).ptr(batch.pageTable())
+                .i32(batch.pageTableStride()).ptr(batch.pastLengths()).i32(n).i32(geometry.heads()).i32(geometry.kvHeads()).i32(splits)
                 .f32(geometry.scaleLog2()).ptr(oPart.address()).ptr(lsePart.address());
         split.launch(s, Dim3.of(splits, geometry.kvHeads(), n), Dim3.of(THREADS), sharedBytes(geometry.headDim()));
         combine.args().ptr(oPart.address()).ptr(lsePart.address()).ptr(batch.pastLengths()).i32(n).i32(geometry.heads())
-                .i32(geometry.headDim()).i32(splits).ptr(out).ptr(gate).i32(gateTokenStride).i32(gateHeadStride);
+                .i32(geometry.headDim()).i32(splits).ptr(a.out().address()).ptr(PrefillAttentionKernel.gateAddress(gate, a.gateColumn()))
+                .i32(PrefillAttentionKernel.gateTokenStride(gate)).i32(PrefillAttentionKernel.gateHeadStride(gate));
         combine.launch(s, Dim3.of(n * geometry.heads()), Dim3.of(COMBINE_THREADS), combineSharedBytes(geometry.headDim(), splits));
     }
 

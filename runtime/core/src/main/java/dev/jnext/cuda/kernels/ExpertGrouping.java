@@ -38,15 +38,57 @@ public final class ExpertGrouping {
         return pairs / blockM + Math.min(experts, pairs) + 1;
     }
 
-    /** Groups {@code pairs} expert ids ({@code expertIds [pairs]}, from the router) by expert. */
-    public void launch(Stream s, long expertIds, int pairs, int experts, int blockM, long chunkCounts, long expertStart,
-                       long sortedPairs, long pairRow, long tileExpert) {
-        if (pairs < 1) throw new IllegalArgumentException("expert grouping: pairs must be >= 1, got " + pairs);
-        if (experts < 1 || experts > MAX_EXPERTS) {
-            throw new IllegalArgumentException("expert grouping: experts must be in [1, " + MAX_EXPERTS + "], got " + experts);
+    /**
+     * The launches' tensors, all i32: {@code chunkCounts [≥chunks(pairs), E]} fixes the experts E (at most
+     * {@link #MAX_EXPERTS}) and {@code sortedPairs [≥maxTiles, blockM]} the tile height; {@code expertIds [≥pairs]} (the
+     * router's ids, flat); {@code expertStart [E + 1]}; {@code pairRow [≥pairs]}; {@code tileExpert [≥maxTiles]}. Row
+     * counts are capacities, checked per launch against the pairs and the {@link #maxTiles} they can need.
+     */
+    public record Args(DeviceTensor expertIds, DeviceTensor chunkCounts, DeviceTensor expertStart, DeviceTensor sortedPairs,
+                       DeviceTensor pairRow, DeviceTensor tileExpert) {
+        static final String OP = "expert grouping";
+
+        public Args {
+            int any = TensorContract.ANY;
+            TensorContract.require(OP, "chunkCounts", chunkCounts, DType.I32, any, any);
+            int experts = chunkCounts.dim(1);
+            if (experts < 1 || experts > MAX_EXPERTS) {
+                throw TensorContract.fail(OP, "chunkCounts", "must hold 1 to " + MAX_EXPERTS + " experts per chunk, got " + chunkCounts);
+            }
+            TensorContract.require(OP, "sortedPairs", sortedPairs, DType.I32, any, any);
+            TensorContract.positive(OP, "sortedPairs", sortedPairs, 1);
+            TensorContract.require(OP, "expertIds", expertIds, DType.I32, any);
+            TensorContract.require(OP, "expertStart", expertStart, DType.I32, experts + 1);
+            TensorContract.require(OP, "pairRow", pairRow, DType.I32, any);
+            TensorContract.require(OP, "tileExpert", tileExpert, DType.I32, any);
         }
-        if (blockM < 1) throw new IllegalArgumentException("expert grouping: tile height must be >= 1, got " + blockM);
-        int chunks = chunks(pairs);
+
+        public int experts() {
+            return chunkCounts.dim(1);
+        }
+
+        /** The tile height the segments are padded to. */
+        public int blockM() {
+            return sortedPairs.dim(1);
+        }
+
+        void checkRows(int pairs) {
+            int tiles = maxTiles(pairs, experts(), blockM());
+            TensorContract.rows(OP, "expertIds", expertIds, pairs);
+            TensorContract.rows(OP, "chunkCounts", chunkCounts, chunks(pairs));
+            TensorContract.rows(OP, "sortedPairs", sortedPairs, tiles);
+            TensorContract.rows(OP, "pairRow", pairRow, pairs);
+            TensorContract.rows(OP, "tileExpert", tileExpert, tiles);
+        }
+    }
+
+    /** Groups the first {@code pairs} expert ids (from the router) by expert. */
+    public void launch(Stream s, Args a, int pairs) {
+        if (pairs < 1) throw new IllegalArgumentException("expert grouping: pairs must be >= 1, got " + pairs);
+        a.checkRows(pairs);
+        int experts = a.experts(), blockM = a.blockM(), chunks = chunks(pairs);
+        long expertIds = a.expertIds().address(), chunkCounts = a.chunkCounts().address(), expertStart = a.expertStart().address();
+        long sortedPairs = a.sortedPairs().address(), pairRow = a.pairRow().address(), tileExpert = a.tileExpert().address();
         count.args().ptr(expertIds).ptr(chunkCounts).i32(pairs).i32(experts);
         count.launch(s, Dim3.of(chunks), Dim3.of(256), 0);
         offsets.args().ptr(chunkCounts).ptr(expertStart).ptr(tileExpert).ptr(sortedPairs).i32(chunks).i32(experts).i32(blockM)

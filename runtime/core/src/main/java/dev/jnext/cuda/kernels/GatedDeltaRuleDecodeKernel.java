@@ -24,14 +24,64 @@ public final class GatedDeltaRuleDecodeKernel {
 
     /** How beta and g reach the kernel. */
     public sealed interface Gates {
-        /** beta [B, Hv] (bf16 or fp32) and g [B, Hv] fp32, e.g. from {@link GdnSplitGatingKernel}. */
-        record Precomputed(long beta, boolean betaBf16, long g) implements Gates {}
+        /**
+         * {@code beta [≥B, Hv]} (bf16 or f32: its dtype picks the kernel) and {@code g [≥B, Hv]} f32, e.g. from
+         * {@link GdnSplitGatingKernel}.
+         */
+        record Precomputed(DeviceTensor beta, DeviceTensor g) implements Gates {
+            public boolean betaBf16() {
+                return beta.dtype() == DType.BF16;
+            }
+        }
 
         /**
-         * Gating fused in: raw in_proj_ba rows [B, 2·Hv] bf16 (grouped per key head as [b (r) | a (r)]) and
-         * A_log, dt_bias fp32 [Hv]: beta = bf16(sigmoid(b)), g = −exp(A_log)·softplus(a + dt_bias).
+         * Gating fused in: raw in_proj_ba rows {@code ba [≥B, 2·Hv]} bf16 (grouped per key head as [b (r) | a (r)]) and
+         * {@code aLog}, {@code dtBias [Hv]} f32: beta = bf16(sigmoid(b)), g = −exp(A_log)·softplus(a + dt_bias).
          */
-        record Fused(long ba, long aLog, long dtBias) implements Gates {}
+        record Fused(DeviceTensor ba, DeviceTensor aLog, DeviceTensor dtBias) implements Gates {}
+    }
+
+    /**
+     * The launch's tensors for the rule {@code shape}: {@code qkv [≥B, 2·Hk·dk + Hv·dv]} bf16 (the conv output), the
+     * {@link Gates}, the layer's state pool {@code state [slots, Hv, dk, dv]} f32, {@code slots [≥B]} i32 and
+     * {@code out [≥B, Hv·dv]} bf16. Row counts are capacities, checked per launch.
+     */
+    public record Args(GatedDeltaRule shape, DeviceTensor qkv, Gates gates, DeviceTensor state, DeviceTensor slots,
+                       DeviceTensor out) {
+        static final String OP = "gated delta rule decode";
+
+        public Args {
+            int any = TensorContract.ANY, hk = shape.keyHeads(), hv = shape.valueHeads(), dk = shape.keyDim(), dv = shape.valueDim();
+            TensorContract.require(OP, "qkv", qkv, DType.BF16, any, 2 * hk * dk + hv * dv);
+            switch (java.util.Objects.requireNonNull(gates, "gates")) {
+                case Gates.Precomputed p -> {
+                    DeviceTensor beta = p.beta();
+                    TensorContract.require(OP, "beta", beta, beta != null && beta.dtype() == DType.BF16 ? DType.BF16 : DType.F32, any, hv);
+                    TensorContract.require(OP, "g", p.g(), DType.F32, any, hv);
+                }
+                case Gates.Fused f -> {
+                    TensorContract.require(OP, "ba", f.ba(), DType.BF16, any, 2 * hv);
+                    TensorContract.require(OP, "aLog", f.aLog(), DType.F32, hv);
+                    TensorContract.require(OP, "dtBias", f.dtBias(), DType.F32, hv);
+                }
+            }
+            TensorContract.require(OP, "state", state, DType.F32, any, hv, dk, dv);
+            TensorContract.require(OP, "slots", slots, DType.I32, any);
+            TensorContract.require(OP, "out", out, DType.BF16, any, hv * dv);
+        }
+
+        void checkRows(int batch) {
+            TensorContract.rows(OP, "qkv", qkv, batch);
+            switch (gates) {
+                case Gates.Precomputed p -> {
+                    TensorContract.rows(OP, "beta", p.beta(), batch);
+                    TensorContract.rows(OP, "g", p.g(), batch);
+                }
+                case Gates.Fused f -> TensorContract.rows(OP, "ba", f.ba(), batch);
+            }
+            TensorContract.rows(OP, "slots", slots, batch);
+            TensorContract.rows(OP, "out", out, batch);
+        }
     }
 
     private final Kernel[] fast = new Kernel[3];
@@ -81,30 +131,33 @@ public final class GatedDeltaRuleDecodeKernel {
     /**
      * Enqueues one decode step of fixed {@code step} shape (batch = {@code step.seqs()} rows, row b is entry b; rows whose
      * slot is −1 are padding: state untouched, output zero): reads {@code qkv}, the gates and each row's slot of
-     * {@code state}, writes {@code out} and the updated state. All pointers are device addresses.
+     * {@code state}, writes {@code out} and the updated state: the tensors of {@code a}, checked against the batch.
      */
-    public void launch(Stream stream, StepShape step, GatedDeltaRule shape, long qkv, Gates gates, long state, long slots, long out) {
+    public void launch(Stream stream, StepShape step, Args a) {
         if (!step.decode()) throw new IllegalArgumentException("gated delta rule decode: " + step + " is not a decode shape");
         int batch = step.seqs();
+        GatedDeltaRule shape = a.shape();
         validate(shape, batch);
+        a.checkRows(batch);
         int mode;
         long gate0, g = 0, aLog = 0, dtBias = 0;
-        switch (gates) {
+        switch (a.gates()) {
             case Gates.Precomputed p -> {
                 mode = p.betaBf16() ? 1 : 0;
-                gate0 = p.beta();
-                g = p.g();
+                gate0 = p.beta().address();
+                g = p.g().address();
             }
             case Gates.Fused f -> {
                 mode = 2;
-                gate0 = f.ba();
-                aLog = f.aLog();
-                dtBias = f.dtBias();
+                gate0 = f.ba().address();
+                aLog = f.aLog().address();
+                dtBias = f.dtBias().address();
             }
         }
         boolean fastPath = fastPath(shape);
         Kernel k = fastPath ? fast[mode] : any[mode];
-        k.args().ptr(qkv).ptr(gate0).ptr(g).ptr(aLog).ptr(dtBias).ptr(state).ptr(slots).ptr(out)
+        k.args().ptr(a.qkv().address()).ptr(gate0).ptr(g).ptr(aLog).ptr(dtBias).ptr(a.state().address()).ptr(a.slots().address())
+                .ptr(a.out().address())
                 .i32(batch).i32(shape.keyHeads()).i32(shape.valueHeads()).i32(shape.keyDim()).i32(shape.valueDim());
         k.launch(stream, grid(shape, batch), Dim3.of(fastPath ? FAST_THREADS : ANY_THREADS), sharedBytes(shape));
     }

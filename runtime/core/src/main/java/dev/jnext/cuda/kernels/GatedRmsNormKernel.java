@@ -38,22 +38,50 @@ public final class GatedRmsNormKernel {
         return (int) Math.min(pow2, 4);
     }
 
-    /** Launches with the rows-per-block rule, detecting capture from the stream. */
-    public void launch(Stream s, long x, long z, long w, long out, int rows, int dim, float eps) {
-        launch(s, x, z, w, out, rows, dim, eps, rowsPerBlock(rows, smCount, s.isCapturing()));
+    /**
+     * The launch's tensors: {@code x}, {@code z} and {@code out} {@code [≥rows, dim]} bf16 (one row per token × value head),
+     * the norm weight {@code w [dim]} bf16, which fixes dim. Row counts are capacities, checked per launch.
+     */
+    public record Args(DeviceTensor x, DeviceTensor z, DeviceTensor w, DeviceTensor out) {
+        static final String OP = "gated rmsnorm";
+
+        public Args {
+            TensorContract.require(OP, "w", w, DType.BF16, TensorContract.ANY);
+            int dim = w.dim(0);
+            TensorContract.require(OP, "x", x, DType.BF16, TensorContract.ANY, dim);
+            TensorContract.require(OP, "z", z, DType.BF16, TensorContract.ANY, dim);
+            TensorContract.require(OP, "out", out, DType.BF16, TensorContract.ANY, dim);
+        }
+
+        public int dim() {
+            return w.dim(0);
+        }
+
+        void checkRows(int rows) {
+            TensorContract.rows(OP, "x", x, rows);
+            TensorContract.rows(OP, "z", z, rows);
+            TensorContract.rows(OP, "out", out, rows);
+        }
     }
 
-    /** Launches the variant with {@code rowsPerBlock} ∈ {1, 2, 4}. */
-    public void launch(Stream s, long x, long z, long w, long out, int rows, int dim, float eps, int rowsPerBlock) {
+    /** Launches with the rows-per-block rule, detecting capture from the stream. */
+    public void launch(Stream s, Args a, int rows, float eps) {
+        launch(s, a, rows, eps, rowsPerBlock(rows, smCount, s.isCapturing()));
+    }
+
+    /** Launches the variant with {@code rowsPerBlock} ∈ {1, 2, 4} over the first {@code rows} rows. */
+    public void launch(Stream s, Args a, int rows, float eps, int rowsPerBlock) {
         if (rowsPerBlock != 1 && rowsPerBlock != 2 && rowsPerBlock != 4) {
             throw new IllegalArgumentException("gated rmsnorm: rows per block must be 1, 2 or 4, got " + rowsPerBlock);
         }
         if (rows < 1) throw new IllegalArgumentException("gated rmsnorm: rows must be >= 1, got " + rows);
+        int dim = a.dim();
         if (dim % 4 != 0 || dim > MAX_DIM) {
             throw new IllegalArgumentException("gated rmsnorm: dim must be a multiple of 4 up to " + MAX_DIM + ", got " + dim);
         }
+        a.checkRows(rows);
         Kernel k = variants[rowsPerBlock];
-        k.args().ptr(x).ptr(z).ptr(w).ptr(out).i32(rows).i32(dim).f32(eps);
+        k.args().ptr(a.x().address()).ptr(a.z().address()).ptr(a.w().address()).ptr(a.out().address()).i32(rows).i32(dim).f32(eps);
         k.launch(s, Dim3.of((rows + rowsPerBlock - 1) / rowsPerBlock), Dim3.of(32 * rowsPerBlock), 0);
     }
 }

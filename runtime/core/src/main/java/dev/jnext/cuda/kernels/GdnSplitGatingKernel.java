@@ -53,10 +53,44 @@ public final class GdnSplitGatingKernel {
         return Dim3.of((int) ((items + THREADS - 1) / THREADS));
     }
 
-    public void launch(Stream s, GdnProjections shape, long qkvz, long ba, long aLog, long dtBias,
-                       long mixed, long z, long beta, long g, int tokens) {
+    /**
+     * The launch's tensors for the projections {@code shape} (rows are capacities, checked per launch):
+     * {@code qkvz [≥T, Hk·(2dk + 2r·dv)]} and {@code ba [≥T, 2·Hv]} bf16 in; {@code aLog}, {@code dtBias [Hv]} f32;
+     * {@code mixed [≥T, 2·Hk·dk + Hv·dv]} and {@code z [≥T, Hv·dv]} bf16 out; {@code beta}, {@code g [≥T, Hv]} f32 out.
+     */
+    public record Args(GdnProjections shape, DeviceTensor qkvz, DeviceTensor ba, DeviceTensor aLog, DeviceTensor dtBias,
+                       DeviceTensor mixed, DeviceTensor z, DeviceTensor beta, DeviceTensor g) {
+        static final String OP = "gdn split/gating";
+
+        public Args {
+            int any = TensorContract.ANY, hv = shape.valueHeads();
+            TensorContract.require(OP, "qkvz", qkvz, DType.BF16, any, shape.qkvzWidth());
+            TensorContract.require(OP, "ba", ba, DType.BF16, any, shape.baWidth());
+            TensorContract.require(OP, "aLog", aLog, DType.F32, hv);
+            TensorContract.require(OP, "dtBias", dtBias, DType.F32, hv);
+            TensorContract.require(OP, "mixed", mixed, DType.BF16, any, shape.convDim());
+            TensorContract.require(OP, "z", z, DType.BF16, any, hv * shape.valueDim());
+            TensorContract.require(OP, "beta", beta, DType.F32, any, hv);
+            TensorContract.require(OP, "g", g, DType.F32, any, hv);
+        }
+
+        void checkRows(int tokens) {
+            TensorContract.rows(OP, "qkvz", qkvz, tokens);
+            TensorContract.rows(OP, "ba", ba, tokens);
+            TensorContract.rows(OP, "mixed", mixed, tokens);
+            TensorContract.rows(OP, "z", z, tokens);
+            TensorContract.rows(OP, "beta", beta, tokens);
+            TensorContract.rows(OP, "g", g, tokens);
+        }
+    }
+
+    /** Splits and gates the first {@code tokens} rows. */
+    public void launch(Stream s, Args a, int tokens) {
+        GdnProjections shape = a.shape();
         validate(shape, tokens);
-        kernel.args().ptr(qkvz).ptr(ba).ptr(aLog).ptr(dtBias).ptr(mixed).ptr(z).ptr(beta).ptr(g)
+        a.checkRows(tokens);
+        kernel.args().ptr(a.qkvz().address()).ptr(a.ba().address()).ptr(a.aLog().address()).ptr(a.dtBias().address())
+                .ptr(a.mixed().address()).ptr(a.z().address()).ptr(a.beta().address()).ptr(a.g().address())
                 .i32(tokens).i32(shape.keyHeads()).i32(shape.valueHeads()).i32(shape.keyDim()).i32(shape.valueDim());
         kernel.launch(s, grid(shape, tokens), Dim3.of(THREADS), 0);
     }

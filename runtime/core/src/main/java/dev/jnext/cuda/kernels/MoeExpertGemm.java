@@ -73,23 +73,129 @@ public final class MoeExpertGemm {
         return hidden % 256 == 0 ? 256 : 128;
     }
 
-    /** {@code x [tokens, H]}, sorted rows from the grouping → {@code act [maxTiles·BLOCK_M, I]} (sorted order). */
-    public void launchGateUp(Stream s, long x, long sortedPairs, long tileExpert, int maxTiles, long gateUpWeights, long act,
-                             int topK, int hidden, int inter) {
+    /**
+     * The gate_up launch's tensors. The expert weights {@code gateUp [E, 2I, H]} bf16 (each expert's gate rows then up
+     * rows) fix the contract: {@code x [≥tokens, H]} bf16; the grouping's {@code sortedPairs [≥maxTiles, BLOCK_M]} and
+     * {@code tileExpert [≥maxTiles]} i32; {@code act [≥maxTiles·BLOCK_M, I]} bf16 (sorted order); {@code topK} maps a pair
+     * to its token. Row counts are capacities, checked per launch against the {@link ExpertGrouping#maxTiles} of its
+     * tokens.
+     */
+    public record GateUpArgs(DeviceTensor x, DeviceTensor sortedPairs, DeviceTensor tileExpert, DeviceTensor gateUp,
+                             DeviceTensor act, int topK) {
+        static final String OP = "moe grouped GEMM gate_up";
+
+        public GateUpArgs {
+            int any = TensorContract.ANY;
+            TensorContract.require(OP, "gateUp", gateUp, DType.BF16, any, any, any);
+            if (gateUp.dim(1) % 2 != 0) throw TensorContract.fail(OP, "gateUp", "must hold 2·I rows per expert, got " + gateUp);
+            int h = gateUp.dim(2), i = gateUp.dim(1) / 2;
+            checkShape(h, i, 1);
+            TensorContract.require(OP, "x", x, DType.BF16, any, h);
+            TensorContract.require(OP, "sortedPairs", sortedPairs, DType.I32, any, BLOCK_M);
+            TensorContract.require(OP, "tileExpert", tileExpert, DType.I32, any);
+            TensorContract.require(OP, "act", act, DType.BF16, any, i);
+            if (topK < 1) throw TensorContract.fail(OP, "topK", "must be >= 1, got " + topK);
+        }
+
+        public int experts() {
+            return gateUp.dim(0);
+        }
+
+        public int inter() {
+            return gateUp.dim(1) / 2;
+        }
+
+        public int hidden() {
+            return gateUp.dim(2);
+        }
+
+        /** The m-tiles a launch over {@code tokens} covers; their rows fit every buffer. */
+        int checkRows(int tokens) {
+            int tiles = ExpertGrouping.maxTiles(tokens * topK, experts(), BLOCK_M);
+            TensorContract.rows(OP, "x", x, tokens);
+            TensorContract.rows(OP, "sortedPairs", sortedPairs, tiles);
+            TensorContract.rows(OP, "tileExpert", tileExpert, tiles);
+            TensorContract.rows(OP, "act", act, (long) tiles * BLOCK_M);
+            return tiles;
+        }
+    }
+
+    /**
+     * The down launch's tensors. The expert weights {@code down [E, H, I]} bf16 fix the contract: {@code act
+     * [≥maxTiles·BLOCK_M, I]} bf16 (sorted order); {@code sortedPairs [≥maxTiles, BLOCK_M]} and {@code tileExpert
+     * [≥maxTiles]} i32; {@code topkWeights [≥tokens, topK]} bf16, which fixes top-k; {@code contrib [≥tokens·topK, H]}
+     * bf16 (pair order). Row counts are capacities, checked per launch.
+     */
+    public record DownArgs(DeviceTensor act, DeviceTensor sortedPairs, DeviceTensor tileExpert, DeviceTensor down,
+                           DeviceTensor topkWeights, DeviceTensor contrib) {
+        static final String OP = "moe grouped GEMM down";
+
+        public DownArgs {
+            int any = TensorContract.ANY;
+            TensorContract.require(OP, "down", down, DType.BF16, any, any, any);
+            int h = down.dim(1), i = down.dim(2);
+            checkShape(h, i, 1);
+            TensorContract.require(OP, "act", act, DType.BF16, any, i);
+            TensorContract.require(OP, "sortedPairs", sortedPairs, DType.I32, any, BLOCK_M);
+            TensorContract.require(OP, "tileExpert", tileExpert, DType.I32, any);
+            TensorContract.require(OP, "topkWeights", topkWeights, DType.BF16, any, any);
+            TensorContract.positive(OP, "topkWeights", topkWeights, 1);
+            TensorContract.require(OP, "contrib", contrib, DType.BF16, any, h);
+        }
+
+        public int experts() {
+            return down.dim(0);
+        }
+
+        public int hidden() {
+            return down.dim(1);
+        }
+
+        public int inter() {
+            return down.dim(2);
+        }
+
+        public int topK() {
+            return topkWeights.dim(1);
+        }
+
+        int checkRows(int tokens) {
+            int tiles = ExpertGrouping.maxTiles(tokens * topK(), experts(), BLOCK_M);
+            TensorContract.rows(OP, "act", act, (long) tiles * BLOCK_M);
+            TensorContract.rows(OP, "sortedPairs", sortedPairs, tiles);
+            TensorContract.rows(OP, "tileExpert", tileExpert, tiles);
+            TensorContract.rows(OP, "topkWeights", topkWeights, tokens);
+            TensorContract.rows(OP, "contrib", contrib, (long) tokens * topK());
+            return tiles;
+        }
+    }
+
+    /**
+     * {@code x [tokens, H]}, the sorted rows of the last grouping of {@code tokens·topK} pairs → {@code act} (sorted
+     * order), over the grouping's worst-case m-tiles.
+     */
+    public void launchGateUp(Stream s, GateUpArgs a, int tokens) {
+        if (tokens < 1) throw new IllegalArgumentException("moe grouped GEMM: tokens must be >= 1, got " + tokens);
+        int hidden = a.hidden(), inter = a.inter();
+        int maxTiles = a.checkRows(tokens);
         checkShape(hidden, inter, maxTiles);
         int bn = gateUpTileN(inter);
         Kernel k = bn == 256 ? (gateUpWgmma != null ? gateUpWgmma : gateUp256) : gateUp128;
-        k.args().ptr(x).ptr(sortedPairs).ptr(tileExpert).ptr(gateUpWeights).ptr(act).i32(topK).i32(hidden).i32(inter);
+        k.args().ptr(a.x().address()).ptr(a.sortedPairs().address()).ptr(a.tileExpert().address()).ptr(a.gateUp().address())
+                .ptr(a.act().address()).i32(a.topK()).i32(hidden).i32(inter);
         k.launch(s, Dim3.of(inter / (bn / 2), maxTiles), Dim3.of(THREADS), k == gateUpWgmma ? WGMMA_SMEM_BYTES : smemBytes(bn));
     }
 
-    /** {@code act} (sorted order) → {@code contrib [pairs, H]} (pair order), weighted by {@code topkWeights [pairs]}. */
-    public void launchDown(Stream s, long act, long sortedPairs, long tileExpert, int maxTiles, long downWeights, long topkWeights,
-                           long contrib, int hidden, int inter) {
+    /** {@code act} (sorted order) → {@code contrib [tokens·topK, H]} (pair order), weighted by {@code topkWeights}. */
+    public void launchDown(Stream s, DownArgs a, int tokens) {
+        if (tokens < 1) throw new IllegalArgumentException("moe grouped GEMM: tokens must be >= 1, got " + tokens);
+        int hidden = a.hidden(), inter = a.inter();
+        int maxTiles = a.checkRows(tokens);
         checkShape(hidden, inter, maxTiles);
         int bn = downTileN(hidden);
         Kernel k = bn == 256 ? (downWgmma != null ? downWgmma : down256) : down128;
-        k.args().ptr(act).ptr(sortedPairs).ptr(tileExpert).ptr(downWeights).ptr(topkWeights).ptr(contrib).i32(hidden).i32(inter);
+        k.args().ptr(a.act().address()).ptr(a.sortedPairs().address()).ptr(a.tileExpert().address()).ptr(a.down().address())
+                .ptr(a.topkWeights().address()).ptr(a.contrib().address()).i32(hidden).i32(inter);
         k.launch(s, Dim3.of(hidden / bn, maxTiles), Dim3.of(THREADS), k == downWgmma ? WGMMA_SMEM_BYTES : smemBytes(bn));
     }
 

@@ -24,14 +24,43 @@ public final class MoeRouterKernel {
     }
 
     /**
-     * {@code logits [rows, logitStride]} bf16 (columns ≥ experts ignored) → {@code topkIds [rows, topK]} int32 and
-     * {@code topkWeights [rows, topK]} bf16.
+     * The launch's tensors: {@code logits [≥rows, stride]} bf16, the router GEMM's output (columns ≥ {@code experts}
+     * ignored; stride ≥ experts); {@code topkIds [≥rows, topK]} i32, which fixes top-k; {@code topkWeights [≥rows, topK]}
+     * bf16. Row counts are capacities, checked per launch.
      */
-    public void launch(Stream s, long logits, int logitStride, long topkIds, long topkWeights, int rows, int experts, int topK,
-                       boolean normTopkProb) {
-        check(rows, experts, topK, logitStride);
-        kernel.args().ptr(logits).i32(logitStride).ptr(topkIds).ptr(topkWeights).i32(rows).i32(experts).i32(topK)
-                .i32(normTopkProb ? 1 : 0);
+    public record Args(DeviceTensor logits, DeviceTensor topkIds, DeviceTensor topkWeights, int experts, boolean normTopkProb) {
+        static final String OP = "moe router";
+
+        public Args {
+            TensorContract.require(OP, "logits", logits, DType.BF16, TensorContract.ANY, TensorContract.ANY);
+            TensorContract.require(OP, "topkIds", topkIds, DType.I32, TensorContract.ANY, TensorContract.ANY);
+            int topK = topkIds.dim(1);
+            TensorContract.require(OP, "topkWeights", topkWeights, DType.BF16, TensorContract.ANY, topK);
+            if (experts < 1 || experts > MAX_EXPERTS) throw TensorContract.fail(OP, "experts", "must be in [1, " + MAX_EXPERTS + "], got " + experts);
+            if (topK < 1 || topK > Math.min(MAX_TOP_K, experts)) {
+                throw TensorContract.fail(OP, "topkIds", "top-k must be in [1, " + Math.min(MAX_TOP_K, experts) + "], got " + topkIds);
+            }
+            if (logits.dim(1) < experts) throw TensorContract.fail(OP, "logits", "rows are shorter than " + experts + " experts: " + logits);
+        }
+
+        public int topK() {
+            return topkIds.dim(1);
+        }
+
+        void checkRows(int rows) {
+            TensorContract.rows(OP, "logits", logits, rows);
+            TensorContract.rows(OP, "topkIds", topkIds, rows);
+            TensorContract.rows(OP, "topkWeights", topkWeights, rows);
+        }
+    }
+
+    /** Routes the first {@code rows} rows: {@code logits} → {@code topkIds} and {@code topkWeights}. */
+    public void launch(Stream s, Args a, int rows) {
+        int stride = a.logits().dim(1), topK = a.topK();
+        check(rows, a.experts(), topK, stride);
+        a.checkRows(rows);
+        kernel.args().ptr(a.logits().address()).i32(stride).ptr(a.topkIds().address()).ptr(a.topkWeights().address()).i32(rows)
+                .i32(a.experts()).i32(topK).i32(a.normTopkProb() ? 1 : 0);
         kernel.launch(s, Dim3.of((rows + WARPS - 1) / WARPS), Dim3.of(WARPS * 32), 0);
     }
 

@@ -69,21 +69,76 @@ public final class PrefillAttentionKernel {
     }
 
     /**
-     * @param shape the step's fixed shape: T = {@code shape.tokens()} rows, {@code shape.seqs()} batch entries
-     * @param q     [T, heads, headDim] from {@link AttentionPrepKernel}
-     * @param out   [T, heads · headDim], ready for o_proj (every row written: padding and rows past the last entry zero)
-     * @param gate  first gate value (q_proj output + headDim elements), or 0 for no gate
-     * @param gateTokenStride elements between tokens of the gate (q_proj layout: heads · 2 · headDim)
-     * @param gateHeadStride  elements between heads of the gate (q_proj layout: 2 · headDim)
+     * The launch's tensors for {@code geometry} (H heads, head dim hd; row counts are capacities, checked per launch):
+     * {@code q [≥T, H, hd]} bf16 from {@link AttentionPrepKernel}; {@code out [≥T, H·hd]} bf16, ready for o_proj (every
+     * row written: padding and rows past the last entry zero); the output gate, or null for none: {@code gate
+     * [≥T, H, S]} bf16 whose head rows hold the hd gate values from column {@code gateColumn} on (q_proj's output viewed
+     * as {@code [T, H, 2·hd]} with column hd; or a dense {@code [T, H, hd]} with column 0).
      */
-    public void launch(Stream s, StepShape shape, long q, KvPages pages, int layer, AttentionBatch batch, long out, long gate,
-                       int gateTokenStride, int gateHeadStride) {
-        checkGate(gate, gateTokenStride, gateHeadStride, geometry);
+    public record Args(AttentionGeometry geometry, DeviceTensor q, DeviceTensor out, DeviceTensor gate, int gateColumn) {
+        static final String OP = "prefill attention";
+
+        public Args {
+            checkTensors(OP, geometry, q, out, gate, gateColumn);
+        }
+
+        void checkRows(int rows) {
+            checkTensorRows(OP, rows, q, out, gate);
+        }
+    }
+
+    /** The contract of both attention launches' records (this and {@link DecodeAttentionKernel.Args}). */
+    static void checkTensors(String op, AttentionGeometry g, DeviceTensor q, DeviceTensor out, DeviceTensor gate, int gateColumn) {
+        int any = TensorContract.ANY, h = g.heads(), hd = g.headDim();
+        TensorContract.require(op, "q", q, DType.BF16, any, h, hd);
+        TensorContract.require(op, "out", out, DType.BF16, any, h * hd);
+        if (gate == null) return;
+        TensorContract.require(op, "gate", gate, DType.BF16, any, h, any);
+        if (gateColumn < 0 || gateColumn + hd > gate.dim(2)) {
+            throw TensorContract.fail(op, "gateColumn", hd + " gate values from column " + gateColumn + " do not fit " + gate);
+        }
+        checkGate(gateAddress(gate, gateColumn), gateTokenStride(gate), gateHeadStride(gate), g);
+    }
+
+    static void checkTensorRows(String op, int rows, DeviceTensor q, DeviceTensor out, DeviceTensor gate) {
+        TensorContract.rows(op, "q", q, rows);
+        TensorContract.rows(op, "out", out, rows);
+        if (gate != null) TensorContract.rows(op, "gate", gate, rows);
+    }
+
+    /** The kernels' gate pointer: the first gate value, or 0 for no gate. */
+    static long gateAddress(DeviceTensor gate, int gateColumn) {
+        return gate == null ? 0 : gate.address() + (long) DType.BF16.bytes() * gateColumn;
+    }
+
+    /** Elements between two tokens' gates (0 for no gate). */
+    static int gateTokenStride(DeviceTensor gate) {
+        return gate == null ? 0 : gate.dim(1) * gate.dim(2);
+    }
+
+    /** Elements between two heads' gates (0 for no gate). */
+    static int gateHeadStride(DeviceTensor gate) {
+        return gate == null ? 0 : gate.dim(2);
+    }
+
+    /** Launch arguments must be built for the launcher's geometry. */
+    static void checkGeometry(AttentionGeometry built, AttentionGeometry runs, String op) {
+        if (built != runs && !built.equals(runs)) {
+            throw new IllegalArgumentException(op + ": arguments built for " + built + ", the launcher runs " + runs);
+        }
+    }
+
+    /** Attention over {@code layer}'s pages for a step of fixed {@code shape} ({@code shape.tokens()} rows, {@code shape.seqs()} entries). */
+    public void launch(Stream s, StepShape shape, Args a, AttentionBatch batch, KvPages pages, int layer) {
+        checkGeometry(a.geometry(), geometry, Args.OP);
         checkPool(geometry, pages.geometry(), "prefill attention");
         checkEntries(shape, batch, "prefill attention");
-        kernel.args().ptr(q).ptr(pages.keys(layer)).ptr(pages.values(layer)).ptr(batch.pageTable()).i32(batch.pageTableStride())
-                .ptr(batch.cuSeqlens()).ptr(batch.pastLengths()).i32(shape.seqs()).i32(shape.tokens()).ptr(out).ptr(gate)
-                .i32(gateTokenStride).i32(gateHeadStride).i32(geometry.heads()).i32(geometry.kvHeads()).f32(geometry.scaleLog2());
+        a.checkRows(shape.tokens());
+        DeviceTensor gate = a.gate();
+        kernel.args().ptr(a.q().address()).ptr(pages.keys(layer)).ptr(pages.values(layer)).ptr(batch.pageTable())
+                .i32(batch.pageTableStride()).ptr(batch.cuSeqlens()).ptr(batch.pastLengths()).i32(shape.seqs()).i32(shape.tokens())
+                .ptr(a.out().address()).ptr(gateAddress(gate, a.gateColumn())).i32(gateTokenStride(gate)).i32(gateHeadStride(gate))
+                .i32(geometry.heads()).i32(geometry.kvHeads()).f32(geometry.scaleLog2());
         kernel.launch(s, grid(geometry, shape), Dim3.of(threads(groupWarps)), sharedBytes(geometry.headDim(), groupWarps));
     }
 

@@ -21,17 +21,70 @@ public final class RmsNormKernel {
         this.fused = lib.kernel("rmsnorm", "add_rmsnorm_bf16");
     }
 
-    /** {@code y[rows, hidden] = rmsnorm(x) · (1 + w)}. */
-    public void launch(Stream s, long x, long w, long y, int rows, int hidden, float eps) {
+    /**
+     * The plain launch's tensors: the norm weight {@code w [hidden]} bf16 fixes hidden; {@code x} and {@code y}
+     * {@code [≥rows, hidden]} bf16. Row counts are capacities, checked per launch.
+     */
+    public record Args(DeviceTensor x, DeviceTensor w, DeviceTensor y) {
+        static final String OP = "rmsnorm";
+
+        public Args {
+            int hidden = TensorContract.require(OP, "w", w, DType.BF16, TensorContract.ANY).dim(0);
+            TensorContract.require(OP, "x", x, DType.BF16, TensorContract.ANY, hidden);
+            TensorContract.require(OP, "y", y, DType.BF16, TensorContract.ANY, hidden);
+        }
+
+        public int hidden() {
+            return w.dim(0);
+        }
+
+        void checkRows(int rows) {
+            TensorContract.rows(OP, "x", x, rows);
+            TensorContract.rows(OP, "y", y, rows);
+        }
+    }
+
+    /**
+     * The fused launch's tensors: the norm weight {@code w [hidden]} bf16 fixes hidden; {@code delta}, {@code residual}
+     * (updated in place) and {@code y} {@code [≥rows, hidden]} bf16. Row counts are capacities, checked per launch.
+     */
+    public record AddArgs(DeviceTensor delta, DeviceTensor residual, DeviceTensor w, DeviceTensor y) {
+        static final String OP = "add + rmsnorm";
+
+        public AddArgs {
+            int hidden = TensorContract.require(OP, "w", w, DType.BF16, TensorContract.ANY).dim(0);
+            TensorContract.require(OP, "delta", delta, DType.BF16, TensorContract.ANY, hidden);
+            TensorContract.require(OP, "residual", residual, DType.BF16, TensorContract.ANY, hidden);
+            TensorContract.require(OP, "y", y, DType.BF16, TensorContract.ANY, hidden);
+        }
+
+        public int hidden() {
+            return w.dim(0);
+        }
+
+        void checkRows(int rows) {
+            TensorContract.rows(OP, "delta", delta, rows);
+            TensorContract.rows(OP, "residual", residual, rows);
+            TensorContract.rows(OP, "y", y, rows);
+        }
+    }
+
+    /** {@code y[rows, hidden] = rmsnorm(x) · (1 + w)} over the first {@code rows} rows. */
+    public void launch(Stream s, Args a, int rows, float eps) {
+        int hidden = a.hidden();
         check(rows, hidden);
-        plain.args().ptr(x).ptr(w).ptr(y).i32(rows).i32(hidden).f32(eps);
+        a.checkRows(rows);
+        plain.args().ptr(a.x().address()).ptr(a.w().address()).ptr(a.y().address()).i32(rows).i32(hidden).f32(eps);
         plain.launch(s, Dim3.of(rows), Dim3.of(THREADS), 0);
     }
 
     /** {@code residual = bf16(residual + delta)} in place, then {@code y = rmsnorm(residual) · (1 + w)}. */
-    public void launchAdd(Stream s, long delta, long residual, long w, long y, int rows, int hidden, float eps) {
+    public void launchAdd(Stream s, AddArgs a, int rows, float eps) {
+        int hidden = a.hidden();
         check(rows, hidden);
-        fused.args().ptr(delta).ptr(residual).ptr(w).ptr(y).i32(rows).i32(hidden).f32(eps);
+        a.checkRows(rows);
+        fused.args().ptr(a.delta().address()).ptr(a.residual().address()).ptr(a.w().address()).ptr(a.y().address()).i32(rows)
+                .i32(hidden).f32(eps);
         fused.launch(s, Dim3.of(rows), Dim3.of(THREADS), 0);
     }
 

@@ -30,7 +30,8 @@ public final class SamplingKernel implements AutoCloseable {
     static final int ARGMAX_PARTS = 32;
     /** Bytes of one row's parameters: (temperature, topK, topP, minP), (repetition penalty, presence penalty, 0, 0) as floats. */
     public static final int PARAMS_BYTES = 32;
-    static final int RNG_BYTES = 16;
+    /** Bytes of one row's generator state: (seed, offset) as two u64. */
+    public static final int RNG_BYTES = 16;
     /** sample_rows' key histogram: 57,344 u32 bins below the largest logit's key (dynamic shared memory). */
     static final int SAMPLE_SMEM_BYTES = 1024 * 56 * 4;
 
@@ -90,23 +91,69 @@ public final class SamplingKernel implements AutoCloseable {
         }
     }
 
-    /** {@code outIds[r] = argmax(logits[r, 0:vocab])} (lowest id on ties, −1 if the row has a NaN); no penalties, no history. */
-    public void greedy(Stream s, long logits, int stride, int vocab, int rows, long outIds) {
-        check(stride, vocab, rows);
-        launchArgmax(s, logits, stride, vocab, rows, 0, 0, 0, 0, 0, 0, outIds);
+    /**
+     * A launch's tensors (row counts are capacities, checked per launch): {@code logits [≥rows, stride]} bf16 (the stride a
+     * multiple of 8); {@code outIds [≥rows]} i32; {@code params [≥rows, 8]} f32, each row's {@link #writeParams} record;
+     * {@code rng [≥rows, 2]} u64, each row's {@link #writeRng} state; {@code rowSlot [≥rows]} i32, each row's sequence slot
+     * of {@code history} (−1: a padding row). Greedy needs none of the last four, or params, rowSlot and the history for the
+     * penalties; sampling needs params and rng, plus rowSlot and the history for the penalties. Absent ones are null.
+     */
+    public record Args(DeviceTensor logits, DeviceTensor params, DeviceTensor rng, DeviceTensor rowSlot, TokenHistory history,
+                       DeviceTensor outIds) {
+        static final String OP = "sampling";
+
+        public Args {
+            int any = TensorContract.ANY;
+            TensorContract.require(OP, "logits", logits, DType.BF16, any, any);
+            int stride = TensorContract.positive(OP, "logits", logits, 1);
+            if (stride % 8 != 0) throw TensorContract.fail(OP, "logits", "row stride must be a multiple of 8, got " + logits);
+            TensorContract.optional(OP, "params", params, DType.F32, any, PARAMS_BYTES / 4);
+            TensorContract.optional(OP, "rng", rng, DType.U64, any, RNG_BYTES / 8);
+            TensorContract.optional(OP, "rowSlot", rowSlot, DType.I32, any);
+            if (history != null) {
+                TensorContract.require(OP, "params", params, DType.F32, any, PARAMS_BYTES / 4);
+                TensorContract.require(OP, "rowSlot", rowSlot, DType.I32, any);
+            } else if (rowSlot != null) {
+                throw TensorContract.fail(OP, "rowSlot", "needs the token history its slots index, got " + rowSlot);
+            }
+            TensorContract.require(OP, "outIds", outIds, DType.I32, any);
+        }
+
+        /** Elements between two logits rows. */
+        public int stride() {
+            return logits.dim(1);
+        }
+
+        /** The arguments a greedy ({@code sampling} false) or sampling launch over {@code rows} reads are there and fit. */
+        void checkRows(int rows, boolean sampling) {
+            if (sampling && params == null) throw TensorContract.fail(OP, "params", "is missing: sampling reads each row's parameters");
+            if (sampling && rng == null) throw TensorContract.fail(OP, "rng", "is missing: sampling draws from each row's generator");
+            TensorContract.rows(OP, "logits", logits, rows);
+            if (history != null || sampling) TensorContract.rows(OP, "params", params, rows);
+            if (sampling) TensorContract.rows(OP, "rng", rng, rows);
+            if (history != null) TensorContract.rows(OP, "rowSlot", rowSlot, rows);
+            TensorContract.rows(OP, "outIds", outIds, rows);
+        }
     }
 
     /**
-     * Greedy with the rows' penalties ({@code params}: only the penalties are read) over each row's slot of
-     * {@code history}, then the picked id marked seen and generated there. {@code rowSlot [rows]} int32: −1 skips the row
-     * (id −1, nothing read or marked).
+     * {@code outIds[r] = argmax(logits[r, 0:vocab])} over the first {@code rows} rows (lowest id on ties, −1 if the row has
+     * a NaN). With a history in {@code a}: the rows' penalties first ({@code params}: only the penalties are read) over each
+     * row's slot of the history, then the picked id marked seen and generated there; a row whose {@code rowSlot} is −1 is
+     * skipped (id −1, nothing read or marked). Without one: no penalties, no history.
      */
-    public void greedy(Stream s, long logits, int stride, int vocab, int rows, long params, long rowSlot, TokenHistory history,
-                       long outIds) {
+    public void greedy(Stream s, Args a, int vocab, int rows) {
+        int stride = a.stride();
         check(stride, vocab, rows);
-        checkHistory(vocab, params, rowSlot, history);
-        launchArgmax(s, logits, stride, vocab, rows, params, rowSlot, history.seen(), history.generated(), history.words(),
-                history.slots(), outIds);
+        TokenHistory h = a.history();
+        if (h != null) checkHistory(vocab, a.params().address(), a.rowSlot().address(), h);
+        a.checkRows(rows, false);
+        if (h == null) {
+            launchArgmax(s, a.logits().address(), stride, vocab, rows, 0, 0, 0, 0, 0, 0, a.outIds().address());
+        } else {
+            launchArgmax(s, a.logits().address(), stride, vocab, rows, a.params().address(), a.rowSlot().address(), h.seen(),
+                    h.generated(), h.words(), h.slots(), a.outIds().address());
+        }
     }
 
     private void launchArgmax(Stream s, long logits, int stride, int vocab, int rows, long params, long rowSlot, long seen,
@@ -117,25 +164,25 @@ public final class SamplingKernel implements AutoCloseable {
         argmax.launch(s, Dim3.of(ARGMAX_PARTS, rows), Dim3.of(256), 0);
     }
 
-    /** One token per row following {@code params[r]} (penalties ignored: no history); advances {@code rng[r]}'s offset by one for sampled rows. */
-    public void sample(Stream s, long logits, int stride, int vocab, int rows, long params, long rng, long outIds) {
-        check(stride, vocab, rows);
-        if (params == 0 || rng == 0) throw new IllegalArgumentException("sampling: params and rng must be device arrays");
-        launchSample(s, logits, stride, vocab, rows, params, rng, 0, 0, 0, 0, 0, outIds);
-    }
-
     /**
-     * One token per row following {@code params[r]}, penalties included, over each row's slot of {@code history}; the picked
-     * id is marked seen and generated there. Rows whose {@code rowSlot} is −1 are skipped (id −1, generator untouched);
-     * the others advance {@code rng[r]}'s offset by one when they sample (temperature > 0).
+     * One token per row of the first {@code rows} following {@code params[r]}; sampled rows (temperature > 0) advance
+     * {@code rng[r]}'s offset by one. With a history in {@code a}: penalties included, over each row's slot of the history,
+     * the picked id marked seen and generated there, and rows whose {@code rowSlot} is −1 skipped (id −1, generator
+     * untouched). Without one: penalties ignored.
      */
-    public void sample(Stream s, long logits, int stride, int vocab, int rows, long params, long rng, long rowSlot,
-                       TokenHistory history, long outIds) {
+    public void sample(Stream s, Args a, int vocab, int rows) {
+        int stride = a.stride();
         check(stride, vocab, rows);
-        if (rng == 0) throw new IllegalArgumentException("sampling: rng must be a device array");
-        checkHistory(vocab, params, rowSlot, history);
-        launchSample(s, logits, stride, vocab, rows, params, rng, rowSlot, history.seen(), history.generated(), history.words(),
-                history.slots(), outIds);
+        a.checkRows(rows, true);
+        TokenHistory h = a.history();
+        if (h != null) checkHistory(vocab, a.params().address(), a.rowSlot().address(), h);
+        if (h == null) {
+            launchSample(s, a.logits().address(), stride, vocab, rows, a.params().address(), a.rng().address(), 0, 0, 0, 0, 0,
+                    a.outIds().address());
+        } else {
+            launchSample(s, a.logits().address(), stride, vocab, rows, a.params().address(), a.rng().address(), a.rowSlot().address(),
+                    h.seen(), h.generated(), h.words(), h.slots(), a.outIds().address());
+        }
     }
 
     private void launchSample(Stream s, long logits, int stride, int vocab, int rows, long params, long rng, long rowSlot, long seen,

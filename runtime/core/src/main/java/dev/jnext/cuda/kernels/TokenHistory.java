@@ -84,14 +84,50 @@ public final class TokenHistory implements AutoCloseable {
     }
 
     /**
-     * Marks {@code ids [rows]} (int32, e.g. a step's input token ids) as seen in the slot of each row,
-     * {@code rowSlot [rows]} (int32; −1 or a slot out of range: the row is skipped; ids outside [0, vocab) are ignored).
+     * The tensors {@link #observe} reads, i32 (row counts are capacities, checked per launch): {@code ids [≥rows]}, e.g. a
+     * step's input token ids, and {@code rowSlot [≥rows]}, each row's sequence slot.
      */
-    public void observe(Stream s, long ids, long rowSlot, int rows) {
+    public record ObserveArgs(DeviceTensor ids, DeviceTensor rowSlot) {
+        static final String OP = "token history observe";
+
+        public ObserveArgs {
+            TensorContract.require(OP, "ids", ids, DType.I32, TensorContract.ANY);
+            TensorContract.require(OP, "rowSlot", rowSlot, DType.I32, TensorContract.ANY);
+        }
+
+        void checkRows(int rows) {
+            TensorContract.rows(OP, "ids", ids, rows);
+            TensorContract.rows(OP, "rowSlot", rowSlot, rows);
+        }
+    }
+
+    /**
+     * Marks the first {@code rows} ids as seen in the slot of each row (a row whose slot is −1 or out of range is skipped;
+     * ids outside [0, vocab) are ignored).
+     */
+    public void observe(Stream s, ObserveArgs a, int rows) {
         if (rows < 1) throw new IllegalArgumentException("token history: rows must be >= 1, got " + rows);
-        if (ids == 0 || rowSlot == 0) throw new IllegalArgumentException("token history: ids and rowSlot must be device arrays");
-        observe.args().ptr(ids).ptr(rowSlot).i32(rows).ptr(seen()).i32(words).i32(slots).i32(vocab);
+        a.checkRows(rows);
+        observe.args().ptr(a.ids().address()).ptr(a.rowSlot().address()).i32(rows).ptr(seen()).i32(words).i32(slots).i32(vocab);
         observe.launch(s, Dim3.of((rows + OBSERVE_THREADS - 1) / OBSERVE_THREADS), Dim3.of(OBSERVE_THREADS), 0);
+    }
+
+    /**
+     * Marks {@code tokens} as seen in {@code slot} (ids outside [0, vocab) are ignored), as if a step had fed them: a
+     * prefix restored from the prefix cache. The slot's seen row is overwritten with a bitmask built on the host, so the
+     * slot must be fresh (just {@link #reset}). Stream-ordered after the reset; waits for the stream (the host
+     * buffer's lifetime), so it runs between steps.
+     */
+    public void markSeenFresh(Stream s, int slot, int[] tokens) {
+        checkSlot(slot, slots);
+        int[] bits = new int[words];
+        for (int t : tokens) if (t >= 0 && t < vocab) bits[t >>> 5] |= 1 << (t & 31);
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment host = arena.allocate(4L * words, 4);
+            MemorySegment.copy(bits, 0, host, java.lang.foreign.ValueLayout.JAVA_INT, 0, words);
+            pools.copyFromHostAsync(host, 4L * slot * words, s);
+            s.synchronize();
+        }
     }
 
     /** The seen set of {@code slot}, read back synchronously (tests, diagnostics). */

@@ -92,6 +92,26 @@ public final class GdnStatePools implements AutoCloseable {
         }
     }
 
+    /**
+     * Copies slot {@code from} of {@code src} into slot {@code to} of these pools, every layer (conv and recurrent),
+     * stream-ordered: two device-to-device copies a layer. The pools may differ in slot count (the prefix cache's snapshot
+     * arena is pools of its own size), not in anything else.
+     */
+    public void copySlot(GdnStatePools src, int from, int to, Stream stream) {
+        Geometry g = src.geometry;
+        if (g.layers() != geometry.layers() || g.convDim() != geometry.convDim() || g.kernel() != geometry.kernel()
+                || g.valueHeads() != geometry.valueHeads() || g.keyDim() != geometry.keyDim() || g.valueDim() != geometry.valueDim()) {
+            throw new IllegalArgumentException("GDN state pools differ: " + g + " vs " + geometry);
+        }
+        if (from < 0 || from >= g.slots()) throw new IndexOutOfBoundsException("GDN slot " + from + " of " + g.slots());
+        if (to < 0 || to >= geometry.slots()) throw new IndexOutOfBoundsException("GDN slot " + to + " of " + geometry.slots());
+        long c = geometry.convSlotBytes(), r = geometry.recurrentSlotBytes();
+        for (int l = 0; l < geometry.layers(); l++) {
+            conv.copyFrom(src.conv, src.layerOffset(l, c) + from * c, layerOffset(l, c) + to * c, c, stream);
+            recurrent.copyFrom(src.recurrent, src.layerOffset(l, r) + from * r, layerOffset(l, r) + to * r, r, stream);
+        }
+    }
+
     /** Device buffers of the pools (tests read the state back). */
     public DeviceBuffer convBuffer() {
         return conv;

@@ -28,6 +28,30 @@ public final class PageTable {
         count += need;
     }
 
+    /**
+     * Makes the table's first {@code shared.length} pages the given ones (a prefix restored from the cache: their holder
+     * count goes up by one) and gives the pages they replace back; a table holding fewer pages grows to that many.
+     */
+    public void replacePrefix(int[] shared) {
+        if (released) throw new IllegalStateException("page table was released");
+        for (int p : shared) allocator.share(p);   // first, so that nothing is freed that a shared page might be
+        if (shared.length > pages.length) pages = Arrays.copyOf(pages, Math.max(shared.length, 2 * pages.length));
+        for (int i = 0; i < shared.length; i++) {
+            if (i < count) allocator.give(pages[i]);
+            pages[i] = shared[i];
+        }
+        count = Math.max(count, shared.length);
+    }
+
+    /** Pages {@code [from, to)} of the table, each with one more holder (the caller gives them back). */
+    public int[] share(int from, int to) {
+        if (released) throw new IllegalStateException("page table was released");
+        if (from < 0 || to > count || from > to) throw new IndexOutOfBoundsException("pages " + from + ".." + to + " of " + count);
+        int[] out = Arrays.copyOfRange(pages, from, to);
+        for (int p : out) allocator.share(p);
+        return out;
+    }
+
     /** Returns every page to the pool; the table is empty and unusable afterwards. */
     public void release() {
         if (released) return;

@@ -71,9 +71,11 @@ class AttentionGpuTest {
             try (AttentionBatch batch = f.stage(); DeviceBuffer dq = upload(q, "q"); DeviceBuffer dqg = upload(qg, "qg");
                  DeviceBuffer out = poisoned(f.totalTokens * w, "out"); DeviceBuffer plain = poisoned(f.totalTokens * w, "out-nogate")) {
                 StepShape shape = StepShape.prefill(f.totalTokens, f.specs.size());
-                k.launch(s, shape, dq.address(), f.pages, AttentionFixture.LAYER, batch, out.address(), dqg.address(2L * g.headDim()),
-                        2 * w, 2 * g.headDim());
-                k.launch(s, shape, dq.address(), f.pages, AttentionFixture.LAYER, batch, plain.address(), 0, 0, 0);
+                DeviceTensor tq = Tensors.rows(dq, DType.BF16, g.heads(), g.headDim());
+                k.launch(s, shape, new PrefillAttentionKernel.Args(g, tq, Tensors.rows(out, DType.BF16, w),
+                        Tensors.rows(dqg, DType.BF16, g.heads(), 2 * g.headDim()), g.headDim()), batch, f.pages, AttentionFixture.LAYER);
+                k.launch(s, shape, new PrefillAttentionKernel.Args(g, tq, Tensors.rows(plain, DType.BF16, w), null, 0), batch, f.pages,
+                        AttentionFixture.LAYER);
                 float[][] ref = f.reference(f.pool, q);
                 f.assertOutput(ref, gateView(qg, g, f.totalTokens), 2 * w, 2 * g.headDim(), download(out, f.totalTokens * w),
                         "prefill+gate " + g);
@@ -102,13 +104,15 @@ class AttentionGpuTest {
                 StepShape shape = StepShape.decode(specs.size());
                 for (int splits : new int[] {auto, 1, 3, k.maxSplitsFor(specs.size())}) {
                     try (DeviceBuffer out = poisoned(f.totalTokens * w, "out")) {
-                        k.launch(s, shape, dq.address(), f.pages, AttentionFixture.LAYER, batch, out.address(), dg.address(), w,
-                                g.headDim(), splits);
+                        k.launch(s, shape, new DecodeAttentionKernel.Args(g, Tensors.rows(dq, DType.BF16, g.heads(), g.headDim()),
+                                Tensors.rows(out, DType.BF16, w), Tensors.rows(dg, DType.BF16, g.heads(), g.headDim()), 0), batch, f.pages,
+                                AttentionFixture.LAYER, splits);
                         f.assertOutput(ref, gate, w, g.headDim(), download(out, f.totalTokens * w), "decode splits=" + splits + " " + g);
                     }
                 }
                 try (DeviceBuffer out = poisoned(f.totalTokens * w, "out")) {
-                    k.launch(s, shape, dq.address(), f.pages, AttentionFixture.LAYER, batch, out.address(), 0, 0, 0);
+                    k.launch(s, shape, new DecodeAttentionKernel.Args(g, Tensors.rows(dq, DType.BF16, g.heads(), g.headDim()),
+                            Tensors.rows(out, DType.BF16, w), null, 0), batch, f.pages, AttentionFixture.LAYER);
                     f.assertOutput(ref, null, 0, 0, download(out, f.totalTokens * w), "decode no gate " + g);
                 }
             }
@@ -133,8 +137,9 @@ class AttentionGpuTest {
             try (AttentionBatch batch = f.stage(); DeviceBuffer dqg = upload(qg, "qg"); DeviceBuffer dkv = upload(kv, "kv");
                  DeviceBuffer dqw = upload(qw, "q_norm"); DeviceBuffer dkw = upload(kw, "k_norm");
                  DeviceBuffer qOut = poisoned(tokens * w, "q")) {
-                k.launch(s, StepShape.prefill(tokens, specs.size()), dqg.address(), dkv.address(), dkv.address(2L * kvw), 2 * kvw,
-                        dqw.address(), dkw.address(), batch, f.pages, AttentionFixture.LAYER, qOut.address());
+                k.launch(s, StepShape.prefill(tokens, specs.size()), new AttentionPrepKernel.Args(g, Tensors.rows(dqg, DType.BF16, 2 * w),
+                        Tensors.rows(dkv, DType.BF16, 2 * kvw), Tensors.of(dqw, DType.BF16, hd), Tensors.of(dkw, DType.BF16, hd),
+                        Tensors.rows(qOut, DType.BF16, g.heads(), hd)), batch, f.pages, AttentionFixture.LAYER);
                 short[] gotQ = download(qOut, tokens * w);
                 short[] gotPool = f.downloadPool();
                 float[] inv = new RotaryEmbedding(hd, g.rotaryDim(), theta).invFreq();
@@ -260,8 +265,10 @@ class AttentionGpuTest {
                      DeviceBuffer dq = poisoned(tokens * w, "q"); DeviceBuffer out = poisoned(tokens * w, "out")) {
                     batch.stage(seqs, s);
                     StepShape shape = step == 2 ? StepShape.decode(3) : StepShape.prefill(tokens, 3);
-                    core.forward(s, shape, dqg.address(), dkv.address(), dkv.address(2L * kvw), 2 * kvw, dqw.address(), dkw.address(),
-                            batch, f.pages, AttentionFixture.LAYER, dq.address(), out.address());
+                    core.forward(s, shape, new GatedAttentionCore.Args(g, Tensors.rows(dqg, DType.BF16, 2 * w),
+                            Tensors.rows(dkv, DType.BF16, 2 * kvw), Tensors.of(dqw, DType.BF16, g.headDim()),
+                            Tensors.of(dkw, DType.BF16, g.headDim()), Tensors.rows(dq, DType.BF16, g.heads(), g.headDim()),
+                            Tensors.rows(out, DType.BF16, w)), batch, f.pages, AttentionFixture.LAYER);
                     // prep's output must be its reference (rare 1-ulp flips allowed, as in the prep test) ...
                     short[] gotQ = download(dq, tokens * w);
                     short[] gotPool = f.downloadPool();

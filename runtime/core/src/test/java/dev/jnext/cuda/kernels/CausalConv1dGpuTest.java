@@ -68,8 +68,10 @@ class CausalConv1dGpuTest {
         try (DeviceBuffer dx = upload(x, "x"); DeviceBuffer dw = upload(w, "w"); DeviceBuffer dPool = upload(pool, "conv state");
              DeviceBuffer dCu = DeviceArrays.upload(cu, "cu_seqlens"); DeviceBuffer dSlots = DeviceArrays.upload(slots, "slots");
              DeviceBuffer dOut = poisoned(tokens * channels, "out")) {
-            kernel.launchPrefill(s, StepShape.prefill(tokens, batch), dx.address(), dw.address(), dPool.address(), dCu.address(),
-                    dSlots.address(), dOut.address(), channels, width);
+            kernel.launchPrefill(s, StepShape.prefill(tokens, batch), new CausalConv1dKernel.PrefillArgs(
+                    Tensors.rows(dx, DType.BF16, channels), Tensors.of(dw, DType.BF16, channels, width),
+                    Tensors.rows(dPool, DType.BF16, channels, width - 1), Tensors.rows(dCu, DType.I32), Tensors.rows(dSlots, DType.I32),
+                    Tensors.rows(dOut, DType.BF16, channels)));
             short[] out = download(dOut, tokens * channels);
             short[] gotPool = download(dPool, pool.length);
             assertArrayEquals(refPool, gotPool, "conv state: the last K-1 raw inputs of every live sequence, others untouched");
@@ -112,8 +114,10 @@ class CausalConv1dGpuTest {
                     if (slots[b] >= 0) CausalConv1dKernelReference.reference(x, b, 1, w, refPool, slots[b] * channels * k1, channels, width, refOut, preSilu);
                 }
                 try (DeviceBuffer dx = upload(x, "x"); DeviceBuffer dOut = poisoned(batch * channels, "out")) {
-                    kernel.launchUpdate(s, StepShape.decode(batch), dx.address(), dw.address(), dPool.address(), dSlots.address(),
-                            dOut.address(), channels, width);
+                    kernel.launchUpdate(s, StepShape.decode(batch), new CausalConv1dKernel.UpdateArgs(
+                            Tensors.rows(dx, DType.BF16, channels), Tensors.of(dw, DType.BF16, channels, width),
+                            Tensors.rows(dPool, DType.BF16, channels, width - 1), Tensors.rows(dSlots, DType.I32),
+                            Tensors.rows(dOut, DType.BF16, channels)));
                     short[] out = download(dOut, batch * channels);
                     for (int b = 0; b < batch; b++) {
                         for (int c = 0; c < channels; c++) {

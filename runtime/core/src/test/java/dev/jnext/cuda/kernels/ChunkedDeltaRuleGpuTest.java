@@ -33,7 +33,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * <p>Tolerances, as relative L2 error per (sequence, value head):
  * <ul>
  *   <li>chunked path, 1e-2 on outputs and final states: the tensor-core operands are bf16 (relative rounding
- *       2⁻⁹ ≈ 2e-3 on the state in K·S and Q·S, on X and V' and on the chunk matrices T and P, as in fla), errors
+ *       2⁻⁹ ≈ 2e-3 on the state in K·S and Q·S, on V'·decay in the update and on the chunk matrices T and P, as in
+ *       fla; X and V' enter their products as bf16 hi + lo), errors
  *       of independent roundings add in quadrature to a few 1e-3; the output adds its own bf16 rounding (≈ 1e-3).
  *   <li>recurrent path, 4e-3 on outputs (fp32 arithmetic in another order, then one bf16 rounding: at most 2⁻⁹
  *       relative per element) and 1e-4 on states (fp32 only).
@@ -93,8 +94,14 @@ class ChunkedDeltaRuleGpuTest {
         }
 
         void launch(ChunkedDeltaRuleKernel k, Stream s, Path path) {
-            k.launch(s, StepShape.prefill(batch.tokens, LENGTHS.length), qkv.address(), beta.address(), g.address(), cu.address(),
-                    slots.address(), pool.address(), out.address(), path);
+            k.launch(s, StepShape.prefill(batch.tokens, LENGTHS.length), args(k.config()), path);
+        }
+
+        ChunkedDeltaRuleKernel.Args args(ChunkedDeltaRuleKernel.Config c) {
+            int hv = c.valueHeads();
+            return new ChunkedDeltaRuleKernel.Args(c, Tensors.rows(qkv, DType.BF16, c.qkvWidth()), Tensors.rows(beta, DType.F32, hv),
+                    Tensors.rows(g, DType.F32, hv), Tensors.rows(cu, DType.I32), Tensors.rows(slots, DType.I32),
+                    Tensors.rows(pool, DType.F32, hv, c.keyDim(), c.valueDim()), Tensors.rows(out, DType.BF16, hv * c.valueDim()));
         }
 
         short[] out() {

@@ -47,21 +47,31 @@ class ChunkedDeltaRuleKernelTest {
         assertThrows(IllegalArgumentException.class, () -> new Config(1, 1, 128, 128, 10, 0));
     }
 
+    /** Tensors of a launch for {@code c} at the plausible address {@link #P}, rows as the config's capacities. */
+    static ChunkedDeltaRuleKernel.Args args(Config c, long qkv, long cu) {
+        int t = c.maxTokens(), hv = c.valueHeads();
+        return new ChunkedDeltaRuleKernel.Args(c, DeviceTensor.of("qkv", qkv, DType.BF16, t, c.qkvWidth()),
+                DeviceTensor.of("beta", P, DType.F32, t, hv), DeviceTensor.of("g", P, DType.F32, t, hv),
+                DeviceTensor.of("cu", cu, DType.I32, c.maxSequences() + 1), DeviceTensor.of("slots", P, DType.I32, c.maxSequences()),
+                DeviceTensor.of("pool", P, DType.F32, 4, hv, c.keyDim(), c.valueDim()),
+                DeviceTensor.of("out", P, DType.BF16, t, hv * c.valueDim()));
+    }
+
     @Test
     void launchChecksCountsPathAndPointers() {
         Config c = new Config(2, 4, 128, 128, 100, 3);
-        ChunkedDeltaRuleKernel.checkLaunch(c, P, P, P, P, P, P, P, StepShape.prefill(100, 3), Path.CHUNKED);
-        ChunkedDeltaRuleKernel.checkLaunch(c, P, P, P, P, P, P, P, StepShape.prefill(1, 1), Path.RECURRENT);
-        var e = assertThrows(IllegalArgumentException.class, () -> ChunkedDeltaRuleKernel.checkLaunch(c, P, P, P, P, P, P, P, StepShape.prefill(101, 1), Path.CHUNKED));
+        ChunkedDeltaRuleKernel.checkLaunch(c, args(c, P, P), StepShape.prefill(100, 3), Path.CHUNKED);
+        ChunkedDeltaRuleKernel.checkLaunch(c, args(c, P, P), StepShape.prefill(1, 1), Path.RECURRENT);
+        var e = assertThrows(IllegalArgumentException.class, () -> ChunkedDeltaRuleKernel.checkLaunch(c, args(c, P, P), StepShape.prefill(101, 1), Path.CHUNKED));
         assertTrue(e.getMessage().contains("tokens must be in 1..100, got 101"), e.getMessage());
-        e = assertThrows(IllegalArgumentException.class, () -> ChunkedDeltaRuleKernel.checkLaunch(c, P, P, P, P, P, P, P, StepShape.prefill(10, 4), Path.CHUNKED));
+        e = assertThrows(IllegalArgumentException.class, () -> ChunkedDeltaRuleKernel.checkLaunch(c, args(c, P, P), StepShape.prefill(10, 4), Path.CHUNKED));
         assertTrue(e.getMessage().contains("sequences must be in 1..3, got 4"), e.getMessage());
-        e = assertThrows(IllegalArgumentException.class, () -> ChunkedDeltaRuleKernel.checkLaunch(c, P, P, P, 0, P, P, P, StepShape.prefill(10, 1), Path.CHUNKED));
-        assertTrue(e.getMessage().contains("cu_seqlens is a null device pointer"), e.getMessage());
-        e = assertThrows(IllegalArgumentException.class, () -> ChunkedDeltaRuleKernel.checkLaunch(c, P + 8, P, P, P, P, P, P, StepShape.prefill(10, 1), Path.CHUNKED));
-        assertTrue(e.getMessage().contains("qkv must be 16-byte aligned"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> args(c, P, 0));
+        assertTrue(e.getMessage().contains("'cuSeqlens' is a null device pointer"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> args(c, P + 8, P));
+        assertTrue(e.getMessage().contains("'qkv' must be 16-byte aligned"), e.getMessage());
         Config tiny = new Config(2, 4, 16, 24, 100, 3);
-        e = assertThrows(IllegalArgumentException.class, () -> ChunkedDeltaRuleKernel.checkLaunch(tiny, P, P, P, P, P, P, P, StepShape.prefill(10, 1), Path.CHUNKED));
+        e = assertThrows(IllegalArgumentException.class, () -> ChunkedDeltaRuleKernel.checkLaunch(tiny, args(tiny, P, P), StepShape.prefill(10, 1), Path.CHUNKED));
         assertTrue(e.getMessage().contains("dk=16 dv=24"), e.getMessage());
     }
 

@@ -8,10 +8,10 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
 /** fp32 and int32 uploads and downloads for the GDN kernel tests (bf16 ones are in {@link GpuTestSupport}). */
-final class DeviceArrays {
+public final class DeviceArrays {
     private DeviceArrays() {}
 
-    static DeviceBuffer upload(float[] data, String label) {
+    public static DeviceBuffer upload(float[] data, String label) {
         DeviceBuffer b = GpuTestSupport.gpu().allocate(4L * data.length, label);
         try (Arena a = Arena.ofConfined()) {
             b.copyFromHost(a.allocateFrom(ValueLayout.JAVA_FLOAT, data));
@@ -19,7 +19,18 @@ final class DeviceArrays {
         return b;
     }
 
-    static DeviceBuffer upload(int[] data, String label) {
+    /** Raw bytes (FP8 codes), in a buffer padded to 16 bytes. */
+    public static DeviceBuffer upload(byte[] data, String label) {
+        DeviceBuffer b = GpuTestSupport.gpu().allocate((data.length + 15L) / 16 * 16, label);
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment host = a.allocate(b.bytes());
+            MemorySegment.copy(MemorySegment.ofArray(data), 0, host, 0, data.length);
+            b.copyFromHost(host);
+        }
+        return b;
+    }
+
+    public static DeviceBuffer upload(int[] data, String label) {
         DeviceBuffer b = GpuTestSupport.gpu().allocate(4L * data.length, label);
         try (Arena a = Arena.ofConfined()) {
             b.copyFromHost(a.allocateFrom(ValueLayout.JAVA_INT, data));

@@ -113,11 +113,15 @@ class GatedDeltaRuleDecodeGpuTest {
                      DeviceBuffer dBa = upload(ba, "ba"); DeviceBuffer dBeta32 = DeviceArrays.upload(beta, "beta");
                      DeviceBuffer dBeta16 = upload(betaBf16, "beta bf16"); DeviceBuffer dG = DeviceArrays.upload(g, "g")) {
                     Gates gates = switch (c.mode) {
-                        case F32_BETA -> new Gates.Precomputed(dBeta32.address(), false, dG.address());
-                        case BF16_BETA -> new Gates.Precomputed(dBeta16.address(), true, dG.address());
-                        case FUSED -> new Gates.Fused(dBa.address(), dALog.address(), dDt.address());
+                        case F32_BETA -> new Gates.Precomputed(Tensors.rows(dBeta32, DType.F32, hv), Tensors.rows(dG, DType.F32, hv));
+                        case BF16_BETA -> new Gates.Precomputed(Tensors.rows(dBeta16, DType.BF16, hv), Tensors.rows(dG, DType.F32, hv));
+                        case FUSED -> new Gates.Fused(Tensors.rows(dBa, DType.BF16, 2 * hv), Tensors.of(dALog, DType.F32, hv),
+                                Tensors.of(dDt, DType.F32, hv));
                     };
-                    kernel.launch(s, StepShape.decode(b), rule, dQkv.address(), gates, dPool.address(), dSlots.address(), dOut.address());
+                    kernel.launch(s, StepShape.decode(b), new GatedDeltaRuleDecodeKernel.Args(rule,
+                            Tensors.rows(dQkv, DType.BF16, 2 * rule.keyHeads() * rule.keyDim() + hv * rule.valueDim()), gates,
+                            Tensors.rows(dPool, DType.F32, hv, rule.keyDim(), rule.valueDim()), Tensors.rows(dSlots, DType.I32),
+                            Tensors.rows(dOut, DType.BF16, hv * rule.valueDim())));
                     short[] out = download(dOut, b * outW);
                     checkOutput(refOut, out, slots, hv, c.dv, "step " + step);
                 }

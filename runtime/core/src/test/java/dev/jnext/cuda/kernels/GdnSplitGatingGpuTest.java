@@ -61,8 +61,7 @@ class GdnSplitGatingGpuTest {
              DeviceBuffer dA = DeviceArrays.upload(aLog, "A_log"); DeviceBuffer dDt = DeviceArrays.upload(dtBias, "dt_bias");
              DeviceBuffer dMixed = poisoned(tokens * conv, "mixed"); DeviceBuffer dZ = poisoned(tokens * zW, "z");
              DeviceBuffer dBeta = DeviceArrays.poisonedFloats(tokens * hv, "beta"); DeviceBuffer dG = DeviceArrays.poisonedFloats(tokens * hv, "g")) {
-            kernel.launch(GpuTestSupport.stream(), proj, dq.address(), dba.address(), dA.address(), dDt.address(),
-                    dMixed.address(), dZ.address(), dBeta.address(), dG.address(), tokens);
+            kernel.launch(GpuTestSupport.stream(), splitArgs(proj, dq, dba, dA, dDt, dMixed, dZ, dBeta, dG), tokens);
             assertArrayEquals(mixed, DeviceArrays.toFloats(download(dMixed, tokens * conv)), "mixed = [q | k | v]: bit-exact permutation");
             assertArrayEquals(z, DeviceArrays.toFloats(download(dZ, tokens * zW)), "z: bit-exact permutation");
             float[] gotBeta = DeviceArrays.downloadFloats(dBeta, tokens * hv);
@@ -121,11 +120,12 @@ class GdnSplitGatingGpuTest {
              DeviceBuffer dBeta = DeviceArrays.poisonedFloats(tokens * hv, "beta"); DeviceBuffer dG = DeviceArrays.poisonedFloats(tokens * hv, "g");
              DeviceBuffer dCu = DeviceArrays.upload(cu, "cu_seqlens"); DeviceBuffer dSlots = DeviceArrays.upload(slots, "slots");
              DeviceBuffer dPool = DeviceArrays.upload(pool, "state pool"); DeviceBuffer dOut = poisoned(tokens * hv * dv, "out")) {
-            split.launch(GpuTestSupport.stream(), proj, dq.address(), dba.address(), dA.address(), dDt.address(), dMixed.address(), dZ.address(),
-                    dBeta.address(), dG.address(), tokens);
+            split.launch(GpuTestSupport.stream(), splitArgs(proj, dq, dba, dA, dDt, dMixed, dZ, dBeta, dG), tokens);
             assertEquals(ChunkedDeltaRuleKernel.Path.CHUNKED, delta.config().defaultPath());
-            delta.launch(GpuTestSupport.stream(), shape, dMixed.address(), dBeta.address(), dG.address(), dCu.address(), dSlots.address(),
-                    dPool.address(), dOut.address());
+            delta.launch(GpuTestSupport.stream(), shape, new ChunkedDeltaRuleKernel.Args(delta.config(),
+                    Tensors.rows(dMixed, DType.BF16, conv), Tensors.rows(dBeta, DType.F32, hv), Tensors.rows(dG, DType.F32, hv),
+                    Tensors.rows(dCu, DType.I32), Tensors.rows(dSlots, DType.I32), Tensors.rows(dPool, DType.F32, hv, dk, dv),
+                    Tensors.rows(dOut, DType.BF16, hv * dv)));
             short[] out = download(dOut, tokens * hv * dv);
             float[] gotPool = DeviceArrays.downloadFloats(dPool, pool.length);
             double num = 0, den = 0;
@@ -147,5 +147,15 @@ class GdnSplitGatingGpuTest {
             assertArrayEquals(Arrays.copyOfRange(pool, 2 * ss, 3 * ss), Arrays.copyOfRange(gotPool, 2 * ss, 3 * ss),
                     "the empty entry's slot is untouched");
         }
+    }
+
+    static GdnSplitGatingKernel.Args splitArgs(GdnProjections proj, DeviceBuffer qkvz, DeviceBuffer ba, DeviceBuffer aLog,
+                                               DeviceBuffer dtBias, DeviceBuffer mixed, DeviceBuffer z, DeviceBuffer beta,
+                                               DeviceBuffer g) {
+        int hv = proj.valueHeads();
+        return new GdnSplitGatingKernel.Args(proj, Tensors.rows(qkvz, DType.BF16, proj.qkvzWidth()),
+                Tensors.rows(ba, DType.BF16, proj.baWidth()), Tensors.of(aLog, DType.F32, hv), Tensors.of(dtBias, DType.F32, hv),
+                Tensors.rows(mixed, DType.BF16, proj.convDim()), Tensors.rows(z, DType.BF16, hv * proj.valueDim()),
+                Tensors.rows(beta, DType.F32, hv), Tensors.rows(g, DType.F32, hv));
     }
 }

@@ -57,7 +57,8 @@ class MoeKernelsGpuTest {
         try (DeviceBuffer dl = upload(logits, "logits"); DeviceBuffer ids = gpu.allocate(4L * rows * topK, "ids");
              DeviceBuffer w = poisoned(rows * topK, "weights")) {
             ids.fill32(-7, s);
-            new MoeRouterKernel(GpuTestSupport.kernels()).launch(s, dl.address(), stride, ids.address(), w.address(), rows, experts, topK, renorm);
+            new MoeRouterKernel(GpuTestSupport.kernels()).launch(s, new MoeRouterKernel.Args(Tensors.rows(dl, DType.BF16, stride),
+                    Tensors.rows(ids, DType.I32, topK), Tensors.rows(w, DType.BF16, topK), experts, renorm), rows);
             MoeRouterKernel.Routes ref = MoeRouterKernelReference.reference(logits, stride, rows, experts, topK, renorm);
             assertArrayEquals(ref.ids(), MoeFixture.downloadInts(ids, rows * topK), "expert ids (ties: lowest index)");
             // softmax sums in another order: a weight may round to the neighbouring bf16 value
@@ -82,8 +83,9 @@ class MoeKernelsGpuTest {
              DeviceBuffer pairRow = gpu.allocate(4L * pairs, "pair_row");
              DeviceBuffer tileExpert = gpu.allocate(4L * tiles, "tile_expert")) {
             for (DeviceBuffer b : new DeviceBuffer[]{start, sorted, pairRow, tileExpert}) b.fill32(0x7fff0000, s);
-            new ExpertGrouping(GpuTestSupport.kernels()).launch(s, dIds.address(), pairs, experts, blockM, counts.address(),
-                    start.address(), sorted.address(), pairRow.address(), tileExpert.address());
+            new ExpertGrouping(GpuTestSupport.kernels()).launch(s, new ExpertGrouping.Args(Tensors.of(dIds, DType.I32, pairs),
+                    Tensors.rows(counts, DType.I32, experts), Tensors.of(start, DType.I32, experts + 1), Tensors.rows(sorted, DType.I32, blockM),
+                    Tensors.of(pairRow, DType.I32, pairs), Tensors.of(tileExpert, DType.I32, tiles)), pairs);
             ExpertGrouping.Groups ref = ExpertGroupingReference.reference(ids, experts, blockM);
             int[] gotStart = MoeFixture.downloadInts(start, experts + 1);
             assertArrayEquals(ref.expertStart(), gotStart, "padded expert segments");
@@ -112,7 +114,8 @@ class MoeKernelsGpuTest {
              GpuSparseMoe moe = new GpuSparseMoe(GpuTestSupport.kernels(), gemm(), shape, Math.max(tokens, 16), 8, engine);
              DeviceBuffer dx = upload(x, "x"); DeviceBuffer out = poisoned(tokens * hidden, "out")) {
             StepShape shape1 = StepShape.prefill(tokens, 1);
-            moe.forward(s, shape1, f.weights(), dx.address(), out.address());
+            GpuSparseMoe.Layer layer = moe.bind(f.weights(), Tensors.rows(dx, DType.BF16, hidden), Tensors.rows(out, DType.BF16, hidden));
+            moe.forward(s, shape1, layer);
             short[] got = download(out, tokens * hidden);
             int rr = GpuSparseMoe.routerRows(shape);
             short[] logits = download(moe.logits(), tokens * rr);
@@ -179,10 +182,10 @@ class MoeKernelsGpuTest {
 
             // 3) same work, same bits: eager again and a graph replay give identical outputs
             out.fill16((short) 0xffff, s);
-            moe.forward(s, shape1, f.weights(), dx.address(), out.address());
+            moe.forward(s, shape1, layer);
             assertArrayEquals(got, download(out, tokens * hidden), "eager rerun is bitwise identical");
             out.fill16((short) 0xffff, s);
-            try (CudaGraph g = CudaGraph.capture(s, st -> moe.forward(st, shape1, f.weights(), dx.address(), out.address()))) {
+            try (CudaGraph g = CudaGraph.capture(s, st -> moe.forward(st, shape1, layer))) {
                 g.replay(s);
                 g.replay(s);
                 assertArrayEquals(got, download(out, tokens * hidden), "graph replay is bitwise identical");
@@ -200,8 +203,8 @@ class MoeKernelsGpuTest {
         try (MoeFixture f = new MoeFixture(gpu, shape, 78);
              GpuSparseMoe moe = new GpuSparseMoe(GpuTestSupport.kernels(), gemm(), shape, 64, 8);
              DeviceBuffer dx = upload(x, "x"); DeviceBuffer a = poisoned(tokens * 1024, "a"); DeviceBuffer b = poisoned(tokens * 1024, "b")) {
-            moe.decode(s, f.weights(), dx.address(), a.address(), tokens);
-            moe.prefill(s, f.weights(), dx.address(), b.address(), tokens);
+            moe.decode(s, moe.bind(f.weights(), Tensors.rows(dx, DType.BF16, 1024), Tensors.rows(a, DType.BF16, 1024)), tokens);
+            moe.prefill(s, moe.bind(f.weights(), Tensors.rows(dx, DType.BF16, 1024), Tensors.rows(b, DType.BF16, 1024)), tokens);
             short[] da = download(a, tokens * 1024), db = download(b, tokens * 1024);
             int far = 0;
             for (int i = 0; i < da.length; i++) {

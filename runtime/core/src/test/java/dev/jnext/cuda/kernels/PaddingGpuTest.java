@@ -131,8 +131,10 @@ class PaddingGpuTest {
         int w = f.g.heads() * f.g.headDim();
         try (DeviceBuffer dqg = upload(qg, "qg"); DeviceBuffer dkv = upload(kv, "kv");
              DeviceBuffer q = poisoned(rows * w, "q"); DeviceBuffer out = poisoned(rows * w, "out")) {
-            core.forward(s, shape, dqg.address(), dkv.address(), dkv.address(2L * kvw), 2 * kvw, qw.address(), kw.address(), batch,
-                    f.pages, AttentionFixture.LAYER, q.address(), out.address());
+            int hd = f.g.headDim();
+            core.forward(s, shape, new GatedAttentionCore.Args(f.g, Tensors.rows(dqg, DType.BF16, 2 * w), Tensors.rows(dkv, DType.BF16, 2 * kvw),
+                    Tensors.of(qw, DType.BF16, hd), Tensors.of(kw, DType.BF16, hd), Tensors.rows(q, DType.BF16, f.g.heads(), hd),
+                    Tensors.rows(out, DType.BF16, w)), batch, f.pages, AttentionFixture.LAYER);
             s.synchronize();
             return new short[][] {download(q, rows * w), download(out, rows * w)};
         }
@@ -192,8 +194,8 @@ class PaddingGpuTest {
         Stream s = GpuTestSupport.stream();
         int hd = f.g.headDim(), w = f.g.heads() * hd;
         try (DeviceBuffer dq = upload(q, "q"); DeviceBuffer dqg = upload(qg, "qg"); DeviceBuffer out = poisoned(rows * w, "out")) {
-            k.launch(s, shape, dq.address(), f.pages, AttentionFixture.LAYER, batch, out.address(), dqg.address(2L * hd), 2 * w, 2 * hd,
-                    splits);
+            k.launch(s, shape, new DecodeAttentionKernel.Args(f.g, Tensors.rows(dq, DType.BF16, f.g.heads(), hd), Tensors.rows(out, DType.BF16, w),
+                    Tensors.rows(dqg, DType.BF16, f.g.heads(), 2 * hd), hd), batch, f.pages, AttentionFixture.LAYER, splits);
             s.synchronize();
             return download(out, rows * w);
         }
@@ -251,8 +253,9 @@ class PaddingGpuTest {
         Stream s = GpuTestSupport.stream();
         try (DeviceBuffer dx = upload(x, "x"); DeviceBuffer dCu = DeviceArrays.upload(cu, "cu_seqlens");
              DeviceBuffer dSlots = DeviceArrays.upload(slots, "slots"); DeviceBuffer out = poisoned(rows * channels, "out")) {
-            k.launchPrefill(s, shape, dx.address(), w.address(), pool.address(), dCu.address(), dSlots.address(), out.address(),
-                    channels, width);
+            k.launchPrefill(s, shape, new CausalConv1dKernel.PrefillArgs(Tensors.rows(dx, DType.BF16, channels),
+                    Tensors.of(w, DType.BF16, channels, width), Tensors.rows(pool, DType.BF16, channels, width - 1), Tensors.rows(dCu, DType.I32),
+                    Tensors.rows(dSlots, DType.I32), Tensors.rows(out, DType.BF16, channels)));
             s.synchronize();
             return download(out, rows * channels);
         }
@@ -291,7 +294,9 @@ class PaddingGpuTest {
         Stream s = GpuTestSupport.stream();
         try (DeviceBuffer dx = upload(x, "x"); DeviceBuffer dSlots = DeviceArrays.upload(slots, "slots");
              DeviceBuffer out = poisoned(rows * channels, "out")) {
-            k.launchUpdate(s, shape, dx.address(), w.address(), pool.address(), dSlots.address(), out.address(), channels, width);
+            k.launchUpdate(s, shape, new CausalConv1dKernel.UpdateArgs(Tensors.rows(dx, DType.BF16, channels),
+                    Tensors.of(w, DType.BF16, channels, width), Tensors.rows(pool, DType.BF16, channels, width - 1),
+                    Tensors.rows(dSlots, DType.I32), Tensors.rows(out, DType.BF16, channels)));
             s.synchronize();
             return download(out, rows * channels);
         }
@@ -378,7 +383,11 @@ class PaddingGpuTest {
         try (DeviceBuffer dq = upload(qkv, "qkv"); DeviceBuffer db = DeviceArrays.upload(beta, "beta");
              DeviceBuffer dg = DeviceArrays.upload(g, "g"); DeviceBuffer dCu = DeviceArrays.upload(cu, "cu_seqlens");
              DeviceBuffer dSlots = DeviceArrays.upload(slots, "slots"); DeviceBuffer out = poisoned(rows * outW, "out")) {
-            k.launch(s, shape, dq.address(), db.address(), dg.address(), dCu.address(), dSlots.address(), pool.address(), out.address(), path);
+            ChunkedDeltaRuleKernel.Config c = k.config();
+            int hv = c.valueHeads();
+            k.launch(s, shape, new ChunkedDeltaRuleKernel.Args(c, Tensors.rows(dq, DType.BF16, c.qkvWidth()), Tensors.rows(db, DType.F32, hv),
+                    Tensors.rows(dg, DType.F32, hv), Tensors.rows(dCu, DType.I32), Tensors.rows(dSlots, DType.I32),
+                    Tensors.rows(pool, DType.F32, hv, c.keyDim(), c.valueDim()), Tensors.rows(out, DType.BF16, outW)), path);
             s.synchronize();
             return download(out, rows * outW);
         }
@@ -418,8 +427,10 @@ class PaddingGpuTest {
                 try (DeviceBuffer dq = upload(big ? qkvNan : qkv, "qkv"); DeviceBuffer db = DeviceArrays.upload(big ? betaNan : beta, "beta");
                      DeviceBuffer dg = DeviceArrays.upload(big ? gNan : g, "g");
                      DeviceBuffer dSlots = DeviceArrays.upload(big ? slotsBig : slots, "slots"); DeviceBuffer out = poisoned(rows * outW, "out")) {
-                    kernel.launch(s, StepShape.decode(big ? rows : real), rule, dq.address(), new Gates.Precomputed(db.address(), false, dg.address()),
-                            dPool.address(), dSlots.address(), out.address());
+                    kernel.launch(s, StepShape.decode(big ? rows : real), new GatedDeltaRuleDecodeKernel.Args(rule,
+                            Tensors.rows(dq, DType.BF16, width), new Gates.Precomputed(Tensors.rows(db, DType.F32, hv), Tensors.rows(dg, DType.F32, hv)),
+                            Tensors.rows(dPool, DType.F32, hv, rule.keyDim(), rule.valueDim()), Tensors.rows(dSlots, DType.I32),
+                            Tensors.rows(out, DType.BF16, outW)));
                     s.synchronize();
                     runs[run] = download(out, rows * outW);
                     pools[run] = DeviceArrays.downloadFloats(dPool, pool.length);
@@ -455,7 +466,7 @@ class PaddingGpuTest {
                 short[][] weights = new short[2][];
                 for (int run = 0; run < 2; run++) {
                     try (DeviceBuffer dx = upload(run == 0 ? x : xNan, "x"); DeviceBuffer dOut = poisoned(tokens * h, "out")) {
-                        moe.forward(s, shape1, f.weights(), dx.address(), dOut.address());
+                        moe.forward(s, shape1, moe.bind(f.weights(), Tensors.rows(dx, DType.BF16, h), Tensors.rows(dOut, DType.BF16, h)));
                         s.synchronize();
                         out[run] = download(dOut, tokens * h);
                         ids[run] = MoeFixture.downloadInts(moe.topkIds(), tokens * k);
@@ -510,7 +521,8 @@ class PaddingGpuTest {
         try (DeviceBuffer dl = upload(logits, "logits"); DeviceBuffer ids = gpu.allocate(4L * rows * topK, "ids");
              DeviceBuffer w = poisoned(rows * topK, "weights")) {
             ids.fill32(-7, s);
-            new MoeRouterKernel(GpuTestSupport.kernels()).launch(s, dl.address(), stride, ids.address(), w.address(), rows, experts, topK, true);
+            new MoeRouterKernel(GpuTestSupport.kernels()).launch(s, new MoeRouterKernel.Args(Tensors.rows(dl, DType.BF16, stride),
+                    Tensors.rows(ids, DType.I32, topK), Tensors.rows(w, DType.BF16, topK), experts, true), rows);
             MoeRouterKernel.Routes ref = MoeRouterKernelReference.reference(logits, stride, rows, experts, topK, true);
             int[] got = MoeFixture.downloadInts(ids, rows * topK);
             assertArrayEquals(ref.ids(), got, "expert ids");
@@ -543,10 +555,12 @@ class PaddingGpuTest {
              DeviceBuffer stale = poisoned(pairs * h, "stale contrib")) {
             counters.fill32(0, s);
             MoeDecodeKernel dec = new MoeDecodeKernel(GpuTestSupport.kernels());
-            dec.launchGateUp(s, dx.address(), dIds.address(), f.dGateUp.address(), f.dSharedGateUp.address(), act.address(), tokens, k, h,
-                    inter, e);
-            dec.launchDown(s, act.address(), dIds.address(), dW.address(), f.dDown.address(), f.dSharedDown.address(),
-                    dGate.address(e * 2L), rr, contrib.address(), counters.address(), out.address(), tokens, k, h, inter, e);
+            DeviceTensor tIds = Tensors.rows(dIds, DType.I32, k), tAct = Tensors.rows(act, DType.BF16, inter);
+            dec.launchGateUp(s, new MoeDecodeKernel.GateUpArgs(Tensors.rows(dx, DType.BF16, h), tIds,
+                    Tensors.of(f.dGateUp, DType.BF16, e, 2 * inter, h), Tensors.of(f.dSharedGateUp, DType.BF16, 2 * inter, h), tAct), tokens);
+            dec.launchDown(s, new MoeDecodeKernel.DownArgs(tAct, tIds, Tensors.rows(dW, DType.BF16, k), Tensors.of(f.dDown, DType.BF16, e, h, inter),
+                    Tensors.of(f.dSharedDown, DType.BF16, h, inter), Tensors.rows(dGate, DType.BF16, rr), e,
+                    Tensors.rows(contrib, DType.BF16, h), Tensors.rows(counters, DType.U32, h / 64), Tensors.rows(out, DType.BF16, h)), tokens);
             short[] got = download(out, tokens * h);
             short[] gotAct = download(act, slotRows * inter);
             short[] gotContrib = download(contrib, slotRows * h);
@@ -584,8 +598,8 @@ class PaddingGpuTest {
             short[] staleContrib = Arrays.copyOf(gotContrib, pairs * h);
             for (int p = 0; p < pairs; p++) if (ids[p] < 0 || ids[p] >= e) Arrays.fill(staleContrib, p * h, (p + 1) * h, NAN);
             DeviceArrays.copyIn(stale, staleContrib);
-            new MoeCombineKernel(GpuTestSupport.kernels()).launch(s, stale.address(), dIds.address(), e, 0, 0, 0, combined.address(), tokens,
-                    k, h);
+            new MoeCombineKernel(GpuTestSupport.kernels()).launch(s, new MoeCombineKernel.Args(Tensors.rows(stale, DType.BF16, h), tIds, e,
+                    null, null, 0, Tensors.rows(combined, DType.BF16, h)), tokens);
             short[] comb = download(combined, tokens * h);
             for (int t = 0; t < tokens; t++) {
                 for (int o = 0; o < h; o++) {

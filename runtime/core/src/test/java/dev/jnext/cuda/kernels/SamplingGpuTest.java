@@ -65,13 +65,13 @@ class SamplingGpuTest {
              DeviceBuffer params = gpu.allocate((long) SamplingKernel.PARAMS_BYTES * rows, "params"); DeviceBuffer rng = gpu.allocate(16L * rows, "rng")) {
             ids.fill32(-7, s);
             ids2.fill32(-7, s);
-            k.greedy(s, dl.address(), VOCAB, vocab, rows, ids.address());
+            k.greedy(s, Tensors.sampling(dl, VOCAB, null, null, null, null, ids), vocab, rows);
             int[] first = MoeFixture.downloadInts(ids, rows);
             ids.fill32(-7, s);
-            k.greedy(s, dl.address(), VOCAB, vocab, rows, ids.address());  // the per-row counters were reset by the last blocks
+            k.greedy(s, Tensors.sampling(dl, VOCAB, null, null, null, null, ids), vocab, rows);  // the per-row counters were reset by the last blocks
             assertArrayEquals(first, MoeFixture.downloadInts(ids, rows), "second launch");
             uploadState(params, rng, rows, r -> SamplingKernel.RowParams.greedy(), 1);
-            k.sample(s, dl.address(), VOCAB, vocab, rows, params.address(), rng.address(), ids2.address());
+            k.sample(s, Tensors.sampling(dl, VOCAB, params, rng, null, null, ids2), vocab, rows);
             int[] got = MoeFixture.downloadInts(ids, rows), got2 = MoeFixture.downloadInts(ids2, rows);
             for (int r = 0; r < rows; r++) {
                 int expect = SamplingKernelReference.referenceArgmax(row(l, r, VOCAB), vocab);
@@ -136,7 +136,7 @@ class SamplingGpuTest {
                 uploadState(params, rng, rows, r -> p, 1000L * ci);
                 for (int launch = 0; launch < launches; launch++) {
                     ids.fill32(-7, s);
-                    k.sample(s, dl.address(), vocab, vocab, rows, params.address(), rng.address(), ids.address());
+                    k.sample(s, Tensors.sampling(dl, vocab, params, rng, null, null, ids), vocab, rows);
                     for (int id : MoeFixture.downloadInts(ids, rows)) {
                         assertTrue(id >= 0 && id < vocab, "config " + ci + ": id " + id);
                         assertTrue(dist[id] > 0, "config " + ci + ": sampled id " + id + " outside the kept set");
@@ -190,12 +190,12 @@ class SamplingGpuTest {
             uploadState(params, rng, rows, r -> p, 5);
             int[][] eager = new int[3][];
             for (int i = 0; i < 3; i++) {
-                k.sample(s, dl.address(), VOCAB, VOCAB, rows, params.address(), rng.address(), ids.address());
+                k.sample(s, Tensors.sampling(dl, VOCAB, params, rng, null, null, ids), VOCAB, rows);
                 eager[i] = MoeFixture.downloadInts(ids, rows);
             }
             assertNotEquals(java.util.Arrays.toString(eager[0]), java.util.Arrays.toString(eager[1]), "fresh numbers each call");
             uploadState(params, rng, rows, r -> p, 5);  // back to offset 0
-            try (CudaGraph g = CudaGraph.capture(s, st -> k.sample(st, dl.address(), VOCAB, VOCAB, rows, params.address(), rng.address(), ids.address()))) {
+            try (CudaGraph g = CudaGraph.capture(s, st -> k.sample(st, Tensors.sampling(dl, VOCAB, params, rng, null, null, ids), VOCAB, rows))) {
                 for (int i = 0; i < 3; i++) {
                     ids.fill32(-7, s);
                     g.replay(s);
@@ -231,7 +231,9 @@ class SamplingGpuTest {
         Gpu gpu = GpuTestSupport.gpu();
         try (DeviceBuffer dt = upload(table, "table"); DeviceBuffer di = MoeFixture.uploadInts(gpu, ids, "ids");
              DeviceBuffer out = GpuTestSupport.poisoned(tokens * hidden, "out")) {
-            new EmbeddingKernel(GpuTestSupport.kernels()).launch(GpuTestSupport.stream(), dt.address(), di.address(), out.address(), tokens, hidden, vocab);
+            new EmbeddingKernel(GpuTestSupport.kernels()).launch(GpuTestSupport.stream(), new EmbeddingKernel.Args(
+                    Tensors.of(dt, DType.BF16, vocab, hidden), Tensors.of(di, DType.I32, tokens), Tensors.rows(out, DType.BF16, hidden)),
+                    tokens, vocab);
             assertArrayEquals(EmbeddingKernelReference.reference(table, ids, hidden, vocab), GpuTestSupport.download(out, tokens * hidden));
         }
     }

@@ -37,15 +37,6 @@ class SamplingPenaltyGpuTest {
         return MoeFixture.uploadInts(GpuTestSupport.gpu(), v, label);
     }
 
-    private static DeviceBuffer params(SamplingKernel.RowParams[] rows) {
-        DeviceBuffer d = GpuTestSupport.gpu().allocate((long) SamplingKernel.PARAMS_BYTES * rows.length, "params");
-        try (Arena a = Arena.ofConfined()) {
-            MemorySegment h = a.allocate((long) SamplingKernel.PARAMS_BYTES * rows.length);
-            for (int r = 0; r < rows.length; r++) SamplingKernel.writeParams(h, r, rows[r]);
-            d.copyFromHost(h);
-        }
-        return d;
-    }
 
     @Test
     void observeMarksTheRowsSlotsAndResetClearsOne() {
@@ -55,7 +46,7 @@ class SamplingPenaltyGpuTest {
         Stream s = GpuTestSupport.stream();
         try (TokenHistory h = new TokenHistory(GpuTestSupport.kernels(), 4, vocab); DeviceBuffer dIds = ints(ids, "ids");
              DeviceBuffer dSlots = ints(rowSlot, "row slots")) {
-            h.observe(s, dIds.address(), dSlots.address(), ids.length);
+            h.observe(s, Tensors.observe(dIds, dSlots), ids.length);
             s.synchronize();
             BitSet[] ref = new BitSet[4];
             for (int i = 0; i < 4; i++) ref[i] = new BitSet();
@@ -122,16 +113,16 @@ class SamplingPenaltyGpuTest {
         Stream s = GpuTestSupport.stream();
         int moved = 0;
         try (SamplingKernel k = new SamplingKernel(GpuTestSupport.kernels(), rows); TokenHistory h = new TokenHistory(GpuTestSupport.kernels(), 4, vocab);
-             DeviceBuffer dParams = params(p); DeviceBuffer dSlots = ints(rowSlot, "row slots");
+             DeviceBuffer dParams = SamplingFixture.params(p); DeviceBuffer dSlots = ints(rowSlot, "row slots");
              DeviceBuffer dPrompt = ints(promptIds, "prompt ids"); DeviceBuffer dPromptSlots = ints(promptSlots, "prompt slots");
              DeviceBuffer ids = gpu.allocate(4L * rows, "ids")) {
-            h.observe(s, dPrompt.address(), dPromptSlots.address(), promptIds.length);
+            h.observe(s, Tensors.observe(dPrompt, dPromptSlots), promptIds.length);
             for (int step = 0; step < steps; step++) {
                 short[] l = new short[rows * vocab];
                 for (int r = 0; r < rows; r++) System.arraycopy(hotLogits(rnd, vocab, hot[r]), 0, l, r * vocab, vocab);
                 try (DeviceBuffer dl = upload(l, "logits")) {
                     ids.fill32(-7, s);
-                    k.greedy(s, dl.address(), vocab, vocab, rows, dParams.address(), dSlots.address(), h, ids.address());
+                    k.greedy(s, Tensors.sampling(dl, vocab, dParams, null, dSlots, h, ids), vocab, rows);
                     int[] got = MoeFixture.downloadInts(ids, rows);
                     for (int r = 0; r < rows; r++) {
                         if (rowSlot[r] < 0) {
@@ -195,17 +186,17 @@ class SamplingPenaltyGpuTest {
         Gpu gpu = GpuTestSupport.gpu();
         Stream s = GpuTestSupport.stream();
         try (SamplingKernel k = new SamplingKernel(GpuTestSupport.kernels(), rows); TokenHistory h = new TokenHistory(GpuTestSupport.kernels(), rows, vocab);
-             DeviceBuffer dl = upload(l, "logits"); DeviceBuffer dParams = params(ps); DeviceBuffer dSlots = ints(rowSlot, "row slots");
+             DeviceBuffer dl = upload(l, "logits"); DeviceBuffer dParams = SamplingFixture.params(ps); DeviceBuffer dSlots = ints(rowSlot, "row slots");
              DeviceBuffer dHist = ints(histIds, "history ids"); DeviceBuffer dHistSlots = ints(histSlots, "history slots");
              DeviceBuffer rng = gpu.allocate(16L * rows, "rng"); DeviceBuffer ids = gpu.allocate(4L * rows, "ids")) {
-            h.observe(s, dHist.address(), dHistSlots.address(), histIds.length);
+            h.observe(s, Tensors.observe(dHist, dHistSlots), histIds.length);
             try (Arena a = Arena.ofConfined()) {
                 MemorySegment hr = a.allocate(16L * rows);
                 for (int r = 0; r < rows; r++) SamplingKernel.writeRng(hr, r, 777L * r + 5, 0);
                 rng.copyFromHost(hr);
             }
             markGenerated(h, rows, hot[1], s);
-            k.sample(s, dl.address(), vocab, vocab, rows, dParams.address(), rng.address(), dSlots.address(), h, ids.address());
+            k.sample(s, Tensors.sampling(dl, vocab, dParams, rng, dSlots, h, ids), vocab, rows);
             int[] got = MoeFixture.downloadInts(ids, rows);
             long[] counts = new long[vocab];
             for (int r = 0; r < rows; r++) {
@@ -254,9 +245,9 @@ class SamplingPenaltyGpuTest {
         SamplingKernel.RowParams[] ps = new SamplingKernel.RowParams[slots];
         Arrays.fill(ps, SamplingKernel.RowParams.greedy());
         try (SamplingKernel k = new SamplingKernel(GpuTestSupport.kernels(), slots); DeviceBuffer dl = upload(l, "one-hot logits");
-             DeviceBuffer dParams = params(ps); DeviceBuffer dSlots = ints(rowSlot, "slots");
+             DeviceBuffer dParams = SamplingFixture.params(ps); DeviceBuffer dSlots = ints(rowSlot, "slots");
              DeviceBuffer ids = GpuTestSupport.gpu().allocate(4L * slots, "ids")) {
-            k.greedy(s, dl.address(), vocab, vocab, slots, dParams.address(), dSlots.address(), h, ids.address());
+            k.greedy(s, Tensors.sampling(dl, vocab, dParams, null, dSlots, h, ids), vocab, slots);
             int[] got = MoeFixture.downloadInts(ids, slots);
             for (int r = 0; r < slots; r++) assertEquals(id, got[r], "one-hot row " + r);
         }
@@ -276,11 +267,10 @@ class SamplingPenaltyGpuTest {
         Gpu gpu = GpuTestSupport.gpu();
         Stream s = GpuTestSupport.stream();
         try (SamplingKernel k = new SamplingKernel(GpuTestSupport.kernels(), rows); TokenHistory h = new TokenHistory(GpuTestSupport.kernels(), 2, vocab);
-             DeviceBuffer dl = upload(l, "logits"); DeviceBuffer dParams = params(ps); DeviceBuffer dSlots = ints(rowSlot, "row slots");
+             DeviceBuffer dl = upload(l, "logits"); DeviceBuffer dParams = SamplingFixture.params(ps); DeviceBuffer dSlots = ints(rowSlot, "row slots");
              DeviceBuffer rng = gpu.allocate(16L * rows, "rng"); DeviceBuffer ids = gpu.allocate(4L * rows, "ids")) {
             rng.fill32(0, s);
-            try (CudaGraph g = CudaGraph.capture(s, st -> k.sample(st, dl.address(), vocab, vocab, rows, dParams.address(), rng.address(),
-                    dSlots.address(), h, ids.address()))) {
+            try (CudaGraph g = CudaGraph.capture(s, st -> k.sample(st, Tensors.sampling(dl, vocab, dParams, rng, dSlots, h, ids), vocab, rows))) {
                 for (int replay = 0; replay < 3; replay++) {
                     g.replay(s);
                     int[] got = MoeFixture.downloadInts(ids, rows);
