@@ -161,13 +161,19 @@ public final class CudaBackend implements ModelBackend {
 
     /** Prompt chunks end on multiples of the delta rule's chunk, so a prompt's logits do not depend on its split. */
     /**
-     * Token masks (structured output) are uploaded and applied on the device before the sampler
-     * ({@link dev.jnext.cuda.kernels.TokenMaskKernel}); log-probabilities are read back from the raw logits.
+     * Whether constrained requests (structured output) run on the device: their token masks are uploaded and applied
+     * before the sampler ({@link dev.jnext.cuda.kernels.TokenMaskKernel}, whose kernel passed {@code TokenMaskGpuTest} on
+     * an H100), log-probabilities read back from the raw logits. Off unless {@value #TOKEN_MASKS_PROPERTY} is
+     * {@code true}, until the runner-level path has passed {@code StructuredOutputGpuTest} on a GPU (its first run failed
+     * on the test's own chat template); off, the engine refuses constrained requests on CUDA with a clear message.
      */
     @Override
     public boolean supportsTokenMasks() {
-        return true;
+        return Boolean.getBoolean(TOKEN_MASKS_PROPERTY);
     }
+
+    /** The system property that turns device token masks on ({@link #supportsTokenMasks()}). */
+    public static final String TOKEN_MASKS_PROPERTY = "jnext.cuda.tokenMasks";
 
     @Override
     public int prefillAlignment() {

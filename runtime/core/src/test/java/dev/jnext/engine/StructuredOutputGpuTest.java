@@ -33,6 +33,7 @@ class StructuredOutputGpuTest {
 
     @BeforeAll
     static void open() throws Exception {
+        System.setProperty(dev.jnext.cuda.CudaBackend.TOKEN_MASKS_PROPERTY, "true"); // the path this test verifies
         ModelConfig c = SyntheticCheckpoint.preset("gpu-small", 4, null, DType.BF16);
         Path dir = Files.createTempDirectory("jnext-structured-cuda");
         Files.delete(dir);
